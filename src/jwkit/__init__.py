@@ -1,0 +1,61 @@
+"""jwkit: JSON Web Keys end to end.
+
+The verification SDK (:class:`Verifier`), the JOSE core (:class:`JWK`, :class:`JWKSet`,
+:mod:`jwkit.jws`, :mod:`jwkit.jwt`) and one error tree (:mod:`jwkit.errors`).
+"""
+
+from __future__ import annotations
+
+from .errors import (
+    AlgorithmNotAllowed,
+    ClaimError,
+    ExpiredToken,
+    InsufficientScope,
+    InvalidAudience,
+    InvalidIssuer,
+    InvalidSignature,
+    InvalidToken,
+    InvalidType,
+    JWKError,
+    JWKitError,
+    KeyNotFound,
+    KeySourceError,
+    MalformedToken,
+    MissingClaim,
+    NotYetValid,
+    TokenTooLarge,
+    UnsupportedAlgorithm,
+)
+from .jose import jws, jwt
+from .jose.jwk import JWK, JWKSet
+from .jose.jwt import Claims, ClaimsPolicy
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "JWK",
+    "AlgorithmNotAllowed",
+    "ClaimError",
+    "Claims",
+    "ClaimsPolicy",
+    "ExpiredToken",
+    "InsufficientScope",
+    "InvalidAudience",
+    "InvalidIssuer",
+    "InvalidSignature",
+    "InvalidToken",
+    "InvalidType",
+    "JWKError",
+    "JWKSet",
+    "JWKitError",
+    "KeyNotFound",
+    "KeySourceError",
+    "MalformedToken",
+    "MissingClaim",
+    "NotYetValid",
+    "TokenTooLarge",
+    "UnsupportedAlgorithm",
+    "__version__",
+    "jws",
+    "jwt",
+]

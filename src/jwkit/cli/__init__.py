@@ -1,0 +1,31 @@
+"""The ``jwkit`` command line (install with the ``cli`` extra).
+
+One module per command group. Exit codes: 0 success, 1 the check failed (a token did not
+verify, an audit found problems), 2 usage error (click's own), 3 an input could not be read.
+"""
+
+from __future__ import annotations
+
+import click
+
+from ._output import EXIT_INPUT
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="jwkit", prog_name="jwkit")
+def main() -> None:
+    """jwkit: generate, publish and verify JSON Web Keys and the tokens they sign."""
+
+
+def _register() -> None:
+    # Each line registers one command group; modules own their commands.
+    from . import demo, keys, token
+
+    main.add_command(keys.keys)
+    main.add_command(token.token)
+    main.add_command(demo.demo)
+
+
+_register()
+
+__all__ = ["EXIT_INPUT", "main"]

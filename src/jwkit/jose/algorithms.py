@@ -1,0 +1,293 @@
+"""The JWS algorithm registry (RFC 7518 §3, RFC 8037 §3.1).
+
+``ALGORITHMS`` maps each supported ``alg`` name to an :class:`Algorithm` object. This is the
+documented low-level layer: ``sign(key, signing_input)`` returns the raw JOSE signature and
+``verify(key, signing_input, signature)`` returns a bool. Everything above it
+(:mod:`jwkit.jose.jws`, the verifier) decides *which* algorithm may run with *which* key;
+an algorithm object only checks that the key is of its type.
+
+All cryptography is delegated to ``cryptography``'s primitives (and :mod:`hmac`); the only
+arithmetic here is range checks on ECDSA ``r`` and ``s`` against the curve order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+from cryptography.exceptions import InvalidSignature as _CryptoInvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
+)
+
+from ..errors import JWKError
+
+if TYPE_CHECKING:
+    from .jwk import JWK
+
+__all__ = [
+    "ALGORITHMS",
+    "ASYMMETRIC_ALGORITHMS",
+    "CURVES",
+    "Algorithm",
+    "CurveInfo",
+    "ECDSAAlgorithm",
+    "EdDSAAlgorithm",
+    "HMACAlgorithm",
+    "RSAPKCS1Algorithm",
+    "RSAPSSAlgorithm",
+]
+
+
+class CurveInfo:
+    """What jwkit needs to know about a NIST curve: its JWK name, size and group order."""
+
+    __slots__ = ("curve", "name", "order", "size")
+
+    def __init__(self, name: str, curve: ec.EllipticCurve, size: int, order: int) -> None:
+        self.name = name
+        self.curve = curve
+        self.size = size  # octets per coordinate / per half of the signature
+        self.order = order
+
+
+# Group orders from SEC 2 / FIPS 186-4 (constants, used only for range checks).
+CURVES: Mapping[str, CurveInfo] = MappingProxyType(
+    {
+        "P-256": CurveInfo(
+            "P-256",
+            ec.SECP256R1(),
+            32,
+            0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551,
+        ),
+        "P-384": CurveInfo(
+            "P-384",
+            ec.SECP384R1(),
+            48,
+            int(
+                "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFC7634D81F4372DDF"
+                "581A0DB248B0A77AECEC196ACCC52973",
+                16,
+            ),
+        ),
+        "P-521": CurveInfo(
+            "P-521",
+            ec.SECP521R1(),
+            66,
+            int(
+                "01FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF"
+                "FA51868783BF2F966B7FCC0148F709A5D03BB5C9B8899C47AEBB6FB71E91386409",
+                16,
+            ),
+        ),
+    }
+)
+
+_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
+    "256": hashes.SHA256,
+    "384": hashes.SHA384,
+    "512": hashes.SHA512,
+}
+
+
+class Algorithm:
+    """One JWS algorithm. Subclasses bind it to a key type."""
+
+    name: str
+    kty: str
+    #: The curve the key must be on (EC and OKP), else ``None``.
+    crv: str | None = None
+
+    def key_fits(self, key: JWK) -> bool:
+        """Whether ``key`` is of the type and size this algorithm needs (ignores use/alg)."""
+        return key.kty == self.kty and (self.crv is None or key.crv == self.crv)
+
+    def sign(self, key: JWK, signing_input: bytes) -> bytes:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def verify(
+        self, key: JWK, signing_input: bytes, signature: bytes
+    ) -> bool:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<Algorithm {self.name}>"
+
+
+def _private(key: JWK, alg: str) -> object:
+    priv = key._private_key
+    if priv is None:
+        raise JWKError(f"{alg} signing needs a private key", kid=key.kid)
+    return priv
+
+
+class ECDSAAlgorithm(Algorithm):
+    """ECDSA with the signature as fixed-length ``r || s`` (RFC 7518 §3.4)."""
+
+    kty = "EC"
+
+    def __init__(self, name: str, crv: str, hash_bits: str) -> None:
+        self.name = name
+        self.crv = crv
+        info = CURVES[crv]
+        self._size = info.size
+        self._order = info.order
+        self._ecdsa = ec.ECDSA(_HASHES[hash_bits]())
+
+    def sign(self, key: JWK, signing_input: bytes) -> bytes:
+        priv = _private(key, self.name)
+        assert isinstance(priv, ec.EllipticCurvePrivateKey)
+        r, s = decode_dss_signature(priv.sign(signing_input, self._ecdsa))
+        return r.to_bytes(self._size, "big") + s.to_bytes(self._size, "big")
+
+    def verify(self, key: JWK, signing_input: bytes, signature: bytes) -> bool:
+        size = self._size
+        if len(signature) != 2 * size:
+            return False
+        r = int.from_bytes(signature[:size], "big")
+        s = int.from_bytes(signature[size:], "big")
+        order = self._order
+        if not (0 < r < order and 0 < s < order):
+            return False
+        pub = key._public_key
+        if not isinstance(pub, ec.EllipticCurvePublicKey):
+            return False
+        try:
+            pub.verify(encode_dss_signature(r, s), signing_input, self._ecdsa)
+        except _CryptoInvalidSignature:
+            return False
+        return True
+
+
+class _RSAAlgorithm(Algorithm):
+    kty = "RSA"
+
+    def __init__(self, name: str, hash_bits: str) -> None:
+        self.name = name
+        self._hash = _HASHES[hash_bits]()
+
+    def _padding(self) -> padding.AsymmetricPadding:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def sign(self, key: JWK, signing_input: bytes) -> bytes:
+        priv = _private(key, self.name)
+        assert isinstance(priv, rsa.RSAPrivateKey)
+        return priv.sign(signing_input, self._padding(), self._hash)
+
+    def verify(self, key: JWK, signing_input: bytes, signature: bytes) -> bool:
+        pub = key._public_key
+        if not isinstance(pub, rsa.RSAPublicKey):
+            return False
+        # RFC 8017 §8.2.2 step 1: the signature is exactly k octets long.
+        if len(signature) != (pub.key_size + 7) // 8:
+            return False
+        try:
+            pub.verify(signature, signing_input, self._padding(), self._hash)
+        except _CryptoInvalidSignature:
+            return False
+        return True
+
+
+class RSAPKCS1Algorithm(_RSAAlgorithm):
+    """RSASSA-PKCS1-v1_5 (RFC 7518 §3.3)."""
+
+    _PKCS1 = padding.PKCS1v15()
+
+    def _padding(self) -> padding.AsymmetricPadding:
+        return self._PKCS1
+
+
+class RSAPSSAlgorithm(_RSAAlgorithm):
+    """RSASSA-PSS with MGF1 and a salt as long as the hash (RFC 7518 §3.5)."""
+
+    def __init__(self, name: str, hash_bits: str) -> None:
+        super().__init__(name, hash_bits)
+        self._pss = padding.PSS(
+            mgf=padding.MGF1(_HASHES[hash_bits]()), salt_length=self._hash.digest_size
+        )
+
+    def _padding(self) -> padding.AsymmetricPadding:
+        return self._pss
+
+
+class EdDSAAlgorithm(Algorithm):
+    """EdDSA over Ed25519 (RFC 8037 §3.1; ``Ed25519`` is the fully specified name)."""
+
+    kty = "OKP"
+    crv = "Ed25519"
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def sign(self, key: JWK, signing_input: bytes) -> bytes:
+        priv = _private(key, self.name)
+        assert isinstance(priv, ed25519.Ed25519PrivateKey)
+        return priv.sign(signing_input)
+
+    def verify(self, key: JWK, signing_input: bytes, signature: bytes) -> bool:
+        pub = key._public_key
+        if len(signature) != 64 or not isinstance(pub, ed25519.Ed25519PublicKey):
+            return False
+        try:
+            pub.verify(signature, signing_input)
+        except _CryptoInvalidSignature:
+            return False
+        return True
+
+
+class HMACAlgorithm(Algorithm):
+    """HMAC with SHA-2 (RFC 7518 §3.2). The key must be at least as long as the hash."""
+
+    kty = "oct"
+
+    def __init__(self, name: str, hash_bits: str) -> None:
+        self.name = name
+        self._digest = "sha" + hash_bits
+        self.min_key_size = hashlib.new(self._digest).digest_size
+
+    def key_fits(self, key: JWK) -> bool:
+        secret = key._secret
+        return secret is not None and len(secret) >= self.min_key_size
+
+    def sign(self, key: JWK, signing_input: bytes) -> bytes:
+        secret = key._secret
+        if secret is None:
+            raise JWKError(f"{self.name} needs a symmetric key", kid=key.kid)
+        return hmac.digest(secret, signing_input, self._digest)
+
+    def verify(self, key: JWK, signing_input: bytes, signature: bytes) -> bool:
+        secret = key._secret
+        if secret is None:
+            return False
+        expected = hmac.digest(secret, signing_input, self._digest)
+        return hmac.compare_digest(expected, signature)
+
+
+def _registry() -> dict[str, Algorithm]:
+    algs: list[Algorithm] = [
+        ECDSAAlgorithm("ES256", "P-256", "256"),
+        ECDSAAlgorithm("ES384", "P-384", "384"),
+        ECDSAAlgorithm("ES512", "P-521", "512"),
+        EdDSAAlgorithm("EdDSA"),
+        EdDSAAlgorithm("Ed25519"),
+    ]
+    for bits in ("256", "384", "512"):
+        algs.append(RSAPKCS1Algorithm("RS" + bits, bits))
+        algs.append(RSAPSSAlgorithm("PS" + bits, bits))
+        algs.append(HMACAlgorithm("HS" + bits, bits))
+    return {a.name: a for a in algs}
+
+
+#: Every supported JWS algorithm by name. ``none`` is deliberately absent.
+ALGORITHMS: Mapping[str, Algorithm] = MappingProxyType(_registry())
+
+#: The algorithms that use public keys (the safe default allow-list for remote key sets).
+ASYMMETRIC_ALGORITHMS: frozenset[str] = frozenset(
+    name for name, a in ALGORITHMS.items() if a.kty != "oct"
+)

@@ -1,0 +1,77 @@
+"""Strict base64url without padding (RFC 7515 §2, RFC 4648 §5).
+
+JOSE allows exactly one spelling of any byte string: the URL-safe alphabet, no ``=`` padding,
+no whitespace and no stray bits in the last character. Accepting anything looser would let
+two different token strings carry the same signature, so every decoder here is strict.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+
+from ..errors import MalformedToken
+
+__all__ = ["b64url_decode", "b64url_encode", "b64url_uint", "uint_b64url"]
+
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_VALID = re.compile(r"[A-Za-z0-9_-]*").fullmatch
+# The value of each alphabet character, to check the unused low bits of the last one.
+_VALUE = {c: i for i, c in enumerate(_ALPHABET)}
+_TO_STD = bytes.maketrans(b"-_", b"+/")
+_PAD = (b"", None, b"==", b"=")  # by len % 4; a remainder of 1 is never valid
+
+
+def b64url_encode(data: bytes) -> str:
+    """Encode bytes as base64url without padding."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(text: str | bytes, what: str = "value") -> bytes:
+    """Decode strict base64url; raise :class:`MalformedToken` on any other spelling.
+
+    Rejects padding, whitespace, characters outside the URL-safe alphabet, impossible lengths
+    (``len % 4 == 1``) and non-canonical encodings whose unused trailing bits are not zero.
+    """
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("ascii")
+        except UnicodeDecodeError:
+            raise MalformedToken(f"{what} is not base64url") from None
+    elif not isinstance(text, str):
+        raise MalformedToken(f"{what} is not a string")
+    if _VALID(text) is None:
+        raise MalformedToken(f"{what} is not base64url")
+    rem = len(text) % 4
+    pad = _PAD[rem]
+    if pad is None:
+        raise MalformedToken(f"{what} has an impossible base64url length")
+    if rem:
+        last = _VALUE[text[-1]]
+        # 2 leftover chars carry 12 bits for 8 (low 4 unused); 3 carry 18 for 16 (low 2 unused).
+        if last & (0x0F if rem == 2 else 0x03):
+            raise MalformedToken(f"{what} is not canonical base64url")
+    try:
+        return binascii.a2b_base64(text.encode("ascii").translate(_TO_STD) + pad, strict_mode=True)
+    except (binascii.Error, ValueError):  # pragma: no cover - excluded by the checks above
+        raise MalformedToken(f"{what} is not base64url") from None
+
+
+def uint_b64url(value: int, length: int | None = None) -> str:
+    """Encode a non-negative integer big-endian (RFC 7518 §2 "Base64urlUInt").
+
+    With ``length`` the output is left-padded to exactly that many octets (EC coordinates,
+    RFC 7518 §6.2.1.2); without it, the minimal number of octets is used (at least one).
+    """
+    if length is None:
+        length = max(1, (value.bit_length() + 7) // 8)
+    return b64url_encode(value.to_bytes(length, "big"))
+
+
+def b64url_uint(text: str, what: str = "value") -> int:
+    """Decode a Base64urlUInt member of a JWK."""
+    raw = b64url_decode(text, what)
+    if not raw:
+        raise MalformedToken(f"{what} is empty")
+    return int.from_bytes(raw, "big")

@@ -1,0 +1,275 @@
+"""JWS Compact Serialization: parse, sign and verify (RFC 7515 §3.1, §5, §7.1).
+
+Verification is split into steps the verifier SDK reuses:
+
+1. :func:`parse` — strict, size-limited parsing; nothing is trusted yet.
+2. :func:`check_header` — ``alg`` known, not ``none``, in the caller's allow-list; no
+   ``crit`` extension we do not understand; no unencoded payload (``b64: false``).
+3. :func:`select_key` — the key named by ``kid``, or the single key that fits ``alg``.
+4. :func:`verify_signature` — the key must allow ``alg`` (the algorithm is bound to the key,
+   never chosen by the token alone), then the signature is checked.
+
+Header members ``jwk``, ``jku``, ``x5u`` and ``x5c`` are never used to find or fetch a key.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from types import MappingProxyType
+from typing import Any
+
+from ..errors import (
+    AlgorithmNotAllowed,
+    InvalidSignature,
+    JWKError,
+    KeyNotFound,
+    MalformedToken,
+    TokenTooLarge,
+    UnsupportedAlgorithm,
+)
+from .algorithms import ALGORITHMS
+from .b64 import b64url_decode, b64url_encode
+from .jwk import JWK, JWKSet
+
+__all__ = [
+    "DEFAULT_MAX_SIZE",
+    "ParsedJWS",
+    "VerifiedJWS",
+    "check_header",
+    "loads_object",
+    "parse",
+    "select_key",
+    "sign",
+    "verify",
+    "verify_signature",
+]
+
+#: Tokens longer than this many characters are refused before any decoding (16 KiB).
+DEFAULT_MAX_SIZE = 16 * 1024
+
+# RFC 7515 §4.1: names a producer must not list in "crit" (they are always understood).
+_REGISTERED = frozenset(
+    {"alg", "jku", "jwk", "kid", "x5u", "x5c", "x5t", "x5t#S256", "typ", "cty", "crit"}
+)
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise MalformedToken("duplicate member name in JSON")
+    return obj
+
+
+def _no_constant(name: str) -> Any:
+    raise MalformedToken(f"{name} is not valid JSON")
+
+
+_decoder = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+
+
+def loads_object(text: str | bytes, what: str = "JSON") -> dict[str, Any]:
+    """Parse strict JSON that must be an object: UTF-8, no duplicate member names, no NaN.
+
+    Raises :class:`MalformedToken` for anything else (never ``ValueError`` or recursion).
+    """
+    if isinstance(text, bytes | bytearray):
+        try:
+            text = bytes(text).decode("utf-8")
+        except UnicodeDecodeError:
+            raise MalformedToken(f"{what} is not UTF-8") from None
+    elif not isinstance(text, str):
+        raise MalformedToken(f"{what} is not text")
+    try:
+        obj = _decoder.decode(text)
+    except MalformedToken:
+        raise
+    except (ValueError, RecursionError):
+        raise MalformedToken(f"{what} is not valid JSON") from None
+    if not isinstance(obj, dict):
+        raise MalformedToken(f"{what} is not a JSON object")
+    return obj
+
+
+@lru_cache(maxsize=512)
+def _decode_header(segment: str) -> Mapping[str, Any]:
+    # Memoised: one issuer's tokens share a handful of distinct headers, so the common case
+    # skips base64 and JSON work entirely. The result is read-only and errors are not cached.
+    header = loads_object(b64url_decode(segment, "header"), "header")
+    alg = header.get("alg")
+    if not isinstance(alg, str):
+        raise MalformedToken('header has no "alg" string')
+    kid = header.get("kid")
+    if kid is not None and not isinstance(kid, str):
+        raise MalformedToken('header "kid" is not a string')
+    return MappingProxyType(header)
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedJWS:
+    """A compact JWS split and decoded, but NOT verified: nothing here is trusted yet."""
+
+    header: Mapping[str, Any]
+    payload: bytes
+    signature: bytes
+    signing_input: bytes
+
+    @property
+    def alg(self) -> str:
+        alg: str = self.header["alg"]
+        return alg
+
+    @property
+    def kid(self) -> str | None:
+        kid: str | None = self.header.get("kid")
+        return kid
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedJWS:
+    """A JWS whose signature was verified with :attr:`key`."""
+
+    header: Mapping[str, Any]
+    payload: bytes
+    key: JWK
+
+
+def parse(token: str | bytes, *, max_size: int = DEFAULT_MAX_SIZE) -> ParsedJWS:
+    """Split and decode a compact JWS strictly (RFC 7515 §7.1); verify nothing.
+
+    Exactly three segments of strict base64url, a header that is a JSON object with an
+    ``alg`` string, and at most ``max_size`` characters in all.
+    """
+    if isinstance(token, bytes | bytearray):
+        try:
+            token = bytes(token).decode("ascii")
+        except UnicodeDecodeError:
+            raise MalformedToken("token is not ASCII") from None
+    elif not isinstance(token, str):
+        raise TypeError(f"token must be str or bytes, not {type(token).__name__}")
+    if len(token) > max_size:
+        raise TokenTooLarge(f"token is larger than {max_size} characters")
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise MalformedToken("a compact JWS has exactly three segments")
+    header_b64, payload_b64, signature_b64 = parts
+    if not header_b64:
+        raise MalformedToken("header segment is empty")
+    try:
+        header = _decode_header(header_b64)
+    except RecursionError:  # pragma: no cover - loads_object already maps it
+        raise MalformedToken("header is not valid JSON") from None
+    payload = b64url_decode(payload_b64, "payload")
+    signature = b64url_decode(signature_b64, "signature")
+    signing_input = token[: len(header_b64) + 1 + len(payload_b64)].encode("ascii")
+    return ParsedJWS(header, payload, signature, signing_input)
+
+
+def check_header(parsed: ParsedJWS, algorithms: Collection[str]) -> None:
+    """Refuse an unknown, ``none`` or not-allowed ``alg``, unknown ``crit`` and ``b64``."""
+    header = parsed.header
+    alg = header["alg"]
+    if alg not in ALGORITHMS:
+        # Covers "none", "None", "NONE", ... and every name we do not implement.
+        raise UnsupportedAlgorithm(f"algorithm {alg[:32]!r} is not supported")
+    if alg not in algorithms:
+        raise AlgorithmNotAllowed(f"algorithm {alg} is not allowed")
+    if "crit" in header:
+        crit = header["crit"]
+        if not isinstance(crit, list) or not crit or not all(isinstance(c, str) for c in crit):
+            raise MalformedToken('"crit" must be a non-empty array of names')
+        if any(c in _REGISTERED for c in crit) or len(set(crit)) != len(crit):
+            raise MalformedToken('"crit" lists registered or repeated names')
+        # RFC 7515 §4.1.11: a recipient that does not understand a listed extension MUST
+        # reject the JWS. jwkit implements none (notably not RFC 7797 "b64").
+        raise MalformedToken(f"unsupported critical header parameter {crit[0][:32]!r}")
+    if "b64" in header and header["b64"] is not True:
+        raise MalformedToken("unencoded payloads (b64: false) are not supported")
+
+
+def _check_algorithms(algorithms: Collection[str]) -> None:
+    if isinstance(algorithms, str | bytes):
+        raise TypeError('algorithms must be a collection of names, e.g. ["ES256"]')
+    if not algorithms:
+        raise ValueError("algorithms must not be empty")
+
+
+def select_key(parsed: ParsedJWS, key: JWK | JWKSet) -> JWK:
+    """Pick the key for this token: by ``kid``, else the one key that fits ``alg``."""
+    kid = parsed.kid
+    if isinstance(key, JWK):
+        if kid is not None and key.kid is not None and kid != key.kid:
+            raise KeyNotFound("no key with this kid", kid=kid)
+        return key
+    if not isinstance(key, JWKSet):
+        raise TypeError(f"key must be a JWK or JWKSet, not {type(key).__name__}")
+    key.check_verifiable()
+    if kid is not None:
+        found = key.get(kid)
+        if found is None:
+            raise KeyNotFound("no key with this kid", kid=kid)
+        return found
+    candidates = key.find(alg=parsed.alg)
+    if len(candidates) != 1:
+        raise KeyNotFound(
+            "token has no kid and "
+            + ("no key fits its algorithm" if not candidates else "several keys fit it")
+        )
+    return candidates[0]
+
+
+def verify_signature(parsed: ParsedJWS, key: JWK) -> None:
+    """Check the signature with ``key``, which must itself allow the token's ``alg``."""
+    alg = parsed.alg
+    if not key.can_verify(alg):
+        raise AlgorithmNotAllowed(f"the key does not allow {alg}")
+    if not ALGORITHMS[alg].verify(key, parsed.signing_input, parsed.signature):
+        raise InvalidSignature("signature verification failed")
+
+
+def verify(
+    token: str | bytes,
+    key: JWK | JWKSet,
+    *,
+    algorithms: Collection[str],
+    max_size: int = DEFAULT_MAX_SIZE,
+) -> VerifiedJWS:
+    """Verify a compact JWS and return its header, payload and the key that verified it."""
+    _check_algorithms(algorithms)
+    parsed = parse(token, max_size=max_size)
+    check_header(parsed, algorithms)
+    chosen = select_key(parsed, key)
+    verify_signature(parsed, chosen)
+    return VerifiedJWS(parsed.header, parsed.payload, chosen)
+
+
+def sign(payload: bytes, key: JWK, *, headers: Mapping[str, Any] | None = None) -> str:
+    """Sign ``payload`` into a compact JWS (RFC 7515 §5.1).
+
+    The protected header gets the key's ``alg`` and ``kid`` unless ``headers`` overrides
+    them (a ``None`` value removes a member).
+    """
+    if not isinstance(payload, bytes | bytearray):
+        raise TypeError("payload must be bytes")
+    if not isinstance(key, JWK):
+        raise TypeError("key must be a JWK")
+    header: dict[str, Any] = {"alg": key.default_alg}
+    if key.kid is not None:
+        header["kid"] = key.kid
+    if headers:
+        for name, value in headers.items():
+            if value is None:
+                header.pop(name, None)
+            else:
+                header[name] = value
+    alg = header.get("alg")
+    if not isinstance(alg, str) or alg not in ALGORITHMS:
+        raise JWKError(f"cannot sign with algorithm {alg!r}", kid=key.kid)
+    if not key.can_sign(alg):
+        raise JWKError(f"this key cannot sign with {alg}", kid=key.kid)
+    header_b64 = b64url_encode(json.dumps(header, separators=(",", ":")).encode("utf-8"))
+    signing_input = header_b64 + "." + b64url_encode(bytes(payload))
+    signature = ALGORITHMS[alg].sign(key, signing_input.encode("ascii"))
+    return signing_input + "." + b64url_encode(signature)

@@ -1,0 +1,307 @@
+"""JSON Web Tokens: build and validate claims (RFC 7519 §4, §7.2; RFC 8725).
+
+:func:`decode` is :func:`jwkit.jose.jws.verify` followed by :class:`ClaimsPolicy` checks:
+``exp`` is required unless the caller opts out, time claims must be plain numbers in a sane
+range, ``iss`` is compared exactly, ``aud`` may be a string or an array, and ``leeway``
+applies to time claims only.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Collection, Iterator, Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from ..errors import (
+    ClaimError,
+    ExpiredToken,
+    InvalidAudience,
+    InvalidIssuer,
+    InvalidType,
+    MissingClaim,
+    NotYetValid,
+)
+from . import jws
+from .jwk import JWK, JWKSet
+
+__all__ = [
+    "Claims",
+    "ClaimsPolicy",
+    "decode",
+    "decode_unverified",
+    "encode",
+    "parse_claims",
+]
+
+# Time claims outside [0, year 9999] are nonsense, whatever their type says.
+_MAX_TIME = 253402300799.0
+_EMPTY: Mapping[str, Any] = {}
+
+
+class Claims(Mapping[str, Any]):
+    """The verified claims of a token: an immutable mapping with typed shortcuts."""
+
+    __slots__ = ("_data", "_header")
+
+    def __init__(self, payload: Mapping[str, Any], header: Mapping[str, Any] = _EMPTY) -> None:
+        self._data = dict(payload)
+        self._header = header
+
+    def __getitem__(self, name: str) -> Any:
+        return self._data[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._data
+
+    def __repr__(self) -> str:
+        return f"Claims({self._data!r})"
+
+    @property
+    def header(self) -> Mapping[str, Any]:
+        """The token's protected header."""
+        return self._header
+
+    @property
+    def sub(self) -> str | None:
+        sub = self._data.get("sub")
+        return sub if isinstance(sub, str) else None
+
+    @property
+    def issuer(self) -> str | None:
+        iss = self._data.get("iss")
+        return iss if isinstance(iss, str) else None
+
+    @property
+    def audience(self) -> tuple[str, ...]:
+        aud = self._data.get("aud")
+        if isinstance(aud, str):
+            return (aud,)
+        if isinstance(aud, list):
+            return tuple(a for a in aud if isinstance(a, str))
+        return ()
+
+    @property
+    def scopes(self) -> frozenset[str]:
+        """Scopes from ``scope`` (space-separated, RFC 8693 §4.2) or ``scp`` (a list)."""
+        scope = self._data.get("scope")
+        if isinstance(scope, str):
+            return frozenset(scope.split())
+        scp = self._data.get("scp")
+        if isinstance(scp, list):
+            return frozenset(s for s in scp if isinstance(s, str))
+        if isinstance(scp, str):
+            return frozenset(scp.split())
+        return frozenset()
+
+    def _time(self, name: str) -> datetime | None:
+        value = self._data.get(name)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            if 0 <= value <= _MAX_TIME:
+                return datetime.fromtimestamp(value, tz=timezone.utc)
+        return None
+
+    @property
+    def expires_at(self) -> datetime | None:
+        return self._time("exp")
+
+    @property
+    def issued_at(self) -> datetime | None:
+        return self._time("iat")
+
+    @property
+    def not_before(self) -> datetime | None:
+        return self._time("nbf")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain (deep) copy of the claims."""
+        copied: dict[str, Any] = json.loads(json.dumps(self._data))
+        return copied
+
+
+def _number(claims: Mapping[str, Any], name: str) -> float | None:
+    value = claims.get(name)
+    if value is None:
+        return None
+    # bool is an int subclass: compare types exactly so true/false never pass as times.
+    if type(value) not in (int, float) or not (0 <= value <= _MAX_TIME) or math.isnan(value):
+        raise ClaimError(f'"{name}" must be a NumericDate', claim=name)
+    return float(value)
+
+
+def _as_tuple(value: str | Collection[str] | None, what: str) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return (value,)
+    out = tuple(value)
+    if not out or not all(isinstance(v, str) for v in out):
+        raise ValueError(f"{what} must be a string or a non-empty collection of strings")
+    return out
+
+
+def _normalize_typ(typ: str) -> str:
+    # RFC 7515 §4.1.9: "application/" may be omitted, and media types are case-insensitive.
+    typ = typ.lower()
+    return typ[12:] if typ.startswith("application/") else typ
+
+
+class ClaimsPolicy:
+    """What a token's claims must satisfy. Built once, checked on every token (and on every
+    verified-token cache hit, so that time claims are never skipped)."""
+
+    __slots__ = (
+        "_audience",
+        "_issuer",
+        "_typ",
+        "issuer",
+        "leeway",
+        "max_age",
+        "require_exp",
+        "required",
+        "typ",
+    )
+
+    def __init__(
+        self,
+        issuer: str | Collection[str] | None = None,
+        audience: str | Collection[str] | None = None,
+        leeway: float = 0.0,
+        required: Collection[str] = (),
+        typ: str | None = None,
+        max_age: float | None = None,
+        require_exp: bool = True,
+    ) -> None:
+        if type(leeway) not in (int, float) or not (0 <= leeway < math.inf):
+            raise ValueError("leeway must be a non-negative number of seconds")
+        if max_age is not None and (
+            type(max_age) not in (int, float) or not (0 <= max_age < math.inf)
+        ):
+            raise ValueError("max_age must be a non-negative number of seconds")
+        if isinstance(required, str):
+            raise TypeError('required must be a collection of claim names, e.g. ["sub"]')
+        self.issuer = issuer
+        self._issuer = _as_tuple(issuer, "issuer")
+        self._audience = _as_tuple(audience, "audience")
+        self.leeway = float(leeway)
+        self.required = tuple(required)
+        self.typ = typ
+        self._typ = _normalize_typ(typ) if typ is not None else None
+        self.max_age = max_age
+        self.require_exp = require_exp
+
+    @property
+    def audience(self) -> tuple[str, ...] | None:
+        return self._audience
+
+    def validate(self, claims: Mapping[str, Any], header: Mapping[str, Any], now: float) -> None:
+        """Raise the first :class:`~jwkit.errors.ClaimError` (or ``InvalidType``) found."""
+        if self._typ is not None:
+            typ = header.get("typ")
+            if not isinstance(typ, str) or _normalize_typ(typ) != self._typ:
+                raise InvalidType(f'token "typ" must be {self.typ!r}')
+        for name in self.required:
+            if name not in claims:
+                raise MissingClaim(f'token has no "{name}" claim', claim=name)
+        leeway = self.leeway
+        exp = _number(claims, "exp")
+        if exp is None:
+            if self.require_exp:
+                raise MissingClaim('token has no "exp" claim', claim="exp")
+        elif now >= exp + leeway:
+            raise ExpiredToken("token has expired", claim="exp")
+        nbf = _number(claims, "nbf")
+        if nbf is not None and now + leeway < nbf:
+            raise NotYetValid("token is not valid yet", claim="nbf")
+        iat = _number(claims, "iat")
+        if iat is not None and iat > now + leeway:
+            raise NotYetValid("token was issued in the future", claim="iat")
+        if self.max_age is not None:
+            if iat is None:
+                raise MissingClaim('token has no "iat" claim', claim="iat")
+            if now - iat > self.max_age + leeway:
+                raise ExpiredToken("token is older than max_age", claim="iat")
+        if self._issuer is not None:
+            iss = claims.get("iss")
+            if iss is None:
+                raise MissingClaim('token has no "iss" claim', claim="iss")
+            if not isinstance(iss, str) or iss not in self._issuer:
+                raise InvalidIssuer("token issuer is not accepted", claim="iss")
+        if self._audience is not None:
+            aud = claims.get("aud")
+            if aud is None:
+                raise MissingClaim('token has no "aud" claim', claim="aud")
+            if isinstance(aud, str):
+                ok = aud in self._audience
+            elif isinstance(aud, list) and aud and all(isinstance(a, str) for a in aud):
+                ok = any(a in self._audience for a in aud)
+            else:
+                raise InvalidAudience('"aud" must be a string or an array of strings', claim="aud")
+            if not ok:
+                raise InvalidAudience("token is not meant for this audience", claim="aud")
+
+
+def parse_claims(payload: bytes) -> dict[str, Any]:
+    """Parse a JWT payload: a JSON object, UTF-8, no duplicate member names (RFC 7519 §7.2)."""
+    return jws.loads_object(payload, "payload")
+
+
+def _now(now: float | datetime | None) -> float:
+    if now is None:
+        return time.time()
+    if isinstance(now, datetime):
+        return now.timestamp()
+    if type(now) in (int, float):
+        return float(now)
+    raise TypeError("now must be a POSIX timestamp or a datetime")
+
+
+def decode(
+    token: str | bytes,
+    key: JWK | JWKSet,
+    *,
+    algorithms: Collection[str],
+    issuer: str | Collection[str] | None = None,
+    audience: str | Collection[str] | None = None,
+    leeway: float = 0,
+    required: Collection[str] = (),
+    typ: str | None = None,
+    max_age: float | None = None,
+    now: float | datetime | None = None,
+    require_exp: bool = True,
+    max_size: int = jws.DEFAULT_MAX_SIZE,
+) -> Claims:
+    """Verify a JWT's signature with ``key`` and validate its claims; return them."""
+    policy = ClaimsPolicy(issuer, audience, leeway, required, typ, max_age, require_exp)
+    verified = jws.verify(token, key, algorithms=algorithms, max_size=max_size)
+    claims = parse_claims(verified.payload)
+    policy.validate(claims, verified.header, _now(now))
+    return Claims(claims, verified.header)
+
+
+def encode(
+    claims: Mapping[str, Any], key: JWK, *, headers: Mapping[str, Any] | None = None
+) -> str:
+    """Sign ``claims`` into a compact JWT. The header gets ``typ: "JWT"``, the key's ``alg``
+    and ``kid``, unless ``headers`` overrides them."""
+    if not isinstance(claims, Mapping):
+        raise TypeError("claims must be a mapping")
+    merged: dict[str, Any] = {"typ": "JWT"}
+    if headers:
+        merged.update(headers)
+    payload = json.dumps(dict(claims), separators=(",", ":"), allow_nan=False).encode("utf-8")
+    return jws.sign(payload, key, headers=merged)
+
+
+def decode_unverified(token: str | bytes) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Header and claims WITHOUT verifying anything: for display and routing only."""
+    parsed = jws.parse(token)
+    return dict(parsed.header), parse_claims(parsed.payload)
