@@ -1,0 +1,5 @@
+"""``python -m jwkit.cli``."""
+
+from jwkit.cli import main
+
+main()
