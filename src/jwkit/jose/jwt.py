@@ -13,6 +13,7 @@ import math
 import time
 from collections.abc import Collection, Iterator, Mapping
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Any
 
 from ..errors import (
@@ -249,6 +250,20 @@ class ClaimsPolicy:
                 raise InvalidAudience("token is not meant for this audience", claim="aud")
 
 
+@lru_cache(maxsize=64)
+def _cached_policy(*args: Any) -> ClaimsPolicy:
+    return ClaimsPolicy(*args)
+
+
+def _policy(*args: Any) -> ClaimsPolicy:
+    # decode() is often called with the same options for every token: reuse the policy
+    # when the options are hashable (strings and tuples), build a fresh one otherwise.
+    try:
+        return _cached_policy(*args)
+    except TypeError:
+        return ClaimsPolicy(*args)
+
+
 def parse_claims(payload: bytes) -> dict[str, Any]:
     """Parse a JWT payload: a JSON object, UTF-8, no duplicate member names (RFC 7519 §7.2)."""
     return jws.loads_object(payload, "payload")
@@ -280,11 +295,15 @@ def decode(
     max_size: int = jws.DEFAULT_MAX_SIZE,
 ) -> Claims:
     """Verify a JWT's signature with ``key`` and validate its claims; return them."""
-    policy = ClaimsPolicy(issuer, audience, leeway, required, typ, max_age, require_exp)
-    verified = jws.verify(token, key, algorithms=algorithms, max_size=max_size)
-    claims = parse_claims(verified.payload)
-    policy.validate(claims, verified.header, _now(now))
-    return Claims(claims, verified.header)
+    policy = _policy(issuer, audience, leeway, required, typ, max_age, require_exp)
+    # jws.verify's steps, spelled out to save a call and a result object on the hot path.
+    jws.check_algorithms(algorithms)
+    parsed = jws.parse(token, max_size=max_size)
+    jws.check_header(parsed, algorithms)
+    jws.verify_signature(parsed, jws.select_key(parsed, key))
+    claims = parse_claims(parsed.payload)
+    policy.validate(claims, parsed.header, _now(now))
+    return Claims(claims, parsed.header)
 
 
 def encode(
