@@ -99,6 +99,29 @@ def _uint_member(data: Mapping[str, Any], name: str) -> int:
     return int.from_bytes(raw, "big")
 
 
+# The ROCA fingerprint (CVE-2017-15361, Nemec et al. 2017): moduli from Infineon's flawed
+# RSALib are, modulo each of these small primes, a power of 65537. Such keys are factorable;
+# a random modulus passes all these residue tests with negligible probability.
+_ROCA_PRIMES = (3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73,
+                79, 83, 89, 97, 101, 103, 107, 109, 113, 127, 131, 137, 139, 149, 151, 157,
+                163, 167)  # fmt: skip
+
+
+def _powers_of_65537(p: int) -> frozenset[int]:
+    powers, value = set(), 1
+    while value not in powers:
+        powers.add(value)
+        value = value * 65537 % p
+    return frozenset(powers)
+
+
+_ROCA_SUBGROUPS = tuple((p, _powers_of_65537(p)) for p in _ROCA_PRIMES)
+
+
+def _has_roca_fingerprint(n: int) -> bool:
+    return all(n % p in group for p, group in _ROCA_SUBGROUPS)
+
+
 def _check_rsa_public(n: int, e: int) -> None:
     bits = n.bit_length()
     if bits < MIN_RSA_BITS:
@@ -109,6 +132,8 @@ def _check_rsa_public(n: int, e: int) -> None:
         raise JWKError("RSA modulus is even")
     if e < 3 or e % 2 == 0 or e >= n:
         raise JWKError("RSA public exponent must be odd and greater than 1")
+    if _has_roca_fingerprint(n):
+        raise JWKError("RSA modulus has the ROCA fingerprint (CVE-2017-15361)")
 
 
 def _check_ed25519_public(raw: bytes) -> None:
@@ -339,9 +364,7 @@ class JWK:
         return cls(kty="OKP", crv="Ed25519", public_key=pub, private_key=priv, **meta)
 
     @classmethod
-    def from_pem(
-        cls, data: bytes | str, alg: str | None = None, *, kid: str | None = None
-    ) -> JWK:
+    def from_pem(cls, data: bytes | str, alg: str | None = None, *, kid: str | None = None) -> JWK:
         """Import a PEM key: private (PKCS#8 / traditional), public (SPKI), or a certificate.
 
         Also accepts the bare one-line base64 SPKI with no PEM armour that some providers
@@ -714,9 +737,7 @@ class JWKSet:
                 if key.kid in by_kid:
                     problem = f"two keys share the kid {key.kid!r}"
                 by_kid.setdefault(key.kid, key)
-        if any(k.is_symmetric for k in self._keys) and not all(
-            k.is_symmetric for k in self._keys
-        ):
+        if any(k.is_symmetric for k in self._keys) and not all(k.is_symmetric for k in self._keys):
             problem = "the set mixes secret and public keys"
         self._by_kid = by_kid
         self._problem = problem
