@@ -227,3 +227,10 @@ def test_parse_exposes_unverified_parts() -> None:
     assert parsed.alg == "ES256" and parsed.kid == "k"
     assert json.loads(parsed.payload) == {"a": 1}
     assert parsed.signature == b"\x00\x00\x00"
+
+
+def test_size_is_checked_before_any_decoding() -> None:
+    with pytest.raises(TokenTooLarge):
+        jws.parse(b"\xff" * 20_000)
+    with pytest.raises(TokenTooLarge):
+        jws.parse("é" * 20_000)

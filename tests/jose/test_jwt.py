@@ -213,3 +213,9 @@ def test_encode_refuses_nan_and_non_mappings() -> None:
         jwt.encode({"exp": math.nan}, KEY)
     with pytest.raises(TypeError):
         jwt.encode([("a", 1)], KEY)  # type: ignore[arg-type]
+
+
+def test_bool_options_are_not_numbers_even_after_caching() -> None:
+    assert decode({"exp": NOW + 10}, leeway=1)
+    with pytest.raises(ValueError):
+        decode({"exp": NOW + 10}, leeway=True)

@@ -152,15 +152,15 @@ def parse(token: str | bytes, *, max_size: int = DEFAULT_MAX_SIZE) -> ParsedJWS:
     Exactly three segments of strict base64url, a header that is a JSON object with an
     ``alg`` string, and at most ``max_size`` characters in all.
     """
-    if isinstance(token, bytes | bytearray):
+    if not isinstance(token, str | bytes | bytearray):
+        raise TypeError(f"token must be str or bytes, not {type(token).__name__}")
+    if len(token) > max_size:
+        raise TokenTooLarge(f"token is larger than {max_size} characters")
+    if not isinstance(token, str):
         try:
             token = bytes(token).decode("ascii")
         except UnicodeDecodeError:
             raise MalformedToken("token is not ASCII") from None
-    elif not isinstance(token, str):
-        raise TypeError(f"token must be str or bytes, not {type(token).__name__}")
-    if len(token) > max_size:
-        raise TokenTooLarge(f"token is larger than {max_size} characters")
     parts = token.split(".")
     if len(parts) != 3:
         raise MalformedToken("a compact JWS has exactly three segments")

@@ -250,7 +250,7 @@ class ClaimsPolicy:
                 raise InvalidAudience("token is not meant for this audience", claim="aud")
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=64, typed=True)
 def _cached_policy(*args: Any) -> ClaimsPolicy:
     return ClaimsPolicy(*args)
 

@@ -1,0 +1,95 @@
+"""Shared fixtures for the interop tests: a claims set, and Node's ``jose`` package.
+
+Node's ``jose`` is installed once into ``<repo>/.cache/node`` (ignored by git) with
+``npm install --prefix <repo>/.cache/node jose@6``; later sessions reuse it. The tests that need
+it are skipped, with the reason, only when ``node`` or ``npm`` is not on the PATH; a failing
+install is an error, not a skip.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+NODE_PREFIX = REPO_ROOT / ".cache" / "node"
+NODE_HELPER = Path(__file__).resolve().parent / "node" / "jose_helper.mjs"
+#: The major version the helper script is written for (jose v6: ESM, WebCrypto keys).
+NODE_JOSE_SPEC = "jose@6"
+
+ISSUER = "https://issuer.example.com"
+AUDIENCE = "api://interop"
+
+NodeRunner = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
+
+
+@pytest.fixture
+def claims() -> dict[str, Any]:
+    """A claims set that exercises the JSON types, non-ASCII text and every time claim."""
+    now = int(time.time())
+    return {
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": "user-42",
+        "iat": now,
+        "nbf": now - 5,
+        "exp": now + 600,
+        "jti": secrets.token_hex(8),
+        "scope": "read write",
+        "name": "Zoë Ångström ✓",
+        "nested": {"list": [1, 2.5, True, None, "x"], "empty": {}},
+    }
+
+
+def _major_is(package_json: Path, major: str) -> bool:
+    version = str(json.loads(package_json.read_text(encoding="utf-8")).get("version", ""))
+    return version.split(".")[0] == major
+
+
+@pytest.fixture(scope="session")
+def node_jose() -> NodeRunner:
+    """Run a batch of operations through ``tests/interop/node/jose_helper.mjs``."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        pytest.skip("Node jose interop needs `node` and `npm` on the PATH")
+    installed = NODE_PREFIX / "node_modules" / "jose" / "package.json"
+    if not installed.is_file() or not _major_is(installed, NODE_JOSE_SPEC.split("@")[1]):
+        NODE_PREFIX.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [
+                npm,
+                "install",
+                "--prefix",
+                str(NODE_PREFIX),
+                "--no-audit",
+                "--no-fund",
+                NODE_JOSE_SPEC,
+            ],
+            check=True,
+            capture_output=True,
+            timeout=100,  # inside pytest's 120 s per-test limit, which covers fixture set-up
+        )
+
+    def run(ops: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        done = subprocess.run(
+            [node, str(NODE_HELPER), str(NODE_PREFIX)],
+            input=json.dumps({"ops": ops}),
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        results: list[dict[str, Any]] = json.loads(done.stdout)["results"]
+        assert len(results) == len(ops)
+        return results
+
+    return run

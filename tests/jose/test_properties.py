@@ -1,0 +1,395 @@
+"""Property tests (hypothesis) for the JOSE core.
+
+* Every algorithm round-trips: what jwkit signs, jwkit verifies, payload and claims intact.
+* One key's material bound to two algorithms of its family: each refuses the other's tokens.
+* Flipping any single bit of a token is rejected — a bit of the decoded bytes of any of the
+  three segments (re-encoded properly), or a bit of any character of the token text.
+* Random input never raises anything but a ``JWKitError``: strings and bytes as tokens, tokens
+  built from random headers, random JSON and bytes as JWKs and JWK Sets, valid JWKs with one
+  member replaced by junk, random PEM, and random signatures at the algorithm layer; P-521
+  coordinates that are not reduced modulo p are refused.
+
+Example counts are kept moderate so the suite stays fast; hypothesis's database (``.hypothesis``)
+remembers any failure it finds and replays it first.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, assume, example, given, settings
+from hypothesis import strategies as st
+
+from jwkit import JWK, AlgorithmNotAllowed, InvalidToken, JWKError, JWKitError, JWKSet
+from jwkit.jose import jws, jwt
+from jwkit.jose.algorithms import ALGORITHMS
+from jwkit.jose.b64 import b64url_decode, b64url_encode
+
+ALGS = sorted(ALGORITHMS)
+#: For tests parametrized over all 14 algorithms (so 14x this many examples in all).
+SETTINGS = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+#: For the single fuzz tests.
+FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+B64_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+@cache
+def _signing_key(alg: str) -> JWK:
+    return JWK.generate(alg)
+
+
+def _verifying_key(alg: str) -> JWK:
+    key = _signing_key(alg)
+    return key if key.kty == "oct" else key.public()
+
+
+json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=16)
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+#: Claims that decode() validates are left out: the round trip is about carrying data intact.
+_VALIDATED = {"exp", "nbf", "iat", "iss", "aud"}
+free_claims = st.dictionaries(
+    st.text(max_size=12).filter(lambda name: name not in _VALIDATED), json_values, max_size=8
+)
+
+
+# -- round trips ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("alg", ALGS)
+@SETTINGS
+@given(payload=st.binary(max_size=1024))
+def test_jws_round_trip(alg: str, payload: bytes) -> None:
+    token = jws.sign(payload, _signing_key(alg))
+    for key in (_verifying_key(alg), JWKSet([_verifying_key(alg)])):
+        verified = jws.verify(token, key, algorithms=[alg])
+        assert verified.payload == payload
+        assert verified.header == {"alg": alg, "kid": _signing_key(alg).kid}
+        assert verified.key == _verifying_key(alg)
+
+
+@pytest.mark.parametrize("alg", ALGS)
+@SETTINGS
+@given(claims=free_claims)
+def test_jwt_round_trip(alg: str, claims: dict[str, Any]) -> None:
+    full = {**claims, "iss": "https://issuer.example", "aud": ["a", "b"], "exp": 4_102_444_800}
+    token = jwt.encode(full, _signing_key(alg))
+    decoded = jwt.decode(
+        token,
+        _verifying_key(alg),
+        algorithms=[alg],
+        issuer="https://issuer.example",
+        audience="b",
+        now=1_700_000_000,
+    )
+    assert dict(decoded) == full
+    assert decoded.header["typ"] == "JWT"
+
+
+# -- the algorithm is bound to the key ----------------------------------------------------------
+
+#: Algorithms that can share one key's material, by key type.
+_FAMILIES = {
+    "RSA": ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512"],
+    "oct": ["HS256", "HS384", "HS512"],
+    "OKP": ["EdDSA", "Ed25519"],
+}
+
+
+@cache
+def _family_key(family: str) -> JWK:
+    """One key whose material fits every algorithm of its family (a 64-byte HMAC secret)."""
+    first = _FAMILIES[family][-1] if family == "oct" else _FAMILIES[family][0]
+    return _signing_key(first)
+
+
+@pytest.mark.parametrize("family", sorted(_FAMILIES))
+@settings(max_examples=30, deadline=None)
+@given(data=st.data(), payload=st.binary(max_size=64))
+def test_a_key_verifies_only_the_algorithm_it_is_bound_to(
+    family: str, data: st.DataObject, payload: bytes
+) -> None:
+    """Same key material, bound to two different algorithms of its family: the token signed
+    under one is refused under the other, whatever the allow-list says (RFC 8725 §3.1)."""
+    signer_alg = data.draw(st.sampled_from(_FAMILIES[family]), label="signed with")
+    other_alg = data.draw(
+        st.sampled_from([a for a in _FAMILIES[family] if a != signer_alg]), label="key bound to"
+    )
+    base = _family_key(family)
+    token = jws.sign(payload, base.replace(alg=signer_alg))
+    verifier = base if base.kty == "oct" else base.public()
+    with pytest.raises(AlgorithmNotAllowed):
+        jws.verify(token, verifier.replace(alg=other_alg), algorithms=ALGS)
+    with pytest.raises(AlgorithmNotAllowed):
+        jws.verify(token, JWKSet([verifier.replace(alg=other_alg)]), algorithms=ALGS)
+    assert jws.verify(token, verifier.replace(alg=signer_alg), algorithms=ALGS).payload == payload
+
+
+# -- any single bit flipped is rejected -------------------------------------------------------
+
+
+def _flip(data: bytes, bit: int) -> bytes:
+    changed = bytearray(data)
+    changed[bit // 8] ^= 1 << (bit % 8)
+    return bytes(changed)
+
+
+@pytest.mark.parametrize("alg", ALGS)
+@SETTINGS
+@given(data=st.data(), payload=st.binary(min_size=1, max_size=64))
+def test_flipping_a_bit_of_any_decoded_segment_is_rejected(
+    alg: str, data: st.DataObject, payload: bytes
+) -> None:
+    token = jws.sign(payload, _signing_key(alg))
+    segments = [b64url_decode(s) for s in token.split(".")]
+    index = data.draw(st.integers(0, 2), label="segment")
+    bit = data.draw(st.integers(0, 8 * len(segments[index]) - 1), label="bit")
+    segments[index] = _flip(segments[index], bit)
+    tampered = ".".join(b64url_encode(s) for s in segments)
+    with pytest.raises(InvalidToken):
+        jws.verify(tampered, _verifying_key(alg), algorithms=ALGS)
+
+
+@pytest.mark.parametrize("alg", ALGS)
+@SETTINGS
+@given(data=st.data())
+def test_flipping_a_bit_of_any_character_is_rejected(alg: str, data: st.DataObject) -> None:
+    token = jwt.encode({"sub": "x", "exp": 4_102_444_800}, _signing_key(alg))
+    position = data.draw(st.integers(0, len(token) - 1), label="position")
+    bit = data.draw(st.integers(0, 7), label="bit")
+    tampered = token[:position] + chr(ord(token[position]) ^ (1 << bit)) + token[position + 1 :]
+    with pytest.raises(InvalidToken):
+        jws.verify(tampered, _verifying_key(alg), algorithms=ALGS)
+    with pytest.raises(InvalidToken):
+        jwt.decode(tampered, _verifying_key(alg), algorithms=ALGS)
+
+
+# -- random input raises JWKitError and nothing else ------------------------------------------
+
+_KEYS_FOR_FUZZ = ("ES256", "RS256", "EdDSA", "HS256")
+
+
+def _every_decoder_rejects(token: str | bytes) -> None:
+    for alg in _KEYS_FOR_FUZZ:
+        with pytest.raises(InvalidToken):
+            jws.verify(token, _verifying_key(alg), algorithms=ALGS)
+    with pytest.raises(InvalidToken):
+        jwt.decode(token, JWKSet([_verifying_key("ES256")]), algorithms=ALGS)
+    try:
+        jwt.decode_unverified(token)
+    except JWKitError:
+        pass
+
+
+@FUZZ
+@given(token=st.text(max_size=300) | st.binary(max_size=300))
+@example(token="")
+@example(token="..")
+@example(token="a.b.c")
+@example(token="e30.e30.")
+@example(token=b64url_encode(b"[" * 5000 + b"]" * 5000) + ".e30.AA")
+@example(token=b64url_encode(b'{"alg":"ES256","alg":"none"}') + ".e30.")
+@example(token=b64url_encode(b'{"alg":"ES256","x":NaN}') + ".e30.AA")
+@example(token=b64url_encode(b'{"alg":"HS256","exp":' + b"9" * 5000 + b"}") + ".e30.AA")
+@example(token=b"\xff\xfe.\x00.\x80")
+def test_random_tokens_raise_only_jwkit_errors(token: str | bytes) -> None:
+    _every_decoder_rejects(token)
+
+
+header_values = st.fixed_dictionaries(
+    {
+        "alg": st.sampled_from([*ALGS, "none", "None", "NONE", "nOnE", "", "HS1", "ES521"])
+        | json_values
+    },
+    optional={
+        "kid": st.sampled_from([_signing_key(a).kid for a in _KEYS_FOR_FUZZ]) | json_values,
+        "typ": st.just("JWT") | json_values,
+        "crit": st.lists(st.text(max_size=6), max_size=3) | json_values,
+        "b64": st.booleans() | json_values,
+        "jwk": st.just(_verifying_key("ES256").to_dict()) | json_values,
+        "jku": st.just("https://attacker.example/jwks.json"),
+        "x5u": st.just("https://attacker.example/cert.pem"),
+        "x5c": st.lists(st.text(max_size=20), max_size=2),
+    },
+)
+
+
+@FUZZ
+@given(
+    header=header_values | json_values,
+    payload=st.binary(max_size=64) | json_values.map(lambda v: json.dumps(v).encode()),
+    signature=st.binary(max_size=600),
+)
+def test_tokens_with_random_headers_raise_only_jwkit_errors(
+    header: Any, payload: bytes, signature: bytes
+) -> None:
+    token = ".".join(
+        (
+            b64url_encode(json.dumps(header).encode()),
+            b64url_encode(payload),
+            b64url_encode(signature),
+        )
+    )
+    _every_decoder_rejects(token)
+
+
+@FUZZ
+@given(segments=st.lists(st.text(B64_ALPHABET, max_size=80), min_size=1, max_size=5))
+def test_base64url_shaped_garbage_raises_only_jwkit_errors(segments: list[str]) -> None:
+    _every_decoder_rejects(".".join(segments))
+
+
+def _import_or_refuse(make: Any) -> None:
+    """Build a key or set; JWKError is fine, anything else fails. A key that imports must be
+    fully usable: exportable and with a thumbprint."""
+    try:
+        result = make()
+    except JWKError:
+        return
+    keys = result.keys if isinstance(result, JWKSet) else (result,)
+    for key in keys:
+        assert isinstance(key, JWK)
+        key.thumbprint()
+        key.to_dict(private=key.is_private)
+        assert isinstance(key.can_verify("ES256"), bool)
+
+
+@FUZZ
+@given(text=st.text(max_size=300) | st.binary(max_size=300) | json_values.map(json.dumps))
+@example(text="[" * 5000)
+@example(text='{"kty":"EC","kty":"RSA"}')
+def test_random_text_as_jwk_raises_only_jwk_errors(text: str | bytes) -> None:
+    _import_or_refuse(lambda: JWK.from_json(text))
+    _import_or_refuse(lambda: JWKSet.from_json(text))
+
+
+jwk_members = st.dictionaries(
+    st.sampled_from(
+        [
+            "kty",
+            "crv",
+            "x",
+            "y",
+            "d",
+            "n",
+            "e",
+            "p",
+            "q",
+            "dp",
+            "dq",
+            "qi",
+            "k",
+            "oth",
+            "alg",
+            "kid",
+            "use",
+            "key_ops",
+        ]
+    ),
+    st.sampled_from(
+        [
+            "EC",
+            "RSA",
+            "OKP",
+            "oct",
+            "P-256",
+            "P-521",
+            "Ed25519",
+            "X25519",
+            "AQAB",
+            "AQ",
+            "",
+            "AA",
+            "sig",
+            "enc",
+        ]
+    )
+    | st.text(B64_ALPHABET, max_size=90)
+    | json_values,
+    max_size=10,
+)
+
+
+@FUZZ
+@given(data=jwk_members)
+def test_random_jwk_dicts_raise_only_jwk_errors(data: dict[str, Any]) -> None:
+    _import_or_refuse(lambda: JWK.from_dict(data))
+    _import_or_refuse(lambda: JWKSet.from_dict({"keys": [data, data]}))
+    _import_or_refuse(lambda: JWKSet.from_dict({"keys": [data]}, skip_invalid=True))
+
+
+@pytest.mark.parametrize("alg", ["ES256", "ES512", "RS256", "EdDSA", "HS256"])
+@SETTINGS
+@given(data=st.data())
+def test_valid_jwk_with_one_member_replaced_raises_only_jwk_errors(
+    alg: str, data: st.DataObject
+) -> None:
+    members = _signing_key(alg).to_dict(private=True)
+    name = data.draw(st.sampled_from(sorted(members)), label="member")
+    members[name] = data.draw(
+        st.text(B64_ALPHABET, max_size=400)
+        | st.binary(max_size=70).map(b64url_encode)
+        | json_values,
+        label="value",
+    )
+    _import_or_refuse(lambda: JWK.from_dict(members))
+
+
+@FUZZ
+@given(
+    pem=st.binary(max_size=400)
+    | st.text(max_size=400)
+    | st.binary(max_size=300).map(
+        lambda b: (
+            b"-----BEGIN PUBLIC KEY-----\n"
+            + b64url_encode(b).encode()
+            + b"\n-----END PUBLIC KEY-----\n"
+        )
+    )
+)
+@example(pem=b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+@example(pem=b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+@example(pem="MCowBQYDK2VwAyEA" + "A" * 43 + "=")
+def test_random_pem_raises_only_jwk_errors(pem: bytes | str) -> None:
+    _import_or_refuse(lambda: JWK.from_pem(pem))
+
+
+_P521 = 2**521 - 1
+
+
+@settings(max_examples=25, deadline=None)
+@given(member=st.sampled_from(["x", "y"]), multiple=st.integers(1, 127))
+def test_p521_coordinates_must_be_reduced(member: str, multiple: int) -> None:
+    """A P-521 coordinate takes 66 octets but the field has 521 bits, so ``c + k*p`` still has
+    the exact length: that second spelling of a point must be refused, or one key would have
+    several JWKs (and several thumbprints)."""
+    key = JWK.generate("ES512").to_dict()
+    value = int.from_bytes(b64url_decode(key[member]), "big") + multiple * _P521
+    assume(value < 2 ** (8 * 66))
+    key[member] = b64url_encode(value.to_bytes(66, "big"))
+    with pytest.raises(JWKError):
+        JWK.from_dict(key)
+
+
+@pytest.mark.parametrize("alg", ALGS)
+@SETTINGS
+@given(signing_input=st.binary(max_size=200), signature=st.binary(max_size=1100))
+def test_algorithm_verify_returns_false_for_random_signatures(
+    alg: str, signing_input: bytes, signature: bytes
+) -> None:
+    assert ALGORITHMS[alg].verify(_verifying_key(alg), signing_input, signature) is False
