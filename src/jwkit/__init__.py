@@ -29,6 +29,7 @@ from .errors import (
 from .jose import jws, jwt
 from .jose.jwk import JWK, JWKSet
 from .jose.jwt import Claims, ClaimsPolicy
+from .verify import MultiVerifier, Verifier, providers
 
 __version__ = "0.1.0"
 
@@ -52,10 +53,13 @@ __all__ = [
     "KeySourceError",
     "MalformedToken",
     "MissingClaim",
+    "MultiVerifier",
     "NotYetValid",
     "TokenTooLarge",
     "UnsupportedAlgorithm",
+    "Verifier",
     "__version__",
     "jws",
     "jwt",
+    "providers",
 ]

@@ -1,0 +1,426 @@
+"""The verifier: ``Verifier.verify(token) -> Claims`` (and ``await verify_async``).
+
+One verification, in order (nothing is trusted before the signature is checked, and garbage
+never reaches the network):
+
+1. :func:`jwkit.jose.jws.parse`: size limit, three strict base64url segments, JSON header
+   (RFC 7515 §7.1);
+2. :func:`jwkit.jose.jws.check_header`: ``alg`` known and in the allow-list, no unknown
+   ``crit``, no ``b64: false`` (RFC 7515 §4.1.11, RFC 8725 §3.1);
+3. the payload parsed as a JSON object without duplicate names (RFC 7519 §7.2), and its
+   still-unverified ``iss`` compared with the expected issuer, so a token from elsewhere
+   never triggers a JWKS refetch;
+4. the key: by ``kid`` from the key source, refetching at most once per cooldown when the
+   ``kid`` is unknown; without ``kid`` only the single key that fits the ``alg``
+   (RFC 7515 §4.1.4, RFC 7517 §4);
+5. the signature, with the algorithm bound to that key (RFC 8725 §3.1);
+6. :class:`~jwkit.jose.jwt.ClaimsPolicy`: ``exp``/``nbf``/``iat``/``max_age``/``leeway``,
+   ``iss``, ``aud``, ``typ``, required claims (RFC 7519 §4.1, §7.2).
+
+The verified-token cache (:mod:`jwkit.verify.cache`) short-cuts a token string seen before,
+re-checking its time window on every hit.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Collection, Mapping
+from typing import Any
+
+from ..errors import ClaimError, InvalidIssuer, KeyNotFound, MissingClaim
+from ..jose import jws
+from ..jose.algorithms import ALGORITHMS
+from ..jose.jwk import JWK, JWKSet
+from ..jose.jwt import Claims, ClaimsPolicy, parse_claims
+from .cache import DEFAULT_CACHE_SIZE, CacheEntry, TokenCache, validity_window
+from .providers import SAFE_ALGORITHMS, preset_takes_issuer, resolve
+from .remote import REMOTE_OPTIONS, RemoteJWKSource
+from .sources import FileKeySource, KeySource, SourceHealth, StaticKeySource
+
+__all__ = ["VERIFIER_OPTIONS", "Verifier", "check_azp"]
+
+#: How often (seconds) a run of cache hits asks the key source whether its keys changed.
+POLL_INTERVAL = 1.0
+#: Keyword options of :class:`Verifier` (``from_*`` constructors pass the rest on).
+VERIFIER_OPTIONS = frozenset(
+    {
+        "issuer",
+        "audience",
+        "algorithms",
+        "leeway",
+        "required_claims",
+        "typ",
+        "max_age",
+        "token_cache",
+        "require_exp",
+        "max_token_size",
+        "azp",
+        "clock",
+    }
+)
+
+
+def check_azp(claims: Mapping[str, Any], allowed: tuple[str, ...] | None) -> None:
+    """OpenID Connect Core 1.0 §3.1.3.7 (6): when ``azp`` is present it must be one of
+    ``allowed``; when several audiences are present, ``azp`` must be present."""
+    if allowed is None:
+        return
+    azp = claims.get("azp")
+    if azp is None:
+        aud = claims.get("aud")
+        if isinstance(aud, list) and len(aud) > 1:
+            raise MissingClaim('token has several audiences but no "azp"', claim="azp")
+        return
+    if not isinstance(azp, str) or azp not in allowed:
+        raise ClaimError("token was issued to another party", claim="azp")
+
+
+def _names(value: str | Collection[str] | None, what: str) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return (value,)
+    out = tuple(value)
+    if not out or not all(isinstance(v, str) for v in out):
+        raise ValueError(f"{what} must be a string or a non-empty collection of strings")
+    return out
+
+
+class Verifier:
+    """Verify tokens from one issuer with keys from one key source.
+
+    ``keys`` is a :class:`~jwkit.verify.sources.KeySource` (or a :class:`~jwkit.JWK` /
+    :class:`~jwkit.JWKSet`, wrapped in a static source). ``algorithms`` is the allow-list;
+    by default, for a remote source, the asymmetric algorithms, and for local keys, the
+    algorithms those keys allow. ``token_cache`` is ``True`` (10 000 entries), ``False``, or
+    an entry count; each verifier has its own cache. ``clock`` returns POSIX
+    seconds (tests inject a frozen one).
+
+    A verifier built by a ``from_*`` constructor owns its key source and closes it in
+    :meth:`close` / :meth:`aclose`; a source passed in is left to its owner.
+    """
+
+    def __init__(
+        self,
+        keys: KeySource | JWK | JWKSet,
+        *,
+        issuer: str | Collection[str] | None = None,
+        audience: str | Collection[str] | None = None,
+        algorithms: Collection[str] | None = None,
+        leeway: float = 0,
+        required_claims: Collection[str] = (),
+        typ: str | None = None,
+        max_age: float | None = None,
+        token_cache: bool | int = True,
+        require_exp: bool = True,
+        max_token_size: int = jws.DEFAULT_MAX_SIZE,
+        azp: str | Collection[str] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        owns = False
+        if isinstance(keys, JWK | JWKSet):
+            keys, owns = StaticKeySource(keys), True
+        if not isinstance(keys, KeySource):
+            raise TypeError("keys must be a key source, a JWK or a JWKSet")
+        self.source: KeySource = keys
+        self._owns_source = owns
+        self.policy = ClaimsPolicy(
+            issuer, audience, leeway, tuple(required_claims), typ, max_age, require_exp
+        )
+        self._issuers = _names(issuer, "issuer")
+        self._azp = _names(azp, "azp")
+        self.algorithms: frozenset[str] = self._allow_list(algorithms)
+        self.max_token_size = int(max_token_size)
+        self._leeway = self.policy.leeway
+        self._max_age = max_age
+        self._clock = clock
+        self._next_poll = 0.0
+        # A cache belongs to exactly one verifier: its entries passed *this* policy.
+        cache: TokenCache | None
+        if token_cache is True:
+            cache = TokenCache(DEFAULT_CACHE_SIZE)
+        elif token_cache is False or token_cache == 0:
+            cache = None
+        elif isinstance(token_cache, int):
+            cache = TokenCache(token_cache)
+        else:
+            raise TypeError("token_cache must be a bool or a number of entries")
+        self.cache = cache
+        if cache is not None:
+            keys.subscribe(cache.drop_keys)
+
+    def _allow_list(self, algorithms: Collection[str] | None) -> frozenset[str]:
+        if algorithms is not None:
+            if isinstance(algorithms, str | bytes):
+                raise TypeError('algorithms must be a collection of names, e.g. ["ES256"]')
+            allowed = frozenset(algorithms)
+            if not allowed:
+                raise ValueError("algorithms must not be empty")
+            unknown = sorted(a for a in allowed if a not in ALGORITHMS)
+            if unknown:
+                raise ValueError(f"unsupported algorithms: {', '.join(map(str, unknown))}")
+            return allowed
+        if self.source.remote:
+            return frozenset(SAFE_ALGORITHMS)
+        derived = frozenset(a for k in self.source.get_keys() for a in k.verify_algorithms)
+        if not derived:
+            raise ValueError("the keys allow no verification algorithm; pass algorithms=")
+        return derived
+
+    # -- constructors -------------------------------------------------------------------------
+    @classmethod
+    def from_jwk(cls, jwk: JWK | Mapping[str, Any] | str, **options: Any) -> Verifier:
+        """One key: a :class:`~jwkit.JWK`, a JWK as a mapping, or its JSON text."""
+        if isinstance(jwk, str):
+            jwk = JWK.from_json(jwk)
+        elif not isinstance(jwk, JWK):
+            jwk = JWK.from_dict(jwk)
+        return cls._owning(StaticKeySource(jwk), options)
+
+    @classmethod
+    def from_jwks(cls, jwks: JWKSet | Mapping[str, Any] | str, **options: Any) -> Verifier:
+        """A JWK Set: a :class:`~jwkit.JWKSet`, ``{"keys": [...]}``, or its JSON text."""
+        if isinstance(jwks, str):
+            jwks = JWKSet.from_json(jwks)
+        elif not isinstance(jwks, JWKSet):
+            jwks = JWKSet.from_dict(jwks)
+        return cls._owning(StaticKeySource(jwks), options)
+
+    @classmethod
+    def from_jwk_file(cls, path: str | os.PathLike[str], **options: Any) -> Verifier:
+        """A JWK, JWKS or PEM file (re-read when it changes; see FileKeySource)."""
+        interval = options.pop("check_interval", 1.0)
+        return cls._owning(FileKeySource(path, check_interval=interval), options)
+
+    @classmethod
+    def from_pem(
+        cls, data: bytes | str, alg: str | None = None, *, kid: str | None = None, **options: Any
+    ) -> Verifier:
+        """A PEM public key or certificate (or a one-line base64 SPKI). Without ``kid`` the
+        key has none, so it verifies tokens whatever ``kid`` they carry."""
+        key = JWK.from_pem(data, alg).replace(kid=kid)
+        return cls._owning(StaticKeySource(key), options)
+
+    @classmethod
+    def from_secret(
+        cls, secret: bytes | str, alg: str = "HS256", *, kid: str | None = None, **options: Any
+    ) -> Verifier:
+        """A shared secret (HMAC). Only ``alg`` is allowed unless ``algorithms=`` says more."""
+        raw = secret.encode("utf-8") if isinstance(secret, str) else secret
+        options.setdefault("algorithms", (alg,))
+        return cls._owning(StaticKeySource(JWK.from_secret(raw, alg, kid=kid)), options)
+
+    @classmethod
+    def from_jwks_url(cls, url: str, **options: Any) -> Verifier:
+        """A remote JWKS. Remote options: ``timeout``, ``cooldown``, ``min_ttl``,
+        ``max_ttl``, ``max_stale``, ``allow_insecure_http``, ``http_client``,
+        ``async_http_client`` (and ``default_ttl``, ``max_bytes``, ``follow_redirects``,
+        ``background_refresh``)."""
+        remote, rest = _split(options)
+        return cls._owning(RemoteJWKSource(url, **remote), rest)
+
+    @classmethod
+    def from_issuer(cls, issuer_url: str, **options: Any) -> Verifier:
+        """OpenID discovery: keys from ``{issuer}/.well-known/openid-configuration``'s
+        ``jwks_uri`` (its ``issuer`` must be identical); the expected issuer defaults to it."""
+        remote, rest = _split(options)
+        rest.setdefault("issuer", issuer_url)
+        return cls._owning(RemoteJWKSource.from_issuer(issuer_url, **remote), rest)
+
+    @classmethod
+    def from_provider(cls, name: str, **params_and_options: Any) -> Verifier:
+        """A preset of :mod:`jwkit.verify.providers` (``auth0``, ``okta``, ``cognito``, ...).
+
+        Keyword arguments that are verifier or remote options are used as such; the rest are
+        the provider's parameters. Preset issuer, audience and algorithms are defaults that
+        explicit options override.
+        """
+        remote, rest = _split(params_and_options)
+        options = {k: v for k, v in rest.items() if k in VERIFIER_OPTIONS}
+        params = {k: v for k, v in rest.items() if k not in VERIFIER_OPTIONS}
+        if "issuer" in options and preset_takes_issuer(name):
+            params["issuer"] = options["issuer"]  # clerk, transcodes, oidc
+        config = resolve(name, **params)
+        if config.issuer_template is not None and "issuer" not in options:
+            raise ValueError(
+                f"{config.name} with this tenant accepts many issuers "
+                f"({config.issuer_template}): use MultiVerifier with that template"
+            )
+        if config.issuer is not None:
+            options.setdefault("issuer", config.issuer)
+        if config.audience is not None:
+            options.setdefault("audience", config.audience)
+        if config.algorithms:
+            options.setdefault("algorithms", config.algorithms)
+        source: KeySource
+        if config.keys is not None:
+            source = StaticKeySource(config.keys)
+        elif config.discovery:
+            assert isinstance(config.issuer, str)
+            source = RemoteJWKSource.from_issuer(config.issuer, **remote)
+        else:
+            assert config.jwks_url is not None
+            source = RemoteJWKSource(config.jwks_url, **remote)
+        return cls._owning(source, options)
+
+    @classmethod
+    def _owning(cls, source: KeySource, options: dict[str, Any]) -> Verifier:
+        unknown = sorted(set(options) - VERIFIER_OPTIONS)
+        if unknown:
+            raise TypeError(f"unexpected options: {', '.join(unknown)}")
+        verifier = cls(source, **options)
+        verifier._owns_source = True
+        return verifier
+
+    # -- verification -------------------------------------------------------------------------
+    def verify(self, token: str | bytes) -> Claims:
+        """Verify ``token`` and return its claims, or raise an :class:`~jwkit.InvalidToken`
+        (or :class:`~jwkit.KeySourceError` when no keys can be had)."""
+        cache = self.cache
+        if cache is not None and type(token) is str:
+            entry = cache.get(token)
+            if entry is not None:
+                now = self._clock()
+                if now >= self._next_poll:
+                    self._next_poll = now + POLL_INTERVAL
+                    self.source.get_keys()
+                    entry = cache.get(token)
+                if entry is not None:
+                    if entry.not_before <= now < entry.not_after:
+                        return entry.claims
+                    return self._revalidate(token, entry, now)
+        parsed, payload = self._prepare(token)
+        keys = self.source.get_keys()
+        try:
+            key = jws.select_key(parsed, _single(keys))
+        except KeyNotFound:
+            kid = parsed.kid
+            if kid is None:
+                raise
+            newer = self.source.refresh_for_kid(kid)
+            if newer is None or newer is keys:
+                raise
+            key = jws.select_key(parsed, newer)
+        return self._complete(token, parsed, payload, key)
+
+    async def verify_async(self, token: str | bytes) -> Claims:
+        """Like :meth:`verify`; key fetching does not block the event loop."""
+        cache = self.cache
+        if cache is not None and type(token) is str:
+            entry = cache.get(token)
+            if entry is not None:
+                now = self._clock()
+                if now >= self._next_poll:
+                    self._next_poll = now + POLL_INTERVAL
+                    await self.source.get_keys_async()
+                    entry = cache.get(token)
+                if entry is not None:
+                    if entry.not_before <= now < entry.not_after:
+                        return entry.claims
+                    return self._revalidate(token, entry, now)
+        parsed, payload = self._prepare(token)
+        keys = await self.source.get_keys_async()
+        try:
+            key = jws.select_key(parsed, _single(keys))
+        except KeyNotFound:
+            kid = parsed.kid
+            if kid is None:
+                raise
+            newer = await self.source.refresh_for_kid_async(kid)
+            if newer is None or newer is keys:
+                raise
+            key = jws.select_key(parsed, newer)
+        return self._complete(token, parsed, payload, key)
+
+    def _prepare(self, token: str | bytes) -> tuple[jws.ParsedJWS, dict[str, Any]]:
+        """Steps 1-3: everything that needs no key. Raises before any network I/O."""
+        parsed = jws.parse(token, max_size=self.max_token_size)
+        jws.check_header(parsed, self.algorithms)
+        payload = parse_claims(parsed.payload)
+        issuers = self._issuers
+        if issuers is not None:
+            iss = payload.get("iss")
+            if iss is None:
+                raise MissingClaim('token has no "iss" claim', claim="iss")
+            if not isinstance(iss, str) or iss not in issuers:
+                raise InvalidIssuer("token issuer is not accepted", claim="iss")
+        return parsed, payload
+
+    def _complete(
+        self, token: str | bytes, parsed: jws.ParsedJWS, payload: dict[str, Any], key: JWK
+    ) -> Claims:
+        """Steps 5-6, then remember the result."""
+        jws.verify_signature(parsed, key)
+        now = self._clock()
+        self.policy.validate(payload, parsed.header, now)
+        check_azp(payload, self._azp)
+        claims = Claims(payload, parsed.header)
+        cache = self.cache
+        if cache is not None and type(token) is str:
+            start, end = validity_window(payload, leeway=self._leeway, max_age=self._max_age)
+            cache.put(token, CacheEntry(claims, key, start, end))
+            self._next_poll = now + POLL_INTERVAL  # the source was just consulted
+        return claims
+
+    def _revalidate(self, token: str | bytes, entry: CacheEntry, now: float) -> Claims:
+        """A hit outside its window: the policy decides (and usually raises)."""
+        try:
+            self.policy.validate(entry.claims, entry.claims.header, now)
+        except ClaimError:
+            if now >= entry.not_after:
+                assert self.cache is not None
+                self.cache.discard(token)
+            raise
+        return entry.claims
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def health(self) -> SourceHealth:
+        """The key source's health (for readiness probes)."""
+        return self.source.health()
+
+    @property
+    def issuer(self) -> str | tuple[str, ...] | None:
+        issuers = self._issuers
+        if issuers is None:
+            return None
+        return issuers[0] if len(issuers) == 1 else issuers
+
+    def close(self) -> None:
+        if self._owns_source:
+            self.source.close()
+
+    async def aclose(self) -> None:
+        if self._owns_source:
+            await self.source.aclose()
+
+    def __enter__(self) -> Verifier:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Verifier:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"<Verifier issuer={self.issuer!r} source={self.source!r}>"
+
+
+def _single(keys: JWKSet) -> JWK | JWKSet:
+    """A set of one key without ``kid`` is that key: it fits a token with any ``kid``
+    (RFC 7515 §4.1.4 makes ``kid`` a hint), as long as the algorithm fits."""
+    if len(keys) == 1:
+        only = keys.keys[0]
+        if only.kid is None:
+            return only
+    return keys
+
+
+def _split(options: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    remote = {k: v for k, v in options.items() if k in REMOTE_OPTIONS}
+    rest = {k: v for k, v in options.items() if k not in REMOTE_OPTIONS}
+    return remote, rest

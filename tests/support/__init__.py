@@ -1,0 +1,1 @@
+"""Shared test helpers: real local servers and fixtures that several test packages reuse."""
