@@ -27,13 +27,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _timing import compare, table  # noqa: E402
-from cryptography.hazmat.primitives import hashes  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import ec, padding  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature  # noqa: E402
+from _timing import compare, table
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from jwkit import JWK, JWKSet, jwt  # noqa: E402
-from jwkit.jose.b64 import b64url_decode  # noqa: E402
+from jwkit import JWK, JWKSet, Verifier, jwt
+from jwkit.jose.b64 import b64url_decode
 
 ISSUER = "https://issuer.bench"
 AUDIENCE = "bench-api"
@@ -61,9 +61,7 @@ def _pyjwt(key: JWK, token: str, alg: str) -> Callable[[], object] | None:
     except ImportError:
         return None
     pub = key.public()._public_key
-    return lambda: pyjwt.decode(
-        token, pub, algorithms=[alg], audience=AUDIENCE, issuer=ISSUER
-    )
+    return lambda: pyjwt.decode(token, pub, algorithms=[alg], audience=AUDIENCE, issuer=ISSUER)
 
 
 def _joserfc(key: JWK, token: str, alg: str) -> Callable[[], object] | None:
@@ -100,11 +98,6 @@ class _JWKSHandler(BaseHTTPRequestHandler):
 
 
 def run() -> tuple[str, dict[str, dict[str, float]]]:
-    try:
-        from jwkit import Verifier  # type: ignore[attr-defined]
-    except ImportError:
-        Verifier = None  # noqa: N806
-
     server = ThreadingHTTPServer(("127.0.0.1", 0), _JWKSHandler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     rows: list[tuple[str, ...]] = []
@@ -122,18 +115,20 @@ def run() -> tuple[str, dict[str, dict[str, float]]]:
                     t, p, algorithms=[a], issuer=ISSUER, audience=AUDIENCE
                 ),
             }
-            if Verifier is not None:
-                static = Verifier.from_jwk(public.to_dict(), issuer=ISSUER, audience=AUDIENCE,
-                                           token_cache=False)
-                cached = Verifier.from_jwk(public.to_dict(), issuer=ISSUER, audience=AUDIENCE)
-                _JWKSHandler.body = json.dumps(JWKSet([public]).to_dict()).encode()
-                url = f"http://127.0.0.1:{server.server_port}/jwks.json"
-                remote = Verifier.from_jwks_url(url, issuer=ISSUER, audience=AUDIENCE,
-                                                allow_insecure_http=True, token_cache=False)
-                remote.verify(token)  # warm the key cache
-                candidates["jwkit Verifier (static key, no cache)"] = lambda v=static, t=token: v.verify(t)
-                candidates["jwkit Verifier (remote JWKS, warm)"] = lambda v=remote, t=token: v.verify(t)
-                candidates["jwkit Verifier (token cache hit)"] = lambda v=cached, t=token: v.verify(t)
+            opts: dict[str, Any] = {"issuer": ISSUER, "audience": AUDIENCE}
+            static = Verifier.from_jwk(public.to_dict(), token_cache=False, **opts)
+            cached = Verifier.from_jwk(public.to_dict(), **opts)
+            _JWKSHandler.body = json.dumps(JWKSet([public]).to_dict()).encode()
+            url = f"http://127.0.0.1:{server.server_port}/jwks.json"
+            remote = Verifier.from_jwks_url(
+                url, allow_insecure_http=True, token_cache=False, **opts
+            )
+            remote.verify(token)  # warm the key cache
+            candidates["jwkit Verifier (static key, no cache)"] = lambda v=static, t=token: (
+                v.verify(t)
+            )
+            candidates["jwkit Verifier (remote JWKS, warm)"] = lambda v=remote, t=token: v.verify(t)
+            candidates["jwkit Verifier (token cache hit)"] = lambda v=cached, t=token: v.verify(t)
             for label, factory in (("PyJWT", _pyjwt), ("joserfc", _joserfc)):
                 fn = factory(key, token, alg)
                 if fn is not None:
@@ -149,14 +144,42 @@ def run() -> tuple[str, dict[str, dict[str, float]]]:
                 if "PyJWT" in results and name.startswith("jwkit"):
                     extra = f"{r.ops_per_sec / results['PyJWT'].ops_per_sec:.2f}x"
                 rows.append(
-                    (alg, name, f"{r.ops_per_sec:,.0f}", f"{r.usec:.2f}",
-                     f"{r.ops_per_sec / floor:.3f}", extra)
+                    (
+                        alg,
+                        name,
+                        f"{r.ops_per_sec:,.0f}",
+                        f"{r.usec:.2f}",
+                        f"{r.ops_per_sec / floor:.3f}",
+                        extra,
+                    )
                 )
     finally:
         server.shutdown()
         server.server_close()
     header = ("alg", "candidate", "ops/s", "µs/op", "vs floor", "vs PyJWT")
-    return table(rows, header), raw
+    return table(rows, header) + "\n\n" + goals(raw["ES256"]), raw
+
+
+def goals(es256: dict[str, float]) -> str:
+    """The targets of issues 2 and 3, for ES256, as measured in this run."""
+    floor = es256["cryptography verify() (floor)"]
+    checks = [
+        ("jwt.decode >= 0.85 x bare verify", es256["jwkit jwt.decode"] / floor, 0.85),
+        ("jwt.decode >= 2 x PyJWT", es256["jwkit jwt.decode"] / es256["PyJWT"], 2.0),
+        (
+            "Verifier, warm remote JWKS >= 0.85 x bare verify",
+            es256["jwkit Verifier (remote JWKS, warm)"] / floor,
+            0.85,
+        ),
+        (
+            "token cache hit <= 1/50 of a bare verify (>= 50 x its rate)",
+            es256["jwkit Verifier (token cache hit)"] / floor,
+            50.0,
+        ),
+    ]
+    rows = [(name, f"{value:.2f}", f"{target:g}", "met" if value >= target else "NOT met")
+            for name, value, target in checks]  # fmt: skip
+    return "Goals (ES256):\n\n" + table(rows, ("goal", "measured", "target", "verdict"))
 
 
 if __name__ == "__main__":
