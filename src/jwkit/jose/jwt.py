@@ -31,6 +31,7 @@ from .jwk import JWK, JWKSet
 __all__ = [
     "Claims",
     "ClaimsPolicy",
+    "as_names",
     "decode",
     "decode_unverified",
     "encode",
@@ -138,7 +139,8 @@ def _number(claims: Mapping[str, Any], name: str) -> float | None:
     return float(value)
 
 
-def _as_tuple(value: str | Collection[str] | None, what: str) -> tuple[str, ...] | None:
+def as_names(value: str | Collection[str] | None, what: str) -> tuple[str, ...] | None:
+    """One name or several -> a tuple of names (``None`` stays ``None``); rejects empties."""
     if value is None:
         return None
     if isinstance(value, str):
@@ -190,8 +192,8 @@ class ClaimsPolicy:
         if isinstance(required, str):
             raise TypeError('required must be a collection of claim names, e.g. ["sub"]')
         self.issuer = issuer
-        self._issuer = _as_tuple(issuer, "issuer")
-        self._audience = _as_tuple(audience, "audience")
+        self._issuer = as_names(issuer, "issuer")
+        self._audience = as_names(audience, "audience")
         self.leeway = float(leeway)
         self.required = tuple(required)
         self.typ = typ

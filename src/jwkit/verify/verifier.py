@@ -32,7 +32,7 @@ from ..errors import ClaimError, InvalidIssuer, KeyNotFound, MissingClaim
 from ..jose import jws
 from ..jose.algorithms import ALGORITHMS
 from ..jose.jwk import JWK, JWKSet
-from ..jose.jwt import Claims, ClaimsPolicy, parse_claims
+from ..jose.jwt import Claims, ClaimsPolicy, as_names, parse_claims
 from .cache import DEFAULT_CACHE_SIZE, CacheEntry, TokenCache, validity_window
 from .providers import SAFE_ALGORITHMS, preset_takes_issuer, resolve
 from .remote import REMOTE_OPTIONS, RemoteJWKSource
@@ -76,17 +76,6 @@ def check_azp(claims: Mapping[str, Any], allowed: tuple[str, ...] | None) -> Non
         raise ClaimError("token was issued to another party", claim="azp")
 
 
-def _names(value: str | Collection[str] | None, what: str) -> tuple[str, ...] | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return (value,)
-    out = tuple(value)
-    if not out or not all(isinstance(v, str) for v in out):
-        raise ValueError(f"{what} must be a string or a non-empty collection of strings")
-    return out
-
-
 class Verifier:
     """Verify tokens from one issuer with keys from one key source.
 
@@ -128,8 +117,8 @@ class Verifier:
         self.policy = ClaimsPolicy(
             issuer, audience, leeway, tuple(required_claims), typ, max_age, require_exp
         )
-        self._issuers = _names(issuer, "issuer")
-        self._azp = _names(azp, "azp")
+        self._issuers = as_names(issuer, "issuer")
+        self._azp = as_names(azp, "azp")
         self.algorithms: frozenset[str] = self._allow_list(algorithms)
         self.max_token_size = int(max_token_size)
         self._leeway = self.policy.leeway
