@@ -24,6 +24,15 @@ def _register() -> None:
     main.add_command(keys.keys)
     main.add_command(token.token)
     main.add_command(demo.demo)
+    from . import admin, audit, db, serve, service_keys  # noqa: F401  (adds `keys rewrap`)
+
+    main.add_command(serve.serve)
+    main.add_command(admin.admin)
+    main.add_command(db.db)
+    main.add_command(audit.audit)
+    from . import jwks, verify  # noqa: F401  (verify adds `token verify`)
+
+    main.add_command(jwks.jwks)
 
 
 _register()

@@ -1,0 +1,258 @@
+"""``jwkit admin``: drive a running key service through its admin API.
+
+Human tables by default, ``--json`` for scripts. ``--url`` / ``--token`` also come from
+``JWKIT_ADMIN_URL`` / ``JWKIT_ADMIN_TOKEN``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from ._output import EXIT_FAILED, print_json
+
+
+class _Api:
+    def __init__(self, url: str, token: str, as_json: bool) -> None:
+        self.url = url.rstrip("/")
+        self.token = token
+        self.as_json = as_json
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        import httpx
+
+        try:
+            response = httpx.request(
+                method, f"{self.url}/api/v1{path}", json=body, timeout=30,
+                headers={"Authorization": f"Bearer {self.token}"},
+            )
+        except httpx.HTTPError as exc:
+            click.echo(f"error: cannot reach {self.url}: {exc}", err=True)
+            sys.exit(EXIT_FAILED)
+        if response.status_code == 204:
+            return None
+        try:
+            data = response.json()
+        except ValueError:
+            data = {"error": "bad_response", "message": response.text[:200]}
+        if response.status_code >= 400:
+            if self.as_json:
+                print_json(data)
+            else:
+                message = data.get("message", "") if isinstance(data, dict) else ""
+                extra = ""
+                if isinstance(data, dict) and data.get("earliest_safe_at"):
+                    extra = f" (earliest safe at {data['earliest_safe_at']})"
+                if isinstance(data, dict) and data.get("detail"):
+                    extra += " " + "; ".join(
+                        f"{'.'.join(str(p) for p in d['loc'][1:])}: {d['msg']}"
+                        for d in data["detail"]
+                    )
+                code = data.get("error") if isinstance(data, dict) else None
+                click.echo(f"error {response.status_code} {code}: {message}{extra}", err=True)
+            sys.exit(EXIT_FAILED)
+        return data
+
+    def show(self, data: Any, columns: list[str], rows_key: str | None = None) -> None:
+        if self.as_json:
+            print_json(data)
+            return
+        rows = data[rows_key] if rows_key else [data]
+        _table(rows, columns)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, list):
+        return " ".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    click.echo("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)))
+    for r in cells:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+
+
+pass_api = click.make_pass_decorator(_Api)
+
+
+@click.group("admin")
+@click.option("--url", envvar="JWKIT_ADMIN_URL", default="http://127.0.0.1:8000",
+              show_default=True, help="Base URL of the key service.")
+@click.option("--token", envvar="JWKIT_ADMIN_TOKEN", required=True, help="Admin API token.")
+@click.option("--json", "as_json", is_flag=True, help="Print the raw JSON responses.")
+@click.pass_context
+def admin(ctx: click.Context, url: str, token: str, as_json: bool) -> None:
+    """Manage projects, keys, tokens and clients on a running key service."""
+    ctx.obj = _Api(url, token, as_json)
+
+
+_PROJECT_COLS = ["id", "name", "algorithm", "issuer", "rotation_days"]
+_KEY_COLS = ["kid", "alg", "state", "created_at", "activated_at", "retires_at"]
+
+
+@admin.group("projects")
+def projects() -> None:
+    """Projects (tenants)."""
+
+
+@projects.command("create")
+@click.argument("name")
+@click.option("--algorithm", default=None, help="ES256 (default), RS256, PS256, EdDSA, HS256…")
+@click.option("--audience", default=None)
+@click.option("--token-ttl", type=int, default=None, help="Seconds.")
+@click.option("--max-token-ttl", type=int, default=None, help="Seconds.")
+@click.option("--jwks-max-age", type=int, default=None, help="Seconds.")
+@click.option("--rotation-days", type=int, default=None)
+@pass_api
+def projects_create(api: _Api, /, name: str, **options: Any) -> None:
+    """Create a project (with an active and a pre-published next key)."""
+    body = {"name": name, **{k: v for k, v in options.items() if v is not None}}
+    api.show(api.call("POST", "/projects", body), [*_PROJECT_COLS, "active_kid"])
+
+
+@projects.command("list")
+@pass_api
+def projects_list(api: _Api) -> None:
+    api.show(api.call("GET", "/projects"), _PROJECT_COLS, "projects")
+
+
+@projects.command("show")
+@click.argument("project_id")
+@pass_api
+def projects_show(api: _Api, project_id: str) -> None:
+    data = api.call("GET", f"/projects/{project_id}")
+    if api.as_json:
+        print_json(data)
+    else:
+        for k, v in data.items():
+            click.echo(f"{k:15} {_cell(v)}")
+
+
+@admin.group("keys")
+def keys() -> None:
+    """A project's signing keys."""
+
+
+@keys.command("list")
+@click.argument("project_id")
+@pass_api
+def keys_list(api: _Api, project_id: str) -> None:
+    api.show(api.call("GET", f"/projects/{project_id}/keys"), _KEY_COLS, "keys")
+
+
+@keys.command("generate")
+@click.argument("project_id")
+@click.option("--mode", type=click.Choice(["next", "replace"]), default="next", show_default=True)
+@click.option("--alg", default=None)
+@click.option("--confirm-invalidate", is_flag=True,
+              help="With --mode replace: accept that tokens signed by the old key stop working.")
+@pass_api
+def keys_generate(api: _Api, project_id: str, mode: str, alg: str | None,
+                  confirm_invalidate: bool) -> None:
+    body: dict[str, Any] = {"mode": mode, "confirm_invalidate": confirm_invalidate}
+    if alg:
+        body["alg"] = alg
+    data = api.call("POST", f"/projects/{project_id}/keys", body)
+    if api.as_json:
+        print_json(data)
+    else:
+        click.echo(f"{data['state']} key {data['kid']} created at {data['created_at']}")
+        if data.get("public_jwk"):
+            click.echo(json.dumps(data["public_jwk"], indent=2))
+
+
+@keys.command("rotate")
+@click.argument("project_id")
+@click.option("--emergency", is_flag=True, help="Skip the publication wait.")
+@pass_api
+def keys_rotate(api: _Api, project_id: str, emergency: bool) -> None:
+    data = api.call("POST", f"/projects/{project_id}/keys/rotate", {"emergency": emergency})
+    api.show(data, ["active", "retiring", "next"])
+
+
+@keys.command("revoke")
+@click.argument("project_id")
+@click.argument("kid")
+@click.option("--emergency", is_flag=True, help="Revoke even if tokens may still be valid.")
+@pass_api
+def keys_revoke(api: _Api, project_id: str, kid: str, emergency: bool) -> None:
+    """Take a key out of the JWKS. A kid starting with "-" goes after "--"."""
+    data = api.call("POST", f"/projects/{project_id}/keys/{kid}/revoke",
+                    {"emergency": emergency})
+    api.show(data, ["kid", "state", "revoked_at"])
+
+
+@admin.group("tokens")
+def tokens() -> None:
+    """Access tokens."""
+
+
+@tokens.command("mint")
+@click.argument("project_id")
+@click.option("--sub", required=True)
+@click.option("--ttl", type=int, default=None, help="Seconds (at most the project's maximum).")
+@click.option("--claims", default=None, help="Extra claims as a JSON object.")
+@pass_api
+def tokens_mint(api: _Api, project_id: str, sub: str, ttl: int | None,
+                claims: str | None) -> None:
+    body: dict[str, Any] = {"sub": sub}
+    if ttl is not None:
+        body["ttl"] = ttl
+    if claims:
+        try:
+            body["claims"] = json.loads(claims)
+        except ValueError as exc:
+            raise click.BadParameter("--claims must be a JSON object") from exc
+    data = api.call("POST", f"/projects/{project_id}/tokens", body)
+    if api.as_json:
+        print_json(data)
+    else:
+        click.echo(data["access_token"])
+
+
+@admin.group("clients")
+def clients() -> None:
+    """OAuth clients (client credentials grant)."""
+
+
+@clients.command("create")
+@click.argument("project_id")
+@click.option("--name", required=True)
+@click.option("--scope", "scopes", multiple=True, help="Allowed scope (repeatable).")
+@pass_api
+def clients_create(api: _Api, project_id: str, name: str, scopes: tuple[str, ...]) -> None:
+    data = api.call("POST", f"/projects/{project_id}/clients",
+                    {"name": name, "scopes": list(scopes)})
+    if api.as_json:
+        print_json(data)
+    else:
+        click.echo(f"client_id:     {data['client_id']}")
+        click.echo(f"client_secret: {data['client_secret']}   (shown once)")
+
+
+@clients.command("list")
+@click.argument("project_id")
+@pass_api
+def clients_list(api: _Api, project_id: str) -> None:
+    api.show(api.call("GET", f"/projects/{project_id}/clients"),
+             ["client_id", "name", "scopes", "created_at"], "clients")
+
+
+@clients.command("delete")
+@click.argument("project_id")
+@click.argument("client_id")
+@pass_api
+def clients_delete(api: _Api, project_id: str, client_id: str) -> None:
+    api.call("DELETE", f"/projects/{project_id}/clients/{client_id}")
+    if not api.as_json:
+        click.echo(f"deleted {client_id}")

@@ -1,0 +1,90 @@
+"""``jwkit serve``: run the key service with uvicorn."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from ._output import fail_input
+
+_FLAG_ENV = {
+    "host": "JWKIT_HOST",
+    "port": "JWKIT_PORT",
+    "database_url": "JWKIT_DATABASE_URL",
+    "public_url": "JWKIT_PUBLIC_URL",
+    "home": "JWKIT_HOME",
+    "workers": "JWKIT_WORKERS",
+}
+
+
+@click.command("serve")
+@click.option("--host", default=None, help="Interface to listen on [default: 127.0.0.1].")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=None, help="Port to listen on [default: 8000]."
+)
+@click.option(
+    "--database-url", default=None, help="SQLAlchemy URL [default: SQLite at $JWKIT_HOME/jwkit.db]."
+)
+@click.option(
+    "--public-url", default=None, help="Base URL clients use [default: http://HOST:PORT]."
+)
+@click.option("--home", default=None, help="State directory [default: ./.jwkit].")
+@click.option(
+    "--workers", type=click.IntRange(1, 64), default=None, help="Worker processes [default: 1]."
+)
+@click.option("--access-log/--no-access-log", default=False, show_default=True)
+def serve(access_log: bool, **flags: object) -> None:
+    """Run the key service (JWKS, discovery, tokens, admin API, console).
+
+    Settings also come from JWKIT_* environment variables. On first start the admin API
+    token and the console password for user "admin" are generated and printed once.
+    """
+    import uvicorn
+    from pydantic import ValidationError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from jwkit.service.runtime import Service
+    from jwkit.service.settings import Settings
+    from jwkit.service.vault import MasterKeyError, VaultError
+
+    for name, value in flags.items():
+        if value is not None:
+            os.environ[_FLAG_ENV[name]] = str(value)
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        fail_input(f"invalid settings: {exc.errors()[0].get('loc')}: {exc.errors()[0]['msg']}")
+    if "JWKIT_PUBLIC_URL" not in os.environ:
+        host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host  # noqa: S104
+        os.environ["JWKIT_PUBLIC_URL"] = f"http://{host}:{settings.port}"
+        settings = Settings()
+    try:
+        service = Service.open(settings)
+    except MasterKeyError as exc:
+        fail_input(str(exc))
+    except VaultError:
+        fail_input("the stored keys cannot be opened with this master key "
+                   "(JWKIT_MASTER_KEY or $JWKIT_HOME/master.key)")
+    except SQLAlchemyError as exc:
+        fail_input(f"cannot open the database: {type(exc).__name__}: {str(exc).splitlines()[0]}")
+    generated = service.generated
+    service.close()
+    if generated is not None:
+        click.echo("jwkit: first start, admin credentials (shown once, stored only as hashes):")
+        if generated.token:
+            click.echo(f"  admin API token:  {generated.token}")
+        if generated.password:
+            click.echo(f"  console login:    {generated.username} / {generated.password}")
+    click.echo(f"jwkit: console at {settings.public_url}/console")
+    click.echo(f"jwkit: admin API at {settings.public_url}/api/v1 (docs: /api/docs)", nl=True)
+    uvicorn.run(
+        "jwkit.service.http.app:app_from_env",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_level=settings.log_level,
+        access_log=access_log,
+        server_header=False,
+    )

@@ -1,0 +1,100 @@
+"""OAuth 2.0 clients of a project (RFC 6749 §2): 256-bit random secrets, stored as SHA-256.
+
+The secret is returned once at creation. Lookups compare hashes with
+:func:`hmac.compare_digest`, so timing does not reveal how much of a guess was right.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from jwkit.service.domain import audit
+from jwkit.service.domain.common import NotFound, isoformat, new_id
+from jwkit.service.domain.projects import get_project
+from jwkit.service.store.models import Client
+
+__all__ = [
+    "ClientRecord",
+    "client_to_json",
+    "create_client",
+    "delete_client",
+    "hash_secret",
+    "list_clients",
+    "load_client",
+    "secret_matches",
+]
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def secret_matches(secret: str, stored_hash: str) -> bool:
+    return hmac.compare_digest(hash_secret(secret), stored_hash)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientRecord:
+    """What the token endpoint caches per client id."""
+
+    client_id: str
+    project_id: str
+    secret_hash: str
+    scopes: frozenset[str]
+
+
+def create_client(session: Session, project_id: str, *, name: str, scopes: list[str],
+                  now: int, actor: str) -> tuple[Client, str]:
+    """Create a client; return it with its plaintext secret (shown once, never stored)."""
+    get_project(session, project_id)
+    secret = secrets.token_urlsafe(32)  # 256 bits
+    client = Client(
+        id=new_id("cli"), project_id=project_id, name=name, secret_hash=hash_secret(secret),
+        scopes=" ".join(sorted(set(scopes))), created_at=now,
+    )
+    session.add(client)
+    session.flush()
+    audit.record(session, now=now, actor=actor, action="client.created", project_id=project_id,
+                 detail={"client_id": client.id, "scopes": sorted(set(scopes))})
+    return client, secret
+
+
+def list_clients(session: Session, project_id: str) -> list[Client]:
+    get_project(session, project_id)
+    return list(session.execute(
+        select(Client).where(Client.project_id == project_id).order_by(Client.created_at, Client.id)
+    ).scalars())
+
+
+def delete_client(session: Session, project_id: str, client_id: str, *, now: int,
+                  actor: str) -> None:
+    client = session.get(Client, client_id)
+    if client is None or client.project_id != project_id:
+        raise NotFound(f"no client {client_id!r} in this project")
+    session.delete(client)
+    audit.record(session, now=now, actor=actor, action="client.deleted", project_id=project_id,
+                 detail={"client_id": client_id})
+
+
+def load_client(session: Session, client_id: str) -> ClientRecord | None:
+    client = session.get(Client, client_id)
+    if client is None:
+        return None
+    return ClientRecord(client.id, client.project_id, client.secret_hash,
+                        frozenset(client.scopes.split()))
+
+
+def client_to_json(client: Client) -> dict[str, Any]:
+    return {
+        "client_id": client.id,
+        "name": client.name,
+        "scopes": client.scopes.split(),
+        "created_at": isoformat(client.created_at),
+    }

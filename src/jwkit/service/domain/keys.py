@@ -1,0 +1,360 @@
+"""The key lifecycle state machine: ``next`` -> ``active`` -> ``retiring`` -> ``revoked``.
+
+Rules (times are Unix seconds, ``max_age`` is the project's advertised ``jwks_max_age``):
+
+* Graceful rotation promotes the ``next`` key only once it has been published for at least
+  ``max_age`` (every verifier's cached JWKS then already holds it). The old active key becomes
+  ``retiring`` and a fresh ``next`` key is pre-published at once.
+* A ``retiring`` key leaves the JWKS only after the latest ``exp`` it signed (plus the clock-skew
+  leeway) has passed. Replicas flush their high-water ``exp`` at least once per sync interval, and
+  may sign with a just-retired key until they notice (within one sync interval), so the bound also
+  covers ``retired_at + SYNC_MARGIN``.
+* Anything that would break a valid token raises :class:`Conflict` (HTTP 409) with the earliest
+  safe time, unless ``emergency=True``.
+* "Replace now" activates a new key at once and revokes the previous active key at once; it needs
+  ``confirm_invalidate=True`` when an active key exists.
+
+Exactly one ``active`` key per project is guaranteed by a partial unique index; each transition
+locks the project row first (``SELECT … FOR UPDATE``) so concurrent replicas serialise, and every
+transition re-checks the state it found, which makes the scheduler's jobs idempotent.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from jwkit.jose.jwk import JWK
+from jwkit.service.domain import audit
+from jwkit.service.domain.common import Conflict, NotFound, isoformat
+from jwkit.service.domain.projects import _check_alg, lock_project
+from jwkit.service.store.models import Key, Project
+from jwkit.service.vault import SealedKey, Vault
+
+__all__ = [
+    "ACTIVE",
+    "NEXT",
+    "PUBLISHED_STATES",
+    "RETIRING",
+    "REVOKED",
+    "SYNC_MARGIN",
+    "KeySchedule",
+    "add_next_key",
+    "bootstrap_keys",
+    "generate_key",
+    "key_to_json",
+    "latest_key",
+    "list_keys",
+    "open_key",
+    "raise_max_exp",
+    "replace_now",
+    "revoke_key",
+    "rotate",
+    "run_due_transitions",
+    "schedule",
+]
+
+NEXT, ACTIVE, RETIRING, REVOKED = "next", "active", "retiring", "revoked"
+PUBLISHED_STATES = (NEXT, ACTIVE, RETIRING)
+#: Seconds a replica may keep signing with a just-retired key, plus one exp flush.
+SYNC_MARGIN = 5
+DAY = 86400
+
+
+def generate_key(
+    session: Session, project: Project, vault: Vault, *, alg: str, state: str, now: int
+) -> Key:
+    """Create a key (private part sealed by the vault) in ``state`` and add it to the session."""
+    jwk = JWK.generate(alg)
+    kid = jwk.kid
+    assert kid is not None
+    sealed = vault.seal(jwk.to_json(private=True).encode(), project_id=project.id, kid=kid)
+    public = None if jwk.kty == "oct" else json.dumps(jwk.public().to_dict(), sort_keys=True)
+    key = Key(
+        project_id=project.id, kid=kid, alg=alg, state=state, public_jwk=public,
+        wrapped_dek=sealed.wrapped_dek, ciphertext=sealed.ciphertext, kek_id=sealed.kek_id,
+        created_at=now,
+        published_at=now if state in PUBLISHED_STATES else None,
+        activated_at=now if state == ACTIVE else None,
+    )
+    session.add(key)
+    session.flush()
+    return key
+
+
+def open_key(key: Key, vault: Vault) -> JWK:
+    """Decrypt a stored private key (kept in memory by the caller, never logged)."""
+    sealed = SealedKey(key.wrapped_dek, key.ciphertext, key.kek_id)
+    return JWK.from_json(vault.open(sealed, project_id=key.project_id, kid=key.kid))
+
+
+def _keys(session: Session, project_id: str, *, states: tuple[str, ...] | None = None) -> list[Key]:
+    stmt = select(Key).where(Key.project_id == project_id)
+    if states is not None:
+        stmt = stmt.where(Key.state.in_(states))
+    return list(session.execute(stmt.order_by(Key.created_at, Key.id)).scalars())
+
+
+def list_keys(session: Session, project_id: str) -> list[Key]:
+    return _keys(session, project_id)
+
+
+def latest_key(session: Session, project_id: str) -> Key:
+    keys = _keys(session, project_id, states=PUBLISHED_STATES)
+    if not keys:
+        raise NotFound("this project has no published key")
+    return keys[-1]
+
+
+def _find(keys: list[Key], state: str) -> Key | None:
+    found = [k for k in keys if k.state == state]
+    return found[-1] if found else None
+
+
+def _event(session: Session, now: int, actor: str, action: str, key: Key, **detail: Any) -> None:
+    audit.record(session, now=now, actor=actor, action=action, project_id=key.project_id,
+                 kid=key.kid, detail=detail or None)
+
+
+def retire_safe_at(key: Key, clock_skew: int) -> int:
+    """When a retiring key may leave the JWKS without breaking a token it signed."""
+    retired = key.retired_at or key.created_at
+    return max(key.max_exp or 0, retired + SYNC_MARGIN) + clock_skew
+
+
+def activate_safe_at(key: Key, project: Project) -> int:
+    """When a next key has been in every cached JWKS long enough to start signing."""
+    return (key.published_at or key.created_at) + project.jwks_max_age
+
+
+def _promote(session: Session, project: Project, vault: Vault, old: Key | None, new: Key,
+             *, now: int, actor: str, old_state: str) -> None:
+    if old is not None:
+        old.state = old_state
+        if old_state == RETIRING:
+            old.retired_at = now
+        else:
+            old.retired_at = old.retired_at or now
+            old.revoked_at = now
+        session.flush()  # free the one-active slot before taking it
+        _event(session, now, actor, f"key.{old_state}", old)
+    new.state = ACTIVE
+    new.activated_at = now
+    new.published_at = new.published_at or now
+    session.flush()
+    _event(session, now, actor, "key.activated", new)
+
+
+def _ensure_next(session: Session, project: Project, vault: Vault, keys: list[Key], *,
+                 now: int, actor: str) -> Key:
+    nxt = _find(keys, NEXT)
+    if nxt is None:
+        nxt = generate_key(session, project, vault, alg=project.algorithm, state=NEXT, now=now)
+        _event(session, now, actor, "key.created", nxt, state=NEXT)
+    return nxt
+
+
+def bootstrap_keys(session: Session, project: Project, vault: Vault, *, now: int,
+                   actor: str) -> Key:
+    """A new project's first keys: one active key and one pre-published next key."""
+    active = generate_key(session, project, vault, alg=project.algorithm, state=ACTIVE, now=now)
+    _event(session, now, actor, "key.created", active, state=ACTIVE)
+    _ensure_next(session, project, vault, [], now=now, actor=actor)
+    return active
+
+
+@dataclass(frozen=True, slots=True)
+class RotationResult:
+    active: str
+    retiring: str | None
+    next: str
+
+
+def rotate(session: Session, project_id: str, vault: Vault, *, now: int, actor: str,
+           emergency: bool = False) -> RotationResult:
+    """Graceful rotation (see module docstring); ``emergency`` skips the publication wait."""
+    project = lock_project(session, project_id)
+    keys = _keys(session, project_id, states=PUBLISHED_STATES)
+    active, nxt = _find(keys, ACTIVE), _find(keys, NEXT)
+    if nxt is None:
+        if active is not None and not emergency:
+            raise Conflict(
+                "no next key is pre-published; create one with mode=next first",
+                code="no_next_key", earliest_safe_at=now + project.jwks_max_age,
+            )
+        nxt = generate_key(session, project, vault, alg=project.algorithm, state=NEXT, now=now)
+        _event(session, now, actor, "key.created", nxt, state=NEXT)
+    elif active is not None and not emergency:
+        safe_at = activate_safe_at(nxt, project)
+        if now < safe_at:
+            raise Conflict(
+                "the next key has not been published for the advertised JWKS cache lifetime",
+                code="rotation_too_early", earliest_safe_at=safe_at,
+            )
+    _promote(session, project, vault, active, nxt, now=now, actor=actor, old_state=RETIRING)
+    fresh = generate_key(session, project, vault, alg=project.algorithm, state=NEXT, now=now)
+    _event(session, now, actor, "key.created", fresh, state=NEXT, emergency=emergency)
+    return RotationResult(nxt.kid, active.kid if active else None, fresh.kid)
+
+
+def replace_now(session: Session, project_id: str, vault: Vault, *, now: int, actor: str,
+                alg: str | None = None, confirm_invalidate: bool = False) -> Key:
+    """A new key is active at once; the previous active key is revoked at once."""
+    project = lock_project(session, project_id)
+    alg = alg or project.algorithm
+    _check_alg(alg, "alg")
+    keys = _keys(session, project_id, states=PUBLISHED_STATES)
+    active = _find(keys, ACTIVE)
+    if active is not None and not confirm_invalidate:
+        raise Conflict(
+            "replacing the active key invalidates every token it signed; "
+            "send confirm_invalidate=true to proceed",
+            code="confirmation_required",
+        )
+    new = generate_key(session, project, vault, alg=alg, state=NEXT, now=now)
+    _event(session, now, actor, "key.created", new, state=ACTIVE, mode="replace")
+    _promote(session, project, vault, active, new, now=now, actor=actor, old_state=REVOKED)
+    _ensure_next(session, project, vault, keys, now=now, actor=actor)
+    return new
+
+
+def add_next_key(session: Session, project_id: str, vault: Vault, *, now: int, actor: str,
+                 alg: str | None = None) -> Key:
+    """Pre-publish a new next key (a previous next key, which never signed, is dropped)."""
+    project = lock_project(session, project_id)
+    alg = alg or project.algorithm
+    _check_alg(alg, "alg")
+    keys = _keys(session, project_id, states=PUBLISHED_STATES)
+    for old in keys:
+        if old.state == NEXT:
+            old.state, old.revoked_at = REVOKED, now
+            _event(session, now, actor, "key.revoked", old, reason="superseded next key")
+    if _find(keys, ACTIVE) is None:
+        key = generate_key(session, project, vault, alg=alg, state=ACTIVE, now=now)
+        _event(session, now, actor, "key.created", key, state=ACTIVE)
+        return key
+    key = generate_key(session, project, vault, alg=alg, state=NEXT, now=now)
+    _event(session, now, actor, "key.created", key, state=NEXT)
+    return key
+
+
+def revoke_key(session: Session, project_id: str, kid: str, vault: Vault, *, now: int,
+               actor: str, clock_skew: int, emergency: bool = False) -> Key:
+    """Take a key out of the JWKS. Idempotent for an already revoked key."""
+    project = lock_project(session, project_id)
+    key = session.execute(
+        select(Key).where(Key.project_id == project_id, Key.kid == kid)
+    ).scalar_one_or_none()
+    if key is None:
+        raise NotFound(f"no key {kid!r} in this project")
+    if key.state == REVOKED:
+        return key
+    keys = _keys(session, project_id, states=PUBLISHED_STATES)
+    if key.state == RETIRING:
+        safe_at = retire_safe_at(key, clock_skew)
+        if now < safe_at and not emergency:
+            raise Conflict("tokens signed by this key may still be valid",
+                           code="key_still_in_use", earliest_safe_at=safe_at)
+        key.state, key.revoked_at = REVOKED, now
+        _event(session, now, actor, "key.revoked", key, emergency=emergency)
+    elif key.state == NEXT:
+        key.state, key.revoked_at = REVOKED, now
+        _event(session, now, actor, "key.revoked", key)
+        session.flush()
+        _ensure_next(session, project, vault, [], now=now, actor=actor)
+    else:  # active
+        if not emergency:
+            nxt = _find(keys, NEXT)
+            earliest = activate_safe_at(nxt, project) if nxt is not None else None
+            raise Conflict("the active key signs tokens now; rotate first, or use emergency=true",
+                           code="key_is_active", earliest_safe_at=earliest)
+        nxt = _find(keys, NEXT)
+        if nxt is None:
+            nxt = generate_key(session, project, vault, alg=project.algorithm, state=NEXT, now=now)
+        _promote(session, project, vault, key, nxt, now=now, actor=actor, old_state=REVOKED)
+        remaining = [k for k in keys if k.state == NEXT]
+        _ensure_next(session, project, vault, remaining, now=now, actor=actor)
+    return key
+
+
+def raise_max_exp(session: Session, key_id: int, exp: int) -> None:
+    """Record that ``key_id`` signed a token expiring at ``exp`` (monotonic, no version bump)."""
+    session.execute(
+        update(Key)
+        .where(Key.id == key_id, (Key.max_exp.is_(None)) | (Key.max_exp < exp))
+        .values(max_exp=exp)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class KeySchedule:
+    kid: str
+    state: str
+    activates_at: int | None
+    retires_at: int | None
+
+
+def schedule(project: Project, keys: list[Key], clock_skew: int) -> list[KeySchedule]:
+    """When each published key is expected to change state (automatic policy + safety rules)."""
+    active = _find(keys, ACTIVE)
+    rotation_at: int | None = None
+    if project.rotation_days and active is not None:
+        rotation_at = (active.activated_at or active.created_at) + project.rotation_days * DAY
+    out = []
+    for key in keys:
+        if key.state == ACTIVE:
+            out.append(KeySchedule(key.kid, key.state, key.activated_at, rotation_at))
+        elif key.state == NEXT:
+            activates = None
+            if rotation_at is not None:
+                activates = max(rotation_at, activate_safe_at(key, project))
+            out.append(KeySchedule(key.kid, key.state, activates, None))
+        elif key.state == RETIRING:
+            out.append(KeySchedule(key.kid, key.state, key.activated_at,
+                                   retire_safe_at(key, clock_skew)))
+    return out
+
+
+def run_due_transitions(session: Session, project_id: str, vault: Vault, *, now: int,
+                        clock_skew: int) -> list[str]:
+    """The scheduler's job for one project: revoke retiring keys past their safe time, rotate
+    when the policy says so and it is safe, keep a next key pre-published. Idempotent."""
+    actor = "scheduler"
+    project = lock_project(session, project_id)
+    keys = _keys(session, project_id, states=PUBLISHED_STATES)
+    done: list[str] = []
+    for key in keys:
+        if key.state == RETIRING and now >= retire_safe_at(key, clock_skew):
+            key.state, key.revoked_at = REVOKED, now
+            _event(session, now, actor, "key.revoked", key, reason="retirement complete")
+            done.append(f"revoked {key.kid}")
+    active, nxt = _find(keys, ACTIVE), _find(keys, NEXT)
+    if active is not None and nxt is None:
+        nxt = _ensure_next(session, project, vault, keys, now=now, actor=actor)
+        done.append(f"pre-published {nxt.kid}")
+    elif active is not None and nxt is not None and project.rotation_days:
+        due = (active.activated_at or active.created_at) + project.rotation_days * DAY
+        if now >= max(due, activate_safe_at(nxt, project)):
+            session.flush()
+            result = rotate(session, project_id, vault, now=now, actor=actor)
+            done.append(f"rotated to {result.active}")
+    return done
+
+
+def key_to_json(key: Key) -> dict[str, Any]:
+    return {
+        "kid": key.kid,
+        "alg": key.alg,
+        "state": key.state,
+        "public_jwk": json.loads(key.public_jwk) if key.public_jwk else None,
+        "created_at": isoformat(key.created_at),
+        "published_at": isoformat(key.published_at),
+        "activated_at": isoformat(key.activated_at),
+        "retired_at": isoformat(key.retired_at),
+        "revoked_at": isoformat(key.revoked_at),
+        "max_exp": isoformat(key.max_exp),
+    }

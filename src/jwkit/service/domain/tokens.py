@@ -1,0 +1,53 @@
+"""Access-token minting: JWT access tokens per RFC 9068 (``typ: at+jwt``)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+from jwkit.jose import jwt
+from jwkit.jose.jwk import JWK
+from jwkit.service.domain.common import InvalidInput
+
+__all__ = ["RESERVED_CLAIMS", "check_extra_claims", "mint"]
+
+#: Claims the service sets itself; callers cannot override them.
+RESERVED_CLAIMS = frozenset({"iss", "sub", "exp", "iat", "nbf", "jti", "client_id", "scope"})
+_HEADERS = {"typ": "at+jwt"}
+
+
+def check_extra_claims(claims: Mapping[str, Any]) -> None:
+    bad = sorted(RESERVED_CLAIMS.intersection(claims))
+    if bad:
+        raise InvalidInput(f"claims may not set {', '.join(bad)}", field="claims")
+    aud = claims.get("aud")
+    if aud is not None and not (
+        isinstance(aud, str) or (isinstance(aud, list) and all(isinstance(a, str) for a in aud))
+    ):
+        raise InvalidInput("aud must be a string or a list of strings", field="claims")
+
+
+def mint(
+    key: JWK,
+    *,
+    issuer: str,
+    audience: str,
+    subject: str,
+    ttl: int,
+    now: int,
+    extra: Mapping[str, Any] | None = None,
+    client_id: str | None = None,
+    scope: str | None = None,
+) -> tuple[str, int]:
+    """Sign an access token; return ``(token, exp)``."""
+    exp = now + ttl
+    claims: dict[str, Any] = {"iss": issuer, "sub": subject, "aud": audience}
+    if extra:
+        claims.update(extra)
+    claims.update(exp=exp, iat=now, jti=secrets.token_urlsafe(16))
+    if client_id is not None:
+        claims["client_id"] = client_id
+    if scope is not None:
+        claims["scope"] = scope
+    return jwt.encode(claims, key, headers=_HEADERS), exp

@@ -1,0 +1,1 @@
+"""The HTTP face of the key service: ``create_app(settings) -> FastAPI``."""

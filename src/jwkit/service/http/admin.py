@@ -1,0 +1,256 @@
+"""The admin JSON API (``/api/v1``), documented by the app's OpenAPI schema.
+
+Handlers are thin: authenticate (done by :class:`~jwkit.service.http.auth.AdminRoute` before
+anything else), validate the body (:mod:`.schemas`), call the domain inside one transaction,
+render. Private key material never appears in any response.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from sqlalchemy import select
+
+from jwkit.service.domain import audit, clients, keys, projects
+from jwkit.service.domain.common import InvalidInput, NotFound, isoformat
+from jwkit.service.domain.projects import issuer_for
+from jwkit.service.domain.tokens import check_extra_claims, mint
+from jwkit.service.http.auth import AdminRoute
+from jwkit.service.http.metrics import TRANSITIONS
+from jwkit.service.http.schemas import (
+    ClientCreate,
+    KeyCreate,
+    ProjectCreate,
+    ProjectUpdate,
+    RevokeBody,
+    RotateBody,
+    TokenMint,
+)
+from jwkit.service.runtime import Service
+from jwkit.service.store.models import AuditEvent
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v1", route_class=AdminRoute, tags=["admin"])
+JSON = dict[str, Any]
+
+
+def _service(request: Request) -> Service:
+    service: Service = request.app.state.service
+    return service
+
+
+def _actor(request: Request) -> str:
+    return str(getattr(request.state, "admin", "admin"))
+
+
+@router.post("/projects", status_code=201)
+def create_project(request: Request, body: ProjectCreate) -> JSON:
+    """Create a project with an active key and a pre-published next key."""
+    svc = _service(request)
+    spec = projects.ProjectSpec(**body.model_dump())
+    with svc.write() as session:
+        now = svc.clock()
+        project = projects.create_project(session, spec, now=now, actor=_actor(request))
+        active = keys.bootstrap_keys(session, project, svc.vault, now=now, actor=_actor(request))
+        out = projects.project_to_json(project, svc.settings.public_url)
+        out["active_kid"] = active.kid
+    TRANSITIONS.labels("created").inc(2)
+    return out
+
+
+@router.get("/projects")
+def list_projects(request: Request) -> JSON:
+    svc = _service(request)
+    with svc.read() as session:
+        rows = projects.list_projects(session)
+        return {"projects": [projects.project_to_json(p, svc.settings.public_url) for p in rows]}
+
+
+@router.get("/projects/{project_id}")
+def get_project(request: Request, project_id: str) -> JSON:
+    svc = _service(request)
+    with svc.read() as session:
+        project = projects.get_project(session, project_id)
+        return projects.project_to_json(project, svc.settings.public_url)
+
+
+@router.patch("/projects/{project_id}")
+def update_project(request: Request, project_id: str, body: ProjectUpdate) -> JSON:
+    svc = _service(request)
+    changes = {name: getattr(body, name) for name in body.model_fields_set}
+    for name in ("name", "algorithm", "token_ttl", "max_token_ttl", "jwks_max_age"):
+        if name in changes and changes[name] is None:
+            raise InvalidInput(f"{name} cannot be null", field=name)
+    with svc.write() as session:
+        project = projects.update_project(
+            session, project_id, changes, now=svc.clock(), actor=_actor(request)
+        )
+        return projects.project_to_json(project, svc.settings.public_url)
+
+
+@router.delete("/projects/{project_id}", status_code=204)
+def delete_project(request: Request, project_id: str) -> Response:
+    svc = _service(request)
+    with svc.write() as session:
+        projects.delete_project(session, project_id, now=svc.clock(), actor=_actor(request))
+    return Response(status_code=204)
+
+
+@router.get("/projects/{project_id}/keys")
+def list_keys(request: Request, project_id: str) -> JSON:
+    """Every key of the project with its state and timestamps (public parts only)."""
+    svc = _service(request)
+    with svc.read() as session:
+        project = projects.get_project(session, project_id)
+        rows = keys.list_keys(session, project_id)
+        sched = {s.kid: s for s in keys.schedule(
+            project, [k for k in rows if k.state in keys.PUBLISHED_STATES],
+            svc.settings.clock_skew,
+        )}
+        out = []
+        for row in rows:
+            item = keys.key_to_json(row)
+            s = sched.get(row.kid)
+            item["activates_at"] = isoformat(s.activates_at) if s else None
+            item["retires_at"] = isoformat(s.retires_at) if s else None
+            out.append(item)
+        return {"keys": out}
+
+
+@router.post("/projects/{project_id}/keys", status_code=201)
+def create_key(request: Request, project_id: str, body: KeyCreate) -> JSON:
+    """``mode=replace``: new key active now, old active key revoked now (needs
+    ``confirm_invalidate=true`` when one exists). ``mode=next``: pre-publish a next key."""
+    svc = _service(request)
+    with svc.write() as session:
+        if body.mode == "replace":
+            key = keys.replace_now(
+                session, project_id, svc.vault, now=svc.clock(), actor=_actor(request),
+                alg=body.alg, confirm_invalidate=body.confirm_invalidate,
+            )
+        else:
+            key = keys.add_next_key(
+                session, project_id, svc.vault, now=svc.clock(), actor=_actor(request),
+                alg=body.alg,
+            )
+        out = keys.key_to_json(key)
+    TRANSITIONS.labels(body.mode).inc()
+    return {"kid": out["kid"], "created_at": out["created_at"], "state": out["state"],
+            "alg": out["alg"], "public_jwk": out["public_jwk"]}
+
+
+@router.get("/projects/{project_id}/keys/latest")
+def latest_key(request: Request, project_id: str) -> JSON:
+    svc = _service(request)
+    with svc.read() as session:
+        projects.get_project(session, project_id)
+        key = keys.latest_key(session, project_id)
+        return {"kid": key.kid, "created_at": isoformat(key.created_at), "state": key.state}
+
+
+@router.post("/projects/{project_id}/keys/rotate")
+def rotate_keys(request: Request, project_id: str, body: RotateBody | None = None) -> JSON:
+    """Graceful rotation; 409 with ``earliest_safe_at`` if it would break a token."""
+    svc = _service(request)
+    emergency = body.emergency if body else False
+    with svc.write() as session:
+        result = keys.rotate(session, project_id, svc.vault, now=svc.clock(),
+                             actor=_actor(request), emergency=emergency)
+    TRANSITIONS.labels("rotate").inc()
+    return {"active": result.active, "retiring": result.retiring, "next": result.next}
+
+
+@router.post("/projects/{project_id}/keys/{kid}/revoke")
+def revoke_key(request: Request, project_id: str, kid: str,
+               body: RevokeBody | None = None) -> JSON:
+    svc = _service(request)
+    emergency = body.emergency if body else False
+    with svc.write() as session:
+        key = keys.revoke_key(session, project_id, kid, svc.vault, now=svc.clock(),
+                              actor=_actor(request), clock_skew=svc.settings.clock_skew,
+                              emergency=emergency)
+        out = keys.key_to_json(key)
+    TRANSITIONS.labels("revoke").inc()
+    return out
+
+
+@router.post("/projects/{project_id}/tokens")
+def mint_token(request: Request, project_id: str, body: TokenMint) -> JSON:
+    """Mint an access token for a trusted backend, within the project's maximum lifetime."""
+    svc = _service(request)
+    extra = body.claims or {}
+    check_extra_claims(extra)
+    with svc.db.session() as session, session.begin():
+        project = projects.get_project(session, project_id)
+        ttl = body.ttl if body.ttl is not None else project.token_ttl
+        if ttl > project.max_token_ttl:
+            raise InvalidInput(f"ttl must not exceed {project.max_token_ttl}", field="ttl")
+        view = svc.state.projects.get(project_id)
+        if view is None or view.signer is None or view.signer_key_id is None:
+            raise NotFound("this project has no active signing key", code="no_active_key")
+        now = svc.clock()
+        aud = extra.get("aud", project.audience)
+        claims = {k: v for k, v in extra.items() if k != "aud"}
+        try:
+            token, exp = mint(view.signer, issuer=issuer_for(svc.settings.public_url, project.id),
+                              audience=aud, subject=body.sub, ttl=ttl, now=now, extra=claims)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInput("claims must be JSON values", field="claims") from exc
+        keys.raise_max_exp(session, view.signer_key_id, exp)
+        audit.record(session, now=now, actor=_actor(request), action="token.minted",
+                     project_id=project_id, kid=view.signer.kid,
+                     detail={"sub": body.sub, "exp": exp}, bump=False)
+    return {"access_token": token, "token_type": "Bearer", "expires_in": ttl}
+
+
+@router.post("/projects/{project_id}/clients", status_code=201)
+def create_client(request: Request, project_id: str, body: ClientCreate) -> JSON:
+    """Create an OAuth client; ``client_secret`` appears in this response only."""
+    svc = _service(request)
+    with svc.write() as session:
+        client, secret = clients.create_client(
+            session, project_id, name=body.name, scopes=body.scopes, now=svc.clock(),
+            actor=_actor(request),
+        )
+        out = clients.client_to_json(client)
+    out["client_secret"] = secret
+    return out
+
+
+@router.get("/projects/{project_id}/clients")
+def list_clients(request: Request, project_id: str) -> JSON:
+    svc = _service(request)
+    with svc.read() as session:
+        return {"clients": [clients.client_to_json(c)
+                            for c in clients.list_clients(session, project_id)]}
+
+
+@router.delete("/projects/{project_id}/clients/{client_id}", status_code=204)
+def delete_client(request: Request, project_id: str, client_id: str) -> Response:
+    svc = _service(request)
+    with svc.write() as session:
+        clients.delete_client(session, project_id, client_id, now=svc.clock(),
+                              actor=_actor(request))
+    return Response(status_code=204)
+
+
+@router.get("/projects/{project_id}/events")
+def list_events(
+    request: Request,
+    project_id: str,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    after: Annotated[int, Query(ge=0)] = 0,
+) -> JSON:
+    """The project's audit events, oldest first, ``after`` a sequence number."""
+    svc = _service(request)
+    with svc.read() as session:
+        projects.get_project(session, project_id)
+        rows = session.execute(
+            select(AuditEvent)
+            .where(AuditEvent.project_id == project_id, AuditEvent.seq > after)
+            .order_by(AuditEvent.seq)
+            .limit(limit)
+        ).scalars()
+        return {"events": [audit.event_to_json(e) for e in rows]}

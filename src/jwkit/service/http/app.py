@@ -1,0 +1,114 @@
+"""The app factory: ``create_app(settings) -> FastAPI``.
+
+Opening the app migrates the database, stores or generates the admin credentials and loads
+the published snapshots. While it runs (lifespan), a background task calls
+:meth:`ServiceState.sync` every ``sync_interval`` seconds and the scheduler every
+``scheduler_interval`` seconds, both in worker threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import importlib.util
+import logging
+from collections.abc import AsyncIterator, Callable
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+from starlette.routing import Route
+from starlette.types import ASGIApp
+
+from jwkit.service import scheduler
+from jwkit.service.domain.common import unix_now
+from jwkit.service.http import admin, public
+from jwkit.service.http.auth import AdminAuth
+from jwkit.service.http.errors import install_error_handlers
+from jwkit.service.http.metrics import metrics_endpoint
+from jwkit.service.runtime import Service
+from jwkit.service.settings import Settings
+
+__all__ = ["app_from_env", "create_app"]
+
+log = logging.getLogger("jwkit.service")
+
+
+async def _background(service: Service) -> None:
+    interval = service.settings.sync_interval
+    sched_every = service.settings.scheduler_interval
+    loop = asyncio.get_running_loop()
+    next_schedule = loop.time() + min(sched_every, 2.0) if sched_every else None
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await run_in_threadpool(service.state.sync)
+            if next_schedule is not None and loop.time() >= next_schedule:
+                next_schedule = loop.time() + sched_every
+                await run_in_threadpool(scheduler.run_once, service)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # keep serving the last good snapshot
+            log.warning("background sync failed: %s", type(exc).__name__)
+
+
+def create_app(settings: Settings | None = None, *, clock: Callable[[], int] = unix_now,
+               service: Service | None = None, background: bool = True,
+               fast_path: bool = True) -> FastAPI:
+    """Build the ASGI app. Pass ``service`` to share one across apps (tests).
+
+    ``fast_path`` adds :class:`~jwkit.service.http.public.PublicFastPath` as a middleware;
+    :func:`app_from_env` (what ``jwkit serve`` runs) wraps it outermost instead.
+    """
+    settings = settings or Settings()
+    service = service or Service.open(settings, clock=clock)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(_background(service)) if background else None
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await run_in_threadpool(service.state.flush_max_exp)
+
+    app = FastAPI(
+        title="jwkit key service",
+        version="1",
+        lifespan=lifespan,
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/v1/openapi.json",
+    )
+    app.state.service = service
+    app.state.auth = AdminAuth(service)
+    install_error_handlers(app)
+    if fast_path:
+        app.add_middleware(public.PublicFastPath, service=service)
+    for route in public.public_routes():
+        app.router.routes.append(route)
+    app.router.routes.append(Route("/metrics", metrics_endpoint, methods=["GET"]))
+    app.include_router(admin.router)
+    _mount_console(app)
+    return app
+
+
+def _mount_console(app: FastAPI) -> None:
+    """Mount the console (``jwkit.service.http.console``, whose ``install(app)`` adds its
+    pages and API additions) when that package is present; its import errors propagate."""
+    if importlib.util.find_spec("jwkit.service.http.console") is None:
+        return
+    console = importlib.import_module("jwkit.service.http.console")
+    install = getattr(console, "install", None)
+    if callable(install):
+        install(app)
+
+
+def app_from_env() -> ASGIApp:
+    """Factory for ``uvicorn --factory`` (each worker builds its app from ``JWKIT_*``): the
+    hot path wraps the app outermost, ahead of every middleware and the router."""
+    app = create_app(Settings(), fast_path=False)
+    return public.PublicFastPath(app, app.state.service)

@@ -1,0 +1,297 @@
+"""The hot path: JWKS, discovery, the token endpoint, health and readiness.
+
+Plain Starlette routes (no FastAPI dependency machinery, not in the OpenAPI document). JWKS and
+discovery answer from the replica's in-memory :class:`~jwkit.service.state.Document` bytes with
+a strong ETag (RFC 9110 §8.8.3), ``304`` on ``If-None-Match`` (§13.1.2) and a
+``Cache-Control: public, max-age=N`` that never outlives the next scheduled key change.
+The token endpoint implements the client credentials grant (RFC 6749 §4.4) with
+``client_secret_basic`` and ``client_secret_post`` (§2.3.1) and answers errors per §5.2.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+from typing import Any
+from urllib.parse import parse_qsl, unquote_plus
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from jwkit.service.domain.clients import secret_matches
+from jwkit.service.domain.tokens import mint
+from jwkit.service.http.metrics import DOCUMENTS, ERRORS, TOKENS
+from jwkit.service.runtime import Service
+from jwkit.service.state import Document, ProjectView
+
+__all__ = ["PublicFastPath", "issue_token", "public_routes"]
+
+log = logging.getLogger("jwkit.service.http")
+
+_JWKS_TYPE = "application/jwk-set+json"
+_JSON = "application/json"
+_NOT_FOUND = b'{"error":"not_found","message":"no such project"}'
+_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+_MAX_FORM = 8192
+# Children bound once: the hot path only increments.
+_COUNT = {(doc, status): DOCUMENTS.labels(doc, status)
+          for doc in ("jwks", "discovery") for status in ("200", "304", "404")}
+_ISSUED = TOKENS.labels("client_credentials")
+
+
+def _etag_matches(header: str, etag: str) -> bool:
+    """Weak comparison, as If-None-Match requires (RFC 9110 §13.1.2)."""
+    if header.strip() == "*":
+        return True
+    bare = etag.removeprefix("W/")
+    return any(part.strip().removeprefix("W/") == bare for part in header.split(","))
+
+
+def _document(request: Request, name: str, media_type: str) -> Response:
+    service: Service = request.app.state.service
+    view = service.state.projects.get(request.path_params["project"])
+    if view is None:
+        _COUNT[name, "404"].inc()
+        return Response(_NOT_FOUND, 404, media_type=_JSON)
+    doc: Document = view.jwks if name == "jwks" else view.discovery
+    headers = {
+        "ETag": doc.etag,
+        "Cache-Control": f"public, max-age={view.cache_max_age(service.clock())}",
+        "Access-Control-Allow-Origin": "*",
+    }
+    inm = request.headers.get("if-none-match")
+    if inm is not None and _etag_matches(inm, doc.etag):
+        _COUNT[name, "304"].inc()
+        return Response(status_code=304, headers=headers)
+    _COUNT[name, "200"].inc()
+    return Response(doc.body, 200, headers=headers, media_type=media_type)
+
+
+async def jwks(request: Request) -> Response:
+    return _document(request, "jwks", _JWKS_TYPE)
+
+
+async def discovery(request: Request) -> Response:
+    return _document(request, "discovery", _JSON)
+
+
+def _oauth_error(error: str, description: str, status: int = 400) -> Response:
+    ERRORS.labels(f"token_{error}").inc()
+    headers = dict(_NO_STORE)
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Basic realm="jwkit"'
+    body = json.dumps({"error": error, "error_description": description}).encode()
+    return Response(body, status, headers=headers, media_type=_JSON)
+
+
+def _parse_form(raw: bytes) -> dict[str, str] | None:
+    """Decode an ``application/x-www-form-urlencoded`` body; ``None`` if a name repeats
+    (RFC 6749 §3.2: parameters must not be included more than once) or it is not UTF-8."""
+    try:
+        text = raw.decode("utf-8")
+        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text),
+                          errors="strict")
+    except (UnicodeDecodeError, ValueError):
+        return None
+    out: dict[str, str] = {}
+    for name, value in pairs:
+        if name in out:
+            return None
+        out[name] = value
+    return out
+
+
+def _basic_credentials(header: str) -> tuple[str, str] | None:
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        return None
+    client_id, sep, secret = decoded.partition(":")
+    if not sep:
+        return None
+    # RFC 6749 §2.3.1: both parts are form-urlencoded before the Basic encoding.
+    return unquote_plus(client_id), unquote_plus(secret)
+
+
+async def token(request: Request) -> Response:
+    service: Service = request.app.state.service
+    view: ProjectView | None = service.state.projects.get(request.path_params["project"])
+    if view is None:
+        return Response(_NOT_FOUND, 404, media_type=_JSON)
+    return await issue_token(service, view, request)
+
+
+async def issue_token(service: Service, view: ProjectView, request: Request) -> Response:
+    """The client credentials grant for ``view``'s project (RFC 6749 §4.4)."""
+    ctype = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if ctype != "application/x-www-form-urlencoded":
+        return _oauth_error("invalid_request", "use application/x-www-form-urlencoded")
+    length = request.headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > _MAX_FORM):
+        return _oauth_error("invalid_request", "request body too large")
+    raw = b""
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > _MAX_FORM:
+            return _oauth_error("invalid_request", "request body too large")
+    form = _parse_form(raw)
+    if form is None:
+        return _oauth_error("invalid_request", "malformed or repeated parameters")
+    grant = form.get("grant_type")
+    if not grant:
+        return _oauth_error("invalid_request", "grant_type is required")
+    auth_header = request.headers.get("authorization")
+    if auth_header is not None:
+        if "client_secret" in form:
+            return _oauth_error("invalid_request", "use only one client authentication method")
+        creds = _basic_credentials(auth_header)
+        if creds is None:
+            return _oauth_error("invalid_client", "malformed Basic credentials", 401)
+        client_id, secret = creds
+        if form.get("client_id", client_id) != client_id:
+            return _oauth_error("invalid_request", "client_id does not match")
+    else:
+        client_id, secret = form.get("client_id", ""), form.get("client_secret", "")
+        if not client_id or not secret:
+            return _oauth_error("invalid_client", "client authentication required", 401)
+    if grant != "client_credentials":
+        return _oauth_error("unsupported_grant_type", "only client_credentials is supported")
+    hit, record = service.state.cached_client(client_id)
+    if not hit:
+        record = await run_in_threadpool(service.state.load_client, client_id)
+    if record is None or record.project_id != view.id or not secret_matches(
+        secret, record.secret_hash
+    ):
+        return _oauth_error("invalid_client", "client authentication failed", 401)
+    requested = form.get("scope")
+    if requested is not None:
+        scopes = requested.split(" ")
+        if not requested or "" in scopes or not record.scopes.issuperset(scopes):
+            return _oauth_error("invalid_scope", "the requested scope is not allowed")
+        granted = " ".join(sorted(set(scopes)))
+    else:
+        granted = " ".join(sorted(record.scopes))
+    signer, key_id = view.signer, view.signer_key_id
+    if signer is None or key_id is None:
+        return _oauth_error("temporarily_unavailable", "no active signing key", 503)
+    now = service.clock()
+    access_token, exp = mint(
+        signer, issuer=view.issuer, audience=view.audience, subject=client_id,
+        ttl=view.token_ttl, now=now, client_id=client_id, scope=granted or None,
+    )
+    service.state.note_signed(key_id, exp)
+    _ISSUED.inc()
+    body: dict[str, Any] = {
+        "access_token": access_token, "token_type": "Bearer", "expires_in": view.token_ttl,
+    }
+    if granted:
+        body["scope"] = granted
+    return Response(json.dumps(body).encode(), 200, headers=_NO_STORE, media_type=_JSON)
+
+
+async def healthz(request: Request) -> Response:
+    return Response(b'{"status":"ok"}', media_type=_JSON)
+
+
+async def readyz(request: Request) -> Response:
+    service: Service = request.app.state.service
+    if await run_in_threadpool(service.state.ready):
+        return Response(b'{"status":"ready"}', media_type=_JSON)
+    return Response(b'{"status":"not_ready"}', 503, media_type=_JSON)
+
+
+_JWKS_SUFFIX = "/.well-known/jwks.json"
+_TOKEN_SUFFIX = "/oauth2/token"  # noqa: S105 (a path, not a secret)
+_INTERNAL = b'{"error":"internal_error","message":"an unexpected error occurred"}'
+_DISCOVERY_SUFFIX = "/.well-known/openid-configuration"
+_JWKS_CT = b"application/jwk-set+json"
+_JSON_CT = b"application/json"
+
+
+class PublicFastPath:
+    """Raw ASGI wrapper for the hot path, outside every other middleware and the router.
+
+    ``GET`` JWKS/discovery are answered straight from the snapshot and ``POST`` token requests
+    go straight to :func:`issue_token`: the same responses as the :func:`jwks`,
+    :func:`discovery` and :func:`token` routes, which still serve everything else (``HEAD``,
+    unknown projects) when a request is not for a known project.
+    """
+
+    def __init__(self, app: ASGIApp, service: Service) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/p/"):
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        method: str = scope["method"]
+        if method == "POST" and path.endswith(_TOKEN_SUFFIX):
+            view = self.service.state.projects.get(path[3 : -len(_TOKEN_SUFFIX)])
+            if view is None:
+                await self.app(scope, receive, send)
+                return
+            try:
+                response = await issue_token(self.service, view, Request(scope, receive))
+            except Exception as exc:  # a bug: answer like the app's catch-all handler
+                ERRORS.labels("internal").inc()
+                log.error("unhandled %s on the token endpoint", type(exc).__name__, exc_info=exc)
+                response = Response(_INTERNAL, 500, media_type=_JSON)
+            await response(scope, receive, send)
+            return
+        if method != "GET":
+            await self.app(scope, receive, send)
+            return
+        if path.endswith(_JWKS_SUFFIX):
+            name, ctype, pid = "jwks", _JWKS_CT, path[3 : -len(_JWKS_SUFFIX)]
+        elif path.endswith(_DISCOVERY_SUFFIX):
+            name, ctype, pid = "discovery", _JSON_CT, path[3 : -len(_DISCOVERY_SUFFIX)]
+        else:
+            await self.app(scope, receive, send)
+            return
+        view = self.service.state.projects.get(pid)
+        if view is None:
+            await self.app(scope, receive, send)  # 404 (or another route) as usual
+            return
+        doc: Document = view.jwks if name == "jwks" else view.discovery
+        etag = doc.etag.encode()
+        headers = [
+            (b"etag", etag),
+            (b"cache-control",
+             b"public, max-age=%d" % view.cache_max_age(self.service.clock())),
+            (b"access-control-allow-origin", b"*"),
+        ]
+        inm = None
+        for key, value in scope["headers"]:
+            if key == b"if-none-match":
+                inm = value.decode("latin-1")
+                break
+        if inm is not None and _etag_matches(inm, doc.etag):
+            _COUNT[name, "304"].inc()
+            await send({"type": "http.response.start", "status": 304, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        _COUNT[name, "200"].inc()
+        headers.append((b"content-type", ctype))
+        headers.append((b"content-length", b"%d" % len(doc.body)))
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": doc.body})
+
+
+def public_routes() -> list[Route]:
+    return [
+        Route("/p/{project}/.well-known/jwks.json", jwks, methods=["GET"]),
+        Route("/p/{project}/.well-known/openid-configuration", discovery, methods=["GET"]),
+        Route("/p/{project}/oauth2/token", token, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+    ]

@@ -1,0 +1,82 @@
+"""The service object one process runs: settings, database, vault, in-memory state, clock.
+
+``Service.open(settings)`` migrates the schema, stores configured admin credentials (or creates
+them on first start) and loads the published snapshots. HTTP handlers and the scheduler call
+:meth:`Service.write` for every change, which commits and then refreshes this replica's state.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from sqlalchemy.orm import Session
+
+from jwkit.service.domain import admins
+from jwkit.service.domain.common import unix_now
+from jwkit.service.settings import Settings
+from jwkit.service.state import ServiceState
+from jwkit.service.store.db import Database
+from jwkit.service.vault import Vault, load_master_key
+
+__all__ = ["Service"]
+
+log = logging.getLogger("jwkit.service")
+
+
+class Service:
+    """Everything a replica needs, wired once."""
+
+    def __init__(self, settings: Settings, db: Database, vault: Vault,
+                 clock: Callable[[], int] = unix_now) -> None:
+        self.settings = settings
+        self.db = db
+        self.vault = vault
+        self.clock = clock
+        self.state = ServiceState(settings, db, vault, clock)
+        self.generated: admins.GeneratedCredentials | None = None
+
+    @classmethod
+    def open(cls, settings: Settings, *, clock: Callable[[], int] = unix_now,
+             migrate: bool = True) -> Service:
+        master = load_master_key(
+            settings.master_key.get_secret_value() if settings.master_key else None,
+            settings.home,
+        )
+        db = Database(settings.resolved_database_url)
+        if migrate:
+            db.migrate()
+        service = cls(settings, db, Vault(master), clock)
+        service.generated = service.ensure_admin()
+        service.state.reload()
+        return service
+
+    def ensure_admin(self) -> admins.GeneratedCredentials | None:
+        s = self.settings
+        with self.db.session() as session, session.begin():
+            return admins.ensure_admin(
+                session,
+                token=s.admin_token.get_secret_value() if s.admin_token else None,
+                password=s.admin_password.get_secret_value() if s.admin_password else None,
+                now=self.clock(),
+            )
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        with self.db.session() as session:  # closing rolls back without expiring objects
+            yield session
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """One transaction; on commit this replica's snapshots are rebuilt at once."""
+        with self.db.session() as session:
+            with session.begin():
+                yield session
+        self.state.reload()
+
+    def close(self) -> None:
+        try:
+            self.state.flush_max_exp()
+        finally:
+            self.db.dispose()

@@ -1,0 +1,219 @@
+"""What one replica holds in memory: published documents, signing keys, a client cache.
+
+:class:`ServiceState` loads every project's published keys once, renders the JWKS and discovery
+documents into bytes with a strong ETag, and decrypts each project's active key once. The public
+routes read only from here. :meth:`ServiceState.sync` (called every ``sync_interval`` seconds)
+polls the ``service_state.version`` counter, which every change bumps in its own transaction, and
+rebuilds when it moved — so replicas sharing one database converge within one interval. It also
+flushes the highest ``exp`` each key signed, which the retirement rules rely on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from sqlalchemy import select
+
+from jwkit.jose.jwk import JWK
+from jwkit.service.domain import admins, keys
+from jwkit.service.domain.clients import ClientRecord, load_client
+from jwkit.service.domain.projects import issuer_for
+from jwkit.service.settings import Settings
+from jwkit.service.store.db import Database
+from jwkit.service.store.models import Key, Project
+from jwkit.service.store.models import ServiceState as StateRow
+from jwkit.service.vault import Vault
+
+__all__ = ["Document", "ProjectView", "ServiceState"]
+
+log = logging.getLogger("jwkit.service")
+_CLIENT_CACHE_MAX = 10_000
+_MISSING = object()
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """A rendered response body with its strong ETag (RFC 9110 §8.8.3)."""
+
+    body: bytes
+    etag: str
+
+    @classmethod
+    def render(cls, data: Any) -> Document:
+        body = json.dumps(data, separators=(",", ":"), sort_keys=True).encode()
+        return cls(body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"')
+
+
+@dataclass(slots=True)
+class ProjectView:
+    id: str
+    issuer: str
+    audience: str
+    token_ttl: int
+    max_token_ttl: int
+    jwks_max_age: int
+    jwks: Document
+    discovery: Document
+    next_change: int | None
+    signer: JWK | None
+    signer_key_id: int | None
+    max_exp: dict[int, int] = field(default_factory=dict)
+
+    def cache_max_age(self, now: int) -> int:
+        """``max-age`` never beyond the next scheduled key change (never negative)."""
+        if self.next_change is None:
+            return self.jwks_max_age
+        return max(0, min(self.jwks_max_age, self.next_change - now))
+
+
+class ServiceState:
+    """The replica's in-memory view; thread-safe swaps, lock-free reads."""
+
+    def __init__(self, settings: Settings, db: Database, vault: Vault,
+                 clock: Callable[[], int]) -> None:
+        self.settings = settings
+        self.db = db
+        self.vault = vault
+        self.clock = clock
+        self.version = -1
+        self.projects: dict[str, ProjectView] = {}
+        self.admin_tokens: dict[str, str] = {}
+        self._clients: dict[str, object] = {}
+        self._signers: dict[int, JWK] = {}
+        self._pending_exp: dict[int, int] = {}
+        self._lock = threading.Lock()
+        self._exp_lock = threading.Lock()
+
+    # -- loading ------------------------------------------------------------------------
+
+    def reload(self) -> None:
+        """Rebuild every snapshot from the database (after a change here or elsewhere)."""
+        with self._lock:
+            with self.db.session() as session:
+                version = session.execute(
+                    select(StateRow.version).where(StateRow.id == 1)
+                ).scalar_one()
+                projects = list(session.execute(select(Project)).scalars())
+                rows = list(session.execute(
+                    select(Key).where(Key.state.in_(keys.PUBLISHED_STATES))
+                    .order_by(Key.created_at, Key.id)
+                ).scalars())
+                tokens = admins.token_hashes(session)
+            by_project: dict[str, list[Key]] = {}
+            for row in rows:
+                by_project.setdefault(row.project_id, []).append(row)
+            signers: dict[int, JWK] = {}
+            views: dict[str, ProjectView] = {}
+            for project in projects:
+                views[project.id] = self._build(project, by_project.get(project.id, []), signers)
+            self._signers = signers
+            self.projects = views
+            self.admin_tokens = tokens
+            self._clients = {}
+            self.version = version
+
+    def _build(self, project: Project, rows: list[Key], signers: dict[int, JWK]) -> ProjectView:
+        now = self.clock()
+        issuer = issuer_for(self.settings.public_url, project.id)
+        published = [json.loads(k.public_jwk) for k in rows if k.public_jwk]
+        sched = keys.schedule(project, rows, self.settings.clock_skew)
+        future = [t for s in sched for t in (s.activates_at, s.retires_at) if t and t > now]
+        overdue = any(t is not None and t <= now and s.state != keys.ACTIVE
+                      for s in sched for t in (s.retires_at,))
+        next_change = min(future) if future else None
+        if overdue:
+            next_change = now + int(max(self.settings.scheduler_interval, 1))
+        signer = signer_id = None
+        active = [k for k in rows if k.state == keys.ACTIVE]
+        if active:
+            row = active[0]
+            signer = self._signers.get(row.id) or keys.open_key(row, self.vault)
+            signers[row.id] = signer
+            signer_id = row.id
+        algs = sorted({k.alg for k in rows}) or [project.algorithm]
+        discovery = {
+            "issuer": issuer,
+            "jwks_uri": f"{issuer}/.well-known/jwks.json",
+            "token_endpoint": f"{issuer}/oauth2/token",
+            "grant_types_supported": ["client_credentials"],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "id_token_signing_alg_values_supported": algs,
+            "response_types_supported": ["token"],
+            "jwkit_key_schedule": [
+                {"kid": s.kid, "state": s.state, "activates_at": s.activates_at,
+                 "retires_at": s.retires_at}
+                for s in sched
+            ],
+        }
+        return ProjectView(
+            id=project.id, issuer=issuer, audience=project.audience, token_ttl=project.token_ttl,
+            max_token_ttl=project.max_token_ttl, jwks_max_age=project.jwks_max_age,
+            jwks=Document.render({"keys": published}), discovery=Document.render(discovery),
+            next_change=next_change, signer=signer, signer_key_id=signer_id,
+        )
+
+    # -- replication --------------------------------------------------------------------
+
+    def sync(self) -> bool:
+        """Flush signed-``exp`` marks, then rebuild if another writer bumped the version."""
+        self.flush_max_exp()
+        with self.db.session() as session:
+            version = session.execute(
+                select(StateRow.version).where(StateRow.id == 1)
+            ).scalar_one()
+        if version != self.version:
+            self.reload()
+            return True
+        return False
+
+    def note_signed(self, key_id: int, exp: int) -> None:
+        """Remember the latest ``exp`` signed by ``key_id`` (flushed by :meth:`sync`)."""
+        with self._exp_lock:
+            if self._pending_exp.get(key_id, 0) < exp:
+                self._pending_exp[key_id] = exp
+
+    def flush_max_exp(self) -> None:
+        """Write the pending high-water marks; on failure keep them for the next attempt."""
+        with self._exp_lock:
+            pending, self._pending_exp = self._pending_exp, {}
+        if not pending:
+            return
+        try:
+            with self.db.session() as session, session.begin():
+                for key_id, exp in sorted(pending.items()):
+                    keys.raise_max_exp(session, key_id, exp)
+        except BaseException:
+            with self._exp_lock:
+                for key_id, exp in pending.items():
+                    if self._pending_exp.get(key_id, 0) < exp:
+                        self._pending_exp[key_id] = exp
+            raise
+
+    # -- clients --------------------------------------------------------------------------
+
+    def cached_client(self, client_id: str) -> tuple[bool, ClientRecord | None]:
+        """``(hit, record)``; a miss means the caller should :meth:`load_client`."""
+        record = self._clients.get(client_id, _MISSING)
+        if record is _MISSING:
+            return False, None
+        return True, cast("ClientRecord | None", record)
+
+    def load_client(self, client_id: str) -> ClientRecord | None:
+        with self.db.session() as session:
+            record = load_client(session, client_id)
+        if len(self._clients) >= _CLIENT_CACHE_MAX:
+            self._clients = {}
+        self._clients[client_id] = record
+        return record
+
+    def ready(self) -> bool:
+        """Database reachable and, once projects exist, a signing key loaded."""
+        if not self.db.ping():
+            return False
+        return not self.projects or any(v.signer is not None for v in self.projects.values())

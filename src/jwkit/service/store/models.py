@@ -1,0 +1,142 @@
+"""SQLAlchemy 2 models. Times are integer Unix seconds (UTC), identical on SQLite and PostgreSQL.
+
+Invariant enforced by the database: at most one ``active`` key per project, through a partial
+unique index (``WHERE state = 'active'``) that both SQLite and PostgreSQL support.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = [
+    "AdminCredential",
+    "AuditEvent",
+    "Base",
+    "Client",
+    "ConsoleSession",
+    "Key",
+    "Project",
+    "ServiceState",
+]
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Project(Base):
+    __tablename__ = "projects"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    audience: Mapped[str] = mapped_column(String(500))
+    algorithm: Mapped[str] = mapped_column(String(16))
+    token_ttl: Mapped[int] = mapped_column(Integer)
+    max_token_ttl: Mapped[int] = mapped_column(Integer)
+    jwks_max_age: Mapped[int] = mapped_column(Integer)
+    rotation_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class Key(Base):
+    __tablename__ = "keys"
+    __table_args__ = (
+        UniqueConstraint("project_id", "kid", name="uq_keys_project_kid"),
+        Index(
+            "uq_keys_one_active",
+            "project_id",
+            unique=True,
+            sqlite_where=text("state = 'active'"),
+            postgresql_where=text("state = 'active'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    kid: Mapped[str] = mapped_column(String(128))
+    alg: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))
+    public_jwk: Mapped[str | None] = mapped_column(Text, nullable=True)
+    wrapped_dek: Mapped[bytes] = mapped_column(LargeBinary)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    kek_id: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    published_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    activated_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    retired_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    revoked_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    max_exp: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class Client(Base):
+    __tablename__ = "clients"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    project_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    scopes: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_events"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    at: Mapped[int] = mapped_column(BigInteger)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64))
+    project_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    kid: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    detail: Mapped[str] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class ServiceState(Base):
+    """One row (id=1): the change counter replicas poll, and the audit chain's head."""
+
+    __tablename__ = "service_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)
+    audit_seq: Mapped[int] = mapped_column(BigInteger)
+    audit_head: Mapped[str] = mapped_column(String(64))
+
+
+class AdminCredential(Base):
+    """Hashes only: SHA-256 of admin API tokens, argon2id of console passwords."""
+
+    __tablename__ = "admin_credentials"
+
+    username: Mapped[str] = mapped_column(String(100), primary_key=True)
+    token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    password_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class ConsoleSession(Base):
+    """Console sessions; the id is stored only as its SHA-256."""
+
+    __tablename__ = "console_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    username: Mapped[str] = mapped_column(String(100))
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int] = mapped_column(BigInteger)

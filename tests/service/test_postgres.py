@@ -1,0 +1,166 @@
+"""The key service on a real PostgreSQL server: locking, replicas, convergence."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.exc import IntegrityError
+
+from jwkit.service import scheduler
+from jwkit.service.domain import keys, projects
+from jwkit.service.domain.common import Conflict
+from jwkit.service.runtime import Service
+from jwkit.service.store.models import Key
+
+from .conftest import AUTH, MASTER_KEY, FakeClock, make_settings
+
+pytestmark = [pytest.mark.postgres, pytest.mark.timeout(240)]
+
+
+def _open(tmp_path: Path, url: str, clock: FakeClock, name: str = "a") -> Service:
+    return Service.open(make_settings(tmp_path / name, database_url=url, master_key=MASTER_KEY),
+                        clock=clock)
+
+
+def _active_count(url: str) -> dict[str, int]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(text(
+                "SELECT p.id, count(k.id) FROM projects p LEFT JOIN keys k "
+                "ON k.project_id = p.id AND k.state = 'active' GROUP BY p.id")).all()
+    finally:
+        engine.dispose()
+    return {r[0]: r[1] for r in rows}
+
+
+def test_lifecycle_and_unique_active_on_postgres(tmp_path: Path, pg_url: str) -> None:
+    clock = FakeClock()
+    svc = _open(tmp_path, pg_url, clock)
+    try:
+        with svc.write() as s:
+            project = projects.create_project(s, projects.ProjectSpec(name="pg"), now=clock(),
+                                              actor="t")
+            keys.bootstrap_keys(s, project, svc.vault, now=clock(), actor="t")
+            pid = project.id
+        with pytest.raises(Conflict), svc.write() as s:
+            keys.rotate(s, pid, svc.vault, now=clock(), actor="t")
+        clock.advance(300)
+        with svc.write() as s:
+            keys.rotate(s, pid, svc.vault, now=clock(), actor="t")
+        with svc.read() as s:
+            active = s.execute(select(Key).where(Key.state == "active")).scalar_one()
+            values = {c.name: getattr(active, c.name) for c in Key.__table__.columns}
+        values.pop("id")
+        values["kid"] = "second-active"
+        with pytest.raises(IntegrityError), svc.write() as s:
+            s.add(Key(**values))
+            s.flush()
+        svc.db.migrate()  # idempotent
+    finally:
+        svc.close()
+
+
+def test_concurrent_rotations_and_schedulers_keep_one_active(tmp_path: Path, pg_url: str) -> None:
+    clock = FakeClock()
+    replicas = [_open(tmp_path, pg_url, clock, name) for name in ("a", "b", "c")]
+    try:
+        with replicas[0].write() as s:
+            project = projects.create_project(
+                s, projects.ProjectSpec(name="race", jwks_max_age=0, rotation_days=1),
+                now=clock(), actor="t")
+            keys.bootstrap_keys(s, project, replicas[0].vault, now=clock(), actor="t")
+            pid = project.id
+        errors: list[BaseException] = []
+
+        def rotate_many(svc: Service) -> None:
+            try:
+                for _ in range(5):
+                    with svc.write() as s:
+                        keys.rotate(s, pid, svc.vault, now=clock(), actor="t", emergency=True)
+            except BaseException as exc:  # surfaced below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=rotate_many, args=(svc,)) for svc in replicas]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert errors == []
+        assert _active_count(pg_url) == {pid: 1}
+        with replicas[0].read() as s:
+            rows = keys.list_keys(s, pid)
+        assert len(rows) == 2 + 15  # every rotation added exactly one next key
+        assert sum(k.state == "next" for k in rows) == 1
+
+        clock.advance(86400)
+        results: list[list[str]] = []
+        sched = [threading.Thread(target=lambda s=svc: results.append(scheduler.run_once(s)))
+                 for svc in replicas]
+        for t in sched:
+            t.start()
+        for t in sched:
+            t.join(120)
+        rotations = [a for r in results for a in r if "rotated" in a]
+        assert len(rotations) == 1  # one replica did it; the others found nothing due
+        assert _active_count(pg_url) == {pid: 1}
+    finally:
+        for svc in replicas:
+            svc.close()
+
+
+def test_two_servers_on_one_database(spawn: Any, tmp_path: Path, pg_url: str) -> None:
+    env = {"JWKIT_DATABASE_URL": pg_url, "JWKIT_MASTER_KEY": MASTER_KEY}
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = spawn(tmp_path / "a", **env)
+    b = spawn(tmp_path / "b", **env)
+    created = httpx.post(f"{a.url}/api/v1/projects", json={"name": "rep", "jwks_max_age": 0},
+                         headers=AUTH, timeout=30)
+    assert created.status_code == 201
+    pid = created.json()["id"]
+    statuses: list[int] = []
+
+    def rotate(url: str) -> None:
+        for _ in range(4):
+            r = httpx.post(f"{url}/api/v1/projects/{pid}/keys/rotate", headers=AUTH, timeout=60)
+            statuses.append(r.status_code)
+
+    threads = [threading.Thread(target=rotate, args=(s.url,)) for s in (a, b, a, b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert statuses and set(statuses) <= {200, 409}
+    assert statuses.count(200) >= 1
+    assert _active_count(pg_url) == {pid: 1}
+    done = time.monotonic()
+    path = f"/p/{pid}/.well-known/jwks.json"
+    while True:
+        ra, rb = httpx.get(a.url + path), httpx.get(b.url + path)
+        if ra.headers["etag"] == rb.headers["etag"]:
+            break
+        # Replicas poll once per second; allow scheduling slack on a busy test machine.
+        assert time.monotonic() - done < 2.5, "replicas did not converge"
+        time.sleep(0.05)
+    assert ra.content == rb.content
+    engine = create_engine(pg_url)
+    with engine.connect() as conn:
+        kids = {r[0] for r in conn.execute(text(
+            "SELECT kid FROM keys WHERE project_id = :p AND state <> 'revoked'"), {"p": pid})}
+    engine.dispose()
+    assert {k["kid"] for k in ra.json()["keys"]} == kids
+    # A token from one replica verifies against the other's JWKS.
+    token = httpx.post(f"{b.url}/api/v1/projects/{pid}/tokens", json={"sub": "x"},
+                       headers=AUTH, timeout=30).json()["access_token"]
+    from jwkit.jose import jwt
+    from jwkit.jose.jwk import JWKSet
+
+    claims = jwt.decode(token, JWKSet.from_json(ra.text), algorithms=["ES256"])
+    assert claims["iss"] == f"{b.url}/p/{pid}"
