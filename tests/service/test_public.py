@@ -222,15 +222,28 @@ def test_replace_now_invalidates_old_tokens(
     assert _decode(client, project, new["access_token"]).header["kid"] == r.json()["kid"]
 
 
-def test_hs256_project_publishes_no_secret(client: SyncClient) -> None:
-    p = client.post("/api/v1/projects", json={"name": "hmac", "algorithm": "HS256"},
-                    headers=AUTH).json()
-    jwks = client.get(f"/p/{p['id']}/.well-known/jwks.json")
+def test_hs256_project_hands_its_secrets_over_once(client: SyncClient) -> None:
+    created = client.post("/api/v1/projects", json={"name": "hmac", "algorithm": "HS256"},
+                          headers=AUTH).json()
+    pid = created["id"]
+    secrets = created["secret_jwks"]  # active + next, shown in this response only
+    assert len(secrets["keys"]) == 2 and all(k["kty"] == "oct" for k in secrets["keys"])
+    jwks = client.get(f"/p/{pid}/.well-known/jwks.json")
     assert jwks.json() == {"keys": []}
-    keys = client.get(f"/api/v1/projects/{p['id']}/keys", headers=AUTH).json()["keys"]
-    assert all(k["public_jwk"] is None for k in keys)
-    r = client.post(f"/api/v1/projects/{p['id']}/tokens", json={"sub": "u"}, headers=AUTH)
+    listed = client.get(f"/api/v1/projects/{pid}/keys", headers=AUTH).json()["keys"]
+    assert all(k["public_jwk"] is None for k in listed)
+    for response in (client.get(f"/api/v1/projects/{pid}", headers=AUTH),
+                     client.get(f"/api/v1/projects/{pid}/keys", headers=AUTH)):
+        assert all(k["k"] not in response.text for k in secrets["keys"])
+    r = client.post(f"/api/v1/projects/{pid}/tokens", json={"sub": "u"}, headers=AUTH)
     assert r.status_code == 200
+    claims = jwt.decode(r.json()["access_token"], JWKSet.from_dict(secrets),
+                        algorithms=["HS256"], issuer=created["issuer"],
+                        audience=created["audience"])
+    assert claims["sub"] == "u"
+    new = client.post(f"/api/v1/projects/{pid}/keys", json={"mode": "next"}, headers=AUTH)
+    assert new.status_code == 201 and new.json()["secret_jwk"]["kid"] == new.json()["kid"]
+    assert new.json()["public_jwk"] is None
 
 
 def test_health_ready_metrics(client: SyncClient, project: dict[str, Any],

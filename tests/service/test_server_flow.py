@@ -40,10 +40,34 @@ def _client_token(server: ServerProcess, project: dict[str, Any], cl: dict[str, 
     return str(r.json()["access_token"])
 
 
-def _verifier(project: dict[str, Any]) -> Verifier:
+def _verifier(project: dict[str, Any], **options: Any) -> Verifier:
+    options.setdefault("token_cache", False)
     return Verifier.from_jwks_url(project["jwks_uri"], allow_insecure_http=True,
                                   issuer=project["issuer"], audience=project["audience"],
-                                  token_cache=False)
+                                  **options)
+
+
+def test_replace_now_is_seen_by_a_running_verifier_with_its_token_cache(spawn: Any) -> None:
+    """The same long-lived verifier (token cache on) rejects tokens of a replaced key as soon
+    as its JWKS cache expires: the service advertises max-age 0 here, and min_ttl=0 lets the
+    verifier honour it."""
+    server = spawn()
+    project = _api(server, "POST", "/projects", {"name": "live", "jwks_max_age": 0})
+    cl = _api(server, "POST", f"/projects/{project['id']}/clients", {"name": "svc"})
+    before = _client_token(server, project, cl)
+    verifier = _verifier(project, token_cache=True, min_ttl=0)
+    try:
+        assert verifier.verify(before)["client_id"] == cl["client_id"]
+        assert verifier.verify(before)  # now a token-cache hit
+        replaced = _api(server, "POST", f"/projects/{project['id']}/keys",
+                        {"mode": "replace", "confirm_invalidate": True})
+        after = _client_token(server, project, cl)
+        assert verifier.verify(after).header["kid"] == replaced["kid"]
+        time.sleep(1.1)  # cache hits re-poll the key source at most once per second
+        with pytest.raises(KeyNotFound):
+            verifier.verify(before)
+    finally:
+        verifier.close()
 
 
 def test_whole_flow_rotation_and_replace_now(spawn: Any, tmp_path: Path) -> None:

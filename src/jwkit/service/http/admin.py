@@ -45,6 +45,18 @@ def _actor(request: Request) -> str:
     return str(getattr(request.state, "admin", "admin"))
 
 
+def _shared_secrets(svc: Service, rows: list[Any]) -> dict[str, Any] | None:
+    """For HS* projects: the secret keys, shown in this one response and never again.
+
+    A shared-secret project has nothing to publish in its JWKS, so the verifiers' key set
+    (active and next keys) is handed over once, like an OAuth client secret.
+    """
+    secret = [keys.open_key(row, svc.vault) for row in rows if row.public_jwk is None]
+    if not secret:
+        return None
+    return {"keys": [jwk.to_dict(private=True) for jwk in secret]}
+
+
 @router.post("/projects", status_code=201)
 def create_project(request: Request, body: ProjectCreate) -> JSON:
     """Create a project with an active key and a pre-published next key."""
@@ -56,6 +68,9 @@ def create_project(request: Request, body: ProjectCreate) -> JSON:
         active = keys.bootstrap_keys(session, project, svc.vault, now=now, actor=_actor(request))
         out = projects.project_to_json(project, svc.settings.public_url)
         out["active_kid"] = active.kid
+        secrets = _shared_secrets(svc, keys.list_keys(session, project.id))
+        if secrets is not None:
+            out["secret_jwks"] = secrets
     TRANSITIONS.labels("created").inc(2)
     return out
 
@@ -136,9 +151,13 @@ def create_key(request: Request, project_id: str, body: KeyCreate) -> JSON:
                 alg=body.alg,
             )
         out = keys.key_to_json(key)
+        secrets = _shared_secrets(svc, [key])
     TRANSITIONS.labels(body.mode).inc()
-    return {"kid": out["kid"], "created_at": out["created_at"], "state": out["state"],
-            "alg": out["alg"], "public_jwk": out["public_jwk"]}
+    created = {"kid": out["kid"], "created_at": out["created_at"], "state": out["state"],
+               "alg": out["alg"], "public_jwk": out["public_jwk"]}
+    if secrets is not None:
+        created["secret_jwk"] = secrets["keys"][0]
+    return created
 
 
 @router.get("/projects/{project_id}/keys/latest")
