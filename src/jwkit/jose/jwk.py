@@ -29,30 +29,19 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from ..errors import JWKError, MalformedToken
 from .algorithms import ALGORITHMS, CURVES, HMACAlgorithm
 from .b64 import b64url_decode, b64url_encode, uint_b64url
+from .keycheck import (
+    MAX_RSA_BITS,
+    MIN_RSA_BITS,
+    check_ed25519_public,
+    check_rsa_public,
+    looks_like_asymmetric_key,
+)
 
 __all__ = ["JWK", "JWKSet"]
 
 PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
 
-MIN_RSA_BITS = 2048
-MAX_RSA_BITS = 8192
-_ED25519_P = 2**255 - 19
-# Encodings of the Ed25519 points of small order (the identity among them): a public key
-# equal to one of these makes signatures forgeable, so such keys are refused at import.
-_ED25519_SMALL_ORDER = frozenset(
-    bytes.fromhex(h)
-    for h in (
-        "0100000000000000000000000000000000000000000000000000000000000000",
-        "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
-        "0000000000000000000000000000000000000000000000000000000000000000",
-        "0000000000000000000000000000000000000000000000000000000000000080",
-        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
-        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa",
-        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
-        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85",
-    )
-)
 _DEFAULT_ALG = {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512", "Ed25519": "EdDSA"}
 _PRIVATE_MEMBERS = {
     "EC": ("d",),
@@ -97,74 +86,6 @@ def _uint_member(data: Mapping[str, Any], name: str) -> int:
     if not raw:
         raise JWKError(f'JWK member "{name}" is empty')
     return int.from_bytes(raw, "big")
-
-
-# The ROCA fingerprint (CVE-2017-15361, Nemec et al. 2017): moduli from Infineon's flawed
-# RSALib are, modulo each of these small primes, a power of 65537. Such keys are factorable;
-# a random modulus passes all these residue tests with negligible probability.
-_ROCA_PRIMES = (3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73,
-                79, 83, 89, 97, 101, 103, 107, 109, 113, 127, 131, 137, 139, 149, 151, 157,
-                163, 167)  # fmt: skip
-
-
-def _powers_of_65537(p: int) -> frozenset[int]:
-    powers, value = set(), 1
-    while value not in powers:
-        powers.add(value)
-        value = value * 65537 % p
-    return frozenset(powers)
-
-
-_ROCA_SUBGROUPS = tuple((p, _powers_of_65537(p)) for p in _ROCA_PRIMES)
-
-
-def _has_roca_fingerprint(n: int) -> bool:
-    return all(n % p in group for p, group in _ROCA_SUBGROUPS)
-
-
-def _check_rsa_public(n: int, e: int) -> None:
-    bits = n.bit_length()
-    if bits < MIN_RSA_BITS:
-        raise JWKError(f"RSA modulus of {bits} bits is too short (minimum {MIN_RSA_BITS})")
-    if bits > MAX_RSA_BITS:
-        raise JWKError(f"RSA modulus of {bits} bits is too long (maximum {MAX_RSA_BITS})")
-    if n % 2 == 0:
-        raise JWKError("RSA modulus is even")
-    if e < 3 or e % 2 == 0 or e >= n:
-        raise JWKError("RSA public exponent must be odd and greater than 1")
-    if _has_roca_fingerprint(n):
-        raise JWKError("RSA modulus has the ROCA fingerprint (CVE-2017-15361)")
-
-
-def _check_ed25519_public(raw: bytes) -> None:
-    # RFC 8032 §5.1.3: y must be canonical (< p); reject the small-order points, and the
-    # "negative zero" encodings of x = 0 (y = 1 or y = -1 with the sign bit set).
-    y = int.from_bytes(raw, "little") & ((1 << 255) - 1)
-    if y >= _ED25519_P:
-        raise JWKError("Ed25519 public key is not canonical")
-    if raw in _ED25519_SMALL_ORDER or (raw[31] & 0x80 and y in (1, _ED25519_P - 1)):
-        raise JWKError("Ed25519 public key is of small order")
-
-
-def _looks_like_asymmetric_key(secret: bytes) -> bool:
-    """True if ``secret`` is (or holds) an encoded public or private key.
-
-    Refusing these makes RS/ES -> HS algorithm confusion impossible by construction: a
-    public key's bytes can never become an HMAC secret.
-    """
-    head = secret.lstrip()[:64]
-    if b"-----BEGIN" in head or head.startswith((b"ssh-", b"ecdsa-sha2-")):
-        return True
-    try:
-        serialization.load_der_public_key(secret)
-        return True
-    except (ValueError, TypeError, _CryptoUnsupported):
-        pass
-    try:
-        serialization.load_der_private_key(secret, password=None)
-        return True
-    except (ValueError, TypeError, _CryptoUnsupported):
-        return False
 
 
 class JWK:
@@ -325,7 +246,7 @@ class JWK:
     def _rsa_from_dict(cls, data: Mapping[str, Any], meta: dict[str, Any]) -> JWK:
         n = _uint_member(data, "n")
         e = _uint_member(data, "e")
-        _check_rsa_public(n, e)
+        check_rsa_public(n, e)
         public_numbers = rsa.RSAPublicNumbers(e, n)
         if "d" not in data:
             if any(m in data for m in ("p", "q", "dp", "dq", "qi")):
@@ -351,7 +272,7 @@ class JWK:
         if crv != "Ed25519":
             raise JWKError(f"unsupported OKP curve {crv!r}")
         x = _bytes_member(data, "x", 32)
-        _check_ed25519_public(x)
+        check_ed25519_public(x)
         pub = ed25519.Ed25519PublicKey.from_public_bytes(x)
         priv = None
         if "d" in data:
@@ -416,14 +337,14 @@ class JWK:
         if isinstance(obj, rsa.RSAPrivateKey | rsa.RSAPublicKey):
             pub_n = obj.public_key() if isinstance(obj, rsa.RSAPrivateKey) else obj
             pn = pub_n.public_numbers()
-            _check_rsa_public(pn.n, pn.e)
+            check_rsa_public(pn.n, pn.e)
             if isinstance(obj, rsa.RSAPrivateKey):
                 return cls(kty="RSA", public_key=obj.public_key(), private_key=obj)
             return cls(kty="RSA", public_key=obj)
         if isinstance(obj, ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey):
             pub_e = obj.public_key() if isinstance(obj, ed25519.Ed25519PrivateKey) else obj
             x = pub_e.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-            _check_ed25519_public(x)
+            check_ed25519_public(x)
             priv_e = obj if isinstance(obj, ed25519.Ed25519PrivateKey) else None
             return cls(kty="OKP", crv="Ed25519", public_key=pub_e, private_key=priv_e)
         raise JWKError(f"unsupported key type {type(obj).__name__}")
@@ -445,7 +366,7 @@ class JWK:
             raise JWKError(
                 f"{alg} needs a secret of at least {algorithm.min_key_size} bytes",
             )
-        if _looks_like_asymmetric_key(secret):
+        if looks_like_asymmetric_key(secret):
             raise JWKError("refusing to use an asymmetric key's bytes as an HMAC secret")
         return cls(kty="oct", secret=secret, alg=alg, kid=kid, use="sig")
 

@@ -308,9 +308,7 @@ def decode(
     return Claims(claims, parsed.header)
 
 
-def encode(
-    claims: Mapping[str, Any], key: JWK, *, headers: Mapping[str, Any] | None = None
-) -> str:
+def encode(claims: Mapping[str, Any], key: JWK, *, headers: Mapping[str, Any] | None = None) -> str:
     """Sign ``claims`` into a compact JWT. The header gets ``typ: "JWT"``, the key's ``alg``
     and ``kid``, unless ``headers`` overrides them."""
     if not isinstance(claims, Mapping):
