@@ -1,0 +1,775 @@
+"""HTTP benchmark of the key service: jwkit vs Node's oidc-provider vs nginx, under wrk.
+
+The servers run side by side on 127.0.0.1, each with the same number of worker processes
+(default 1: one uvicorn worker, one Node process, ``worker_processes 1``):
+
+* **nginx** serves jwkit's JWKS bytes as a static file with jwkit's headers (content type,
+  ``Cache-Control``, ``Access-Control-Allow-Origin``, an ``ETag``): the floor for a JWKS
+  endpoint on this machine. Twice: tuned for one small file (the floor the goal is measured
+  against) and with Debian's default file serving settings.
+* **uvicorn** running a bare ASGI app that answers the same bytes and headers: not a goal,
+  a reference for what the ASGI server alone costs per response.
+* **oidc-provider** (the reference OpenID provider for Node, installed by npm under
+  ``benchmarks/.work/node``) with two ES256 keys in its JWKS and one client using the client
+  credentials grant with ``client_secret_basic``; a resource indicator whose resource server
+  asks for RFC 9068 JWT access tokens makes its token endpoint sign a JWT per request.
+* **jwkit** (``jwkit serve``, SQLite in a temporary ``JWKIT_HOME``): an ES256 project and an
+  OAuth client created through the admin API.
+
+Before any load, every endpoint is checked: a JWKS of public keys, a token response holding
+a JWT (jwkit's and oidc-provider's tokens are verified with ``jwkit.Verifier.from_jwks_url``).
+Then ``wrk`` visits the targets in turn, round after round; each keeps its best round. Any
+error response or socket error fails the run. The server's CPU time per request is taken
+from ``/proc`` (the whole process group), a figure that moves less than requests per second
+when neighbours share the machine.
+
+    python benchmarks/server.py [--duration 3] [--rounds 3] [--connections 32]
+                                [--threads 1] [--workers 1] [--warmup 1]
+
+It needs ``wrk``, ``nginx`` and ``node`` (Debian: ``apt-get install wrk nginx nodejs npm``);
+oidc-provider is installed with npm on first use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+HERE = ROOT / "benchmarks"
+NODE_PREFIX = HERE / ".work" / "node"
+OIDC_PROVIDER = "oidc-provider@9.13.3"
+OIDC_ENTRY = NODE_PREFIX / "node_modules" / "oidc-provider" / "lib" / "index.js"
+ADMIN_TOKEN = "bench-admin-token-" + base64.urlsafe_b64encode(os.urandom(12)).decode()
+RESOURCE = "urn:jwkit-bench:api"
+SCOPE = "read"
+
+GOALS = (  # (target, endpoint, against, minimum ratio), from issue 5
+    ("jwkit", "jwks", "oidc-provider", 2.5),
+    ("jwkit", "jwks", "nginx", 0.4),
+    ("jwkit", "token", "oidc-provider", 1.5),
+)
+
+
+class BenchError(SystemExit):
+    def __init__(self, message: str) -> None:
+        super().__init__(f"server.py: {message}")
+
+
+# -- processes -----------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class Server:
+    name: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+    command: list[str]
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU of every live process in the server's process group."""
+        ticks = 0
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/stat") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2 :].split()
+            if int(fields[2]) == self.proc.pid:  # pgrp
+                ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+    def log_tail(self) -> str:
+        with contextlib.suppress(OSError):
+            return self.log.read_text(errors="replace")[-2000:]
+        return ""
+
+
+@contextlib.contextmanager
+def start(
+    name: str, command: list[str], log: Path, port: int, env: dict[str, str] | None = None
+) -> Iterator[Server]:
+    """Start ``command`` in its own process group, wait for ``port``, stop the group after."""
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            command,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+            cwd=ROOT,
+        )
+    server = Server(name, proc, log, command)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise BenchError(f"{name} exited with {proc.returncode}:\n{server.log_tail()}")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+                break
+            if time.monotonic() > deadline:
+                raise BenchError(f"{name} did not listen on {port}:\n{server.log_tail()}")
+            time.sleep(0.1)
+        yield server
+    finally:
+        stop(proc)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(wait)
+        except subprocess.TimeoutExpired:
+            continue
+        # The leader is gone; make sure no worker of its group outlives it.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        return
+
+
+# -- the servers -------------------------------------------------------------------------
+
+
+def start_jwkit(work: Path, workers: int, stack: contextlib.ExitStack) -> tuple[Server, str]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT / "src"),
+        "JWKIT_HOME": str(work / "jwkit-home"),
+        "JWKIT_ADMIN_TOKEN": ADMIN_TOKEN,
+        "JWKIT_ADMIN_PASSWORD": "bench-" + ADMIN_TOKEN,
+        "JWKIT_LOG_LEVEL": "warning",
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "jwkit.cli",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
+    server = stack.enter_context(start("jwkit", command, work / "jwkit.log", port, env))
+    return server, f"http://127.0.0.1:{port}"
+
+
+def jwkit_setup(base: str) -> dict[str, str]:
+    """An ES256 project and an OAuth client, through the admin API."""
+    import httpx
+
+    auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    with httpx.Client(base_url=base, headers=auth, timeout=30) as client:
+        deadline = time.monotonic() + 30
+        while client.get("/readyz").status_code != 200:
+            if time.monotonic() > deadline:
+                raise BenchError("jwkit never became ready")
+            time.sleep(0.2)
+        r = client.post("/api/v1/projects", json={"name": "bench", "algorithm": "ES256"})
+        if r.status_code != 201:
+            raise BenchError(f"jwkit: creating the project answered {r.status_code}: {r.text}")
+        project = r.json()
+        r = client.post(
+            f"/api/v1/projects/{project['id']}/clients", json={"name": "bench", "scopes": [SCOPE]}
+        )
+        if r.status_code != 201:
+            raise BenchError(f"jwkit: creating the client answered {r.status_code}: {r.text}")
+        created = r.json()
+    pid = project["id"]
+    return {
+        "project": pid,
+        "issuer": project["issuer"],
+        "audience": project["audience"],
+        "jwks": f"{base}/p/{pid}/.well-known/jwks.json",
+        "token": f"{base}/p/{pid}/oauth2/token",
+        "client_id": created["client_id"],
+        "client_secret": created["client_secret"],
+    }
+
+
+NGINX_CONF = """\
+daemon off;
+master_process on;
+worker_processes {workers};
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    server_tokens off;
+{tuning}
+    tcp_nodelay on;
+    keepalive_requests 100000000;
+    client_body_temp_path {dir}/client_body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    types {{ }}
+    default_type {content_type};
+    server {{
+        listen 127.0.0.1:{port};
+        root {dir}/www;
+        location = /jwks.json {{
+            etag on;
+{headers}
+        }}
+    }}
+}}
+"""
+
+
+# Debian's nginx.conf: sendfile, TCP_CORK around it, a file open per request. Tuned for one
+# small file: descriptor and metadata cached, and a 420-byte body read into the response buffer
+# (one writev) instead of sendfile (writev for the headers, sendfile, cork on and off).
+NGINX_DEFAULTS = "    sendfile on;\n    tcp_nopush on;"
+NGINX_TUNED = "    sendfile off;\n    open_file_cache max=16;\n    open_file_cache_valid 3600s;"
+
+
+def start_nginx(
+    work: Path,
+    workers: int,
+    body: bytes,
+    headers: dict[str, str],
+    stack: contextlib.ExitStack,
+    *,
+    tuned: bool,
+) -> tuple[Server, str]:
+    port = free_port()
+    conf_dir = work / ("nginx-tuned" if tuned else "nginx")
+    (conf_dir / "www").mkdir(parents=True)
+    (conf_dir / "www" / "jwks.json").write_bytes(body)
+    # nginx workers run as an unprivileged user when we are root: let them read the file.
+    for path in (work, conf_dir, conf_dir / "www"):
+        path.chmod(0o755)
+    (conf_dir / "www" / "jwks.json").chmod(0o644)
+    extra = "\n".join(
+        f'            add_header {name} "{value}" always;'
+        for name, value in headers.items()
+        if name.lower() in ("cache-control", "access-control-allow-origin")
+    )
+    conf = NGINX_CONF.format(
+        workers=workers,
+        dir=conf_dir,
+        port=port,
+        headers=extra,
+        tuning=NGINX_TUNED if tuned else NGINX_DEFAULTS,
+        content_type=headers["content-type"].split(";")[0],
+    )
+    (conf_dir / "nginx.conf").write_text(conf)
+    command = [
+        "nginx",
+        "-p",
+        f"{conf_dir}/",
+        "-c",
+        str(conf_dir / "nginx.conf"),
+        "-e",
+        str(conf_dir / "error.log"),
+    ]
+    name = "nginx (tuned)" if tuned else "nginx (defaults)"
+    server = stack.enter_context(start(name, command, conf_dir / "stdout.log", port))
+    return server, f"http://127.0.0.1:{port}/jwks.json"
+
+
+def bare_app() -> Any:
+    """A bare ASGI app answering jwkit's JWKS bytes and headers (``uvicorn --factory``).
+
+    No framework, no routing, headers prebuilt: what uvicorn itself costs per response, the
+    ceiling for any Python endpoint served by uvicorn on this machine.
+    """
+    body = Path(os.environ["BENCH_BARE_BODY"]).read_bytes()
+    headers = [
+        (name.encode(), value.encode())
+        for name, value in json.loads(os.environ["BENCH_BARE_HEADERS"]).items()
+    ] + [(b"content-length", b"%d" % len(body))]
+    start_message = {"type": "http.response.start", "status": 200, "headers": headers}
+    body_message = {"type": "http.response.body", "body": body}
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            await send(start_message)
+            await send(body_message)
+
+    return app
+
+
+def start_bare(
+    work: Path, workers: int, body: bytes, headers: dict[str, str], stack: contextlib.ExitStack
+) -> tuple[Server, str]:
+    port = free_port()
+    (work / "bare-jwks.json").write_bytes(body)
+    keep = ("content-type", "etag", "cache-control", "access-control-allow-origin")
+    env = {
+        **os.environ,
+        "BENCH_BARE_BODY": str(work / "bare-jwks.json"),
+        "BENCH_BARE_HEADERS": json.dumps({k: v for k, v in headers.items() if k in keep}),
+    }
+    # The same uvicorn settings as `jwkit serve` (uvloop, httptools, no access log).
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "server:bare_app",
+        "--app-dir",
+        str(HERE),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--no-access-log",
+        "--no-server-header",
+        "--log-level",
+        "warning",
+    ]
+    server = stack.enter_context(start("uvicorn bare ASGI", command, work / "bare.log", port, env))
+    return server, f"http://127.0.0.1:{port}/jwks.json"
+
+
+def ensure_oidc_provider() -> None:
+    if OIDC_ENTRY.exists():
+        return
+    if not shutil.which("npm"):
+        raise BenchError("oidc-provider is not installed and npm is missing")
+    print(f"installing {OIDC_PROVIDER} under {NODE_PREFIX}", file=sys.stderr)
+    subprocess.run(
+        ["npm", "install", "--no-audit", "--no-fund", "--prefix", str(NODE_PREFIX), OIDC_PROVIDER],
+        check=True,
+        stdout=sys.stderr,
+    )
+
+
+def start_oidc_provider(
+    work: Path, workers: int, client_id: str, secret: str, stack: contextlib.ExitStack
+) -> tuple[Server, str]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "OIDC_PROVIDER_ENTRY": str(OIDC_ENTRY),
+        "NODE_ENV": "production",
+        "OIDC_BENCH_WORKERS": str(workers),
+        "OIDC_BENCH_CLIENT_SECRET": secret,
+    }
+    command = ["node", str(HERE / "oidc_provider_server.mjs"), str(port), client_id, RESOURCE]
+    server = stack.enter_context(start("oidc-provider", command, work / "oidc.log", port, env))
+    return server, f"http://127.0.0.1:{port}"
+
+
+# -- checks before the load ----------------------------------------------------------------
+
+
+def check_jwks(url: str, expected: bytes | None = None) -> tuple[bytes, dict[str, str]]:
+    import httpx
+
+    r = httpx.get(url, timeout=10)
+    if r.status_code != 200:
+        raise BenchError(f"{url} answered {r.status_code}: {r.text[:300]}")
+    if not r.headers.get("content-type", "").startswith("application/jwk-set+json"):
+        raise BenchError(f"{url}: content type {r.headers.get('content-type')!r}")
+    keys = r.json().get("keys")
+    if not keys or not all(k.get("kty") == "EC" and k.get("kid") for k in keys):
+        raise BenchError(f"{url}: not a JWKS of EC keys: {r.text[:300]}")
+    private = {"d", "p", "q", "dp", "dq", "qi", "k"}
+    if any(private & set(k) for k in keys):
+        raise BenchError(f"{url}: the JWKS holds private members")
+    if expected is not None and r.content != expected:
+        raise BenchError(f"{url}: not the same bytes as jwkit's JWKS")
+    return r.content, dict(r.headers)
+
+
+def basic(client_id: str, secret: str) -> str:
+    from urllib.parse import quote_plus
+
+    raw = f"{quote_plus(client_id)}:{quote_plus(secret)}".encode()
+    return "Basic " + base64.b64encode(raw).decode()
+
+
+def check_token(
+    url: str, authorization: str, form: str, jwks_url: str, issuer: str, audience: str
+) -> dict[str, Any]:
+    """POST the token request; the answer must hold a JWT that jwkit's Verifier accepts."""
+    import httpx
+
+    from jwkit import Verifier
+
+    r = httpx.post(
+        url,
+        content=form.encode(),
+        timeout=10,
+        headers={
+            "Authorization": authorization,
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
+    )
+    if r.status_code != 200:
+        raise BenchError(f"{url} answered {r.status_code}: {r.text[:300]}")
+    body = r.json()
+    token = body.get("access_token", "")
+    if body.get("token_type", "").lower() != "bearer" or token.count(".") != 2:
+        raise BenchError(f"{url}: no JWT access token in {r.text[:300]}")
+    with Verifier.from_jwks_url(
+        jwks_url,
+        allow_insecure_http=True,
+        issuer=issuer,
+        audience=audience,
+        algorithms=["ES256"],
+        typ="at+jwt",
+    ) as verifier:
+        claims = dict(verifier.verify(token))
+    if claims.get("scope") != SCOPE:
+        raise BenchError(f"{url}: token scope {claims.get('scope')!r}, expected {SCOPE!r}")
+    return claims
+
+
+# -- load ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Target:
+    name: str
+    endpoint: str  # "jwks" or "token"
+    url: str
+    server: Server
+    script: Path | None = None  # a wrk Lua script (the token POST)
+    rates: list[float] = field(default_factory=list)
+    cpu_us: list[float] = field(default_factory=list)
+    p50: list[float] = field(default_factory=list)
+    p99: list[float] = field(default_factory=list)
+    body_bytes: int = 0
+
+    @property
+    def best(self) -> float:
+        return max(self.rates)
+
+    @property
+    def best_round(self) -> int:
+        return self.rates.index(self.best)
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
+
+
+def _ms(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    if not match:
+        raise BenchError(f"cannot read wrk latency {text!r}")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def wrk_command(target: Target, seconds: int, args: argparse.Namespace) -> list[str]:
+    return [
+        "wrk",
+        f"-t{args.threads}",
+        f"-c{args.connections}",
+        f"-d{seconds}s",
+        "--latency",
+        *(["-s", str(target.script)] if target.script else []),
+        target.url,
+    ]
+
+
+def run_wrk(target: Target, seconds: int, args: argparse.Namespace, record: bool) -> None:
+    command = wrk_command(target, seconds, args)
+    cpu_before = target.server.cpu_seconds()
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
+    cpu = target.server.cpu_seconds() - cpu_before
+    out = proc.stdout
+    if proc.returncode != 0:
+        raise BenchError(f"{shlex.join(command)} failed ({proc.returncode}):\n{proc.stderr}")
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    total = re.search(r"(\d+) requests in", out)
+    if not rate or not total:
+        raise BenchError(f"cannot read wrk output:\n{out}")
+    label = f"{target.name} {target.endpoint}"
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    if non2xx:
+        raise BenchError(f"{label}: {non2xx.group(1)} error responses under load:\n{out}")
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    if errors and any(int(n) for n in errors.groups()):
+        raise BenchError(f"{label}: socket errors under load:\n{out}")
+    if not record:
+        return
+    target.rates.append(float(rate.group(1)))
+    target.cpu_us.append(cpu / int(total.group(1)) * 1e6)
+    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
+    target.p50.append(_ms(latency["50"]))
+    target.p99.append(_ms(latency["99"]))
+
+
+def token_script(path: Path, authorization: str, form: str) -> Path:
+    path.write_text(
+        "-- POST a client credentials token request (client_secret_basic)\n"
+        'wrk.method = "POST"\n'
+        f"wrk.body = {json.dumps(form)}\n"
+        'wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\n'
+        f'wrk.headers["Authorization"] = {json.dumps(authorization)}\n'
+    )
+    return path
+
+
+# -- report --------------------------------------------------------------------------------
+
+
+def versions() -> dict[str, str]:
+    def first_line(command: list[str]) -> str:
+        proc = subprocess.run(command, capture_output=True, text=True)
+        return (proc.stdout or proc.stderr).strip().splitlines()[0]
+
+    import uvicorn
+
+    package = json.loads((OIDC_ENTRY.parents[1] / "package.json").read_text())
+    return {
+        "wrk": first_line(["wrk", "-v"]).split(" [")[0],
+        "nginx": first_line(["nginx", "-v"]).split("/")[-1],
+        "node": first_line(["node", "--version"]),
+        "oidc-provider": package["version"],
+        "uvicorn": uvicorn.__version__,
+    }
+
+
+LABELS = {
+    "nginx": "nginx, tuned (the floor)",
+    "nginx-defaults": "nginx, Debian's sendfile settings",
+    "uvicorn-bare": "uvicorn, bare ASGI app (reference)",
+    "oidc-provider": "oidc-provider",
+    "jwkit": "**jwkit**",
+}
+ENDPOINTS = {"jwks": "JWKS", "token": "token (client credentials, ES256 JWT)"}
+
+
+def report(targets: list[Target], args: argparse.Namespace, work: Path) -> None:
+    from _timing import table
+
+    by = {(t.name, t.endpoint): t for t in targets}
+    rows = []
+    for t in targets:
+        vs_oidc = by.get(("oidc-provider", t.endpoint))
+        vs_nginx = by.get(("nginx", t.endpoint))
+        rows.append(
+            (
+                LABELS[t.name],
+                ENDPOINTS[t.endpoint],
+                f"{t.best:,.0f}",
+                f"{t.best / vs_oidc.best:.2f}x" if vs_oidc else "—",
+                f"{t.best / vs_nginx.best:.2f}x" if vs_nginx else "—",
+                f"{t.p50[t.best_round]:.2f} / {t.p99[t.best_round]:.2f}",
+                f"{min(t.cpu_us):.0f}",
+            )
+        )
+    v = versions()
+    print(
+        f"\nLoopback, {os.cpu_count()} CPUs shared by the load generator and the servers; "
+        f"{args.workers} worker process(es) per server (jwkit: `jwkit serve --workers "
+        f"{args.workers}`, uvicorn {v['uvicorn']}, SQLite; oidc-provider {v['oidc-provider']}: "
+        f"{args.workers} Node {v['node']} process(es); nginx {v['nginx']}: `worker_processes "
+        f"{args.workers}`). Load: {v['wrk']}, `-t{args.threads} -c{args.connections}`, "
+        f"keep-alive; {args.rounds} interleaved rounds of {args.duration} s per target after "
+        f"a {args.warmup} s warm-up; each target's best round.\n"
+    )
+    print(
+        table(
+            rows,
+            (
+                "server",
+                "endpoint",
+                "req/s",
+                "vs oidc-provider",
+                "vs nginx (tuned)",
+                "latency p50 / p99 ms",
+                "server CPU µs/req",
+            ),
+        )
+    )
+    sizes = ", ".join(
+        f"{t.name} {t.body_bytes} B" for t in targets if t.endpoint == "jwks" and t.body_bytes
+    )
+    print(
+        f"\nJWKS bodies: {sizes}: two EC P-256 keys each. nginx and the bare ASGI app serve "
+        "jwkit's bytes with jwkit's content type, `Cache-Control`, CORS header and an `ETag`. "
+        "Server CPU: user + system time of the server's whole process group per request "
+        "(best round), steadier than req/s on a shared machine. Before the load every "
+        "endpoint answered 200 with the expected body (the JWKS bytes; a JWT access token "
+        "verified by `jwkit.Verifier.from_jwks_url`); no target had an error response (wrk "
+        "counts status >= 400) or a socket error.\n"
+    )
+    print("| goal (issue 5) | measured | |\n|---|---:|---|")
+    for name, endpoint, against, minimum in GOALS:
+        ratio = by[name, endpoint].best / by[against, endpoint].best
+        verdict = "met" if ratio >= minimum else "**not met**"
+        print(
+            f"| {name} {ENDPOINTS[endpoint]} >= {minimum}x {LABELS[against]} "
+            f"| {ratio:.2f}x | {verdict} |"
+        )
+
+    def cpu(name: str, endpoint: str) -> float:
+        return min(by[name, endpoint].cpu_us)
+
+    print(
+        f"\nServer CPU per request, oidc-provider / jwkit: JWKS "
+        f"{cpu('oidc-provider', 'jwks') / cpu('jwkit', 'jwks'):.2f}x, token "
+        f"{cpu('oidc-provider', 'token') / cpu('jwkit', 'token'):.2f}x. The bare ASGI app "
+        f"({cpu('uvicorn-bare', 'jwks'):.0f} µs) is what uvicorn alone costs per response."
+    )
+    if not v["node"].startswith(("v22", "v24", "v26")):
+        print(
+            f"oidc-provider {v['oidc-provider']} asks for Node 22 LTS or later and warns on "
+            f"Node {v['node']}, the one this machine has."
+        )
+    print(
+        "\nCommands (ports are free ones picked at each run; `$W` is the run's temporary "
+        "directory, where the configuration and the Lua scripts are written):\n"
+    )
+    print("```sh")
+    seen = set()
+    for t in targets:
+        if t.server.name not in seen:
+            seen.add(t.server.name)
+            print(_anonymise(shlex.join(t.server.command), work))
+    for t in targets:
+        print(_anonymise(shlex.join(wrk_command(t, args.duration, args)), work))
+    print("```\n")
+    print("```lua")
+    for t in targets:
+        if t.script is not None:
+            print(f"-- $W/{t.script.name}")
+            print(_anonymise(t.script.read_text(), work).rstrip())
+    print("```\n")
+    defaults = " ".join(line.strip() for line in NGINX_DEFAULTS.splitlines())
+    print(
+        "`$W/nginx-tuned/nginx.conf` (the other nginx, Debian's file serving settings, has "
+        f"`{defaults}` in place of the three tuning lines):\n"
+    )
+    print("```nginx")
+    print(_anonymise((work / "nginx-tuned" / "nginx.conf").read_text(), work).rstrip())
+    print("```")
+
+
+def _anonymise(text: str, work: Path) -> str:
+    text = text.replace(str(work), "$W").replace(sys.executable, ".venv/bin/python")
+    text = text.replace(str(ROOT) + "/", "")
+    # Secrets and random ids are per run: show their shape, not their value.
+    text = re.sub(r'"Basic [A-Za-z0-9+/=]+"', '"Basic <base64 client_id:secret>"', text)
+    return re.sub(r"proj_[0-9a-f]+", "proj_…", text)
+
+
+# -- main ----------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=3, help="seconds per round and target")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=1, help="seconds of warm-up per target")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads")
+    parser.add_argument("--workers", type=int, default=1, help="processes per server")
+    args = parser.parse_args(argv)
+
+    missing = [tool for tool in ("wrk", "nginx", "node") if not shutil.which(tool)]
+    if missing:
+        print(
+            f"cannot run: {', '.join(missing)} not installed "
+            "(Debian: apt-get install wrk nginx nodejs npm)"
+        )
+        return 1
+    ensure_oidc_provider()
+    sys.path.insert(0, str(ROOT / "src"))
+
+    with tempfile.TemporaryDirectory(prefix="jwkit-bench-") as tmp, contextlib.ExitStack() as stack:
+        work = Path(tmp)
+        jwkit_server, jwkit_base = start_jwkit(work, args.workers, stack)
+        jw = jwkit_setup(jwkit_base)
+        jwks_body, jwks_headers = check_jwks(jw["jwks"])
+        nginx, nginx_url = start_nginx(
+            work, args.workers, jwks_body, jwks_headers, stack, tuned=True
+        )
+        nginx_default, nginx_default_url = start_nginx(
+            work, args.workers, jwks_body, jwks_headers, stack, tuned=False
+        )
+        bare, bare_url = start_bare(work, args.workers, jwks_body, jwks_headers, stack)
+        for url in (nginx_url, nginx_default_url, bare_url):
+            check_jwks(url, expected=jwks_body)
+        oidc_id = "bench-client"
+        oidc_secret = base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
+        oidc_server, oidc_base = start_oidc_provider(
+            work, args.workers, oidc_id, oidc_secret, stack
+        )
+        oidc_jwks_body, _ = check_jwks(f"{oidc_base}/jwks")
+
+        form = f"grant_type=client_credentials&scope={SCOPE}"
+        jw_auth = basic(jw["client_id"], jw["client_secret"])
+        oidc_auth = basic(oidc_id, oidc_secret)
+        check_token(jw["token"], jw_auth, form, jw["jwks"], jw["issuer"], jw["audience"])
+        check_token(f"{oidc_base}/token", oidc_auth, form, f"{oidc_base}/jwks", oidc_base, RESOURCE)
+        jw_lua = token_script(work / "jwkit-token.lua", jw_auth, form)
+        oidc_lua = token_script(work / "oidc-token.lua", oidc_auth, form)
+
+        size = len(jwks_body)
+        targets = [
+            Target("nginx", "jwks", nginx_url, nginx, body_bytes=size),
+            Target("nginx-defaults", "jwks", nginx_default_url, nginx_default),
+            Target("uvicorn-bare", "jwks", bare_url, bare),
+            Target(
+                "oidc-provider",
+                "jwks",
+                f"{oidc_base}/jwks",
+                oidc_server,
+                body_bytes=len(oidc_jwks_body),
+            ),
+            Target("jwkit", "jwks", jw["jwks"], jwkit_server, body_bytes=size),
+            Target("oidc-provider", "token", f"{oidc_base}/token", oidc_server, script=oidc_lua),
+            Target("jwkit", "token", jw["token"], jwkit_server, script=jw_lua),
+        ]
+        for target in targets:
+            print(f"warm-up {target.name} {target.endpoint}", file=sys.stderr, flush=True)
+            run_wrk(target, args.warmup, args, record=False)
+        for n in range(args.rounds):
+            for target in targets:
+                run_wrk(target, args.duration, args, record=True)
+                print(
+                    f"round {n + 1} {target.name} {target.endpoint}: "
+                    f"{target.rates[-1]:,.0f} req/s, {target.cpu_us[-1]:.0f} µs CPU/req",
+                    file=sys.stderr,
+                    flush=True,
+                )
+        # Still serving after the load: the same JWKS bytes and a verifiable token.
+        check_jwks(jw["jwks"], expected=jwks_body)
+        check_token(jw["token"], jw_auth, form, jw["jwks"], jw["issuer"], jw["audience"])
+        report(targets, args, work)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
