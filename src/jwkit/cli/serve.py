@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import click
 
@@ -78,8 +79,15 @@ def serve(access_log: bool, **flags: object) -> None:
             click.echo(f"  console login:    {generated.username} / {generated.password}")
     click.echo(f"jwkit: console at {settings.public_url}/console")
     click.echo(f"jwkit: admin API at {settings.public_url}/api/v1 (docs: /api/docs)", nl=True)
+    try:  # JWKS and discovery in one write, straight from the HTTP parser (needs httptools)
+        from jwkit.service.http.wire import FastDocumentProtocol
+
+        http: Any = FastDocumentProtocol
+    except ImportError:
+        http = "auto"
     uvicorn.run(
         "jwkit.service.http.app:app_from_env",
+        http=http,
         factory=True,
         host=settings.host,
         port=settings.port,

@@ -6,7 +6,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, generate_l
 from starlette.requests import Request
 from starlette.responses import Response
 
-__all__ = ["DOCUMENTS", "ERRORS", "TOKENS", "TRANSITIONS", "metrics_endpoint"]
+__all__ = ["DOCUMENTS", "ERRORS", "TOKENS", "TRANSITIONS", "WIRE", "metrics_endpoint"]
 
 TOKENS = Counter("jwkit_tokens_issued", "Access tokens issued.", ["grant"])
 DOCUMENTS = Counter(
@@ -14,6 +14,10 @@ DOCUMENTS = Counter(
 )
 TRANSITIONS = Counter("jwkit_key_transitions", "Key lifecycle transitions.", ["action"])
 ERRORS = Counter("jwkit_errors", "Error responses by kind.", ["kind"])
+WIRE = Counter(
+    "jwkit_wire_responses",
+    "JWKS/discovery answers written straight from the HTTP parser (also in document_requests).",
+)
 
 
 async def metrics_endpoint(request: Request) -> Response:

@@ -29,7 +29,14 @@ from jwkit.service.http.metrics import DOCUMENTS, ERRORS, TOKENS
 from jwkit.service.runtime import Service
 from jwkit.service.state import Document, ProjectView
 
-__all__ = ["PublicFastPath", "issue_token", "public_routes"]
+__all__ = [
+    "DISCOVERY_SUFFIX",
+    "JWKS_SUFFIX",
+    "PublicFastPath",
+    "count_document",
+    "issue_token",
+    "public_routes",
+]
 
 log = logging.getLogger("jwkit.service.http")
 
@@ -42,6 +49,11 @@ _MAX_FORM = 8192
 _COUNT = {(doc, status): DOCUMENTS.labels(doc, status)
           for doc in ("jwks", "discovery") for status in ("200", "304", "404")}
 _ISSUED = TOKENS.labels("client_credentials")
+
+
+def count_document(name: str, status: str) -> None:
+    """Count one JWKS or discovery answer (``name`` "jwks"/"discovery", status "200"...)."""
+    _COUNT[name, status].inc()
 
 
 def _etag_matches(header: str, etag: str) -> bool:
@@ -208,10 +220,10 @@ async def readyz(request: Request) -> Response:
     return Response(b'{"status":"not_ready"}', 503, media_type=_JSON)
 
 
-_JWKS_SUFFIX = "/.well-known/jwks.json"
+JWKS_SUFFIX = "/.well-known/jwks.json"
 _TOKEN_SUFFIX = "/oauth2/token"  # noqa: S105 (a path, not a secret)
 _INTERNAL = b'{"error":"internal_error","message":"an unexpected error occurred"}'
-_DISCOVERY_SUFFIX = "/.well-known/openid-configuration"
+DISCOVERY_SUFFIX = "/.well-known/openid-configuration"
 _JWKS_CT = b"application/jwk-set+json"
 _JSON_CT = b"application/json"
 
@@ -251,10 +263,10 @@ class PublicFastPath:
         if method != "GET":
             await self.app(scope, receive, send)
             return
-        if path.endswith(_JWKS_SUFFIX):
-            name, ctype, pid = "jwks", _JWKS_CT, path[3 : -len(_JWKS_SUFFIX)]
-        elif path.endswith(_DISCOVERY_SUFFIX):
-            name, ctype, pid = "discovery", _JSON_CT, path[3 : -len(_DISCOVERY_SUFFIX)]
+        if path.endswith(JWKS_SUFFIX):
+            name, ctype, pid = "jwks", _JWKS_CT, path[3 : -len(JWKS_SUFFIX)]
+        elif path.endswith(DISCOVERY_SUFFIX):
+            name, ctype, pid = "discovery", _JSON_CT, path[3 : -len(DISCOVERY_SUFFIX)]
         else:
             await self.app(scope, receive, send)
             return
