@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -228,13 +229,28 @@ def _project_context(request: Request, project_id: str) -> dict[str, Any]:
     return {"project": project, "keys": key_list, "active_key": active}
 
 
-async def _project_page(request: Request, project_id: str, template: str, tab: str,
-                        **extra: Any) -> Response:
+async def _project_page(
+    request: Request,
+    project_id: str,
+    template: str,
+    tab: str,
+    more: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    **extra: Any,
+) -> Response:
+    """A project tab: session check, the project and its keys (plus ``more(ctx)``, loaded in
+    the same worker thread), or the error page."""
     info = await _session(request)
     if info is None:
         return _to_login()
+
+    def load() -> dict[str, Any]:
+        ctx = _project_context(request, project_id)
+        if more is not None:
+            ctx.update(more(ctx))
+        return ctx
+
     try:
-        ctx = await run_in_threadpool(_project_context, request, project_id)
+        ctx = await run_in_threadpool(load)
     except ServiceError as exc:
         return _error_page(request, info, exc)
     ctx.update(extra)
@@ -243,46 +259,26 @@ async def _project_page(request: Request, project_id: str, template: str, tab: s
 
 @router.get("/projects/{project_id}")
 async def project_page(request: Request, project_id: str) -> Response:
-    info = await _session(request)
-    if info is None:
-        return _to_login()
-    try:
-        ctx = await run_in_threadpool(_project_context, request, project_id)
-    except ServiceError as exc:
-        return _error_page(request, info, exc)
-    ctx["snippets"] = snippets_for(ctx["project"])
-    return _render(request, "project.html", _base(info, nav="projects", tab="overview", **ctx))
+    return await _project_page(
+        request, project_id, "project.html", "overview",
+        more=lambda ctx: {"snippets": snippets_for(ctx["project"])},
+    )
 
 
 @router.get("/projects/{project_id}/keys")
 async def keys_page(request: Request, project_id: str) -> Response:
-    info = await _session(request)
-    if info is None:
-        return _to_login()
-    try:
-        ctx = await run_in_threadpool(_project_context, request, project_id)
-    except ServiceError as exc:
-        return _error_page(request, info, exc)
-    ctx["timeline"] = build_timeline(ctx["keys"], _service(request).clock())
-    return _render(request, "keys.html", _base(info, nav="projects", tab="keys", **ctx))
+    return await _project_page(
+        request, project_id, "keys.html", "keys",
+        more=lambda ctx: {"timeline": build_timeline(ctx["keys"], _service(request).clock())},
+    )
 
 
 @router.get("/projects/{project_id}/clients")
 async def clients_page(request: Request, project_id: str) -> Response:
-    info = await _session(request)
-    if info is None:
-        return _to_login()
-
-    def load() -> dict[str, Any]:
-        ctx = _project_context(request, project_id)
-        ctx["clients"] = admin.list_clients(request, project_id)["clients"]
-        return ctx
-
-    try:
-        ctx = await run_in_threadpool(load)
-    except ServiceError as exc:
-        return _error_page(request, info, exc)
-    return _render(request, "clients.html", _base(info, nav="projects", tab="clients", **ctx))
+    return await _project_page(
+        request, project_id, "clients.html", "clients",
+        more=lambda ctx: {"clients": admin.list_clients(request, project_id)["clients"]},
+    )
 
 
 @router.get("/projects/{project_id}/tokens")
