@@ -164,3 +164,48 @@ def test_two_servers_on_one_database(spawn: Any, tmp_path: Path, pg_url: str) ->
 
     claims = jwt.decode(token, JWKSet.from_json(ra.text), algorithms=["ES256"])
     assert claims["iss"] == f"{b.url}/p/{pid}"
+
+
+def test_no_plaintext_private_key_in_postgres(tmp_path: Path, pg_url: str) -> None:
+    """Every row of every table, as PostgreSQL renders it, holds no private key material."""
+    from jwkit.jose.b64 import b64url_decode
+
+    clock = FakeClock()
+    svc = _open(tmp_path, pg_url, clock)
+    try:
+        with svc.write() as s:
+            for alg in ("ES256", "RS256", "EdDSA", "HS256"):
+                project = projects.create_project(
+                    s, projects.ProjectSpec(name=alg.lower(), algorithm=alg), now=clock(),
+                    actor="t")
+                keys.bootstrap_keys(s, project, svc.vault, now=clock(), actor="t")
+        with svc.read() as s:
+            rows = list(s.execute(select(Key)).scalars())
+            secrets = [keys.open_key(row, svc.vault).to_dict(private=True) for row in rows]
+    finally:
+        svc.close()
+    assert len(secrets) == 8
+    engine = create_engine(pg_url)
+    try:
+        with engine.connect() as conn:
+            tables = [r[0] for r in conn.execute(text(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"))]
+            dump = "\n".join(
+                str(r[0]) for t in tables
+                for r in conn.execute(text(f'SELECT row_to_json(t)::text FROM "{t}" t'))
+            )
+            raw = b"".join(
+                bytes(r[0]) for r in conn.execute(text("SELECT ciphertext FROM keys"))
+            )
+    finally:
+        engine.dispose()
+    assert "keys" in tables and len(dump) > 1000
+    for secret in secrets:
+        member = secret.get("d") or secret["k"]
+        assert member not in dump
+        assert b64url_decode(member) not in raw
+        assert member.encode() not in raw
+        assert b64url_decode(member).hex() not in dump  # bytea renders as hex
+        assert member.encode().hex() not in dump
+    for marker in ("PRIVATE KEY", '\\"d\\":', '\\"k\\":', "BEGIN"):
+        assert marker not in dump
