@@ -260,7 +260,7 @@ def list_events(
     request: Request,
     project_id: str,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
 ) -> JSON:
     """The project's audit events, oldest first, ``after`` a sequence number."""
     svc = _service(request)

@@ -193,7 +193,7 @@ def audit_events(
     actor: Filter = None,
     kid: Filter = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-    before: Annotated[int | None, Query(ge=1)] = None,
+    before: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
 ) -> JSON:
     """Audit events, newest first; ``action`` matches a prefix (``key.`` = every key event)."""
     svc = _service(request)
