@@ -6,18 +6,15 @@ Screenshots of the main screens go to ``tests/artifacts/screenshots/`` (gitignor
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+
+from tests.support.serve import ServerProcess, server_env
 
 CHROMIUM = "/usr/bin/chromium"
 ADMIN_TOKEN = "browser-test-admin-token-0123456789"
@@ -29,71 +26,13 @@ LAUNCH_ARGS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Server:
-    """One ``jwkit serve`` process on a free loopback port with its own ``JWKIT_HOME``."""
-
-    home: Path
-    port: int
-    proc: subprocess.Popen[bytes]
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def api(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=10,
-                            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
-
-    def log(self) -> str:
-        return (self.home / "server.log").read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+Server = ServerProcess
 
 
 def start_server(home: Path, **env_extra: str) -> Server:
-    home.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JWKIT_")}
-    env.update(
-        JWKIT_HOME=str(home / ".jwkit"),
-        JWKIT_ADMIN_TOKEN=ADMIN_TOKEN,
-        JWKIT_ADMIN_PASSWORD=ADMIN_PASSWORD,
-        JWKIT_LOG_LEVEL="warning",
-        JWKIT_SCHEDULER_INTERVAL="0",
-    )
-    env.update(env_extra)
-    with open(home / "server.log", "ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "jwkit.cli", "serve", "--port", str(port)],
-            cwd=home, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
-    server = Server(home, port, proc)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"jwkit serve exited early:\n{server.log()}")
-        try:
-            if httpx.get(f"{server.url}/healthz", timeout=1).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    server.stop()
-    raise RuntimeError(f"jwkit serve did not start:\n{server.log()}")
+    env = server_env(home, admin_token=ADMIN_TOKEN, admin_password=ADMIN_PASSWORD,
+                     JWKIT_SCHEDULER_INTERVAL="0", **env_extra)
+    return ServerProcess(home, env).start()
 
 
 @pytest.fixture(scope="package")

@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +14,9 @@ import pytest
 from jwkit.service.http.app import create_app
 from jwkit.service.runtime import Service
 from jwkit.service.settings import Settings
+from tests.support import serve
 from tests.support.postgres import PostgresServer, fresh_database, postgres_server  # noqa: F401
+from tests.support.serve import ServerProcess, free_port  # noqa: F401  (re-exported)
 
 ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
 ADMIN_PASSWORD = "correct horse battery staple"
@@ -131,73 +128,10 @@ def oauth_client(client: SyncClient, project: dict[str, Any]) -> dict[str, Any]:
 # -- real server processes ---------------------------------------------------------------------
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class ServerProcess:
-    """One ``jwkit serve`` subprocess."""
-
-    home: Path
-    env: dict[str, str]
-    port: int = field(default_factory=free_port)
-    proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 30) -> ServerProcess:
-        log = open(self.home / f"server-{self.port}.log", "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "jwkit.cli", "serve", "--port", str(self.port)],
-            cwd=self.home, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-        )
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{self.log()}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"server did not start:\n{self.log()}")
-
-    def log(self) -> str:
-        return (self.home / f"server-{self.port}.log").read_text(errors="replace")
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-
 def server_env(home: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JWKIT_")}
-    env.update(
-        JWKIT_HOME=str(home / ".jwkit"),
-        JWKIT_ADMIN_TOKEN=ADMIN_TOKEN,
-        JWKIT_ADMIN_PASSWORD=ADMIN_PASSWORD,
-        JWKIT_LOG_LEVEL="warning",
+    return serve.server_env(
+        home, admin_token=ADMIN_TOKEN, admin_password=ADMIN_PASSWORD, **extra
     )
-    env.update(extra)
-    return env
 
 
 @pytest.fixture
