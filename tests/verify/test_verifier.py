@@ -549,3 +549,43 @@ def test_keys_older_than_max_stale_drop_cached_tokens(served: JWKSServer, es_key
             verifier.verify(token)
         assert len(verifier.cache) == 0  # type: ignore[arg-type]
         assert not verifier.health().ok
+
+
+def test_cache_invalidation_while_other_threads_read() -> None:
+    """drop_keys must not trip over readers reordering the LRU at the same time."""
+    import threading
+
+    from jwkit import Claims
+    from jwkit.verify.cache import CacheEntry, TokenCache
+
+    key, other = JWK.generate("ES256"), JWK.generate("ES256")
+    cache = TokenCache(50_000)
+    claims = Claims({"sub": "x"})
+    tokens = [f"t{i}" for i in range(20_000)]
+    for i, token in enumerate(tokens):
+        cache.put(token, CacheEntry(claims, key if i % 2 else other, 0.0, 1e12))
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def reader() -> None:
+        try:
+            while not stop.is_set():
+                for token in tokens[::97]:
+                    cache.get(token)
+        except BaseException as exc:  # pragma: no cover - the failure being tested for
+            errors.append(exc)
+
+    threads = [threading.Thread(target=reader) for _ in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        for _ in range(20):
+            cache.drop_keys([other])
+            for i in range(0, len(tokens), 2):
+                cache.put(tokens[i], CacheEntry(claims, other, 0.0, 1e12))
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
+    assert not errors
+    assert cache.get(tokens[1]) is not None

@@ -137,7 +137,9 @@ class TokenCache:
         if not gone:
             return
         with self._lock:
-            doomed = [t for t, e in self._data.items() if id(e.key) in gone]
+            # Snapshot first: lock-free readers reorder the dict (move_to_end), which would
+            # break a Python-level iteration; list() copies it in one C call under the GIL.
+            doomed = [t for t, e in list(self._data.items()) if id(e.key) in gone]
             for token in doomed:
                 del self._data[token]
                 self._chars -= len(token)
