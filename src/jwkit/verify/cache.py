@@ -15,7 +15,7 @@ in short:
   its source (rotation, revocation, a replaced file, a remote set older than ``max_stale``);
 - it is bounded by entry count and by total token length (oldest entries go first).
 
-A hit costs two dictionary operations and two float comparisons; nothing is allocated.
+A hit costs two dictionary operations, one uncontended lock and two float comparisons.
 """
 
 from __future__ import annotations
@@ -86,8 +86,8 @@ def validity_window(
 class TokenCache:
     """A thread-safe LRU of verified tokens, bounded by count and total token length.
 
-    Reads take no lock (single ``OrderedDict`` operations are atomic under the GIL); writes
-    and invalidation take one.
+    A lookup takes no lock; every change to the dict (including a hit's move to the end)
+    takes one, so invalidation can iterate the entries while other threads read.
     """
 
     __slots__ = ("__weakref__", "_chars", "_data", "_lock", "max_chars", "maxsize")
@@ -105,10 +105,10 @@ class TokenCache:
         """The entry for ``token`` (marked as recently used), or ``None``."""
         entry = self._data.get(token)
         if entry is not None:
-            try:
-                self._data.move_to_end(token)
-            except KeyError:  # removed by another thread in between: still a valid answer
-                pass
+            # Every reordering happens under the lock, so invalidation can iterate safely.
+            with self._lock:
+                if token in self._data:
+                    self._data.move_to_end(token)
         return entry
 
     def put(self, token: str | bytes, entry: CacheEntry) -> None:
@@ -137,9 +137,7 @@ class TokenCache:
         if not gone:
             return
         with self._lock:
-            # Snapshot first: lock-free readers reorder the dict (move_to_end), which would
-            # break a Python-level iteration; list() copies it in one C call under the GIL.
-            doomed = [t for t, e in list(self._data.items()) if id(e.key) in gone]
+            doomed = [t for t, e in self._data.items() if id(e.key) in gone]
             for token in doomed:
                 del self._data[token]
                 self._chars -= len(token)
