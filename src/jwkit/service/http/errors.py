@@ -3,6 +3,9 @@
 * 422 for bodies that fail validation (malformed JSON, wrong types, unknown fields), with
   ``detail: [{loc, msg, type}]`` — input values are never echoed back.
 * Domain errors keep their status (404, 409 with ``earliest_safe_at``, 422).
+* The database being unreachable is 503 ``database_unavailable`` with ``Retry-After``: the
+  public endpoints keep serving from memory meanwhile; only writes and reads of the admin
+  API need the database.
 * Anything else is a bug: logged (type and traceback, no request data) and answered 500.
 """
 
@@ -12,6 +15,7 @@ import logging
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -59,6 +63,22 @@ async def _http(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
 
+async def _database(request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, DBAPIError) and not (
+        isinstance(exc, OperationalError | InterfaceError) or exc.connection_invalidated
+    ):
+        return await _bug(request, exc)
+    ERRORS.labels("database_unavailable").inc()
+    log.warning("database unavailable on %s %s: %s", request.method, request.url.path,
+                type(exc.orig if isinstance(exc, DBAPIError) else exc).__name__)
+    return JSONResponse(
+        {"error": "database_unavailable",
+         "message": "the database cannot be reached; try again shortly"},
+        status_code=503,
+        headers={"Retry-After": "5"},
+    )
+
+
 async def _bug(request: Request, exc: Exception) -> JSONResponse:
     ERRORS.labels("internal").inc()
     log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path,
@@ -72,4 +92,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(ServiceError, _service)
     app.add_exception_handler(HTTPException, _http)
+    app.add_exception_handler(DBAPIError, _database)
     app.add_exception_handler(Exception, _bug)
