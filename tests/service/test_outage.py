@@ -61,6 +61,7 @@ def _outage_and_recovery(
 ) -> None:
     project = api.post("/projects", json={"name": "outage"}).json()
     client = api.post(f"/projects/{project['id']}/clients", json={"name": "svc"}).json()
+    unseen = api.post(f"/projects/{project['id']}/clients", json={"name": "new"}).json()
     jwks_url = f"{server.url}/p/{project['id']}/.well-known/jwks.json"
     before = httpx.get(jwks_url)
     assert _token(server, project, client).status_code == 200  # the client is now cached
@@ -78,6 +79,9 @@ def _outage_and_recovery(
         with Verifier.from_jwks_url(jwks_url, allow_insecure_http=True,
                                     issuer=project["issuer"], audience=project["audience"]) as v:
             assert v.verify(issued.json()["access_token"])["client_id"] == client["client_id"]
+        first_time = _token(server, project, unseen)  # its secret hash is not cached yet
+        assert first_time.status_code == 503, first_time.text
+        assert first_time.json()["error"] == "temporarily_unavailable"
         ready = httpx.get(f"{server.url}/readyz", timeout=30)
         assert ready.status_code == 503
         refused = api.post("/projects", json={"name": "while down"})

@@ -17,6 +17,7 @@ import logging
 from typing import Any
 from urllib.parse import parse_qsl, unquote_plus
 
+from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -178,7 +179,11 @@ async def issue_token(service: Service, view: ProjectView, request: Request) -> 
         return _oauth_error("unsupported_grant_type", "only client_credentials is supported")
     hit, record = service.state.cached_client(client_id)
     if not hit:
-        record = await run_in_threadpool(service.state.load_client, client_id)
+        try:
+            record = await run_in_threadpool(service.state.load_client, client_id)
+        except DBAPIError:  # the database is down: cached clients keep working meanwhile
+            ERRORS.labels("database_unavailable").inc()
+            return _oauth_error("temporarily_unavailable", "try again shortly", 503)
     if record is None or record.project_id != view.id or not secret_matches(
         secret, record.secret_hash
     ):
