@@ -209,3 +209,33 @@ def test_no_plaintext_private_key_in_postgres(tmp_path: Path, pg_url: str) -> No
         assert member.encode().hex() not in dump
     for marker in ("PRIVATE KEY", '\\"d\\":', '\\"k\\":', "BEGIN"):
         assert marker not in dump
+
+
+def test_replicas_learn_of_changes_through_notify(
+    spawn: Any, tmp_path: Path, pg_url: str
+) -> None:
+    """With polling slowed to 30 s, only LISTEN/NOTIFY can make B see A's change quickly."""
+    env = {"JWKIT_DATABASE_URL": pg_url, "JWKIT_MASTER_KEY": MASTER_KEY,
+           "JWKIT_SYNC_INTERVAL": "30"}  # fmt: skip
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = spawn(tmp_path / "a", **env)
+    b = spawn(tmp_path / "b", **env)
+    time.sleep(1.0)  # both listeners connected
+    created = httpx.post(f"{a.url}/api/v1/projects", json={"name": "n", "jwks_max_age": 0},
+                         headers=AUTH, timeout=30)  # fmt: skip
+    assert created.status_code == 201
+    pid = created.json()["id"]
+    path = f"/p/{pid}/.well-known/jwks.json"
+    for change in ("create", "replace"):
+        if change == "replace":
+            r = httpx.post(f"{a.url}/api/v1/projects/{pid}/keys",
+                           json={"mode": "replace", "confirm_invalidate": True},
+                           headers=AUTH, timeout=30)  # fmt: skip
+            assert r.status_code == 201
+        expected = httpx.get(a.url + path).headers["etag"]
+        changed_at = time.monotonic()
+        while httpx.get(b.url + path).headers.get("etag") != expected:
+            # Generous for a loaded CI machine, yet far below the 30 s poll.
+            assert time.monotonic() - changed_at < 5, f"B missed the {change} notification"
+            time.sleep(0.02)

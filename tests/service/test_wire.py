@@ -60,6 +60,22 @@ def _exchange(server: ServerProcess, raw: bytes, responses: int) -> list[bytes]:
     return out
 
 
+def _read_one(sock: socket.socket) -> bytes:
+    """One whole response (headers and Content-Length body) from a keep-alive socket."""
+    buf = b""
+    while True:
+        head_end = buf.find(b"\r\n\r\n")
+        if head_end >= 0:
+            length = re.search(rb"(?im)^content-length: (\d+)", buf[:head_end])
+            size = int(length.group(1)) if length else 0
+            if len(buf) >= head_end + 4 + size:
+                return buf
+        chunk = sock.recv(65536)
+        if not chunk:
+            return buf
+        buf += chunk
+
+
 def _get(path: str, *extra: str, version: str = "1.1") -> bytes:
     lines = [f"GET {path} HTTP/{version}", "Host: 127.0.0.1", *extra, "", ""]
     return "\r\n".join(lines).encode()
@@ -151,3 +167,25 @@ def test_key_changes_show_at_once(server: ServerProcess) -> None:
     second = _split(_exchange(server, _get(jwks), 1)[0])
     assert second[1]["etag"] != first[1]["etag"]
     assert r.json()["kid"].encode() in second[2]
+
+
+def test_idle_keep_alive_connections_are_closed_and_busy_ones_are_not(
+    server: ServerProcess,
+) -> None:
+    """uvicorn's keep-alive timeout (5 s) still holds for connections the fast path served."""
+    import time
+
+    project = _project(server)
+    jwks = _get(f"/p/{project['id']}/.well-known/jwks.json")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=15) as busy, \
+            socket.create_connection(("127.0.0.1", server.port), timeout=15) as idle:  # fmt: skip
+        for sock in (busy, idle):
+            sock.sendall(jwks)
+            assert _read_one(sock).startswith(b"HTTP/1.1 200")
+        started = time.monotonic()
+        while time.monotonic() - started < 7.5:  # a request every second on `busy`
+            time.sleep(1.0)
+            busy.sendall(_get("/healthz"))
+            assert _read_one(busy).startswith(b"HTTP/1.1 200"), "busy connection was closed"
+        idle.settimeout(5)
+        assert idle.recv(65536) == b"", "idle connection was not closed"

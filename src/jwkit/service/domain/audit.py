@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from jwkit.service.domain.common import isoformat
+from jwkit.service.notify import notify_change
 from jwkit.service.store.models import AuditEvent, ServiceState
 
 __all__ = ["ChainReport", "event_to_json", "record", "verify_chain"]
@@ -64,12 +65,14 @@ def record(
     state.audit_head = digest
     if bump:
         state.version += 1
+        notify_change(session)
     return event
 
 
 def bump_version(session: Session) -> None:
     """Tell every replica to rebuild its snapshot, without an audit entry."""
     _lock_state(session).version += 1
+    notify_change(session)
 
 
 def event_to_json(event: AuditEvent) -> dict[str, Any]:

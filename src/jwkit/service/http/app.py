@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from jwkit.service import scheduler
+from jwkit.service import notify, scheduler
 from jwkit.service.domain.common import unix_now
 from jwkit.service.http import admin, public
 from jwkit.service.http.auth import AdminAuth
@@ -35,21 +35,33 @@ log = logging.getLogger("jwkit.service")
 
 
 async def _background(service: Service) -> None:
+    """Sync the snapshot every ``sync_interval`` seconds, or at once when PostgreSQL notifies
+    a change; run the scheduler every ``scheduler_interval`` seconds."""
     interval = service.settings.sync_interval
     sched_every = service.settings.scheduler_interval
     loop = asyncio.get_running_loop()
     next_schedule = loop.time() + min(sched_every, 2.0) if sched_every else None
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            await run_in_threadpool(service.state.sync)
-            if next_schedule is not None and loop.time() >= next_schedule:
-                next_schedule = loop.time() + sched_every
-                await run_in_threadpool(scheduler.run_once, service)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # keep serving the last good snapshot
-            log.warning("background sync failed: %s", type(exc).__name__)
+    wake = asyncio.Event()
+    listener = None
+    if service.db.dialect == "postgresql":
+        listener = asyncio.create_task(notify.listen(service.db.url, wake))
+    try:
+        while True:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(wake.wait(), interval)
+            wake.clear()
+            try:
+                await run_in_threadpool(service.state.sync)
+                if next_schedule is not None and loop.time() >= next_schedule:
+                    next_schedule = loop.time() + sched_every
+                    await run_in_threadpool(scheduler.run_once, service)
+            except Exception as exc:  # keep serving the last good snapshot
+                log.warning("background sync failed: %s", type(exc).__name__)
+    finally:
+        if listener is not None:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
 
 
 def create_app(settings: Settings | None = None, *, clock: Callable[[], int] = unix_now,
