@@ -39,6 +39,10 @@ class Reply:
     ``delay`` waits before the status line; ``drop`` closes the connection without any
     answer (the server looks down); ``etag`` enables ``304`` for a matching
     ``If-None-Match``; ``chunk``/``chunk_delay`` send the body slowly in pieces.
+    ``script`` replaces the whole answer with raw steps: ``bytes`` are written as they are,
+    a number pauses that many seconds (cut short when the server stops); the connection is
+    closed afterwards. It lets a test stall or drip anywhere: in the status line, the
+    headers or the body.
     """
 
     status: int = 200
@@ -49,6 +53,7 @@ class Reply:
     etag: str | None = None
     chunk: int = 0
     chunk_delay: float = 0.0
+    script: tuple[bytes | float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -244,6 +249,18 @@ def _make_handler(server: JWKSServer) -> type[BaseHTTPRequestHandler]:
             server._wait(reply.delay)
             if reply.drop:
                 self.close_connection = True
+                return
+            if reply.script:
+                self.close_connection = True
+                try:
+                    for step in reply.script:
+                        if isinstance(step, bytes):
+                            self.wfile.write(step)
+                            self.wfile.flush()
+                        elif not server._stopping.is_set():
+                            server._wait(step)
+                except OSError:  # the client gave up: expected in timeout tests
+                    pass
                 return
             if reply.etag is not None and self.headers.get("If-None-Match") == reply.etag:
                 self.send_response(304)

@@ -3,7 +3,8 @@
 :class:`JWKSFetcher` does the I/O for :class:`~jwkit.verify.remote.RemoteJWKSource`; it keeps
 no cache state of its own except the JWKS URL found by discovery. Every exchange is bounded:
 
-- ``timeout`` for the whole exchange, body included (a server that drips bytes is cut off);
+- ``timeout`` for the whole exchange (discovery and JWKS together), body included: a server
+  that stalls or drips bytes anywhere is cut off at the deadline (see :class:`_Deadline`);
 - ``max_bytes`` enforced on the raw stream and again after ``gzip``/``deflate`` decoding
   (RFC 9110 §8.4), so a compression bomb cannot get through;
 - ``https`` only unless ``allow_insecure_http``; redirects refused unless
@@ -18,9 +19,12 @@ skipped with a warning on the ``jwkit`` logger (never with key material).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import socket
 import ssl
+import threading
 import time
 import zlib
 from dataclasses import dataclass
@@ -107,6 +111,69 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:300]
 
 
+class _Deadline:
+    """Shut the sockets of one sync request down when the fetch's deadline passes.
+
+    httpx's ``timeout`` bounds each socket operation, not the request: a server that drips a
+    byte now and then, or stalls just before the deadline, restarts it every time. So the
+    request's sockets are recorded as they are opened (the ``trace`` extension reports each
+    new connection) and as the response exposes them (``network_stream``), and a timer shuts
+    them down at the deadline: ``shutdown()``, unlike ``close()``, wakes a read blocked in
+    another thread at once. httpcore then sees EOF, raises, and closes the connection itself.
+
+    A keep-alive connection reused from an injected client is only known from the response
+    headers on; before that each read is still bounded by the (remaining) httpx timeout.
+    DNS resolution (the OS resolver) cannot be interrupted at all.
+    """
+
+    def __init__(self, deadline: float) -> None:
+        self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(max(deadline - time.monotonic(), 0.0), self._expire)
+        self._timer.name = "jwkit-fetch-deadline"
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+        self._timer.join()  # never leave the thread behind (it may be shutting sockets down)
+
+    def trace(self, event: str, info: dict[str, Any]) -> None:
+        """httpcore ``trace`` hook: a connection was just opened (TCP, then TLS)."""
+        if event in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
+            self.watch(info.get("return_value"))
+
+    def watch(self, stream: Any) -> None:
+        """Record the socket of an httpcore network stream (anything else is ignored)."""
+        get_extra_info = getattr(stream, "get_extra_info", None)
+        sock = get_extra_info("socket") if get_extra_info is not None else None
+        if not isinstance(sock, socket.socket):
+            return
+        with self._lock:
+            self._sockets.append(sock)
+            if self.expired:  # opened just as the timer fired
+                _shutdown(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._sockets:
+                _shutdown(sock)
+
+
+def _shutdown(sock: socket.socket) -> None:
+    try:
+        # The plain socket method even for an SSLSocket: SSLSocket.shutdown() would also drop
+        # its SSL object under the reading thread's feet (ValueError instead of EOF).
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    except OSError:  # already closed, or a TCP socket since wrapped (detached) for TLS
+        pass
+
+
 class JWKSFetcher:
     """Fetch and check a JWKS, discovering its URL from ``issuer`` when none is given."""
 
@@ -166,6 +233,9 @@ class JWKSFetcher:
         if self._own_client is None:
             self._own_client = httpx.Client(
                 timeout=self.timeout,
+                # No keep-alive: every request opens its connection, so _Deadline sees its
+                # socket from the start. Fetches are minutes apart; reuse would save little.
+                limits=httpx.Limits(max_keepalive_connections=0),
                 follow_redirects=self.follow_redirects,
                 verify=self._ssl(),
                 headers={"User-Agent": "jwkit"},
@@ -186,7 +256,7 @@ class JWKSFetcher:
 
     def fetch(self, etag: str | None = None) -> Fetched:
         """One exchange (plus discovery the first time); ``etag`` makes it conditional.
-        Raises :class:`KeySourceError`."""
+        Raises :class:`KeySourceError`, at the latest when ``timeout`` has passed."""
         deadline = time.monotonic() + self.timeout
         try:
             if self.jwks_url is None:
@@ -206,21 +276,28 @@ class JWKSFetcher:
         one was injected, so the fetcher works from any event loop)."""
         deadline = time.monotonic() + self.timeout
         try:
-            if self._async_http_client is not None:
-                return await self._fetch_with(self._async_http_client, deadline, etag)
-            async with httpx.AsyncClient(
-                timeout=self.timeout,
-                follow_redirects=self.follow_redirects,
-                verify=self._ssl(),
-                headers={"User-Agent": "jwkit"},
-            ) as client:
-                return await self._fetch_with(client, deadline, etag)
+            # Cancelling at the deadline bounds the whole exchange (httpx's own timeout is per
+            # read); leaving the ``stream()`` blocks on cancellation closes the connections.
+            return await asyncio.wait_for(self._fetch_async(deadline, etag), self.timeout)
+        except asyncio.TimeoutError:
+            raise KeySourceError(self.timeout_message(), url=self.source_name) from None
         except httpx.TimeoutException:
             raise KeySourceError(self.timeout_message(), url=self.source_name) from None
         except httpx.HTTPError as exc:
             raise KeySourceError(
                 f"fetching {self.source_name} failed: {describe(exc)}", url=self.source_name
             ) from None
+
+    async def _fetch_async(self, deadline: float, etag: str | None) -> Fetched:
+        if self._async_http_client is not None:
+            return await self._fetch_with(self._async_http_client, deadline, etag)
+        async with httpx.AsyncClient(
+            timeout=self.timeout,
+            follow_redirects=self.follow_redirects,
+            verify=self._ssl(),
+            headers={"User-Agent": "jwkit"},
+        ) as client:
+            return await self._fetch_with(client, deadline, etag)
 
     async def _fetch_with(
         self, client: httpx.AsyncClient, deadline: float, etag: str | None
@@ -241,19 +318,28 @@ class JWKSFetcher:
         self, url: str, headers: dict[str, str], deadline: float
     ) -> tuple[httpx.Response, bytes]:
         client = self._client()
-        with client.stream(
-            "GET",
-            url,
-            headers=headers,
-            follow_redirects=self.follow_redirects,
-            timeout=self.timeout,
-        ) as response:
-            self._check_response(url, response)
-            body = bytearray()
-            for chunk in response.iter_raw():
-                body += chunk
-                self._check_progress(url, body, deadline)
-            return response, self._decoded(url, response, bytes(body))
+        timeout = self._remaining(url, deadline)
+        with _Deadline(deadline) as watchdog:
+            try:
+                with client.stream(
+                    "GET",
+                    url,
+                    headers=headers,
+                    follow_redirects=self.follow_redirects,
+                    timeout=timeout,  # bounds what the watchdog cannot see (connect, pool)
+                    extensions={"trace": watchdog.trace},
+                ) as response:
+                    watchdog.watch(response.extensions.get("network_stream"))
+                    self._check_response(url, response)
+                    body = bytearray()
+                    for chunk in response.iter_raw():
+                        body += chunk
+                        self._check_progress(url, body, deadline)
+                    return response, self._decoded(url, response, bytes(body))
+            except httpx.HTTPError:
+                if watchdog.expired:  # the EOF or reset the watchdog caused
+                    raise KeySourceError(self.timeout_message(), url=url) from None
+                raise
 
     async def _get_async(
         self, client: httpx.AsyncClient, url: str, headers: dict[str, str], deadline: float
@@ -263,7 +349,7 @@ class JWKSFetcher:
             url,
             headers=headers,
             follow_redirects=self.follow_redirects,
-            timeout=self.timeout,
+            timeout=self._remaining(url, deadline),
         ) as response:
             self._check_response(url, response)
             body = bytearray()
@@ -284,6 +370,13 @@ class JWKSFetcher:
         length = response.headers.get("content-length", "")
         if length.isdigit() and int(length) > self.max_bytes:
             raise KeySourceError(f"{url} sent more than {self.max_bytes} bytes", url=url)
+
+    def _remaining(self, url: str, deadline: float) -> float:
+        """The time left for the next request of this exchange (discovery used some)."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise KeySourceError(self.timeout_message(), url=url)
+        return remaining
 
     def _check_progress(self, url: str, body: bytearray, deadline: float) -> None:
         if len(body) > self.max_bytes:
