@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from jwkit import JWK
+from jwkit import JWK, Verifier
+from jwkit.errors import InvalidIssuer, MissingClaim
 from jwkit.verify.providers import PRESETS, SAFE_ALGORITHMS, ProviderConfig, resolve
-from tests.verify.conftest import make_key
+from tests.support.jwks_server import JWKSServer
+from tests.verify.conftest import make_key, token_for
 
 
 def test_auth0() -> None:
@@ -172,3 +174,36 @@ def test_clerk_key_is_public_only() -> None:
     assert config.keys is not None
     assert not any(k.is_private for k in config.keys)
     assert isinstance(config.keys.keys[0], JWK)
+
+
+def test_supertokens_issuer_is_checked(jwks_server: JWKSServer) -> None:
+    """What the preset checks, end to end: the SDK-written ``iss`` passes; another value or
+    none is refused; ``issuer=`` swaps in the value a custom setup writes."""
+    key = make_key("RS256", "st-1")
+    jwks_server.serve_json({"keys": [key.public().to_dict()]}, path="/auth/jwt/jwks.json")
+    base = jwks_server.url + "/auth"
+    options = {"api_domain": jwks_server.url, "allow_insecure_http": True}
+    with Verifier.from_provider("supertokens", **options) as verifier:
+        assert verifier.verify(token_for(key, {"iss": base}))["sub"] == "user-1"
+        with pytest.raises(InvalidIssuer):
+            verifier.verify(token_for(key, {"iss": "https://elsewhere.example/auth"}))
+        with pytest.raises(MissingClaim):  # no iss (older SDKs, sessions made without one)
+            verifier.verify(token_for(key, {"iss": None}))
+    custom = "https://auth.example.com"
+    with Verifier.from_provider("supertokens", issuer=custom, **options) as verifier:
+        assert verifier.verify(token_for(key, {"iss": custom}))["sub"] == "user-1"
+        with pytest.raises(InvalidIssuer):
+            verifier.verify(token_for(key, {"iss": base}))
+
+
+def test_issuer_none_keeps_the_presets_issuer(jwks_server: JWKSServer) -> None:
+    # An unset setting passed straight through (issuer=os.environ.get(...)) must not turn the
+    # issuer check off: a token from another issuer is still refused.
+    key = make_key("RS256", "st-2")
+    jwks_server.serve_json({"keys": [key.public().to_dict()]}, path="/auth/jwt/jwks.json")
+    options = {"api_domain": jwks_server.url, "allow_insecure_http": True}
+    with Verifier.from_provider("supertokens", issuer=None, **options) as verifier:
+        assert verifier.issuer == jwks_server.url + "/auth"
+        assert verifier.verify(token_for(key, {"iss": jwks_server.url + "/auth"}))
+        with pytest.raises(InvalidIssuer):
+            verifier.verify(token_for(key, {"iss": "https://evil.example"}))

@@ -178,6 +178,19 @@ def onelogin(subdomain: str) -> ProviderConfig:
 
 
 def supertokens(api_domain: str, api_base_path: str = "/auth") -> ProviderConfig:
+    """SuperTokens session access tokens (v3 and later: plain RS256 JWTs, no ``aud``).
+
+    Keys: the JWKS the backend SDK serves at ``{apiDomain}{apiBasePath}/jwt/jwks.json``
+    (SuperTokens' manual JWT verification guide; ``apiBasePath`` defaults to ``/auth``).
+
+    Issuer: SuperTokens' guides do not document ``iss`` and the core does not set it; the
+    backend SDKs (supertokens-node, supertokens-python) add ``iss = apiDomain + apiBasePath``
+    when they create a session, and that is what this preset expects. ``iss`` is not a
+    protected claim, so a setup that rewrites the access token payload, or sessions made
+    without the SDK, may carry another value or none: pass ``issuer=`` (a verifier option)
+    to expect another value. The preset always expects an issuer: a token without ``iss``
+    is refused.
+    """
     base = _base_url(
         api_domain if "://" in api_domain else "https://" + api_domain, "api_domain"
     ) + _path(api_base_path, "api_base_path")

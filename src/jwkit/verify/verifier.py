@@ -223,9 +223,14 @@ class Verifier:
 
         Keyword arguments that are verifier or remote options are used as such; the rest are
         the provider's parameters. Preset issuer, audience and algorithms are defaults that
-        explicit options override.
+        explicit options override; ``issuer=None`` keeps the preset's issuer (a preset never
+        verifies without an issuer check).
         """
         remote, rest = _split(params_and_options)
+        if "issuer" in rest and rest["issuer"] is None:
+            # An unset setting passed through must not switch the issuer check off: None
+            # means "the preset's issuer", exactly as if it were not given.
+            del rest["issuer"]
         options = {k: v for k, v in rest.items() if k in VERIFIER_OPTIONS}
         params = {k: v for k, v in rest.items() if k not in VERIFIER_OPTIONS}
         if "issuer" in options and preset_takes_issuer(name):
