@@ -16,7 +16,7 @@ from jwkit.errors import (
     TokenTooLarge,
     UnsupportedAlgorithm,
 )
-from jwkit.jose.algorithms import ALGORITHMS
+from jwkit.jose.algorithms import ALGORITHMS, CURVES
 from jwkit.jose.b64 import b64url_decode, b64url_encode
 
 from ..conftest import private_key, verification_key
@@ -130,6 +130,20 @@ def test_flipping_unused_trailing_bits_is_rejected() -> None:
         jws.verify(f"{h}.{p[:-1]}{twin}.{s}", key, algorithms=["HS256"])
 
 
+# The group orders as SEC 2 v2 (§2.4.2, §2.5.1, §2.6.1) writes them, in decimal.
+SEC2_ORDERS = {
+    "ES256": 115792089210356248762697446949407573529996955224135760342422259061068512044369,
+    "ES384": int(
+        "39402006196394479212279040100143613805079739270465446667946905279627659399113263569398"
+        "956308152294913554433653942643"
+    ),
+    "ES512": int(
+        "68647976601306097149819007990813932172694353001433054093944634591855431833976553942450"
+        "57746333217197532963996371363321113864768612440380340372808892707005449"
+    ),
+}
+
+
 @pytest.mark.parametrize("alg", ["ES256", "ES384", "ES512"])
 def test_ecdsa_signature_must_be_raw_fixed_length(alg: str) -> None:
     from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
@@ -144,9 +158,10 @@ def test_ecdsa_signature_must_be_raw_fixed_length(alg: str) -> None:
         with pytest.raises(InvalidSignature):
             jws.verify(f"{h}.{p}.{b64url_encode(bad)}", key.public(), algorithms=[alg])
     # r or s out of range (>= the group order) with the right length
-    n = ALGORITHMS[alg]._order  # type: ignore[attr-defined]
-    for r2, s2 in ((n, ss), (r, n), (r + n, ss), (0, ss), (r, 0)):
-        if max(r2, s2) >= 256**half:
+    n = CURVES[ALGORITHMS[alg].crv].order  # type: ignore[attr-defined]
+    assert n == SEC2_ORDERS[alg] and n < 256**half
+    for r2, s2 in ((n, ss), (r, n), (n + 1, ss), (r, n + 1), (r + n, ss), (0, ss), (r, 0)):
+        if max(r2, s2) >= 256**half:  # r + n can overflow the width; n itself cannot
             continue
         bad = r2.to_bytes(half, "big") + s2.to_bytes(half, "big")
         with pytest.raises(InvalidSignature):

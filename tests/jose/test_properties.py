@@ -393,3 +393,24 @@ def test_algorithm_verify_returns_false_for_random_signatures(
     alg: str, signing_input: bytes, signature: bytes
 ) -> None:
     assert ALGORITHMS[alg].verify(_verifying_key(alg), signing_input, signature) is False
+
+
+@pytest.mark.parametrize("size", [32, 48, 66])
+@FUZZ
+@given(data=st.data())
+def test_ecdsa_der_matches_cryptography(size: int, data: st.DataObject) -> None:
+    # The hot path builds the DER signature from r || s itself; it must be byte-for-byte what
+    # cryptography's encoder makes, for every length (leading zeros, high bits, P-521's
+    # long-form sequence length).
+    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+    from jwkit.jose.algorithms import _der_signature
+
+    edge = st.sampled_from(
+        [b"\x00" * (size - 1) + b"\x01", b"\xff" * size, b"\x80" + bytes(size - 1)]
+    )
+    octets = st.one_of(edge, st.binary(min_size=size, max_size=size))
+    r = data.draw(octets.filter(any))
+    s = data.draw(octets.filter(any))
+    expected = encode_dss_signature(int.from_bytes(r, "big"), int.from_bytes(s, "big"))
+    assert _der_signature(r, s) == expected

@@ -21,10 +21,7 @@ from typing import TYPE_CHECKING
 from cryptography.exceptions import InvalidSignature as _CryptoInvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import (
-    decode_dss_signature,
-    encode_dss_signature,
-)
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from ..errors import JWKError
 
@@ -81,7 +78,7 @@ CURVES: Mapping[str, CurveInfo] = MappingProxyType(
             ec.SECP521R1(),
             66,
             int(
-                "01FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF"
+                "01FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF"
                 "FA51868783BF2F966B7FCC0148F709A5D03BB5C9B8899C47AEBB6FB71E91386409",
                 16,
             ),
@@ -137,7 +134,9 @@ class ECDSAAlgorithm(Algorithm):
         self.crv = crv
         info = CURVES[crv]
         self._size = info.size
-        self._order = info.order
+        self._order_octets = info.order.to_bytes(info.size, "big")
+        self._zero = bytes(info.size)
+        self._signature_size = 2 * info.size
         self._ecdsa = ec.ECDSA(_HASHES[hash_bits]())
 
     def sign(self, key: JWK, signing_input: bytes) -> bytes:
@@ -148,21 +147,46 @@ class ECDSAAlgorithm(Algorithm):
 
     def verify(self, key: JWK, signing_input: bytes, signature: bytes) -> bool:
         size = self._size
-        if len(signature) != 2 * size:
+        if len(signature) != self._signature_size:
             return False
-        r = int.from_bytes(signature[:size], "big")
-        s = int.from_bytes(signature[size:], "big")
-        order = self._order
-        if not (0 < r < order and 0 < s < order):
+        r = signature[:size]
+        s = signature[size:]
+        # 0 < r, s < n, compared as equal-length big-endian octet strings (which orders them
+        # exactly as the integers), then re-encoded as the DER that OpenSSL takes.
+        zero = self._zero
+        order = self._order_octets
+        if not (zero < r < order and zero < s < order):
             return False
-        pub = key._public_key
-        if not isinstance(pub, ec.EllipticCurvePublicKey):
+        # The key's curve, not an isinstance() test: the key classes are ABCs, whose check
+        # runs Python code, and a JWK's curve name always matches its key object.
+        if key._crv != self.crv:
             return False
+        pub: ec.EllipticCurvePublicKey = key._public_key  # type: ignore[assignment]
         try:
-            pub.verify(encode_dss_signature(r, s), signing_input, self._ecdsa)
+            pub.verify(_der_signature(r, s), signing_input, self._ecdsa)
         except _CryptoInvalidSignature:
             return False
         return True
+
+
+def _der_signature(r: bytes, s: bytes) -> bytes:
+    """``r || s`` (two positive big-endian halves) -> DER ``SEQUENCE { INTEGER r, INTEGER s }``
+    (RFC 3279 §2.2.3).
+
+    The same bytes ``cryptography``'s ``encode_dss_signature`` returns (a property test checks
+    that on every curve), built from the octets directly: on the verify hot path this skips
+    two integer conversions and a call into the Rust extension. Each INTEGER is minimal, with
+    a zero octet in front when the high bit is set; P-521's sequence needs the long length.
+    """
+    r = r.lstrip(b"\x00")
+    if r[0] & 0x80:
+        r = b"\x00" + r
+    s = s.lstrip(b"\x00")
+    if s[0] & 0x80:
+        s = b"\x00" + s
+    body = bytes((0x02, len(r))) + r + bytes((0x02, len(s))) + s
+    n = len(body)
+    return (bytes((0x30, n)) if n < 0x80 else bytes((0x30, 0x81, n))) + body
 
 
 class _RSAAlgorithm(Algorithm):
@@ -181,9 +205,9 @@ class _RSAAlgorithm(Algorithm):
         return priv.sign(signing_input, self._padding(), self._hash)
 
     def verify(self, key: JWK, signing_input: bytes, signature: bytes) -> bool:
-        pub = key._public_key
-        if not isinstance(pub, rsa.RSAPublicKey):
+        if key._kty != "RSA":  # not isinstance(): see ECDSAAlgorithm.verify
             return False
+        pub: rsa.RSAPublicKey = key._public_key  # type: ignore[assignment]
         # RFC 8017 §8.2.2 step 1: the signature is exactly k octets long.
         if len(signature) != (pub.key_size + 7) // 8:
             return False
@@ -231,9 +255,9 @@ class EdDSAAlgorithm(Algorithm):
         return priv.sign(signing_input)
 
     def verify(self, key: JWK, signing_input: bytes, signature: bytes) -> bool:
-        pub = key._public_key
-        if len(signature) != 64 or not isinstance(pub, ed25519.Ed25519PublicKey):
+        if len(signature) != 64 or key._crv != "Ed25519":  # see ECDSAAlgorithm.verify
             return False
+        pub: ed25519.Ed25519PublicKey = key._public_key  # type: ignore[assignment]
         try:
             pub.verify(signature, signing_input)
         except _CryptoInvalidSignature:

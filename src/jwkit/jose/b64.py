@@ -12,18 +12,55 @@ import binascii
 
 from ..errors import MalformedToken
 
-__all__ = ["b64url_decode", "b64url_encode", "b64url_uint", "uint_b64url"]
+__all__ = [
+    "TO_STANDARD",
+    "b64url_decode",
+    "b64url_encode",
+    "b64url_uint",
+    "decode_translated",
+    "uint_b64url",
+]
 
 _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-# The value of each alphabet byte, to check the unused low bits of the last one.
-_VALUE = {ord(c): i for i, c in enumerate(_ALPHABET)}
-_TO_STD = bytes.maketrans(b"-_+/=", b"+/!!!")
+#: Maps the URL-safe alphabet onto the standard one, and the standard alphabet's own
+#: ``+/=`` onto ``!`` (invalid), so that ``binascii``'s strict mode refuses them. Bytes
+#: outside the alphabet are left alone (and refused by strict mode); ``.`` survives, so a
+#: whole compact token can be translated once and split afterwards.
+TO_STANDARD = bytes.maketrans(b"-_+/=", b"+/!!!")
+# The 6-bit value of each (translated) alphabet byte, to check the unused low bits of the
+# last character; indexed by byte value.
+_VALUE = bytearray(256)
+for _i, _c in enumerate(_ALPHABET.replace("-", "+").replace("_", "/").encode("ascii")):
+    _VALUE[_c] = _i
+del _i, _c
 _PAD = (b"", None, b"==", b"=")  # by len % 4; a remainder of 1 is never valid
+_UNUSED_BITS = (0, 0, 0x0F, 0x03)  # 2 leftover chars carry 4 unused bits, 3 carry 2
 
 
 def b64url_encode(data: bytes) -> str:
     """Encode bytes as base64url without padding."""
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def decode_translated(segment: bytes, what: str) -> bytes:
+    """Decode one base64url segment already passed through :data:`TO_STANDARD`.
+
+    The strict core of :func:`b64url_decode`; :func:`jwkit.jose.jws.parse` translates a
+    whole token at once and decodes its segments with this.
+    """
+    rem = len(segment) & 3
+    pad = _PAD[rem]
+    if pad is None:
+        raise MalformedToken(f"{what} has an impossible base64url length")
+    try:
+        # Strict mode refuses whatever the translation made invalid (the standard alphabet,
+        # padding) and whitespace, in one C call.
+        decoded = binascii.a2b_base64(segment + pad, strict_mode=True)
+    except binascii.Error:
+        raise MalformedToken(f"{what} is not base64url") from None
+    if rem and _VALUE[segment[-1]] & _UNUSED_BITS[rem]:
+        raise MalformedToken(f"{what} is not canonical base64url")
+    return decoded
 
 
 def b64url_decode(text: str | bytes, what: str = "value") -> bytes:
@@ -41,20 +78,7 @@ def b64url_decode(text: str | bytes, what: str = "value") -> bytes:
         raw = bytes(text)
     else:
         raise MalformedToken(f"{what} is not a string")
-    rem = len(raw) % 4
-    pad = _PAD[rem]
-    if pad is None:
-        raise MalformedToken(f"{what} has an impossible base64url length")
-    try:
-        # The table maps "-_" to "+/" and "+/=" to an invalid byte, so strict mode refuses
-        # the standard alphabet, padding and whitespace in one C call.
-        decoded = binascii.a2b_base64(raw.translate(_TO_STD) + pad, strict_mode=True)
-    except binascii.Error:
-        raise MalformedToken(f"{what} is not base64url") from None
-    # 2 leftover chars carry 12 bits for 8 (low 4 unused); 3 carry 18 for 16 (low 2 unused).
-    if rem and _VALUE[raw[-1]] & (0x0F if rem == 2 else 0x03):
-        raise MalformedToken(f"{what} is not canonical base64url")
-    return decoded
+    return decode_translated(raw.translate(TO_STANDARD), what)
 
 
 def uint_b64url(value: int, length: int | None = None) -> str:

@@ -30,7 +30,7 @@ from ..errors import (
     UnsupportedAlgorithm,
 )
 from .algorithms import ALGORITHMS
-from .b64 import b64url_decode, b64url_encode
+from .b64 import TO_STANDARD, b64url_encode, decode_translated
 from .jwk import JWK, JWKSet
 
 __all__ = [
@@ -76,28 +76,28 @@ def loads_object(text: str | bytes, what: str = "JSON") -> dict[str, Any]:
 
     Raises :class:`MalformedToken` for anything else (never ``ValueError`` or recursion).
     """
-    if isinstance(text, bytes | bytearray):
+    if type(text) is bytes:
         try:
-            text = bytes(text).decode("utf-8")
+            text = text.decode("utf-8")
         except UnicodeDecodeError:
             raise MalformedToken(f"{what} is not UTF-8") from None
+        # Fast path: the C scanner directly (what json.loads does, minus two regex calls).
+        try:
+            obj, end = _scan_once(text, 0)
+        except (StopIteration, ValueError, RecursionError):
+            obj = end = None
+        if type(obj) is dict and end == len(text):
+            return obj
+        # Anything unusual (whitespace around it, trailing data, not an object, an error)
+        # takes the full decoder below, which also words the error.
+    elif isinstance(text, bytes | bytearray):
+        return loads_object(bytes(text), what)
     elif not isinstance(text, str):
         raise MalformedToken(f"{what} is not text")
     try:
-        # Fast path: the C scanner directly (what json.loads does, minus two regex calls);
-        # anything unusual (surrounding whitespace, trailing data) takes the full decoder.
-        obj, end = _scan_once(text, 0)
-        if end != len(text):
-            obj = _decoder.decode(text)
+        obj = _decoder.decode(text)
     except MalformedToken:
         raise
-    except StopIteration:
-        try:
-            obj = _decoder.decode(text)
-        except MalformedToken:
-            raise
-        except (ValueError, RecursionError):
-            raise MalformedToken(f"{what} is not valid JSON") from None
     except (ValueError, RecursionError):
         raise MalformedToken(f"{what} is not valid JSON") from None
     if not isinstance(obj, dict):
@@ -106,10 +106,12 @@ def loads_object(text: str | bytes, what: str = "JSON") -> dict[str, Any]:
 
 
 @lru_cache(maxsize=512)
-def _decode_header(segment: str) -> Mapping[str, Any]:
+def _decode_header(segment: bytes) -> Mapping[str, Any]:
     # Memoised: one issuer's tokens share a handful of distinct headers, so the common case
     # skips base64 and JSON work entirely. The result is read-only and errors are not cached.
-    header = loads_object(b64url_decode(segment, "header"), "header")
+    # ``segment`` is already translated (b64.TO_STANDARD), which is one-to-one on every
+    # segment that can decode, so equal keys mean equal headers.
+    header = loads_object(decode_translated(segment, "header"), "header")
     alg = header.get("alg")
     if not isinstance(alg, str):
         raise MalformedToken('header has no "alg" string')
@@ -152,29 +154,44 @@ def parse(token: str | bytes, *, max_size: int = DEFAULT_MAX_SIZE) -> ParsedJWS:
     Exactly three segments of strict base64url, a header that is a JSON object with an
     ``alg`` string, and at most ``max_size`` characters in all.
     """
-    if not isinstance(token, str | bytes | bytearray):
-        raise TypeError(f"token must be str or bytes, not {type(token).__name__}")
-    if len(token) > max_size:
-        raise TokenTooLarge(f"token is larger than {max_size} characters")
-    if not isinstance(token, str):
+    # One pass over the whole token: encode (str) or copy (bytes), translate to the standard
+    # base64 alphabet, split. The signing input is a slice of the untranslated bytes.
+    if type(token) is str:
+        if len(token) > max_size:
+            raise TokenTooLarge(f"token is larger than {max_size} characters")
         try:
-            token = bytes(token).decode("ascii")
-        except UnicodeDecodeError:
+            raw = token.encode("ascii")
+        except UnicodeEncodeError:
             raise MalformedToken("token is not ASCII") from None
-    parts = token.split(".")
+    elif isinstance(token, bytes | bytearray):
+        if len(token) > max_size:
+            raise TokenTooLarge(f"token is larger than {max_size} characters")
+        raw = bytes(token)
+        if not raw.isascii():
+            raise MalformedToken("token is not ASCII")
+    elif isinstance(token, str):
+        return parse(str(token), max_size=max_size)
+    else:
+        raise TypeError(f"token must be str or bytes, not {type(token).__name__}")
+    parts = raw.translate(TO_STANDARD).split(b".")
     if len(parts) != 3:
         raise MalformedToken("a compact JWS has exactly three segments")
     header_b64, payload_b64, signature_b64 = parts
     if not header_b64:
         raise MalformedToken("header segment is empty")
-    try:
-        header = _decode_header(header_b64)
-    except RecursionError:  # pragma: no cover - loads_object already maps it
-        raise MalformedToken("header is not valid JSON") from None
-    payload = b64url_decode(payload_b64, "payload")
-    signature = b64url_decode(signature_b64, "signature")
-    signing_input = token[: len(header_b64) + 1 + len(payload_b64)].encode("ascii")
-    return ParsedJWS(header, payload, signature, signing_input)
+    # tuple.__new__ directly: the NamedTuple's own __new__ is a Python-level function.
+    return _new_parsed(
+        ParsedJWS,
+        (
+            _decode_header(header_b64),
+            decode_translated(payload_b64, "payload"),
+            decode_translated(signature_b64, "signature"),
+            raw[: len(header_b64) + 1 + len(payload_b64)],
+        ),
+    )
+
+
+_new_parsed = tuple.__new__
 
 
 def check_header(parsed: ParsedJWS, algorithms: Collection[str]) -> None:
@@ -209,16 +226,17 @@ def check_algorithms(algorithms: Collection[str]) -> None:
 
 def select_key(parsed: ParsedJWS, key: JWK | JWKSet) -> JWK:
     """Pick the key for this token: by ``kid``, else the one key that fits ``alg``."""
-    kid = parsed.kid
+    kid = parsed[0].get("kid")
     if isinstance(key, JWK):
         if kid is not None and key.kid is not None and kid != key.kid:
             raise KeyNotFound("no key with this kid", kid=kid)
         return key
     if not isinstance(key, JWKSet):
         raise TypeError(f"key must be a JWK or JWKSet, not {type(key).__name__}")
-    key.check_verifiable()
+    if key._problem is not None:
+        key.check_verifiable()  # raises
     if kid is not None:
-        found = key.get(kid)
+        found = key._by_kid.get(kid)
         if found is None:
             raise KeyNotFound("no key with this kid", kid=kid)
         return found
@@ -233,10 +251,11 @@ def select_key(parsed: ParsedJWS, key: JWK | JWKSet) -> JWK:
 
 def verify_signature(parsed: ParsedJWS, key: JWK) -> None:
     """Check the signature with ``key``, which must itself allow the token's ``alg``."""
-    alg = parsed.alg
+    header, _, signature, signing_input = parsed
+    alg = header["alg"]
     if not key.can_verify(alg):
         raise AlgorithmNotAllowed(f"the key does not allow {alg}")
-    if not ALGORITHMS[alg].verify(key, parsed.signing_input, parsed.signature):
+    if not ALGORITHMS[alg].verify(key, signing_input, signature):
         raise InvalidSignature("signature verification failed")
 
 

@@ -32,7 +32,7 @@ from ..errors import ClaimError, InvalidIssuer, KeyNotFound, MissingClaim
 from ..jose import jws
 from ..jose.algorithms import ALGORITHMS
 from ..jose.jwk import JWK, JWKSet
-from ..jose.jwt import Claims, ClaimsPolicy, as_names, parse_claims
+from ..jose.jwt import Claims, ClaimsPolicy, adopt_claims, as_names
 from .cache import DEFAULT_CACHE_SIZE, CacheEntry, TokenCache, validity_window
 from .providers import SAFE_ALGORITHMS, preset_takes_issuer, resolve
 from .remote import REMOTE_OPTIONS, RemoteJWKSource
@@ -125,6 +125,7 @@ class Verifier:
         self._max_age = max_age
         self._clock = clock
         self._next_poll = 0.0
+        self._keys_memo: tuple[JWKSet | None, JWK | JWKSet] = (None, JWKSet([]))
         # A cache belongs to exactly one verifier: its entries passed *this* policy.
         cache: TokenCache | None
         if token_cache is True:
@@ -287,7 +288,7 @@ class Verifier:
         parsed, payload = self._prepare(token)
         keys = self.source.get_keys()
         try:
-            key = jws.select_key(parsed, _single(keys))
+            key = jws.select_key(parsed, self._target(keys))
         except KeyNotFound:
             kid = parsed.kid
             if kid is None:
@@ -316,7 +317,7 @@ class Verifier:
         parsed, payload = self._prepare(token)
         keys = await self.source.get_keys_async()
         try:
-            key = jws.select_key(parsed, _single(keys))
+            key = jws.select_key(parsed, self._target(keys))
         except KeyNotFound:
             kid = parsed.kid
             if kid is None:
@@ -330,8 +331,11 @@ class Verifier:
     def _prepare(self, token: str | bytes) -> tuple[jws.ParsedJWS, dict[str, Any]]:
         """Steps 1-3: everything that needs no key. Raises before any network I/O."""
         parsed = jws.parse(token, max_size=self.max_token_size)
-        jws.check_header(parsed, self.algorithms)
-        payload = parse_claims(parsed.payload)
+        header = parsed[0]
+        # The allow-list holds only supported names; check_header words every refusal.
+        if header["alg"] not in self.algorithms or "crit" in header or "b64" in header:
+            jws.check_header(parsed, self.algorithms)
+        payload = jws.loads_object(parsed[1], "payload")
         issuers = self._issuers
         if issuers is not None:
             iss = payload.get("iss")
@@ -347,15 +351,27 @@ class Verifier:
         """Steps 5-6, then remember the result."""
         jws.verify_signature(parsed, key)
         now = self._clock()
-        self.policy.validate(payload, parsed.header, now)
-        check_azp(payload, self._azp)
-        claims = Claims(payload, parsed.header)
+        header = parsed[0]
+        self.policy.validate(payload, header, now)
+        if self._azp is not None:
+            check_azp(payload, self._azp)
+        claims = adopt_claims(payload, header)
         cache = self.cache
         if cache is not None and type(token) is str:
             start, end = validity_window(payload, leeway=self._leeway, max_age=self._max_age)
             cache.put(token, CacheEntry(claims, key, start, end))
             self._next_poll = now + POLL_INTERVAL  # the source was just consulted
         return claims
+
+    def _target(self, keys: JWKSet) -> JWK | JWKSet:
+        """What to select from in ``keys`` (see :func:`_single`), memoised per key set: a
+        source hands out the same immutable set until it changes."""
+        memo = self._keys_memo
+        if memo[0] is keys:
+            return memo[1]
+        target = _single(keys)
+        self._keys_memo = (keys, target)  # one assignment: safe across threads
+        return target
 
     def _revalidate(self, token: str | bytes, entry: CacheEntry, now: float) -> Claims:
         """A hit outside its window: the policy decides (and usually raises)."""
