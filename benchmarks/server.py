@@ -23,8 +23,17 @@ error response or socket error fails the run. The server's CPU time per request 
 from ``/proc`` (the whole process group), a figure that moves less than requests per second
 when neighbours share the machine.
 
-    python benchmarks/server.py [--duration 3] [--rounds 3] [--connections 32]
+The JWKS is also fetched with every request distinct (a counter in the query string, which
+every server here ignores), from nginx and jwkit: no two requests are then byte-identical, a
+check that neither server's figure depends on requests repeating.
+
+Every server runs on one CPU and ``wrk`` on another (``taskset``, the same two CPUs for every
+target), so the load generator never competes with the server it measures and each server,
+Node's helper threads and nginx's master included, gets the same single CPU.
+
+    python benchmarks/server.py [--duration 3] [--rounds 5] [--connections 32]
                                 [--threads 1] [--workers 1] [--warmup 1]
+                                [--server-cpus 0] [--wrk-cpus 1]
 
 It needs ``wrk``, ``nginx`` and ``node`` (Debian: ``apt-get install wrk nginx nodejs npm``);
 oidc-provider is installed with npm on first use.
@@ -72,6 +81,31 @@ class BenchError(SystemExit):
         super().__init__(f"server.py: {message}")
 
 
+@dataclass
+class Pinning:
+    """``taskset`` prefixes for the servers' and wrk's commands (empty: not pinned)."""
+
+    server: list[str] = field(default_factory=list)
+    wrk: list[str] = field(default_factory=list)
+
+
+PIN = Pinning()
+
+
+def pinning(server_cpus: str | None, wrk_cpus: str | None) -> Pinning:
+    """Servers on ``server_cpus``, wrk on ``wrk_cpus``; by default the first two CPUs this
+    process may use. ``""`` for both turns pinning off."""
+    usable = sorted(os.sched_getaffinity(0))
+    if server_cpus is None and wrk_cpus is None:
+        if len(usable) < 2 or not shutil.which("taskset"):
+            return Pinning()
+        server_cpus, wrk_cpus = str(usable[0]), str(usable[1])
+    return Pinning(
+        ["taskset", "-c", server_cpus] if server_cpus else [],
+        ["taskset", "-c", wrk_cpus] if wrk_cpus else [],
+    )
+
+
 # -- processes -----------------------------------------------------------------------------
 
 
@@ -116,6 +150,7 @@ def start(
     name: str, command: list[str], log: Path, port: int, env: dict[str, str] | None = None
 ) -> Iterator[Server]:
     """Start ``command`` in its own process group, wait for ``port``, stop the group after."""
+    command = PIN.server + command  # taskset execs the server: same pid, same group
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             command,
@@ -459,7 +494,7 @@ def check_token(
 @dataclass
 class Target:
     name: str
-    endpoint: str  # "jwks" or "token"
+    endpoint: str  # "jwks", "jwks-distinct" or "token"
     url: str
     server: Server
     script: Path | None = None  # a wrk Lua script (the token POST)
@@ -490,6 +525,7 @@ def _ms(text: str) -> float:
 
 def wrk_command(target: Target, seconds: int, args: argparse.Namespace) -> list[str]:
     return [
+        *PIN.wrk,
         "wrk",
         f"-t{args.threads}",
         f"-c{args.connections}",
@@ -526,6 +562,18 @@ def run_wrk(target: Target, seconds: int, args: argparse.Namespace, record: bool
     latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
     target.p50.append(_ms(latency["50"]))
     target.p99.append(_ms(latency["99"]))
+
+
+def distinct_script(path: Path) -> Path:
+    path.write_text(
+        "-- GET the same path with a query that differs at every request\n"
+        "local n = 0\n"
+        "request = function()\n"
+        "  n = n + 1\n"
+        '  return wrk.format(nil, wrk.path .. "?n=" .. n)\n'
+        "end\n"
+    )
+    return path
 
 
 def token_script(path: Path, authorization: str, form: str) -> Path:
@@ -566,14 +614,18 @@ LABELS = {
     "oidc-provider": "oidc-provider",
     "jwkit": "**jwkit**",
 }
-ENDPOINTS = {"jwks": "JWKS", "token": "token (client credentials, ES256 JWT)"}
+ENDPOINTS = {
+    "jwks": "JWKS",
+    "jwks-distinct": "JWKS, every request distinct",
+    "token": "token (client credentials, ES256 JWT)",
+}
 
 
 def report(targets: list[Target], args: argparse.Namespace, work: Path) -> None:
     from _timing import table
 
     by = {(t.name, t.endpoint): t for t in targets}
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for t in targets:
         vs_oidc = by.get(("oidc-provider", t.endpoint))
         vs_nginx = by.get(("nginx", t.endpoint))
@@ -589,8 +641,15 @@ def report(targets: list[Target], args: argparse.Namespace, work: Path) -> None:
             )
         )
     v = versions()
+    if PIN.server and PIN.wrk:
+        placement = (
+            f"every server pinned to CPU {PIN.server[-1]} and wrk to CPU {PIN.wrk[-1]} "
+            "(`taskset`)"
+        )
+    else:
+        placement = "the load generator and the servers share them (not pinned)"
     print(
-        f"\nLoopback, {os.cpu_count()} CPUs shared by the load generator and the servers; "
+        f"\nLoopback, {os.cpu_count()} CPUs: {placement}; "
         f"{args.workers} worker process(es) per server (jwkit: `jwkit serve --workers "
         f"{args.workers}`, uvicorn {v['uvicorn']}, SQLite; oidc-provider {v['oidc-provider']}: "
         f"{args.workers} Node {v['node']} process(es); nginx {v['nginx']}: `worker_processes "
@@ -619,11 +678,20 @@ def report(targets: list[Target], args: argparse.Namespace, work: Path) -> None:
         f"\nJWKS bodies: {sizes}: two EC P-256 keys each. nginx and the bare ASGI app serve "
         "jwkit's bytes with jwkit's content type, `Cache-Control`, CORS header and an `ETag`. "
         "Server CPU: user + system time of the server's whole process group per request "
-        "(best round), steadier than req/s on a shared machine. Before the load every "
+        "(best round), steadier than req/s on a shared machine; with one CPU per server, req/s "
+        "x CPU µs/req near 1,000,000 means the server's CPU was saturated, well below it that "
+        "wrk (one thread on its own CPU) was the limit. Before the load every "
         "endpoint answered 200 with the expected body (the JWKS bytes; a JWT access token "
         "verified by `jwkit.Verifier.from_jwks_url`); no target had an error response (wrk "
         "counts status >= 400) or a socket error.\n"
     )
+    if ("jwkit", "jwks-distinct") in by:
+        print(
+            "*JWKS, every request distinct*: wrk adds `?n=<counter>` to each request (ignored "
+            "by both servers), so no two requests are byte-identical: neither server can "
+            "gain from requests repeating. Their ratio is against nginx with the same "
+            "requests.\n"
+        )
     print("| goal (issue 5) | measured | |\n|---|---:|---|")
     for name, endpoint, against, minimum in GOALS:
         ratio = by[name, endpoint].best / by[against, endpoint].best
@@ -661,8 +729,10 @@ def report(targets: list[Target], args: argparse.Namespace, work: Path) -> None:
         print(_anonymise(shlex.join(wrk_command(t, args.duration, args)), work))
     print("```\n")
     print("```lua")
+    scripts = {t.script for t in targets if t.script is not None}
     for t in targets:
-        if t.script is not None:
+        if t.script in scripts:
+            scripts.discard(t.script)
             print(f"-- $W/{t.script.name}")
             print(_anonymise(t.script.read_text(), work).rstrip())
     print("```\n")
@@ -690,12 +760,19 @@ def _anonymise(text: str, work: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=3, help="seconds per round and target")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=1, help="seconds of warm-up per target")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
     parser.add_argument("--workers", type=int, default=1, help="processes per server")
+    parser.add_argument(
+        "--server-cpus", help='taskset CPU list for every server (default: the first CPU; "" '
+        "with --wrk-cpus \"\": no pinning)"
+    )
+    parser.add_argument("--wrk-cpus", help="taskset CPU list for wrk (default: the second CPU)")
     args = parser.parse_args(argv)
+    pinned = pinning(args.server_cpus, args.wrk_cpus)
+    PIN.server, PIN.wrk = pinned.server, pinned.wrk
 
     missing = [tool for tool in ("wrk", "nginx", "node") if not shutil.which(tool)]
     if missing:
@@ -735,6 +812,7 @@ def main(argv: list[str] | None = None) -> int:
         check_token(f"{oidc_base}/token", oidc_auth, form, f"{oidc_base}/jwks", oidc_base, RESOURCE)
         jw_lua = token_script(work / "jwkit-token.lua", jw_auth, form)
         oidc_lua = token_script(work / "oidc-token.lua", oidc_auth, form)
+        distinct = distinct_script(work / "distinct.lua")
 
         size = len(jwks_body)
         targets = [
@@ -749,6 +827,8 @@ def main(argv: list[str] | None = None) -> int:
                 body_bytes=len(oidc_jwks_body),
             ),
             Target("jwkit", "jwks", jw["jwks"], jwkit_server, body_bytes=size),
+            Target("nginx", "jwks-distinct", nginx_url, nginx, script=distinct),
+            Target("jwkit", "jwks-distinct", jw["jwks"], jwkit_server, script=distinct),
             Target("oidc-provider", "token", f"{oidc_base}/token", oidc_server, script=oidc_lua),
             Target("jwkit", "token", jw["token"], jwkit_server, script=jw_lua),
         ]

@@ -8,13 +8,14 @@ from typing import Any
 
 import pytest
 
-from jwkit import Claims, ClaimsPolicy, jwt
+from jwkit import JWK, Claims, ClaimsPolicy, jwt
 from jwkit.errors import (
     ClaimError,
     ExpiredToken,
     InvalidAudience,
     InvalidIssuer,
     InvalidType,
+    JWKError,
     MalformedToken,
     MissingClaim,
     NotYetValid,
@@ -219,3 +220,25 @@ def test_bool_options_are_not_numbers_even_after_caching() -> None:
     assert decode({"exp": NOW + 10}, leeway=1)
     with pytest.raises(ValueError):
         decode({"exp": NOW + 10}, leeway=True)
+
+
+@pytest.mark.parametrize("alg", ["HS256", "RS256", "EdDSA", "ES256"])
+def test_encoder_makes_what_encode_makes(alg: str) -> None:
+    key = JWK.generate(alg, kid="k1")
+    claims = {"sub": "u", "exp": 2_000_000_000, "name": "é"}
+    encoder = jwt.Encoder(key, headers={"typ": "at+jwt", "kid": None})
+    assert dict(encoder.header) == {"alg": alg, "typ": "at+jwt"}
+    token = encoder.encode(claims)
+    reference = jwt.encode(claims, key, headers={"typ": "at+jwt", "kid": None})
+    if alg == "ES256":  # randomised signatures: compare what was signed
+        assert token.rsplit(".", 1)[0] == reference.rsplit(".", 1)[0]
+    else:
+        assert token == reference
+    assert jwt.decode(token, key.public() if alg != "HS256" else key, algorithms=[alg]) == claims
+    with pytest.raises(TypeError):
+        encoder.encode([("sub", "u")])  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        encoder.encode({"x": float("nan")})
+    with pytest.raises(JWKError):
+        jwt.Encoder(key.public() if alg != "HS256" else JWK.from_secret(b"k" * 32, "HS256"),
+                    headers={"alg": "RS256" if alg == "HS256" else alg})

@@ -7,12 +7,17 @@ close, HTTP/1.0) and step aside for anything unusual.
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import socket
 from typing import Any
 
 import httpx
 import pytest
+
+from jwkit.jose import jwt
+from jwkit.jose.jwk import JWKSet
 
 from .conftest import AUTH, ServerProcess
 
@@ -189,3 +194,212 @@ def test_idle_keep_alive_connections_are_closed_and_busy_ones_are_not(
             assert _read_one(busy).startswith(b"HTTP/1.1 200"), "busy connection was closed"
         idle.settimeout(5)
         assert idle.recv(65536) == b"", "idle connection was not closed"
+
+
+def test_repeated_document_requests_follow_the_snapshot(server: ServerProcess) -> None:
+    """The same request on one connection: the same answer while nothing changes, the new
+    keys right after a rotation, and the normal path's 404 once the project is gone."""
+    project = _project(server, jwks_max_age=0)
+    jwks = _get(f"/p/{project['id']}/.well-known/jwks.json")
+    before = _wire_count(server)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        answers = []
+        for _ in range(4):  # one send per request
+            sock.sendall(jwks)
+            answers.append(_split(_read_one(sock)))
+        r = httpx.post(f"{server.url}/api/v1/projects/{project['id']}/keys",
+                       json={"mode": "replace", "confirm_invalidate": True}, headers=AUTH)
+        assert r.status_code == 201
+        sock.sendall(jwks)
+        rotated = _split(_read_one(sock))
+        assert httpx.delete(f"{server.url}/api/v1/projects/{project['id']}",
+                            headers=AUTH).status_code == 204
+        sock.sendall(jwks)
+        gone = _split(_read_one(sock))
+        sock.sendall(_get("/healthz"))  # the connection still works after the fall-back
+        assert _split(_read_one(sock))[2] == b'{"status":"ok"}'
+    assert _wire_count(server) == before + 5
+    for status, headers, body in answers[1:]:
+        assert (status, body) == answers[0][::2]
+        assert {k: v for k, v in headers.items() if k != "date"} == {
+            k: v for k, v in answers[0][1].items() if k != "date"}
+    assert rotated[0] == "HTTP/1.1 200 OK" and rotated[1]["etag"] != answers[0][1]["etag"]
+    assert r.json()["kid"].encode() in rotated[2]
+    assert gone[0] == "HTTP/1.1 404 Not Found"
+
+
+def test_pipelined_identical_requests_are_each_answered(server: ServerProcess) -> None:
+    project = _project(server)
+    jwks = _get(f"/p/{project['id']}/.well-known/jwks.json")
+    _exchange(server, jwks, 1)
+    before = _wire_count(server)
+    responses = _exchange(server, jwks * 3, 3)
+    assert [_split(r)[0] for r in responses[:3]] == ["HTTP/1.1 200 OK"] * 3
+    assert responses[3] == b"<open>"
+    assert _wire_count(server) == before + 3
+
+
+def _client(server: ServerProcess, project: dict[str, Any], *scopes: str) -> tuple[str, str]:
+    r = httpx.post(f"{server.url}/api/v1/projects/{project['id']}/clients",
+                   json={"name": "wire", "scopes": list(scopes)}, headers=AUTH)
+    r.raise_for_status()
+    return r.json()["client_id"], r.json()["client_secret"]
+
+
+def _token_request(project: dict[str, Any], form: str, *extra: str, chunked: bool = False,
+                   ctype: str = "application/x-www-form-urlencoded") -> bytes:
+    """A token POST; ``chunked`` sends the same form with chunked framing, which the wire
+    path leaves to the ASGI path."""
+    body = form.encode()
+    framing = ["Transfer-Encoding: chunked"] if chunked else [f"Content-Length: {len(body)}"]
+    lines = [f"POST /p/{project['id']}/oauth2/token HTTP/1.1", "Host: 127.0.0.1",
+             f"Content-Type: {ctype}", *framing, *extra, "", ""]
+    if chunked:
+        body = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body) if body else b"0\r\n\r\n"
+    return "\r\n".join(lines).encode() + body
+
+
+def _basic(client_id: str, secret: str) -> str:
+    return "Authorization: Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+
+
+def test_token_fast_and_asgi_paths_answer_alike(server: ServerProcess) -> None:
+    project = _project(server)
+    client_id, secret = _client(server, project, "read", "write")
+    auth = _basic(client_id, secret)
+    form = "grant_type=client_credentials&scope=read"
+    before = _wire_count(server)
+    # The client is not cached yet: the ASGI path looks it up (and caches it).
+    first = _split(_exchange(server, _token_request(project, form, auth), 1)[0])
+    assert _wire_count(server) == before
+    fast = _split(_exchange(server, _token_request(project, form, auth), 1)[0])
+    assert _wire_count(server) == before + 1
+    slow = _split(_exchange(server, _token_request(project, form, auth, chunked=True), 1)[0])
+    assert _wire_count(server) == before + 1
+    jwks = JWKSet.from_json(httpx.get(project["jwks_uri"]).text)
+    for status, headers, body in (first, fast, slow):
+        assert status == "HTTP/1.1 200 OK"
+        assert headers["cache-control"] == "no-store" and headers["pragma"] == "no-cache"
+        assert headers["content-type"] == "application/json"
+        answer = json.loads(body)
+        assert list(answer) == ["access_token", "token_type", "expires_in", "scope"]
+        assert answer["token_type"] == "Bearer" and answer["scope"] == "read"
+        assert body == json.dumps(answer).encode()  # the same serialisation
+        claims = jwt.decode(answer["access_token"], jwks, algorithms=["ES256"],
+                            issuer=project["issuer"], audience=project["audience"],
+                            typ="at+jwt")
+        assert claims["sub"] == claims["client_id"] == client_id and claims["scope"] == "read"
+    assert set(fast[1]) == set(slow[1]) == set(first[1])
+
+    # Refusals: the wire path answers them like the ASGI path, byte for byte.
+    cases = [
+        ("grant_type=client_credentials", _basic(client_id, "wrong")),
+        ("grant_type=password", auth),
+        ("grant_type=client_credentials&scope=admin", auth),
+        ("grant_type=client_credentials&scope=", auth),
+        ("grant_type=client_credentials&client_secret=x", auth),
+        ("grant_type=client_credentials&client_id=cli_other", auth),
+        ("grant_type=client_credentials&grant_type=client_credentials", auth),
+        ("%zz=1&&", auth),
+        ("", auth),
+    ]
+    for form, authorization in cases:
+        count = _wire_count(server)
+        fast_raw = _exchange(server, _token_request(project, form, authorization), 1)[0]
+        assert _wire_count(server) == count + 1, form
+        slow_raw = _exchange(server, _token_request(project, form, authorization,
+                                                    chunked=True), 1)[0]
+        (fs, fh, fb), (ss, sh, sb) = _split(fast_raw), _split(slow_raw)
+        assert (fs, fb) == (ss, sb), form
+        assert fs.split()[1] in ("400", "401"), (form, fs)
+        fh.pop("date"), sh.pop("date")
+        sh.pop("transfer-encoding", None)
+        assert fh == sh, form
+
+
+def test_token_requests_the_wire_path_leaves_to_asgi(server: ServerProcess) -> None:
+    project = _project(server)
+    client_id, secret = _client(server, project, "read")
+    auth = _basic(client_id, secret)
+    _exchange(server, _token_request(project, "grant_type=client_credentials", auth), 1)
+    before = _wire_count(server)
+    post_auth = f"grant_type=client_credentials&client_id={client_id}&client_secret={secret}"
+    for raw in (
+        _token_request(project, post_auth),  # client_secret_post
+        _token_request(project, "grant_type=client_credentials", auth, ctype="text/plain"),
+        _token_request(project, "grant_type=client_credentials", auth, "Expect: 100-continue"),
+        _token_request(project, "grant_type=client_credentials", auth, auth),  # repeated
+        _token_request(project, "grant_type=client_credentials", "Authorization: Basic !!"),
+    ):
+        status = _split(_exchange(server, raw, 1)[0])[0]
+        assert status.split()[1] in ("100", "200", "400", "401"), status
+    assert _wire_count(server) == before
+    # An unknown client is looked up once, then refused on the wire like a wrong secret.
+    unknown = _basic("cli_unknown", "x")
+    for _ in range(2):
+        raw = _exchange(server, _token_request(project, "grant_type=client_credentials",
+                                               unknown), 1)[0]
+        assert raw.startswith(b"HTTP/1.1 401")
+    assert _wire_count(server) == before + 1
+
+
+def test_token_keep_alive_close_and_http_1_0(server: ServerProcess) -> None:
+    project = _project(server)
+    client_id, secret = _client(server, project, "read")
+    auth = _basic(client_id, secret)
+    form = "grant_type=client_credentials"
+    _exchange(server, _token_request(project, form, auth), 1)
+    both = _exchange(server, _token_request(project, form, auth) + _get("/healthz"), 2)
+    assert both[0].startswith(b"HTTP/1.1 200") and both[1].endswith(b'{"status":"ok"}')
+    assert both[2] == b"<open>"
+    closing = _exchange(server, _token_request(project, form, auth, "Connection: close"), 1)
+    assert closing[0].startswith(b"HTTP/1.1 200") and closing[1] == b"<closed>"
+    assert _split(closing[0])[1]["connection"] == "close"
+    old = _token_request(project, form, auth).replace(b"HTTP/1.1\r\n", b"HTTP/1.0\r\n", 1)
+    answered = _exchange(server, old, 1)
+    assert answered[0].startswith(b"HTTP/1.1 200") and answered[1] == b"<closed>"
+
+
+def test_a_request_under_way_is_not_cut_by_the_keep_alive_timeout(
+    server: ServerProcess,
+) -> None:
+    """After an answer of the wire path, a request that takes longer than the keep-alive
+    timeout (5 s) to arrive is still answered: only idle connections are closed."""
+    import time
+
+    project = _project(server)
+    client_id, secret = _client(server, project, "read")
+    token = _token_request(project, "grant_type=client_credentials",
+                           _basic(client_id, secret))
+    _exchange(server, token, 1)  # the client is cached: the next ones go on the wire
+    jwks = _get(f"/p/{project['id']}/.well-known/jwks.json")
+    address = ("127.0.0.1", server.port)
+    with socket.create_connection(address, timeout=15) as headers_late, \
+            socket.create_connection(address, timeout=15) as body_late:  # fmt: skip
+        for sock in (headers_late, body_late):
+            sock.sendall(jwks)
+            assert _read_one(sock).startswith(b"HTTP/1.1 200")
+        headers_late.sendall(jwks[:20])
+        body_late.sendall(token[:-5])
+        time.sleep(6.5)
+        headers_late.sendall(jwks[20:])
+        body_late.sendall(token[-5:])
+        assert _read_one(headers_late).startswith(b"HTTP/1.1 200 OK")
+        answer = _read_one(body_late)
+        assert answer.startswith(b"HTTP/1.1 200 OK") and b'"access_token"' in answer
+
+
+def test_busy_wire_connections_stay_open(server: ServerProcess) -> None:
+    """Requests answered on the wire keep a connection alive."""
+    import time
+
+    project = _project(server)
+    jwks = _get(f"/p/{project['id']}/.well-known/jwks.json")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=15) as busy:
+        started = time.monotonic()
+        while time.monotonic() - started < 7.5:
+            busy.sendall(jwks)
+            assert _read_one(busy).startswith(b"HTTP/1.1 200"), "busy connection was closed"
+            time.sleep(1.0)
+        busy.settimeout(7)
+        assert busy.recv(65536) == b"", "idle connection was not closed"

@@ -39,8 +39,10 @@ __all__ = [
     "VerifiedJWS",
     "check_algorithms",
     "check_header",
+    "encode_header",
     "loads_object",
     "parse",
+    "protected_header",
     "select_key",
     "sign",
     "verify",
@@ -275,14 +277,10 @@ def verify(
     return VerifiedJWS(parsed.header, parsed.payload, chosen)
 
 
-def sign(payload: bytes, key: JWK, *, headers: Mapping[str, Any] | None = None) -> str:
-    """Sign ``payload`` into a compact JWS (RFC 7515 §5.1).
-
-    The protected header gets the key's ``alg`` and ``kid`` unless ``headers`` overrides
-    them (a ``None`` value removes a member).
-    """
-    if not isinstance(payload, bytes | bytearray):
-        raise TypeError("payload must be bytes")
+def protected_header(key: JWK, headers: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The protected header :func:`sign` uses: the key's ``alg`` and ``kid``, then
+    ``headers`` (a ``None`` value removes a member). Raises :class:`JWKError` unless the key
+    can sign with the resulting ``alg``."""
     if not isinstance(key, JWK):
         raise TypeError("key must be a JWK")
     header: dict[str, Any] = {"alg": key.default_alg}
@@ -299,7 +297,23 @@ def sign(payload: bytes, key: JWK, *, headers: Mapping[str, Any] | None = None) 
         raise JWKError(f"cannot sign with algorithm {alg!r}", kid=key.kid)
     if not key.can_sign(alg):
         raise JWKError(f"this key cannot sign with {alg}", kid=key.kid)
-    header_b64 = b64url_encode(json.dumps(header, separators=(",", ":")).encode("utf-8"))
-    signing_input = header_b64 + "." + b64url_encode(bytes(payload))
-    signature = ALGORITHMS[alg].sign(key, signing_input.encode("ascii"))
+    return header
+
+
+def encode_header(header: Mapping[str, Any]) -> str:
+    """A protected header as its compact-serialisation segment (compact JSON, base64url)."""
+    return b64url_encode(json.dumps(header, separators=(",", ":")).encode("utf-8"))
+
+
+def sign(payload: bytes, key: JWK, *, headers: Mapping[str, Any] | None = None) -> str:
+    """Sign ``payload`` into a compact JWS (RFC 7515 §5.1).
+
+    The protected header gets the key's ``alg`` and ``kid`` unless ``headers`` overrides
+    them (a ``None`` value removes a member).
+    """
+    if not isinstance(payload, bytes | bytearray):
+        raise TypeError("payload must be bytes")
+    header = protected_header(key, headers)
+    signing_input = encode_header(header) + "." + b64url_encode(bytes(payload))
+    signature = ALGORITHMS[header["alg"]].sign(key, signing_input.encode("ascii"))
     return signing_input + "." + b64url_encode(signature)

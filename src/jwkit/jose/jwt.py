@@ -27,11 +27,13 @@ from ..errors import (
 )
 from . import jws
 from .algorithms import ALGORITHMS
+from .b64 import b64url_encode
 from .jwk import JWK, JWKSet
 
 __all__ = [
     "Claims",
     "ClaimsPolicy",
+    "Encoder",
     "adopt_claims",
     "as_names",
     "decode",
@@ -344,13 +346,40 @@ def decode(
 def encode(claims: Mapping[str, Any], key: JWK, *, headers: Mapping[str, Any] | None = None) -> str:
     """Sign ``claims`` into a compact JWT. The header gets ``typ: "JWT"``, the key's ``alg``
     and ``kid``, unless ``headers`` overrides them."""
-    if not isinstance(claims, Mapping):
-        raise TypeError("claims must be a mapping")
-    merged: dict[str, Any] = {"typ": "JWT"}
-    if headers:
-        merged.update(headers)
-    payload = json.dumps(dict(claims), separators=(",", ":"), allow_nan=False).encode("utf-8")
-    return jws.sign(payload, key, headers=merged)
+    return Encoder(key, headers=headers).encode(claims)
+
+
+# Compact, ASCII-only JSON without NaN or Infinity: one encoder for every token.
+_CLAIMS_JSON = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+
+
+class Encoder:
+    """:func:`encode` for many tokens signed by one key with one header.
+
+    The header is built, checked and serialised once; each :meth:`encode` then serialises
+    the claims and signs (the key service holds one per signing key). The tokens are byte
+    for byte what :func:`encode` makes with the same key and ``headers``.
+    """
+
+    __slots__ = ("_algorithm", "_key", "_prefix", "header")
+
+    def __init__(self, key: JWK, *, headers: Mapping[str, Any] | None = None) -> None:
+        merged: dict[str, Any] = {"typ": "JWT"}
+        if headers:
+            merged.update(headers)
+        self.header: Mapping[str, Any] = jws.protected_header(key, merged)
+        self._key = key
+        self._algorithm = ALGORITHMS[self.header["alg"]]
+        self._prefix = jws.encode_header(self.header) + "."
+
+    def encode(self, claims: Mapping[str, Any]) -> str:
+        """Sign ``claims`` (a mapping, JSON-serialisable, no NaN) into a compact JWT."""
+        if not isinstance(claims, Mapping):
+            raise TypeError("claims must be a mapping")
+        payload = _CLAIMS_JSON.encode(dict(claims)).encode("ascii")
+        signing_input = self._prefix + b64url_encode(payload)
+        signature = self._algorithm.sign(self._key, signing_input.encode("ascii"))
+        return signing_input + "." + b64url_encode(signature)
 
 
 def decode_unverified(token: str | bytes) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -20,10 +20,13 @@ from typing import Any, cast
 
 from sqlalchemy import select
 
+from jwkit.errors import JWKError
 from jwkit.jose.jwk import JWK
+from jwkit.jose.jwt import Encoder
 from jwkit.service.domain import admins, keys
 from jwkit.service.domain.clients import ClientRecord, load_client
 from jwkit.service.domain.projects import issuer_for
+from jwkit.service.domain.tokens import token_encoder
 from jwkit.service.settings import Settings
 from jwkit.service.store.db import Database
 from jwkit.service.store.models import Key, Project
@@ -64,12 +67,24 @@ class ProjectView:
     signer: JWK | None
     signer_key_id: int | None
     max_exp: dict[int, int] = field(default_factory=dict)
+    #: ``signer`` with its token header prepared, for the token endpoint.
+    token_signer: Encoder | None = None
 
     def cache_max_age(self, now: int) -> int:
         """``max-age`` never beyond the next scheduled key change (never negative)."""
         if self.next_change is None:
             return self.jwks_max_age
         return max(0, min(self.jwks_max_age, self.next_change - now))
+
+
+def _token_signer(project_id: str, key: JWK | None) -> Encoder | None:
+    if key is None:
+        return None
+    try:
+        return token_encoder(key)
+    except JWKError:  # never for keys this service made; one bad row must not stop the rest
+        log.error("project %s: its active key cannot sign tokens", project_id)
+        return None
 
 
 class ServiceState:
@@ -156,6 +171,7 @@ class ServiceState:
             max_token_ttl=project.max_token_ttl, jwks_max_age=project.jwks_max_age,
             jwks=Document.render({"keys": published}), discovery=Document.render(discovery),
             next_change=next_change, signer=signer, signer_key_id=signer_id,
+            token_signer=_token_signer(project.id, signer),
         )
 
     # -- replication --------------------------------------------------------------------

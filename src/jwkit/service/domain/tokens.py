@@ -6,15 +6,21 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
-from jwkit.jose import jwt
 from jwkit.jose.jwk import JWK
+from jwkit.jose.jwt import Encoder
 from jwkit.service.domain.common import InvalidInput
 
-__all__ = ["RESERVED_CLAIMS", "check_extra_claims", "mint"]
+__all__ = ["RESERVED_CLAIMS", "check_extra_claims", "mint", "token_encoder"]
 
 #: Claims the service sets itself; callers cannot override them.
 RESERVED_CLAIMS = frozenset({"iss", "sub", "exp", "iat", "nbf", "jti", "client_id", "scope"})
-_HEADERS = {"typ": "at+jwt"}
+_HEADERS = {"typ": "at+jwt"}  # RFC 9068 §2.1
+
+
+def token_encoder(key: JWK) -> Encoder:
+    """The access-token encoder for ``key``; the service keeps one per active key.
+    Raises :class:`~jwkit.errors.JWKError` if the key cannot sign."""
+    return Encoder(key, headers=_HEADERS)
 
 
 def check_extra_claims(claims: Mapping[str, Any]) -> None:
@@ -29,7 +35,7 @@ def check_extra_claims(claims: Mapping[str, Any]) -> None:
 
 
 def mint(
-    key: JWK,
+    key: JWK | Encoder,
     *,
     issuer: str,
     audience: str,
@@ -40,7 +46,8 @@ def mint(
     client_id: str | None = None,
     scope: str | None = None,
 ) -> tuple[str, int]:
-    """Sign an access token; return ``(token, exp)``."""
+    """Sign an access token with ``key`` (or its :func:`token_encoder`, for keys that sign
+    many); return ``(token, exp)``."""
     exp = now + ttl
     claims: dict[str, Any] = {"iss": issuer, "sub": subject, "aud": audience}
     if extra:
@@ -50,4 +57,5 @@ def mint(
         claims["client_id"] = client_id
     if scope is not None:
         claims["scope"] = scope
-    return jwt.encode(claims, key, headers=_HEADERS), exp
+    encoder = key if isinstance(key, Encoder) else token_encoder(key)
+    return encoder.encode(claims), exp

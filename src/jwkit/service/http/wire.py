@@ -1,52 +1,106 @@
-"""JWKS and discovery answered at the HTTP parser: one prebuilt response, one write.
+"""JWKS, discovery and tokens answered at the HTTP parser: one response, one write.
 
-Serving a JWKS costs jwkit about 5 µs; uvicorn's ASGI machinery around it (a task and a
-request/response cycle per request, header checks, two ``write`` calls) costs ten times that.
-For the plain, common request, :class:`FastDocumentProtocol` skips the machinery:
+Serving a JWKS costs jwkit a few µs; uvicorn's ASGI machinery around it (a task and a
+request/response cycle per request, header checks, two ``write`` calls) costs ten times that,
+and around a token about as much as the ES256 signature itself.
+:class:`FastDocumentProtocol` skips the machinery for the plain, common requests, provided
+nothing else is in flight on the connection, the socket is not applying back-pressure, the
+request is not an upgrade and its path has no percent-encoding:
 
-* ``GET`` of a known project's ``/.well-known/jwks.json`` or ``openid-configuration``,
-* no ``If-None-Match``, no request body, no upgrade, no percent-encoding in the path,
-* nothing else in flight on the connection and the socket not applying back-pressure,
+* ``GET`` of a known project's ``/.well-known/jwks.json`` or ``openid-configuration`` with no
+  ``If-None-Match`` and no request body: answered with the complete response (status line,
+  headers, body) prebuilt from the same :class:`~jwkit.service.state.Document` snapshot the
+  ASGI routes use, rebuilt when the snapshot or the second changes;
+* ``POST`` to a known project's ``/oauth2/token`` with a form body of known length (at most
+  ``MAX_FORM``), ``client_secret_basic`` credentials and a client already in the replica's
+  client cache: the body is collected as the parser delivers it and the answer is computed by
+  the same functions the ASGI route calls (:func:`~jwkit.service.http.public.parse_token_request`,
+  :func:`~jwkit.service.http.public.grant_token`), errors included.
 
-is answered with the complete response (status line, headers, body) prebuilt from the same
-:class:`~jwkit.service.state.Document` snapshot the ASGI routes use, rebuilt when the
-snapshot or the second changes. Every other request — conditional, ``HEAD``, unknown
-project, token, admin, console — takes uvicorn's normal path to the same app
-(:class:`~jwkit.service.http.public.PublicFastPath`), which answers identically.
+Every other request — conditional, ``HEAD``, chunked, ``Expect``, unknown project or client,
+``client_secret_post``, admin, console — takes uvicorn's normal path to the same app
+(:class:`~jwkit.service.http.public.PublicFastPath`), which answers identically. Answers are
+written synchronously, inside the parser callback, so pipelined requests keep their order.
+
+The keep-alive timeout is enforced lazily on this path: uvicorn arms a timer when a response
+completes and cancels it when the next bytes arrive, two timer-heap operations per request
+(a fifth of a JWKS answer's cost). Here one timer per connection stays armed and, when it
+fires, closes the connection only if it has been idle (no request begun since the last
+answer) for the whole timeout, else re-arms for the remainder. Requests served by uvicorn's
+path keep uvicorn's own timer.
 
 This subclasses uvicorn's httptools protocol and so depends on its internals; the supported
 uvicorn range is pinned in ``pyproject.toml`` and ``tests/service/test_wire.py`` holds the
-behaviour in place (keep-alive, pipelining, ``Connection: close``, fall-backs, metrics).
+behaviour in place (keep-alive and its timeout, pipelining, ``Connection: close``,
+fall-backs, metrics).
 """
 
 from __future__ import annotations
 
+import logging
+from asyncio import TimerHandle
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from jwkit.service.http.metrics import WIRE
+from jwkit.service.domain.clients import ClientRecord
+from jwkit.service.http.metrics import ERRORS, WIRE
 from jwkit.service.http.public import (
+    COUNT,
     DISCOVERY_SUFFIX,
     JWKS_SUFFIX,
+    MAX_FORM,
+    TOKEN_SUFFIX,
     PublicFastPath,
-    count_document,
+    TokenAnswer,
+    basic_credentials,
+    grant_token,
+    parse_token_request,
+    token_precheck_passes,
 )
 from jwkit.service.runtime import Service
+from jwkit.service.state import ProjectView
 
 __all__ = ["FastDocumentProtocol"]
 
+log = logging.getLogger("jwkit.service.http")
+
 _CONTENT_TYPES = {"jwks": b"application/jwk-set+json", "discovery": b"application/json"}
-_FALLBACK_HEADERS = frozenset({b"if-none-match", b"content-length", b"transfer-encoding"})
+_GET_FALLBACK = frozenset({b"if-none-match", b"content-length", b"transfer-encoding"})
+_TOKEN_HEADERS = frozenset({b"content-type", b"content-length", b"authorization"})
+_TOKEN_FALLBACK = frozenset({b"transfer-encoding", b"expect"})
 _JWKS = JWKS_SUFFIX.encode()
-_MAX_PREBUILT = 4096
 _DISCOVERY = DISCOVERY_SUFFIX.encode()
+_TOKEN = TOKEN_SUFFIX.encode()
+_MAX_PREBUILT = 4096
+_CLOSE = b"connection: close\r\n"
+# What the ASGI route's Response adds after the no-store headers, in the same order.
+_NO_STORE = b"cache-control: no-store\r\npragma: no-cache\r\n"
+_CHALLENGE = b'www-authenticate: Basic realm="jwkit"\r\n'
+_JSON = b"content-type: application/json\r\n"
+_INTERNAL = b'{"error":"internal_error","message":"an unexpected error occurred"}'
 
 
-# (project, document) -> (the default_headers list it was built with, etag, max-age, bytes);
-# one process serves one Service, so these are per-process caches.
-_PREBUILT: dict[tuple[str, str], tuple[object, str, int, bytes]] = {}
-_SERVICES: dict[int, Service | None] = {}
+class _Prebuilt:
+    """One document's complete 200 response, valid for one set of default headers (uvicorn
+    replaces the list each second, for ``date``), one ETag and one ``max-age``."""
+
+    __slots__ = ("body", "defaults", "etag", "head", "max_age", "response")
+
+    def __init__(self, defaults: object, etag: str, max_age: int, head: bytes, body: bytes):
+        self.defaults = defaults
+        self.etag = etag
+        self.max_age = max_age
+        self.head = head  # status line and headers, without the blank line
+        self.body = body
+        self.response = head + b"\r\n" + body
+
+
+# (project, document) -> its prebuilt response; one process serves one Service, so these are
+# per-process caches.
+_PREBUILT: dict[tuple[str, str], _Prebuilt] = {}
+_SERVICES: dict[int, tuple[object, Service | None]] = {}  # id(app) -> (app, its service)
+_DEFAULTS: list[Any] = [None, b""]  # uvicorn's default headers list -> its encoded lines
 
 
 def _find_service(app: Any) -> Service | None:
@@ -60,99 +114,269 @@ def _find_service(app: Any) -> Service | None:
     return None
 
 
+def _default_lines(defaults: list[tuple[bytes, bytes]]) -> bytes:
+    if _DEFAULTS[0] is not defaults:
+        _DEFAULTS[1] = b"".join(n + b": " + v + b"\r\n" for n, v in defaults)
+        _DEFAULTS[0] = defaults
+    lines: bytes = _DEFAULTS[1]
+    return lines
+
+
 class FastDocumentProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with a one-write path for JWKS and discovery."""
+    """uvicorn's httptools protocol with a one-write path for JWKS, discovery and tokens."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        key = id(self.app)
-        if key not in _SERVICES:
-            _SERVICES[key] = _find_service(self.app)
-        self._service = _SERVICES[key]
+        found = _SERVICES.get(id(self.app))
+        if found is None or found[0] is not self.app:  # (an id can be reused by a new app)
+            found = _SERVICES[id(self.app)] = (self.app, _find_service(self.app))
+        self._service = found[1]
         self._enabled = (
             self._service is not None
             and self.limit_concurrency is None
             and not self.access_log
             and not self.root_path
         )
-        self._fast: bytes | None = None
+        # A document request being answered here: (document name, project view).
+        self._fast: tuple[str, ProjectView] | None = None
+        # A token request being answered here: (view, Authorization, its credentials, the
+        # cached client) and the body received so far.
+        self._token: tuple[ProjectView, str, tuple[str, str], ClientRecord | None] | None = None
+        self._token_body = b""
+        self._close_after = False  # shutdown() arrived while a token body was coming in
+        # Lazy keep-alive: when the connection last went idle after an answer of ours (None:
+        # a request is under way, or uvicorn's path answered and runs its own timer).
+        self._idle_since: float | None = None
+        self._keepalive: TimerHandle | None = None
+
+    # -- choosing the path ---------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        # What uvicorn's on_message_begin resets, minus the ASGI scope: building it (a dict of
+        # ten entries and a copy of the lifespan state) is left to _begin_scope, for requests
+        # that go to the app.
+        self._idle_since = None  # busy: the lazy keep-alive timer must not close us now
+        self.url = b""
+        self.expect_100_continue = False
+        self.headers = []
+
+    def _begin_scope(self) -> None:
+        """uvicorn's on_message_begin, late: the scope, keeping what the parser has set."""
+        url, headers, expect = self.url, self.headers, self.expect_100_continue
+        super().on_message_begin()
+        self.url, self.expect_100_continue = url, expect
+        self.headers = self.scope["headers"] = headers
 
     def on_headers_complete(self) -> None:
         self._fast = None
-        if self._enabled and self._plain_get():
-            response = self._response()
-            if response is not None:
-                self._fast = response
+        self._token = None
+        if self._enabled and self._connection_free():
+            method = self.parser.get_method()
+            if method == b"GET":
+                self._fast = self._document()
+                if self._fast is not None:
+                    return
+            elif method == b"POST" and self._token_request():
                 return
+        self._begin_scope()
         super().on_headers_complete()
 
-    def _plain_get(self) -> bool:
+    def _connection_free(self) -> bool:
+        """Nothing in flight or queued before this request, and no reason to wait."""
         return (
-            self.parser.get_method() == b"GET"
-            and not self.pipeline
+            not self.pipeline
             and (self.cycle is None or self.cycle.response_complete)
             and not self.flow.write_paused
             and not self.parser.should_upgrade()
-            and not any(name in _FALLBACK_HEADERS for name, _ in self.headers)
         )
 
-    def _response(self) -> bytes | None:
+    def _view(self, suffix: bytes) -> ProjectView | None:
+        """The project of ``/p/{project}{suffix}`` (query ignored), if the path is that."""
         path = self.url.split(b"?", 1)[0]
-        if not path.startswith(b"/p/") or b"%" in path:
-            return None
-        if path.endswith(_JWKS):
-            name, project = "jwks", path[3 : -len(_JWKS)]
-        elif path.endswith(_DISCOVERY):
-            name, project = "discovery", path[3 : -len(_DISCOVERY)]
-        else:
+        if not path.startswith(b"/p/") or not path.endswith(suffix) or b"%" in path:
             return None
         service = self._service
         assert service is not None
-        view = service.state.projects.get(project.decode("ascii", "replace"))
-        if view is None:
+        return service.state.projects.get(path[3 : -len(suffix)].decode("ascii", "replace"))
+
+    def _document(self) -> tuple[str, ProjectView] | None:
+        if any(name in _GET_FALLBACK for name, _ in self.headers):
             return None
+        view = self._view(_JWKS)
+        if view is not None:
+            return "jwks", view
+        view = self._view(_DISCOVERY)
+        if view is not None:
+            return "discovery", view
+        return None
+
+    def _prebuilt(self, view: ProjectView, name: str) -> _Prebuilt:
+        """The 200 response to a GET of ``view``'s document ``name``, counted as served."""
+        service = self._service
+        assert service is not None
         doc = view.jwks if name == "jwks" else view.discovery
         defaults = self.server_state.default_headers
         max_age = view.cache_max_age(service.clock())
         cache_key = (view.id, name)
         cached = _PREBUILT.get(cache_key)
-        if cached is None or cached[0] is not defaults or cached[1] != doc.etag or (
-            cached[2] != max_age
+        if cached is None or cached.defaults is not defaults or cached.etag != doc.etag or (
+            cached.max_age != max_age
         ):
-            head = [b"HTTP/1.1 200 OK\r\n"]
-            head += [n + b": " + v + b"\r\n" for n, v in defaults]
-            head += [
+            head = b"".join([
+                b"HTTP/1.1 200 OK\r\n",
+                _default_lines(defaults),
                 b"etag: " + doc.etag.encode() + b"\r\n",
                 b"cache-control: public, max-age=%d\r\n" % max_age,
                 b"access-control-allow-origin: *\r\n",
                 b"content-type: " + _CONTENT_TYPES[name] + b"\r\n",
-                b"content-length: %d\r\n\r\n" % len(doc.body),
-            ]
-            cached = (defaults, doc.etag, max_age, b"".join(head) + doc.body)
+                b"content-length: %d\r\n" % len(doc.body),
+            ])
+            cached = _Prebuilt(defaults, doc.etag, max_age, head, doc.body)
             if len(_PREBUILT) >= _MAX_PREBUILT:
                 _PREBUILT.clear()  # deleted projects' entries must not pile up
             _PREBUILT[cache_key] = cached
-        count_document(name, "200")
-        WIRE.inc()
-        return cached[3]
+        COUNT[name, "200"].n += 1
+        WIRE.n += 1
+        return cached
+
+    def _token_request(self) -> bool:
+        """Take a plain client_secret_basic token request whose client is cached."""
+        view = self._view(_TOKEN)
+        if view is None:
+            return False
+        found: dict[bytes, str] = {}
+        for name, value in self.headers:
+            if name in _TOKEN_HEADERS:
+                if name in found:
+                    return False  # repeated: let the ASGI path decide as it always has
+                found[name] = value.decode("latin-1")
+            elif name in _TOKEN_FALLBACK:
+                return False
+        authorization = found.get(b"authorization")
+        if authorization is None or not token_precheck_passes(
+            found.get(b"content-type"), found.get(b"content-length")
+        ):
+            return False  # client_secret_post, or a refusal: the ASGI path answers those
+        creds = basic_credentials(authorization)
+        if creds is None:
+            return False
+        service = self._service
+        assert service is not None
+        hit, record = service.state.cached_client(creds[0])
+        if not hit:
+            return False  # the ASGI path looks the client up in the database once
+        self._token = (view, authorization, creds, record)
+        self._token_body = b""
+        return True
+
+    # -- answering -------------------------------------------------------------------------
 
     def on_body(self, body: bytes) -> None:
+        if self._token is not None:
+            if len(self._token_body) + len(body) <= MAX_FORM:  # Content-Length was checked
+                self._token_body += body
+            return
         if self._fast is None:
             super().on_body(body)
 
     def on_message_complete(self) -> None:
-        response = self._fast
-        if response is None:
+        fast, token = self._fast, self._token
+        if fast is None and token is None:
             super().on_message_complete()
             return
-        self._fast = None
+        self._fast = self._token = None
+        keep_alive = (
+            self.parser.get_http_version() != "1.0"
+            and self.parser.should_keep_alive()
+            and not self._close_after
+        )
+        if fast is not None:
+            name, view = fast
+            prebuilt = self._prebuilt(view, name)
+            if keep_alive:
+                response = prebuilt.response
+            else:
+                response = prebuilt.head + _CLOSE + b"\r\n" + prebuilt.body
+        else:
+            assert token is not None
+            response = self._token_response(token, keep_alive)
+            WIRE.n += 1
         self.transport.write(response)
         self.server_state.total_requests += 1
-        keep_alive = self.parser.get_http_version() != "1.0" and self.parser.should_keep_alive()
         if not keep_alive:
             self.transport.close()
             return
-        self._unset_keepalive_if_required()
-        self.timeout_keep_alive_task = self.loop.call_later(
-            self.timeout_keep_alive, self.timeout_keep_alive_handler
-        )
+        self._became_idle()
+
+    def _token_response(
+        self,
+        token: tuple[ProjectView, str, tuple[str, str], ClientRecord | None],
+        keep_alive: bool,
+    ) -> bytes:
+        view, authorization, creds, record = token
+        body, self._token_body = self._token_body, b""
+        service = self._service
+        assert service is not None
+        try:
+            parsed = parse_token_request(body, authorization, creds)
+            answer = parsed if isinstance(parsed, TokenAnswer) else grant_token(
+                service, view, parsed, record
+            )
+        except Exception as exc:  # a bug: answer like PublicFastPath does
+            ERRORS.labels("internal").inc()
+            log.error("unhandled %s on the token endpoint", type(exc).__name__, exc_info=exc)
+            return b"".join([
+                STATUS_LINE[500],
+                _default_lines(self.server_state.default_headers),
+                b"content-length: %d\r\n" % len(_INTERNAL),
+                _JSON,
+                b"\r\n" if keep_alive else _CLOSE + b"\r\n",
+                _INTERNAL,
+            ])
+        return b"".join([
+            STATUS_LINE[answer.status],
+            _default_lines(self.server_state.default_headers),
+            _NO_STORE,
+            _CHALLENGE if answer.status == 401 else b"",
+            b"content-length: %d\r\n" % len(answer.body),
+            _JSON,
+            b"\r\n" if keep_alive else _CLOSE + b"\r\n",
+            answer.body,
+        ])
+
+    # -- keep-alive and shutdown -------------------------------------------------------------
+
+    def _became_idle(self) -> None:
+        now = self.loop.time()
+        self._idle_since = now
+        if self._keepalive is None:
+            self._keepalive = self.loop.call_at(now + self.timeout_keep_alive, self._check_idle)
+
+    def _check_idle(self) -> None:
+        self._keepalive = None
+        idle_since = self._idle_since
+        if idle_since is None or self.transport.is_closing():
+            return  # busy; the next answer of ours arms the timer again
+        deadline = idle_since + self.timeout_keep_alive
+        if self.loop.time() >= deadline:
+            self.timeout_keep_alive_handler()  # uvicorn's: close the idle connection
+        else:
+            self._keepalive = self.loop.call_at(deadline, self._check_idle)
+
+    def _unset_keepalive_if_required(self) -> None:
+        # uvicorn calls this when bytes arrive and when its own responses complete.
+        self._idle_since = None
+        super()._unset_keepalive_if_required()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._keepalive is not None:
+            self._keepalive.cancel()
+            self._keepalive = None
+        self._token = None
+        super().connection_lost(exc)
+
+    def shutdown(self) -> None:
+        if self._token is not None:  # a token request's body is still coming in
+            self._close_after = True
+            return
+        super().shutdown()
