@@ -20,9 +20,21 @@ def bench():
     return module
 
 
-@pytest.mark.parametrize(
-    "mode", ["unprotected", "noop-dependency", "jwkit", "jwkit-middleware", "pyjwt"]
-)
+VARIANTS = [
+    "unprotected",
+    "noop-dependency",
+    "jwkit",
+    "jwkit-middleware",
+    "jwkit-middleware-state",
+    "pyjwt",
+]
+
+
+def test_every_variant_is_checked(bench):
+    assert list(bench.MODES) == VARIANTS
+
+
+@pytest.mark.parametrize("mode", VARIANTS)
 def test_benchmark_variants(bench, mode, jwks_url, signing_key, tokens):
     now = int(time.time())
     good = jwt.encode({"sub": "b", "aud": bench.AUDIENCE, "iat": now, "exp": now + 60}, signing_key)

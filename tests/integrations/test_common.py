@@ -21,6 +21,7 @@ from jwkit.integrations import (
     Denial,
     ErrorResponses,
     NoToken,
+    asgi_authorization,
     bearer_token,
     normalize_scopes,
 )
@@ -45,16 +46,35 @@ def test_no_credentials_is_no_token(header):
         ("BEARER   abc", "abc"),
         ("Bearer\tabc ", "abc"),
         ("Bearer abc==", "abc=="),
+        ("Bearer  abc", "abc"),
+        ("Bearer abc\t", "abc"),
     ],
 )
 def test_bearer_token(header, token):
     assert bearer_token(header) == token
 
 
-@pytest.mark.parametrize("header", ["Bearer a b", "Bearer a,Bearer b", "Bearer a, Bearer b"])
+@pytest.mark.parametrize(
+    "header", ["Bearer a b", "Bearer a\tb", "Bearer a,b", "Bearer a,Bearer b", "Bearer a, Bearer b"]
+)
 def test_two_credentials_are_malformed(header):
     with pytest.raises(MalformedToken):
         bearer_token(header)
+
+
+@pytest.mark.parametrize(
+    ("headers", "value"),
+    [
+        ([], None),
+        ([(b"host", b"x")], None),
+        ([(b"authorization", b"Bearer a")], "Bearer a"),
+        ([(b"Authorization", b"Bearer a")], "Bearer a"),  # ASGI says lower case; accept any
+        ([(b"authorization", b"Bearer a"), (b"AUTHORIZATION", b"Bearer b")], "Bearer a, Bearer b"),
+        ([(b"authorizatio", b"x"), (b"authorization2", b"y")], None),
+    ],
+)
+def test_asgi_authorization(headers, value):
+    assert asgi_authorization(headers) == value
 
 
 def test_normalize_scopes():

@@ -142,6 +142,42 @@ def test_lifespan_passes_through(verifier):
     assert started == [True]
 
 
+@pytest.mark.anyio
+async def test_plain_asgi_claims_state_and_app_errors(verifier, tokens: Tokens):
+    seen: list[dict[str, Any]] = []
+
+    async def inner(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        seen.append(scope)
+        if scope["path"] == "/boom":
+            raise RuntimeError("a bug in the app")
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    middleware = BearerAuthMiddleware(inner, verifier=verifier)
+    auth = [(b"Authorization", f"Bearer {tokens.reader}".encode())]
+
+    def scope(path: str, **extra: Any) -> dict[str, Any]:
+        return {"type": "http", "method": "GET", "path": path, "headers": auth, **extra}
+
+    # no "state" in the scope: the middleware makes one; a server's state keeps its entries
+    await middleware(scope("/me"), receive, send)
+    await middleware(scope("/me", state={"db": 1}), receive, send)
+    claims = seen[0]["jwkit.claims"]
+    assert claims.sub == "alice" and seen[0]["state"] == {"claims": claims}
+    assert seen[1]["state"] == {"db": 1, "claims": seen[1]["jwkit.claims"]}
+    assert sent == []
+    # the app's own exceptions are not authentication failures: they are not turned into 401
+    with pytest.raises(RuntimeError, match="a bug in the app"):
+        await middleware(scope("/boom"), receive, send)
+    assert sent == []
+
+
 # -- the AuthenticationBackend -------------------------------------------------------------
 
 

@@ -19,6 +19,7 @@ on the running app by itself; :func:`install` does it explicitly.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
 
 from fastapi import FastAPI
 from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
@@ -35,7 +36,9 @@ from jwkit.integrations._common import (
     ErrorResponses,
     TokenVerifier,
     asgi_authorization,
+    bearer_token,
     normalize_scopes,
+    require_scopes,
 )
 from jwkit.jose.jwt import Claims
 
@@ -119,20 +122,38 @@ class BearerAuth(SecurityBase):
         )
 
     async def __call__(self, conn: HTTPConnection, security_scopes: SecurityScopes) -> Claims:
-        required = self.authenticator.scopes
-        if security_scopes.scopes:
-            required = required | normalize_scopes(security_scopes.scopes)
-        header = asgi_authorization(conn.scope["headers"])
-        result = await self.authenticator.check_async(header, required)
-        if isinstance(result, Denial):
-            if conn.scope["type"] == "websocket":
-                # RFC 6455 §7.4.1: 1008 policy violation; before accept() the server answers 403.
-                raise WebSocketException(code=1008, reason=result.code)
-            _ensure_handler(conn)
-            raise BearerAuthError(result)
+        # FastAPI's own dependency machinery costs more per request than this method (see
+        # docs/integrations.md); here Authenticator.check_async() is inlined so that a
+        # token-cache hit adds no coroutine layer, call or result object beyond the verifier's.
+        auth = self.authenticator
+        required = auth.scopes
+        if security_scopes.scopes:  # Security(auth, scopes=[...]) on the route
+            required = _with_route_scopes(required, tuple(security_scopes.scopes))
         scope = conn.scope
-        scope["jwkit.claims"] = result
-        state = scope.setdefault("state", {})
-        if isinstance(state, dict):
-            state["claims"] = result
-        return result
+        try:
+            claims = await auth.verifier.verify_async(
+                bearer_token(asgi_authorization(scope["headers"]))
+            )
+            if required:
+                require_scopes(claims, required)
+        except Exception as exc:  # every failure is mapped to a response, none is a 500
+            denial = auth.deny(exc)
+            if scope["type"] == "websocket":
+                # RFC 6455 §7.4.1: 1008 policy violation; before accept() the server answers 403.
+                raise WebSocketException(code=1008, reason=denial.code) from None
+            _ensure_handler(conn)
+            raise BearerAuthError(denial) from None
+        scope["jwkit.claims"] = claims
+        state = scope.get("state")
+        if state is None:
+            scope["state"] = {"claims": claims}
+        elif isinstance(state, dict):
+            state["claims"] = claims
+        return claims
+
+
+@lru_cache(maxsize=256)
+def _with_route_scopes(base: frozenset[str], route: tuple[str, ...]) -> frozenset[str]:
+    # Validated once per distinct route declaration, not per request. The keys come from the
+    # app's Security(...) declarations, never from requests, so the cache stays small.
+    return base | normalize_scopes(route)
