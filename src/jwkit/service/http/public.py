@@ -140,13 +140,18 @@ def _parse_form(raw: bytes) -> dict[str, str] | None:
                 return None
             out[name] = value
         return out
+    return _parse_form_general(raw)
+
+
+def _parse_form_general(raw: bytes) -> dict[str, str] | None:
+    """:func:`_parse_form` for any body: ``parse_qsl``, strict, repeated names refused."""
     try:
         text = raw.decode("utf-8")
         pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text),
                           errors="strict")
     except (UnicodeDecodeError, ValueError):
         return None
-    out = {}
+    out: dict[str, str] = {}
     for name, value in pairs:
         if name in out:
             return None
