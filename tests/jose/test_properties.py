@@ -414,3 +414,151 @@ def test_ecdsa_der_matches_cryptography(size: int, data: st.DataObject) -> None:
     s = data.draw(octets.filter(any))
     expected = encode_dss_signature(int.from_bytes(r, "big"), int.from_bytes(s, "big"))
     assert _der_signature(r, s) == expected
+
+
+@pytest.mark.parametrize("size", [32, 48, 66])
+@FUZZ
+@given(data=st.data())
+def test_ecdsa_der_templates_match_cryptography(size: int, data: st.DataObject) -> None:
+    # The checker frames full-width halves (first octet not zero) from a table.
+    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+    from jwkit.jose.algorithms import _der_templates
+
+    heads, middles = _der_templates(size)
+    full = st.binary(min_size=size, max_size=size).filter(lambda b: b[0] != 0)
+    r, s = data.draw(full), data.draw(full)
+    framed = heads[(r[0] >> 7) << 1 | s[0] >> 7] + r + middles[s[0] >> 7] + s
+    assert framed == encode_dss_signature(int.from_bytes(r, "big"), int.from_bytes(s, "big"))
+
+
+@pytest.mark.parametrize("alg", ["ES256", "ES384", "ES512"])
+def test_ecdsa_checker_accepts_every_shape_of_signature(alg: str) -> None:
+    # Real signatures until every DER shape has been seen and accepted: each half with and
+    # without its high bit set, and a half with a leading zero octet (the general encoder).
+    key = JWK.generate(alg)
+    check = key.public()._checker(alg)
+    assert check is not None
+    size = {"ES256": 32, "ES384": 48, "ES512": 66}[alg]
+    seen: set[object] = set()
+    for i in range(20_000):
+        message = b"message %d" % i
+        signature = ALGORITHMS[alg].sign(key, message)
+        r, s = signature[:size], signature[size:]
+        seen.add((r[0] >> 7, s[0] >> 7))
+        if r[0] == 0 or s[0] == 0:
+            seen.add("leading zero")
+        assert check(message, signature)
+        assert not check(message + b"!", signature)
+        # P-521 halves (521 bits in 66 octets) never have the high bit set.
+        if len(seen) == (2 if alg == "ES512" else 5):
+            break
+    else:
+        pytest.fail(f"saw only {seen}")
+
+
+class _Obj(list[tuple[str, Any]]):
+    """A JSON object as its members in order, so that names can repeat."""
+
+
+def _dump(value: Any) -> str:
+    if isinstance(value, _Obj):
+        return "{" + ",".join(f"{json.dumps(k)}:{_dump(v)}" for k, v in value) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(_dump(v) for v in value) + "]"
+    return json.dumps(value)
+
+
+_NAMES = st.sampled_from(["a", "b", "c", "a,", "{", "A_ESC"])
+_JSON_VALUES = st.recursive(
+    st.one_of(
+        st.integers(-(2**63), 2**63),
+        st.booleans(),
+        st.none(),
+        st.sampled_from(["a,b", "{", "}", "[", "]", '"', ",,", "x"]),
+        st.text(max_size=5),
+    ),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.lists(st.tuples(_NAMES, inner), max_size=4).map(_Obj)
+    ),
+    max_leaves=8,
+)
+
+
+@FUZZ
+@given(members=st.lists(st.tuples(_NAMES, _JSON_VALUES), max_size=6).map(_Obj))
+def test_loads_object_agrees_with_the_checking_decoder(members: _Obj) -> None:
+    # loads_object takes the plain C scanner for flat objects and decides from the commas
+    # whether a duplicate name could have been merged away; the checking decoder (a hook on
+    # every object) is the reference. Names repeat often here (also "a" written as an
+    # escape), and values hide commas and braces in strings and arrays.
+    text = _dump(members).replace('"A_ESC"', '"\\u0061"')  # "a", spelt as an escape
+    try:
+        expected: object = jws._decoder.decode(text)
+    except InvalidToken as exc:
+        expected = type(exc)
+    try:
+        got: object = jws.loads_object(text.encode())
+    except InvalidToken as exc:
+        got = type(exc)
+    assert got == expected
+
+
+_ABSENT = object()
+_TIMES = st.one_of(
+    st.just(_ABSENT),
+    st.none(),
+    st.booleans(),
+    st.integers(-10, 10).map(lambda d: 1_700_000_000 + d),
+    st.integers(-(2**40), 2**40),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0, -1, 253402300799, 253402300800, "1700000000"]),
+)
+
+
+_NEAR = st.integers(-10, 10).map(lambda d: 1_700_000_000 + d)
+
+
+# A clock at the end of time: the fast path must still refuse an iat past _MAX_TIME.
+@example(exp=253402300799, iat=253402300800, nbf=_ABSENT, leeway=5, rules={}, now=253402300799.0)
+@settings(max_examples=1000, deadline=None)
+@given(
+    # Mostly the fast path's own shape (integers near now, no nbf, no extra rule), so that
+    # its every boundary is crossed; the rest of the time anything at all.
+    exp=st.one_of(_NEAR, _NEAR, _TIMES),
+    iat=st.one_of(_NEAR, _NEAR, _TIMES),
+    nbf=st.one_of(st.just(_ABSENT), st.just(_ABSENT), _TIMES),
+    leeway=st.sampled_from([0, 5, 0.5]),
+    rules=st.sampled_from([{}, {}, {"max_age": 5}, {"typ": "at+jwt"}, {"required": ("sub",)}]),
+    now=st.tuples(st.integers(-3, 3), st.sampled_from([0, 0.25, 0.5])).map(
+        lambda t: 1_700_000_000 + t[0] + t[1]
+    ),
+)
+def test_claims_policy_fast_path_agrees_with_the_general_checks(
+    exp: object, iat: object, nbf: object, leeway: float, rules: dict[str, Any], now: float
+) -> None:
+    # validate() decides the common case inline and sends everything else to _check_times;
+    # for the time claims both must give the same answer on every input.
+    policy = jwt.ClaimsPolicy(leeway=leeway, **rules)
+    claims = {name: value for name, value in (("exp", exp), ("iat", iat), ("nbf", nbf))
+              if value is not _ABSENT}  # fmt: skip
+    header = {"alg": "ES256", "typ": "at+jwt"}
+
+    def outcome(run: Any) -> object:
+        try:
+            run(claims, header, now)
+        except JWKitError as exc:
+            return type(exc), getattr(exc, "claim", None)
+        return None
+
+    assert outcome(policy.validate) == outcome(policy._check_times)
+
+
+def test_claims_policy_is_immutable() -> None:
+    # One policy is shared by every decode() call with the same options, and validate()'s
+    # fast path relies on what the constructor decided.
+    policy = jwt.ClaimsPolicy(issuer="https://a.example", max_age=60)
+    for name in ("max_age", "leeway", "required", "typ", "issuer", "_plain", "anything"):
+        with pytest.raises(AttributeError):
+            setattr(policy, name, None)
+    assert policy.max_age == 60 and policy.issuer == "https://a.example"

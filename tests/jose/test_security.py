@@ -18,6 +18,7 @@ from jwkit.errors import (
     MalformedToken,
     UnsupportedAlgorithm,
 )
+from jwkit.jose.algorithms import ALGORITHMS
 from jwkit.jose.b64 import b64url_encode
 
 from ..conftest import private_key
@@ -68,6 +69,20 @@ def test_alg_less_key_still_bound_to_its_type() -> None:
     forged = token({"alg": "ES384"}, CLAIMS, b"\x01" * 96)
     with pytest.raises(AlgorithmNotAllowed):
         jwt.decode(forged, p256, algorithms=["ES256", "ES384"])
+
+
+@pytest.mark.parametrize("alg", sorted(ALGORITHMS))
+def test_an_algorithm_bound_to_a_key_of_another_type_refuses_everything(alg: str) -> None:
+    # The algorithm layer's own guard, under the JWK's: a checker made for a key that does
+    # not fit refuses even that key's genuine signatures.
+    for other in ("ES256", "ES384", "ES512", "RS256", "EdDSA", "HS256"):
+        key = private_key(other)
+        if ALGORITHMS[alg].key_fits(key):
+            continue
+        genuine = ALGORITHMS[other].sign(key, b"input")
+        assert ALGORITHMS[alg].checker(key)(b"input", genuine) is False
+        assert ALGORITHMS[alg].verify(key, b"input", genuine) is False
+        assert key._checker(alg) is None  # the JWK never hands one out
 
 
 class _CountingHandler(BaseHTTPRequestHandler):

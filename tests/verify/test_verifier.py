@@ -7,6 +7,7 @@ import base64
 import json
 import threading
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
@@ -589,3 +590,100 @@ def test_cache_invalidation_while_other_threads_read() -> None:
             t.join(10)
     assert not errors
     assert cache.get(tokens[1]) is not None
+
+
+# -- verify() and verify_async() are written out separately: they must give the same answers
+def _matrix(key: JWK) -> dict[str, str | bytes]:
+    """One token per way a token can fail (and a few that pass), for the verifier below."""
+    good = token_for(key)
+    header, payload, signature = good.split(".")
+    other_signature = token_for(key, {"jti": "x"}).split(".")[2]
+
+    def segment(obj: object) -> str:
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+
+    now = int(time.time())
+    claims = f'"iss":"{ISSUER}","aud":"{AUDIENCE}","iat":{now},"exp":{now + 60}'
+    twice = f'{{{claims},"sub":"a","sub":"b"}}'
+    nested_twice = f'{{{claims},"cnf":{{"a":1,"a":2}}}}'
+    return {
+        "good": good,
+        "good bytes": good.encode(),
+        "no kid": token_for(key.replace(kid=None)),
+        "malformed": "not.a.token!",
+        "two segments": f"{header}.{payload}",
+        "too large": "a" * 20000,
+        "not ascii": good + "é",
+        "bad signature": f"{header}.{payload}.{other_signature}",
+        "truncated signature": f"{header}.{payload}.{signature[:-4]}",
+        "alg none": f"{segment({'alg': 'none'})}.{payload}.",
+        "alg not allowed": f"{segment({'alg': 'RS256', 'kid': 'k1'})}.{payload}.{signature}",
+        "alg unknown": f"{segment({'alg': 'ES257', 'kid': 'k1'})}.{payload}.{signature}",
+        "crit": f"{segment({'alg': 'ES256', 'kid': 'k1', 'crit': ['x'], 'x': 1})}.{payload}.AA",
+        "b64 false": f"{segment({'alg': 'ES256', 'kid': 'k1', 'b64': False})}.{payload}.AA",
+        "kid not a string": f"{segment({'alg': 'ES256', 'kid': 7})}.{payload}.{signature}",
+        "unknown kid": token_for(key.replace(kid="elsewhere")),
+        "other key": token_for(make_key("ES256", "k1")),
+        "foreign issuer": token_for(key, {"iss": "https://evil.example"}),
+        "issuer not a string": token_for(key, {"iss": ["https://issuer.example"]}),
+        "no issuer": token_for(key, {"iss": None}),
+        "expired": token_for(key, {"exp": now - 10}),
+        "no exp": token_for(key, {"exp": None}),
+        "exp a string": token_for(key, {"exp": "soon"}),
+        "exp true": token_for(key, {"exp": True}),
+        "exp a float": token_for(key, {"exp": now + 60.5}),
+        "nbf future": token_for(key, {"nbf": now + 600}),
+        "nbf past": token_for(key, {"nbf": now - 600}),
+        "iat future": token_for(key, {"iat": now + 600}),
+        "iat missing": token_for(key, {"iat": None}),
+        "wrong audience": token_for(key, {"aud": "someone-else"}),
+        "audience list": token_for(key, {"aud": ["x", AUDIENCE]}),
+        "duplicate claim": f"{header}.{_b64(twice)}.{signature}",
+        "duplicate in nested": f"{header}.{_b64(nested_twice)}.{signature}",
+        "payload not an object": f"{header}.{segment([1, 2])}.{signature}",
+        "nested payload": token_for(key, {"cnf": {"jkt": "x"}, "roles": ["a", "b"]}),
+    }
+
+
+def _b64(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).rstrip(b"=").decode()
+
+
+def _outcome(run: Callable[[], Mapping[str, object]]) -> tuple[str, str] | dict[str, object]:
+    try:
+        claims = run()
+    except Exception as exc:  # the outcome is the point
+        return type(exc).__name__, str(exc)
+    return dict(claims)
+
+
+@pytest.mark.parametrize("cached", [False, True])
+def test_sync_and_async_give_the_same_answer_to_every_token(es_key: JWK, cached: bool) -> None:
+    verifier = Verifier(
+        es_key.public(), issuer=ISSUER, audience=AUDIENCE, azp=None, token_cache=cached
+    )
+    matrix = _matrix(es_key)
+    sync = {name: _outcome(lambda t=token: verifier.verify(t)) for name, token in matrix.items()}
+    fresh = Verifier(es_key.public(), issuer=ISSUER, audience=AUDIENCE, token_cache=cached)
+
+    async def run_all() -> dict[str, object]:
+        answers: dict[str, object] = {}
+        for name, token in matrix.items():
+            try:
+                answers[name] = dict(await fresh.verify_async(token))
+            except Exception as exc:
+                answers[name] = (type(exc).__name__, str(exc))
+        return answers
+
+    assert asyncio.run(run_all()) == sync
+    # The matrix really exercises the refusals, and the passes pass.
+    assert sync["good"] == sync["good bytes"] == sync["no kid"]
+    accepted = {name for name, outcome in sync.items() if isinstance(outcome, dict)}
+    assert accepted == {
+        "good", "good bytes", "no kid", "exp a float", "nbf past", "iat missing",
+        "audience list", "nested payload",
+    }  # fmt: skip
+    assert sync["other key"][0] == sync["bad signature"][0] == "InvalidSignature"
+    assert sync["alg none"][0] == "UnsupportedAlgorithm"
+    assert sync["unknown kid"][0] == "KeyNotFound"
+    assert sync["duplicate claim"][0] == sync["duplicate in nested"][0] == "MalformedToken"

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
@@ -33,6 +33,7 @@ __all__ = [
     "ASYMMETRIC_ALGORITHMS",
     "CURVES",
     "Algorithm",
+    "Checker",
     "CurveInfo",
     "ECDSAAlgorithm",
     "EdDSAAlgorithm",
@@ -93,6 +94,15 @@ _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
 }
 
 
+#: A JWS algorithm bound to one key: ``check(signing_input, signature) -> bool``.
+Checker = Callable[[bytes, bytes], bool]
+
+
+def _refuse(signing_input: bytes, signature: bytes) -> bool:
+    """The checker of a key that does not fit the algorithm."""
+    return False
+
+
 class Algorithm:
     """One JWS algorithm. Subclasses bind it to a key type."""
 
@@ -108,10 +118,18 @@ class Algorithm:
     def sign(self, key: JWK, signing_input: bytes) -> bytes:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def verify(
-        self, key: JWK, signing_input: bytes, signature: bytes
-    ) -> bool:  # pragma: no cover - abstract
-        raise NotImplementedError
+    def checker(self, key: JWK) -> Checker:
+        """This algorithm bound to ``key``: a function ``(signing_input, signature) -> bool``.
+
+        Everything that depends only on the key (its type, its curve, the objects
+        ``cryptography`` needs) is settled here, once; a key of the wrong type gets a checker
+        that refuses every signature. :meth:`jwkit.JWK.checker` keeps one per algorithm.
+        """
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def verify(self, key: JWK, signing_input: bytes, signature: bytes) -> bool:
+        """Whether ``signature`` is valid for ``signing_input`` under ``key``."""
+        return self.checker(key)(signing_input, signature)
 
     def __repr__(self) -> str:
         return f"<Algorithm {self.name}>"
@@ -145,28 +163,60 @@ class ECDSAAlgorithm(Algorithm):
         r, s = decode_dss_signature(priv.sign(signing_input, self._ecdsa))
         return r.to_bytes(self._size, "big") + s.to_bytes(self._size, "big")
 
-    def verify(self, key: JWK, signing_input: bytes, signature: bytes) -> bool:
+    def checker(self, key: JWK) -> Checker:
+        # The key's curve, not an isinstance() test: the key classes are ABCs, and a JWK's
+        # curve name always matches its key object.
+        if key._crv != self.crv:
+            return _refuse
+        pub: ec.EllipticCurvePublicKey = key._public_key  # type: ignore[assignment]
+        verify = pub.verify
+        ecdsa = self._ecdsa
         size = self._size
-        if len(signature) != self._signature_size:
-            return False
-        r = signature[:size]
-        s = signature[size:]
-        # 0 < r, s < n, compared as equal-length big-endian octet strings (which orders them
-        # exactly as the integers), then re-encoded as the DER that OpenSSL takes.
+        signature_size = 2 * size
         zero = self._zero
         order = self._order_octets
-        if not (zero < r < order and zero < s < order):
-            return False
-        # The key's curve, not an isinstance() test: the key classes are ABCs, whose check
-        # runs Python code, and a JWK's curve name always matches its key object.
-        if key._crv != self.crv:
-            return False
-        pub: ec.EllipticCurvePublicKey = key._public_key  # type: ignore[assignment]
-        try:
-            pub.verify(_der_signature(r, s), signing_input, self._ecdsa)
-        except _CryptoInvalidSignature:
-            return False
-        return True
+        heads, middles = _der_templates(size)
+
+        def check(signing_input: bytes, signature: bytes) -> bool:
+            if len(signature) != signature_size:
+                return False
+            r = signature[:size]
+            s = signature[size:]
+            # 0 < r, s < n, compared as equal-length big-endian octet strings (which orders
+            # them exactly as the integers do), then re-encoded as the DER OpenSSL takes.
+            if not (zero < r < order and zero < s < order):
+                return False
+            high_r = r[0]
+            high_s = s[0]
+            if high_r and high_s:  # full-width halves: the DER framing comes from a table
+                der = heads[(high_r >> 7) << 1 | high_s >> 7] + r + middles[high_s >> 7] + s
+            else:
+                der = _der_signature(r, s)
+            try:
+                verify(der, signing_input, ecdsa)
+            except _CryptoInvalidSignature:
+                return False
+            return True
+
+        return check
+
+
+def _der_templates(size: int) -> tuple[tuple[bytes, ...], tuple[bytes, bytes]]:
+    """The DER framing of two ``size``-octet halves whose first octets are not zero.
+
+    ``heads[hr << 1 | hs]`` goes before ``r`` and ``middles[hs]`` between ``r`` and ``s``,
+    where ``hr``/``hs`` is the high bit of each half's first octet (a set bit needs a zero
+    octet in front to keep the INTEGER positive). :func:`_der_signature` builds the same
+    bytes for any halves.
+    """
+    heads = []
+    for high_r in (0, 1):
+        for high_s in (0, 1):
+            body = 2 + size + high_r + 2 + size + high_s
+            length = bytes((body,)) if body < 0x80 else bytes((0x81, body))
+            heads.append(b"\x30" + length + bytes((0x02, size + high_r)) + b"\x00" * high_r)
+    middles = (bytes((0x02, size)), bytes((0x02, size + 1, 0x00)))
+    return tuple(heads), middles
 
 
 def _der_signature(r: bytes, s: bytes) -> bytes:
@@ -204,18 +254,26 @@ class _RSAAlgorithm(Algorithm):
         assert isinstance(priv, rsa.RSAPrivateKey)
         return priv.sign(signing_input, self._padding(), self._hash)
 
-    def verify(self, key: JWK, signing_input: bytes, signature: bytes) -> bool:
-        if key._kty != "RSA":  # not isinstance(): see ECDSAAlgorithm.verify
-            return False
+    def checker(self, key: JWK) -> Checker:
+        if key._kty != "RSA":  # not isinstance(): see ECDSAAlgorithm.checker
+            return _refuse
         pub: rsa.RSAPublicKey = key._public_key  # type: ignore[assignment]
+        verify = pub.verify
         # RFC 8017 §8.2.2 step 1: the signature is exactly k octets long.
-        if len(signature) != (pub.key_size + 7) // 8:
-            return False
-        try:
-            pub.verify(signature, signing_input, self._padding(), self._hash)
-        except _CryptoInvalidSignature:
-            return False
-        return True
+        signature_size = (pub.key_size + 7) // 8
+        pad = self._padding()
+        hash_algorithm = self._hash
+
+        def check(signing_input: bytes, signature: bytes) -> bool:
+            if len(signature) != signature_size:
+                return False
+            try:
+                verify(signature, signing_input, pad, hash_algorithm)
+            except _CryptoInvalidSignature:
+                return False
+            return True
+
+        return check
 
 
 class RSAPKCS1Algorithm(_RSAAlgorithm):
@@ -254,15 +312,22 @@ class EdDSAAlgorithm(Algorithm):
         assert isinstance(priv, ed25519.Ed25519PrivateKey)
         return priv.sign(signing_input)
 
-    def verify(self, key: JWK, signing_input: bytes, signature: bytes) -> bool:
-        if len(signature) != 64 or key._crv != "Ed25519":  # see ECDSAAlgorithm.verify
-            return False
+    def checker(self, key: JWK) -> Checker:
+        if key._crv != "Ed25519":  # see ECDSAAlgorithm.checker
+            return _refuse
         pub: ed25519.Ed25519PublicKey = key._public_key  # type: ignore[assignment]
-        try:
-            pub.verify(signature, signing_input)
-        except _CryptoInvalidSignature:
-            return False
-        return True
+        verify = pub.verify
+
+        def check(signing_input: bytes, signature: bytes) -> bool:
+            if len(signature) != 64:
+                return False
+            try:
+                verify(signature, signing_input)
+            except _CryptoInvalidSignature:
+                return False
+            return True
+
+        return check
 
 
 class HMACAlgorithm(Algorithm):
@@ -285,12 +350,18 @@ class HMACAlgorithm(Algorithm):
             raise JWKError(f"{self.name} needs a symmetric key", kid=key.kid)
         return hmac.digest(secret, signing_input, self._digest)
 
-    def verify(self, key: JWK, signing_input: bytes, signature: bytes) -> bool:
+    def checker(self, key: JWK) -> Checker:
         secret = key._secret
-        if secret is None:
-            return False
-        expected = hmac.digest(secret, signing_input, self._digest)
-        return hmac.compare_digest(expected, signature)
+        if secret is None or len(secret) < self.min_key_size:  # as key_fits()
+            return _refuse
+        digest = self._digest
+        mac = hmac.digest
+        same = hmac.compare_digest
+
+        def check(signing_input: bytes, signature: bytes) -> bool:
+            return same(mac(secret, signing_input, digest), signature)
+
+        return check
 
 
 def _registry() -> dict[str, Algorithm]:

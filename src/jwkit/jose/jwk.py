@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from ..errors import JWKError, MalformedToken
-from .algorithms import ALGORITHMS, CURVES, HMACAlgorithm
+from .algorithms import ALGORITHMS, CURVES, Checker, HMACAlgorithm
 from .b64 import b64url_decode, b64url_encode, uint_b64url
 from .keycheck import (
     MAX_RSA_BITS,
@@ -97,6 +97,7 @@ class JWK:
 
     __slots__ = (
         "_alg",
+        "_checkers",
         "_crv",
         "_key_ops",
         "_kid",
@@ -140,6 +141,7 @@ class JWK:
         self._check_metadata()
         self._verify_algs = self._usable_algs("verify")
         self._sign_algs = self._usable_algs("sign") if self.is_private else frozenset()
+        self._checkers: dict[str, Checker] = {}
 
     # -- construction -------------------------------------------------------------------
 
@@ -467,6 +469,16 @@ class JWK:
     def can_verify(self, alg: str) -> bool:
         """Whether this key may verify a signature made with ``alg``."""
         return alg in self._verify_algs
+
+    def _checker(self, alg: str) -> Checker | None:
+        """``ALGORITHMS[alg]`` bound to this key (made once, then kept), or ``None`` when this
+        key may not verify ``alg``: the algorithm is bound to the key, never to the token."""
+        check = self._checkers.get(alg)
+        if check is None:
+            if alg not in self._verify_algs:
+                return None
+            check = self._checkers[alg] = ALGORITHMS[alg].checker(self)
+        return check
 
     def can_sign(self, alg: str) -> bool:
         """Whether this key may sign with ``alg``."""

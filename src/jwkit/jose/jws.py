@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Mapping
-from functools import lru_cache
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
@@ -70,7 +69,31 @@ def _no_constant(name: str) -> Any:
 
 
 _decoder = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
-_scan_once = _decoder.scan_once  # type: ignore[attr-defined]
+# The same grammar without the duplicate check: the C scanner builds dicts itself, and
+# :func:`_surely_unique` decides afterwards whether a duplicate could have been merged away.
+_scan_once = json.JSONDecoder(parse_constant=_no_constant).scan_once  # type: ignore[attr-defined]
+
+
+def _surely_unique(text: str, obj: dict[str, Any]) -> bool:
+    """Whether ``text`` cannot have repeated a member name. ``text`` is a JSON text whose
+    only ``{`` is its first character, which the plain scanner parsed into ``obj``.
+    ``False`` means "perhaps": the caller then uses the checking decoder.
+
+    With one ``{`` there is one object, so its members are separated by commas at the top
+    level; every other comma is inside a string or an array. If the commas, less those that
+    separate the elements of top-level arrays, are fewer than the names ``obj`` kept, then
+    the text had no more members than ``obj`` has names: none was merged away. (A comma
+    inside a string only makes the test more cautious.)
+    """
+    commas = text.count(",")
+    if commas < len(obj):
+        return True
+    if "[" not in text:
+        return False
+    for value in obj.values():
+        if type(value) is list and value:
+            commas -= len(value) - 1
+    return commas < len(obj)
 
 
 def loads_object(text: str | bytes, what: str = "JSON") -> dict[str, Any]:
@@ -83,15 +106,23 @@ def loads_object(text: str | bytes, what: str = "JSON") -> dict[str, Any]:
             text = text.decode("utf-8")
         except UnicodeDecodeError:
             raise MalformedToken(f"{what} is not UTF-8") from None
-        # Fast path: the C scanner directly (what json.loads does, minus two regex calls).
-        try:
-            obj, end = _scan_once(text, 0)
-        except (StopIteration, ValueError, RecursionError):
-            obj = end = None
-        if type(obj) is dict and end == len(text):
-            return obj
-        # Anything unusual (whitespace around it, trailing data, not an object, an error)
-        # takes the full decoder below, which also words the error.
+        # Fast path for a flat object (no "{" after the first character; one inside a
+        # string only costs the fast path): the C scanner directly, which is json.loads
+        # minus two regex calls and a Python hook per object, when the text cannot hide a
+        # duplicate name (see _surely_unique).
+        if text.find("{", 1) < 0:
+            try:
+                obj, end = _scan_once(text, 0)
+            except (StopIteration, ValueError, RecursionError):
+                obj = end = None
+            if (
+                type(obj) is dict
+                and end == len(text)
+                and (text.count(",") < len(obj) or _surely_unique(text, obj))
+            ):
+                return obj
+        # Anything else (nested objects, whitespace around it, trailing data, not an
+        # object, an error) takes the checking decoder below, which also words the error.
     elif isinstance(text, bytes | bytearray):
         return loads_object(bytes(text), what)
     elif not isinstance(text, str):
@@ -107,12 +138,21 @@ def loads_object(text: str | bytes, what: str = "JSON") -> dict[str, Any]:
     return obj
 
 
-@lru_cache(maxsize=512)
+# Decoded headers by their (translated) segment: one issuer's tokens share a handful of
+# distinct headers, so the common case skips base64 and JSON work entirely. A plain dict
+# (emptied when full) rather than an LRU: a lookup is the whole cost of a hit.
+_HEADERS: dict[bytes, Mapping[str, Any]] = {}
+_HEADERS_MAX = 512
+
+
 def _decode_header(segment: bytes) -> Mapping[str, Any]:
-    # Memoised: one issuer's tokens share a handful of distinct headers, so the common case
-    # skips base64 and JSON work entirely. The result is read-only and errors are not cached.
-    # ``segment`` is already translated (b64.TO_STANDARD), which is one-to-one on every
-    # segment that can decode, so equal keys mean equal headers.
+    """Decode and check a header segment, and remember it (errors are not remembered).
+
+    ``segment`` is already translated (b64.TO_STANDARD), which is one-to-one on every segment
+    that can decode, so equal keys mean equal headers. The result is read-only.
+    """
+    if not segment:
+        raise MalformedToken("header segment is empty")
     header = loads_object(decode_translated(segment, "header"), "header")
     alg = header.get("alg")
     if not isinstance(alg, str):
@@ -120,7 +160,11 @@ def _decode_header(segment: bytes) -> Mapping[str, Any]:
     kid = header.get("kid")
     if kid is not None and not isinstance(kid, str):
         raise MalformedToken('header "kid" is not a string')
-    return MappingProxyType(header)
+    frozen = MappingProxyType(header)
+    if len(_HEADERS) >= _HEADERS_MAX:
+        _HEADERS.clear()
+    _HEADERS[segment] = frozen
+    return frozen
 
 
 class ParsedJWS(NamedTuple):
@@ -179,13 +223,14 @@ def parse(token: str | bytes, *, max_size: int = DEFAULT_MAX_SIZE) -> ParsedJWS:
     if len(parts) != 3:
         raise MalformedToken("a compact JWS has exactly three segments")
     header_b64, payload_b64, signature_b64 = parts
-    if not header_b64:
-        raise MalformedToken("header segment is empty")
+    header = _HEADERS.get(header_b64)
+    if header is None:
+        header = _decode_header(header_b64)
     # tuple.__new__ directly: the NamedTuple's own __new__ is a Python-level function.
     return _new_parsed(
         ParsedJWS,
         (
-            _decode_header(header_b64),
+            header,
             decode_translated(payload_b64, "payload"),
             decode_translated(signature_b64, "signature"),
             raw[: len(header_b64) + 1 + len(payload_b64)],
@@ -255,9 +300,10 @@ def verify_signature(parsed: ParsedJWS, key: JWK) -> None:
     """Check the signature with ``key``, which must itself allow the token's ``alg``."""
     header, _, signature, signing_input = parsed
     alg = header["alg"]
-    if alg not in key._verify_algs:  # key.can_verify(alg), minus a call on the hot path
+    check = key._checkers.get(alg) or key._checker(alg)
+    if check is None:
         raise AlgorithmNotAllowed(f"the key does not allow {alg}")
-    if not ALGORITHMS[alg].verify(key, signing_input, signature):
+    if not check(signing_input, signature):
         raise InvalidSignature("signature verification failed")
 
 

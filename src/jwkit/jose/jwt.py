@@ -171,6 +171,7 @@ class ClaimsPolicy:
     __slots__ = (
         "_audience",
         "_issuer",
+        "_plain",
         "_typ",
         "issuer",
         "leeway",
@@ -179,6 +180,17 @@ class ClaimsPolicy:
         "required",
         "typ",
     )
+
+    issuer: str | Collection[str] | None
+    leeway: float
+    required: tuple[str, ...]
+    typ: str | None
+    max_age: float | None
+    require_exp: bool
+    _issuer: tuple[str, ...] | None
+    _audience: tuple[str, ...] | None
+    _typ: str | None
+    _plain: bool
 
     def __init__(
         self,
@@ -198,15 +210,23 @@ class ClaimsPolicy:
             raise ValueError("max_age must be a non-negative number of seconds")
         if isinstance(required, str):
             raise TypeError('required must be a collection of claim names, e.g. ["sub"]')
-        self.issuer = issuer
-        self._issuer = as_names(issuer, "issuer")
-        self._audience = as_names(audience, "audience")
-        self.leeway = float(leeway)
-        self.required = tuple(required)
-        self.typ = typ
-        self._typ = _normalize_typ(typ) if typ is not None else None
-        self.max_age = max_age
-        self.require_exp = require_exp
+        init = object.__setattr__  # see __setattr__
+        init(self, "issuer", issuer)
+        init(self, "_issuer", as_names(issuer, "issuer"))
+        init(self, "_audience", as_names(audience, "audience"))
+        init(self, "leeway", float(leeway))
+        init(self, "required", tuple(required))
+        init(self, "typ", typ)
+        init(self, "_typ", _normalize_typ(typ) if typ is not None else None)
+        init(self, "max_age", max_age)
+        init(self, "require_exp", require_exp)
+        # No rule beyond the time claims, issuer and audience: validate() has a fast path.
+        init(self, "_plain", typ is None and not self.required and max_age is None)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        # Immutable: a policy is shared (decode() reuses one per set of options), and
+        # validate()'s fast path relies on what __init__ decided.
+        raise AttributeError(f"a ClaimsPolicy is immutable; cannot set {name!r}")
 
     @property
     def audience(self) -> tuple[str, ...] | None:
@@ -214,8 +234,51 @@ class ClaimsPolicy:
 
     def validate(self, claims: Mapping[str, Any], header: Mapping[str, Any], now: float) -> None:
         """Raise the first :class:`~jwkit.errors.ClaimError` (or ``InvalidType``) found."""
-        # Hot path (every token, and every cache hit outside its window): the common shape
-        # (exp and iat plain numbers, no nbf) costs no function calls beyond dict lookups.
+        # Hot path (every token, and every cache hit outside its window). The common case,
+        # decided inline: a plain policy, integer exp and iat inside their window, no nbf.
+        # Anything else (including every refusal) goes through _check_times, which also
+        # words the error. bool is an int subclass: exact types keep true/false out.
+        exp = claims.get("exp")
+        iat = claims.get("iat")
+        leeway = self.leeway
+        if not (
+            self._plain
+            and type(exp) is int
+            and type(iat) is int
+            and 0 <= iat <= now + leeway
+            and iat <= _MAX_TIME
+            and 0 <= exp <= _MAX_TIME
+            and now < exp + leeway
+            and "nbf" not in claims
+        ):
+            self._check_times(claims, header, now)
+        issuers = self._issuer
+        if issuers is not None:
+            iss = claims.get("iss")
+            if iss is None:
+                raise MissingClaim('token has no "iss" claim', claim="iss")
+            if not isinstance(iss, str) or iss not in issuers:
+                raise InvalidIssuer("token issuer is not accepted", claim="iss")
+        audiences = self._audience
+        if audiences is not None:
+            aud = claims.get("aud")
+            if type(aud) is str and aud in audiences:
+                return
+            if aud is None:
+                raise MissingClaim('token has no "aud" claim', claim="aud")
+            if isinstance(aud, str):
+                ok = aud in audiences
+            elif isinstance(aud, list) and aud and all(isinstance(a, str) for a in aud):
+                ok = any(a in audiences for a in aud)
+            else:
+                raise InvalidAudience('"aud" must be a string or an array of strings', claim="aud")
+            if not ok:
+                raise InvalidAudience("token is not meant for this audience", claim="aud")
+
+    def _check_times(
+        self, claims: Mapping[str, Any], header: Mapping[str, Any], now: float
+    ) -> None:
+        """``typ``, required claims, ``exp``/``nbf``/``iat``/``max_age``: the general case."""
         if self._typ is not None:
             typ = header.get("typ")
             if not isinstance(typ, str) or _normalize_typ(typ) != self._typ:
@@ -253,28 +316,6 @@ class ClaimsPolicy:
                 raise MissingClaim('token has no "iat" claim', claim="iat")
             if now - iat > self.max_age + leeway:
                 raise ExpiredToken("token is older than max_age", claim="iat")
-        issuers = self._issuer
-        if issuers is not None:
-            iss = claims.get("iss")
-            if iss is None:
-                raise MissingClaim('token has no "iss" claim', claim="iss")
-            if not isinstance(iss, str) or iss not in issuers:
-                raise InvalidIssuer("token issuer is not accepted", claim="iss")
-        audiences = self._audience
-        if audiences is not None:
-            aud = claims.get("aud")
-            if type(aud) is str and aud in audiences:
-                return
-            if aud is None:
-                raise MissingClaim('token has no "aud" claim', claim="aud")
-            if isinstance(aud, str):
-                ok = aud in audiences
-            elif isinstance(aud, list) and aud and all(isinstance(a, str) for a in aud):
-                ok = any(a in audiences for a in aud)
-            else:
-                raise InvalidAudience('"aud" must be a string or an array of strings', claim="aud")
-            if not ok:
-                raise InvalidAudience("token is not meant for this audience", claim="aud")
 
 
 # decode() is usually called with the same options for every token: reuse the policy

@@ -15,7 +15,7 @@ never reaches the network):
    (RFC 7515 §4.1.4, RFC 7517 §4);
 5. the signature, with the algorithm bound to that key (RFC 8725 §3.1);
 6. :class:`~jwkit.jose.jwt.ClaimsPolicy`: ``exp``/``nbf``/``iat``/``max_age``/``leeway``,
-   ``iss``, ``aud``, ``typ``, required claims (RFC 7519 §4.1, §7.2).
+   ``aud``, ``typ``, required claims (RFC 7519 §4.1, §7.2); ``iss`` was settled at step 3.
 
 The verified-token cache (:mod:`jwkit.verify.cache`) short-cuts a token string seen before,
 re-checking its time window on every hit.
@@ -28,7 +28,14 @@ import time
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-from ..errors import ClaimError, InvalidIssuer, KeyNotFound, MissingClaim
+from ..errors import (
+    AlgorithmNotAllowed,
+    ClaimError,
+    InvalidIssuer,
+    InvalidSignature,
+    KeyNotFound,
+    MissingClaim,
+)
 from ..jose import jws
 from ..jose.algorithms import ALGORITHMS
 from ..jose.jwk import JWK, JWKSet
@@ -39,6 +46,9 @@ from .remote import REMOTE_OPTIONS, RemoteJWKSource
 from .sources import FileKeySource, KeySource, SourceHealth, StaticKeySource
 
 __all__ = ["VERIFIER_OPTIONS", "Verifier", "check_azp"]
+
+# (the key set, its single kid-less key or None, its keys by kid): see Verifier._remember.
+_KeysMemo = tuple[JWKSet | None, JWK | None, Mapping[Any, JWK]]
 
 #: How often (seconds) a run of cache hits asks the key source whether its keys changed.
 POLL_INTERVAL = 1.0
@@ -114,18 +124,20 @@ class Verifier:
             raise TypeError("keys must be a key source, a JWK or a JWKSet")
         self.source: KeySource = keys
         self._owns_source = owns
-        self.policy = ClaimsPolicy(
-            issuer, audience, leeway, tuple(required_claims), typ, max_age, require_exp
-        )
         self._issuers = as_names(issuer, "issuer")
+        # Everything but the issuer, which verify() checks itself at step 3 (before any key
+        # is fetched); a cached token's issuer cannot have changed since.
+        self._policy = ClaimsPolicy(
+            None, audience, leeway, tuple(required_claims), typ, max_age, require_exp
+        )
         self._azp = as_names(azp, "azp")
         self.algorithms: frozenset[str] = self._allow_list(algorithms)
         self.max_token_size = int(max_token_size)
-        self._leeway = self.policy.leeway
+        self._leeway = self._policy.leeway
         self._max_age = max_age
         self._clock = clock
         self._next_poll = 0.0
-        self._keys_memo: tuple[JWKSet | None, JWK | JWKSet] = (None, JWKSet([]))
+        self._keys_memo: _KeysMemo = (None, None, {})
         # A cache belongs to exactly one verifier: its entries passed *this* policy.
         cache: TokenCache | None
         if token_cache is True:
@@ -285,22 +297,49 @@ class Verifier:
                     if entry.not_before <= now < entry.not_after:
                         return entry.claims
                     return self._revalidate(token, entry, now)
-        parsed, payload = self._prepare(token)
+        parsed = jws.parse(token, max_size=self.max_token_size)
+        header = parsed[0]
+        alg = header["alg"]
+        # The allow-list holds only supported names; check_header words every refusal.
+        if alg not in self.algorithms or "crit" in header or "b64" in header:
+            jws.check_header(parsed, self.algorithms)
+        payload = jws.loads_object(parsed[1], "payload")
+        issuers = self._issuers
+        if issuers is not None:
+            iss = payload.get("iss")
+            if type(iss) is not str or iss not in issuers:
+                _refuse_issuer(iss)
         keys = self.source.get_keys()
-        try:
-            key = jws.select_key(parsed, self._target(keys))
-        except KeyNotFound:
-            kid = parsed.kid
-            if kid is None:
-                raise
-            newer = self.source.refresh_for_kid(kid)
-            if newer is None or newer is keys:
-                raise
-            key = jws.select_key(parsed, newer)
-        return self._complete(token, parsed, payload, key)
+        memo = self._keys_memo
+        if memo[0] is not keys:
+            memo = self._remember(keys)
+        # The single kid-less key, else the key named by kid (the common cases, inline);
+        # anything else (no kid, an unknown kid, a set that cannot verify) the slow way.
+        key = memo[1] or memo[2].get(header.get("kid"))
+        if key is None:
+            key = self._select(parsed, keys)
+        check = key._checkers.get(alg) or key._checker(alg)
+        if check is None:
+            raise AlgorithmNotAllowed(f"the key does not allow {alg}")
+        if not check(parsed[3], parsed[2]):
+            raise InvalidSignature("signature verification failed")
+        now = self._clock()
+        self._policy.validate(payload, header, now)
+        if self._azp is not None:
+            check_azp(payload, self._azp)
+        claims = adopt_claims(payload, header)
+        cache = self.cache
+        if cache is not None and type(token) is str:
+            start, end = validity_window(payload, leeway=self._leeway, max_age=self._max_age)
+            cache.put(token, CacheEntry(claims, key, start, end))
+            self._next_poll = now + POLL_INTERVAL  # the source was just consulted
+        return claims
 
     async def verify_async(self, token: str | bytes) -> Claims:
-        """Like :meth:`verify`; key fetching does not block the event loop."""
+        """Like :meth:`verify`; key fetching does not block the event loop.
+
+        The same steps as :meth:`verify`, written out again (only the key source calls
+        await) because this is the hot path; tests hold the two to the same answers."""
         cache = self.cache
         if cache is not None and type(token) is str:
             entry = cache.get(token)
@@ -314,45 +353,32 @@ class Verifier:
                     if entry.not_before <= now < entry.not_after:
                         return entry.claims
                     return self._revalidate(token, entry, now)
-        parsed, payload = self._prepare(token)
-        keys = await self.source.get_keys_async()
-        try:
-            key = jws.select_key(parsed, self._target(keys))
-        except KeyNotFound:
-            kid = parsed.kid
-            if kid is None:
-                raise
-            newer = await self.source.refresh_for_kid_async(kid)
-            if newer is None or newer is keys:
-                raise
-            key = jws.select_key(parsed, newer)
-        return self._complete(token, parsed, payload, key)
-
-    def _prepare(self, token: str | bytes) -> tuple[jws.ParsedJWS, dict[str, Any]]:
-        """Steps 1-3: everything that needs no key. Raises before any network I/O."""
         parsed = jws.parse(token, max_size=self.max_token_size)
         header = parsed[0]
+        alg = header["alg"]
         # The allow-list holds only supported names; check_header words every refusal.
-        if header["alg"] not in self.algorithms or "crit" in header or "b64" in header:
+        if alg not in self.algorithms or "crit" in header or "b64" in header:
             jws.check_header(parsed, self.algorithms)
         payload = jws.loads_object(parsed[1], "payload")
         issuers = self._issuers
         if issuers is not None:
             iss = payload.get("iss")
-            if iss is None:
-                raise MissingClaim('token has no "iss" claim', claim="iss")
-            if not isinstance(iss, str) or iss not in issuers:
-                raise InvalidIssuer("token issuer is not accepted", claim="iss")
-        return parsed, payload
-
-    def _complete(
-        self, token: str | bytes, parsed: jws.ParsedJWS, payload: dict[str, Any], key: JWK
-    ) -> Claims:
-        """Steps 5-6, then remember the result."""
-        jws.verify_signature(parsed, key)
+            if type(iss) is not str or iss not in issuers:
+                _refuse_issuer(iss)
+        keys = await self.source.get_keys_async()
+        memo = self._keys_memo
+        if memo[0] is not keys:
+            memo = self._remember(keys)
+        key = memo[1] or memo[2].get(header.get("kid"))
+        if key is None:
+            key = await self._select_async(parsed, keys)
+        check = key._checkers.get(alg) or key._checker(alg)
+        if check is None:
+            raise AlgorithmNotAllowed(f"the key does not allow {alg}")
+        if not check(parsed[3], parsed[2]):
+            raise InvalidSignature("signature verification failed")
         now = self._clock()
-        header = parsed[0]
-        self.policy.validate(payload, header, now)
+        self._policy.validate(payload, header, now)
         if self._azp is not None:
             check_azp(payload, self._azp)
         claims = adopt_claims(payload, header)
@@ -363,20 +389,49 @@ class Verifier:
             self._next_poll = now + POLL_INTERVAL  # the source was just consulted
         return claims
 
-    def _target(self, keys: JWKSet) -> JWK | JWKSet:
-        """What to select from in ``keys`` (see :func:`_single`), memoised per key set: a
-        source hands out the same immutable set until it changes."""
-        memo = self._keys_memo
-        if memo[0] is keys:
-            return memo[1]
-        target = _single(keys)
-        self._keys_memo = (keys, target)  # one assignment: safe across threads
-        return target
+    def _select(self, parsed: jws.ParsedJWS, keys: JWKSet) -> JWK:
+        """Step 4 the general way: :func:`jws.select_key`, refetching once for a new kid."""
+        try:
+            return jws.select_key(parsed, _single(keys))
+        except KeyNotFound:
+            kid = parsed.kid
+            if kid is None:
+                raise
+            newer = self.source.refresh_for_kid(kid)
+            if newer is None or newer is keys:
+                raise
+            return jws.select_key(parsed, newer)
+
+    async def _select_async(self, parsed: jws.ParsedJWS, keys: JWKSet) -> JWK:
+        """:meth:`_select` without blocking the event loop."""
+        try:
+            return jws.select_key(parsed, _single(keys))
+        except KeyNotFound:
+            kid = parsed.kid
+            if kid is None:
+                raise
+            newer = await self.source.refresh_for_kid_async(kid)
+            if newer is None or newer is keys:
+                raise
+            return jws.select_key(parsed, newer)
+
+    def _remember(self, keys: JWKSet) -> _KeysMemo:
+        """What the hot path needs from ``keys``, kept until the source hands out another
+        set (a source hands out the same immutable set until it changes): the single
+        kid-less key (see :func:`_single`), and the keys by kid when the set can verify."""
+        single = _single(keys)
+        memo = (
+            keys,
+            single if isinstance(single, JWK) else None,
+            keys._by_kid if keys._problem is None else {},
+        )
+        self._keys_memo = memo  # one assignment: safe across threads
+        return memo
 
     def _revalidate(self, token: str | bytes, entry: CacheEntry, now: float) -> Claims:
         """A hit outside its window: the policy decides (and usually raises)."""
         try:
-            self.policy.validate(entry.claims, entry.claims.header, now)
+            self._policy.validate(entry.claims, entry.claims.header, now)
         except ClaimError:
             if now >= entry.not_after:
                 assert self.cache is not None
@@ -418,6 +473,12 @@ class Verifier:
 
     def __repr__(self) -> str:
         return f"<Verifier issuer={self.issuer!r} source={self.source!r}>"
+
+
+def _refuse_issuer(iss: object) -> None:
+    if iss is None:
+        raise MissingClaim('token has no "iss" claim', claim="iss")
+    raise InvalidIssuer("token issuer is not accepted", claim="iss")
 
 
 def _single(keys: JWKSet) -> JWK | JWKSet:
