@@ -1,4 +1,5 @@
-"""SQLAlchemy 2 models. Times are integer Unix seconds (UTC), identical on SQLite and PostgreSQL.
+"""SQLAlchemy 2 models. Times are integer Unix seconds (UTC), identical on SQLite and PostgreSQL
+(except the login lockout's, which are float seconds).
 
 Invariant enforced by the database: at most one ``active`` key per project, through a partial
 unique index (``WHERE state = 'active'``) that both SQLite and PostgreSQL support.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -26,6 +28,7 @@ __all__ = [
     "Client",
     "ConsoleSession",
     "Key",
+    "LoginFailure",
     "Project",
     "ServiceState",
 ]
@@ -140,3 +143,16 @@ class ConsoleSession(Base):
     csrf_token: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[int] = mapped_column(BigInteger)
     expires_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class LoginFailure(Base):
+    """Failed console logins per (client address, SHA-256 of the lower-cased user name), shared
+    by every worker and replica (:mod:`jwkit.service.domain.logins`). Times are float seconds."""
+
+    __tablename__ = "login_failures"
+
+    address: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    locked_until: Mapped[float] = mapped_column(Float)
+    last_failure: Mapped[float] = mapped_column(Float, index=True)

@@ -30,7 +30,7 @@ async def _root(request: Request) -> Response:
 
 def install(app: FastAPI) -> None:
     """Mount the console, its assets and the inspector/audit API on ``app``."""
-    app.state.console_throttle = LoginThrottle(time.monotonic)
+    app.state.console_throttle = LoginThrottle(app.state.service.db, time.time)
     app.include_router(inspect.router)
     app.include_router(router)
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")

@@ -1,76 +1,69 @@
-"""Login throttling: exponential backoff after repeated failed passwords.
+"""Login throttling: exponential backoff after repeated failed passwords, shared by all workers.
 
-Failures are counted per ``(client address, username)``. The first ``FREE_ATTEMPTS`` failures
-cost nothing extra (argon2 already makes each guess slow); every later failure locks that pair
-out for ``BASE_DELAY * 2**(n - FREE_ATTEMPTS)`` seconds, capped at ``MAX_DELAY``. While locked,
-a login is refused *before* the password is checked, so a locked-out guesser learns nothing.
-A success clears the counter. State lives in this process (each worker counts on its own).
+Failures are counted per ``(client address, username)`` in the service's database
+(:mod:`jwkit.service.domain.logins`, table ``login_failures``), so every ``--workers`` process
+and every replica sees the same count, and a restart forgets nothing. The first
+``FREE_ATTEMPTS - 1`` failures cost nothing extra (argon2 already makes each guess slow); the
+``n``-th failure from ``FREE_ATTEMPTS`` on locks that pair out for
+``BASE_DELAY * 2**(n - FREE_ATTEMPTS)`` seconds, capped at ``MAX_DELAY``. While locked, a login
+is refused *before* the password is checked, so a locked-out guesser learns nothing. A success
+clears the counter. Deadlines are wall-clock seconds (``clock``, injectable for tests), since
+they outlive the process. Every method blocks on the database (call it through
+``run_in_threadpool``) and raises :class:`sqlalchemy.exc.SQLAlchemyError` when the database
+fails: the caller must then refuse the login.
 """
 
 from __future__ import annotations
 
-import threading
+import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 
-__all__ = ["BASE_DELAY", "FREE_ATTEMPTS", "MAX_DELAY", "LoginThrottle"]
+from sqlalchemy.exc import SQLAlchemyError
 
-FREE_ATTEMPTS = 5
-BASE_DELAY = 30
-MAX_DELAY = 15 * 60
-_MAX_ENTRIES = 10_000
+from jwkit.service.domain import logins
+from jwkit.service.domain.logins import BASE_DELAY, FREE_ATTEMPTS, MAX_DELAY
+from jwkit.service.store.db import Database
 
+__all__ = ["BASE_DELAY", "FREE_ATTEMPTS", "MAX_DELAY", "PRUNE_INTERVAL", "LoginThrottle"]
 
-@dataclass(slots=True)
-class _Entry:
-    failures: int = 0
-    locked_until: float = 0.0
-    last: float = 0.0
+log = logging.getLogger("jwkit.service.console")
+
+#: At most one sweep of stale counters per process per this many seconds (on a failure).
+PRUNE_INTERVAL = 60.0
 
 
 class LoginThrottle:
-    """Thread-safe failure counter with exponential lockout."""
+    """Failure counter with exponential lockout, kept in the database."""
 
-    def __init__(self, clock: Callable[[], float]) -> None:
+    def __init__(self, db: Database, clock: Callable[[], float]) -> None:
+        self._db = db
         self._clock = clock
-        self._entries: dict[tuple[str, str], _Entry] = {}
-        self._lock = threading.Lock()
+        self._next_prune = 0.0
 
     def retry_after(self, address: str, username: str) -> int:
         """Seconds until this pair may try again (0 when it may try now)."""
-        with self._lock:
-            entry = self._entries.get((address, username.lower()))
-            if entry is None:
-                return 0
-            remaining = entry.locked_until - self._clock()
-            return max(0, int(remaining + 0.999))
+        with self._db.session() as session:
+            until = logins.locked_until(session, address, username)
+        return max(0, int(until - self._clock() + 0.999))
 
     def failure(self, address: str, username: str) -> int:
         """Record a failed password; return the lockout (seconds) it starts, 0 for none."""
         now = self._clock()
-        with self._lock:
-            if len(self._entries) >= _MAX_ENTRIES:
-                self._prune(now)
-            entry = self._entries.setdefault((address, username.lower()), _Entry())
-            entry.failures += 1
-            entry.last = now
-            over = entry.failures - FREE_ATTEMPTS
-            if over < 0:
-                return 0
-            delay: int = min(MAX_DELAY, BASE_DELAY << min(over, 16))
-            entry.locked_until = now + delay
-            return delay
+        with self._db.session() as session, session.begin():
+            delay = logins.record_failure(session, address, username, now=now)
+        if now >= self._next_prune:
+            self._next_prune = now + PRUNE_INTERVAL
+            try:
+                self.prune()
+            except SQLAlchemyError as exc:  # the count is stored; sweeping can wait
+                log.warning("login counters not pruned: %s", type(exc).__name__)
+        return delay
 
     def success(self, address: str, username: str) -> None:
-        with self._lock:
-            self._entries.pop((address, username.lower()), None)
+        with self._db.session() as session, session.begin():
+            logins.clear(session, address, username)
 
-    def _prune(self, now: float) -> None:
-        stale = [k for k, e in self._entries.items()
-                 if e.locked_until < now and now - e.last > MAX_DELAY]
-        for key in stale:
-            del self._entries[key]
-        if len(self._entries) >= _MAX_ENTRIES:  # still full: forget the oldest half
-            oldest = sorted(self._entries, key=lambda k: self._entries[k].last)
-            for key in oldest[: len(oldest) // 2]:
-                del self._entries[key]
+    def prune(self) -> int:
+        """Delete stale counters (lock over, no failure for ``MAX_DELAY``); return how many."""
+        with self._db.session() as session, session.begin():
+            return logins.prune(session, now=self._clock())

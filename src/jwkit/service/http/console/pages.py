@@ -17,6 +17,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.responses import RedirectResponse, Response
@@ -154,8 +155,20 @@ async def login_submit(request: Request) -> Response:
                            error="The login form expired or was not sent by this page. "
                                  "Please try again.")
     address = request.client.host if request.client else "unknown"
+    try:
+        return await _password_login(request, address, username, password)
+    except SQLAlchemyError as exc:  # fail closed: no unthrottled guess, no stack trace
+        log.warning("console login refused, database unavailable: %s", type(exc).__name__)
+        return _login_page(request, status=503, username=username[:200], retry_after=5,
+                           error="The console cannot reach its database, so logins are "
+                                 "refused for now. Try again shortly.")
+
+
+async def _password_login(request: Request, address: str, username: str,
+                          password: str) -> Response:
+    """The lockout, then the argon2 password; start a session. Database errors propagate."""
     throttle = _throttle(request)
-    wait = throttle.retry_after(address, username)
+    wait = await run_in_threadpool(throttle.retry_after, address, username)
     if wait:
         return _login_page(request, status=429, username=username[:200], retry_after=wait,
                            error=f"Too many failed attempts. Try again in {wait} seconds.")
@@ -164,14 +177,14 @@ async def login_submit(request: Request) -> Response:
     if username and password and len(password) <= _MAX_FIELD and len(username) <= 200:
         ok = await run_in_threadpool(auth.authenticate_password, username, password)
     if not ok:
-        delay = throttle.failure(address, username)
+        delay = await run_in_threadpool(throttle.failure, address, username)
         log.warning("console login failed for a user from %s", address)
         if delay:
             return _login_page(request, status=429, username=username[:200], retry_after=delay,
                                error=f"Too many failed attempts. Try again in {delay} seconds.")
         return _login_page(request, status=401, username=username[:200],
                            error="Wrong username or password.")
-    throttle.success(address, username)
+    await run_in_threadpool(throttle.success, address, username)
     session_id, _csrf = await run_in_threadpool(auth.create_session, username)
     response = RedirectResponse("/console/projects", status_code=303)
     response.set_cookie(SESSION_COOKIE, session_id, max_age=_service(request).settings.session_ttl,
