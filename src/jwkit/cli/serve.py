@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -17,6 +20,25 @@ _FLAG_ENV = {
     "home": "JWKIT_HOME",
     "workers": "JWKIT_WORKERS",
 }
+_MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"  # read by prometheus-client when imported
+
+
+@contextlib.contextmanager
+def _shared_metrics(workers: int) -> Iterator[None]:
+    """With several workers, prometheus-client's multiprocess mode: each worker keeps its
+    counters in files under a fresh private directory (mode 0700, never a stale one from an
+    earlier run) that ``/metrics`` adds up; the directory goes when the server stops. Worker
+    processes are spawned, not forked, so they inherit the variable and import
+    prometheus-client afresh. One worker keeps its counters in memory, as always."""
+    if workers == 1:
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="jwkit-metrics-") as path:
+        os.environ[_MULTIPROC_DIR_ENV] = path
+        try:
+            yield
+        finally:
+            del os.environ[_MULTIPROC_DIR_ENV]
 
 
 @click.command("serve")
@@ -85,14 +107,15 @@ def serve(access_log: bool, **flags: object) -> None:
         http: Any = FastDocumentProtocol
     except ImportError:
         http = "auto"
-    uvicorn.run(
-        "jwkit.service.http.app:app_from_env",
-        http=http,
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        log_level=settings.log_level,
-        access_log=access_log,
-        server_header=False,
-    )
+    with _shared_metrics(settings.workers):
+        uvicorn.run(
+            "jwkit.service.http.app:app_from_env",
+            http=http,
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            log_level=settings.log_level,
+            access_log=access_log,
+            server_header=False,
+        )

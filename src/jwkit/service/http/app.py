@@ -3,7 +3,8 @@
 Opening the app migrates the database, stores or generates the admin credentials and loads
 the published snapshots. While it runs (lifespan), a background task calls
 :meth:`ServiceState.sync` every ``sync_interval`` seconds and the scheduler every
-``scheduler_interval`` seconds, both in worker threads.
+``scheduler_interval`` seconds, both in worker threads; with several worker processes, each
+publishes its metric tallies every second (:func:`~jwkit.service.http.metrics.publishing_tallies`).
 """
 
 from __future__ import annotations
@@ -22,10 +23,9 @@ from starlette.types import ASGIApp
 
 from jwkit.service import notify, scheduler
 from jwkit.service.domain.common import unix_now
-from jwkit.service.http import admin, public
+from jwkit.service.http import admin, metrics, public
 from jwkit.service.http.auth import AdminAuth
 from jwkit.service.http.errors import install_error_handlers
-from jwkit.service.http.metrics import metrics_endpoint
 from jwkit.service.runtime import Service
 from jwkit.service.settings import Settings
 
@@ -79,7 +79,8 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], int] = u
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         task = asyncio.create_task(_background(service)) if background else None
         try:
-            yield
+            async with metrics.publishing_tallies():
+                yield
         finally:
             if task is not None:
                 task.cancel()
@@ -102,7 +103,7 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], int] = u
         app.add_middleware(public.PublicFastPath, service=service)
     for route in public.public_routes():
         app.router.routes.append(route)
-    app.router.routes.append(Route("/metrics", metrics_endpoint, methods=["GET"]))
+    app.router.routes.append(Route("/metrics", metrics.metrics_endpoint, methods=["GET"]))
     app.include_router(admin.router)
     _mount_console(app)
     return app
