@@ -562,3 +562,101 @@ def test_claims_policy_is_immutable() -> None:
         with pytest.raises(AttributeError):
             setattr(policy, name, None)
     assert policy.max_age == 60 and policy.issuer == "https://a.example"
+
+
+_SEGMENT_JUNK = st.sampled_from(["", "=", "==", "+", "/", " ", "\n", ".", "é", "A", "AA", "B"])
+# How to spoil a token: not at all (often), splice junk into a segment, or set unused bits in
+# a segment's last character (a non-canonical spelling of the same bytes).
+_TAMPER = st.one_of(
+    st.just(None),
+    st.just(None),
+    st.tuples(st.just("junk"), st.integers(0, 2), st.integers(0, 200), _SEGMENT_JUNK),
+    st.tuples(st.just("bits"), st.integers(1, 2), st.just(0), st.just("")),
+)
+
+
+def _spoil(segments: list[str], tamper: tuple[str, int, int, str] | None) -> None:
+    if tamper is None:
+        return
+    kind, where, at, text = tamper
+    segment = segments[where]
+    if kind == "junk":
+        cut = at % (len(segment) + 1)
+        segments[where] = segment[:cut] + text + segment[cut:]
+    elif len(segment) % 4 in (2, 3):  # the last character carries unused bits: set one
+        last = B64_ALPHABET.index(segment[-1]) | 1
+        segments[where] = segment[:-1] + B64_ALPHABET[last]
+
+
+@FUZZ
+@given(
+    header=st.sampled_from(
+        ['{"alg":"ES256","kid":"k"}', '{"alg":"HS256"}', '{"alg":1}', "[]", '{"alg":"none"}']
+    ),
+    members=st.lists(st.tuples(_NAMES, _JSON_VALUES), max_size=5).map(_Obj),
+    raw_payload=st.one_of(st.none(), st.none(), st.binary(max_size=12)),
+    signature=st.binary(max_size=70),
+    tamper=_TAMPER,
+    seen=st.booleans(),
+    max_size=st.sampled_from([16 * 1024, 16 * 1024, 40]),
+)
+@example(  # a duplicate name the commas alone would miss
+    header='{"alg":"HS256"}', members=_Obj([("a", 1), ("a", 2)]), raw_payload=None,
+    signature=b"s" * 32, tamper=None, seen=True, max_size=16 * 1024,
+)  # fmt: skip
+@example(  # a duplicate inside a nested object
+    header='{"alg":"HS256"}', members=_Obj([("c", _Obj([("a", 1), ("a", 2)]))]),
+    raw_payload=None, signature=b"s" * 32, tamper=None, seen=True, max_size=16 * 1024,
+)  # fmt: skip
+@example(  # a non-canonical signature ending
+    header='{"alg":"HS256"}', members=_Obj([("a", 1)]), raw_payload=None,
+    signature=b"s" * 32, tamper=("bits", 2, 0, ""), seen=True, max_size=16 * 1024,
+)  # fmt: skip
+@example(  # a non-canonical payload ending
+    header='{"alg":"HS256"}', members=_Obj([("a", 1)]), raw_payload=None,
+    signature=b"s" * 32, tamper=("bits", 1, 0, ""), seen=True, max_size=16 * 1024,
+)  # fmt: skip
+@example(  # a signature of impossible length (one character)
+    header='{"alg":"HS256"}', members=_Obj([("a", 1)]), raw_payload=None,
+    signature=b"", tamper=("junk", 2, 0, "A"), seen=True, max_size=16 * 1024,
+)  # fmt: skip
+@example(  # an object followed by more text
+    header='{"alg":"HS256"}', members=_Obj(), raw_payload=b'{"a":1}x',
+    signature=b"s" * 32, tamper=None, seen=True, max_size=16 * 1024,
+)  # fmt: skip
+def test_parse_object_agrees_with_parse_then_loads_object(
+    header: str,
+    members: _Obj,
+    raw_payload: bytes | None,
+    signature: bytes,
+    tamper: tuple[str, int, int, str] | None,
+    seen: bool,
+    max_size: int,
+) -> None:
+    # parse_object decides the common case inline and sends any doubt to parse() and
+    # loads_object(); both ways must give the same answer (or the same error, same words)
+    # for every token: junk spliced into any segment, bad lengths, non-canonical endings,
+    # non-ASCII, duplicate names, payloads that are not JSON objects, headers seen or not.
+    text = _dump(members).replace('"A_ESC"', '"\\u0061"')
+    payload = raw_payload if raw_payload is not None else text.encode()
+    segments = [b64url_encode(header.encode()), b64url_encode(payload), b64url_encode(signature)]
+    _spoil(segments, tamper)
+    token = ".".join(segments)
+    if seen:
+        try:  # a good header goes into the decoded-header cache
+            jws.parse(token)
+        except JWKitError:
+            pass
+
+    def outcome(run: Any) -> object:
+        try:
+            parsed, claims = run()
+        except (JWKitError, TypeError) as exc:
+            return type(exc), str(exc)
+        return tuple(parsed), claims
+
+    def reference() -> tuple[jws.ParsedJWS, dict[str, Any]]:
+        parsed = jws.parse(token, max_size=max_size)
+        return parsed, jws.loads_object(parsed.payload, "payload")
+
+    assert outcome(lambda: jws.parse_object(token, max_size)) == outcome(reference)

@@ -14,6 +14,7 @@ Header members ``jwk``, ``jku``, ``x5u`` and ``x5c`` are never used to find or f
 
 from __future__ import annotations
 
+import binascii
 import json
 from collections.abc import Collection, Mapping
 from types import MappingProxyType
@@ -29,7 +30,7 @@ from ..errors import (
     UnsupportedAlgorithm,
 )
 from .algorithms import ALGORITHMS
-from .b64 import TO_STANDARD, b64url_encode, decode_translated
+from .b64 import _PAD, _UNUSED_BITS, _VALUE, TO_STANDARD, b64url_encode, decode_translated
 from .jwk import JWK, JWKSet
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "encode_header",
     "loads_object",
     "parse",
+    "parse_object",
     "protected_header",
     "select_key",
     "sign",
@@ -75,15 +77,15 @@ _scan_once = json.JSONDecoder(parse_constant=_no_constant).scan_once  # type: ig
 
 
 def _surely_unique(text: str, obj: dict[str, Any]) -> bool:
-    """Whether ``text`` cannot have repeated a member name. ``text`` is a JSON text whose
-    only ``{`` is its first character, which the plain scanner parsed into ``obj``.
-    ``False`` means "perhaps": the caller then uses the checking decoder.
+    """Whether ``text``, which the plain scanner parsed into ``obj``, cannot have repeated a
+    member name. ``False`` means "perhaps": the caller then uses the checking decoder.
 
-    With one ``{`` there is one object, so its members are separated by commas at the top
-    level; every other comma is inside a string or an array. If the commas, less those that
-    separate the elements of top-level arrays, are fewer than the names ``obj`` kept, then
-    the text had no more members than ``obj`` has names: none was merged away. (A comma
-    inside a string only makes the test more cautious.)
+    The members of the outer object are separated by commas; every other comma is inside a
+    string, an array or an inner object. If the commas, less those that separate the
+    elements of the outer object's arrays, are fewer than the names ``obj`` kept, then there
+    is no other comma (so no inner object has two members), and the outer object had no more
+    members than ``obj`` has names: no name was merged away. (A comma in a string, or in an
+    array inside an array, only makes the test more cautious.)
     """
     commas = text.count(",")
     if commas < len(obj):
@@ -106,10 +108,10 @@ def loads_object(text: str | bytes, what: str = "JSON") -> dict[str, Any]:
             text = text.decode("utf-8")
         except UnicodeDecodeError:
             raise MalformedToken(f"{what} is not UTF-8") from None
-        # Fast path for a flat object (no "{" after the first character; one inside a
-        # string only costs the fast path): the C scanner directly, which is json.loads
-        # minus two regex calls and a Python hook per object, when the text cannot hide a
-        # duplicate name (see _surely_unique).
+        # Fast path: the C scanner directly (json.loads minus two regex calls and a Python
+        # hook per object) when the text cannot hide a duplicate name (see _surely_unique).
+        # An inner object almost always holds a comma, which fails that test: such texts
+        # (a "{" after the first character) go straight to the checking decoder.
         if text.find("{", 1) < 0:
             try:
                 obj, end = _scan_once(text, 0)
@@ -239,6 +241,61 @@ def parse(token: str | bytes, *, max_size: int = DEFAULT_MAX_SIZE) -> ParsedJWS:
 
 
 _new_parsed = tuple.__new__
+_a2b = binascii.a2b_base64
+
+
+def parse_object(
+    token: str | bytes, max_size: int = DEFAULT_MAX_SIZE
+) -> tuple[ParsedJWS, dict[str, Any]]:
+    """:func:`parse`, then the payload through :func:`loads_object`: a compact JWS whose
+    payload is a JSON object (a JWT, RFC 7519 §7.2), in one step. Verifies nothing.
+
+    This is the verify hot path, so its common case is written out here: a ``str`` token, a
+    header seen before, a payload without inner objects whose commas prove that no member
+    name repeats (see :func:`_surely_unique`). Anything else, and any doubt at all, goes through
+    :func:`parse` and :func:`loads_object`, which decide and word every refusal (a property
+    test holds the two ways to the same answers).
+    """
+    if type(token) is str and len(token) <= max_size and token.isascii():
+        raw = token.encode("ascii")
+        parts = raw.translate(TO_STANDARD).split(b".")
+        if len(parts) == 3:
+            header_b64, payload_b64, signature_b64 = parts
+            header = _HEADERS.get(header_b64)
+            payload_rem = len(payload_b64) & 3
+            signature_rem = len(signature_b64) & 3
+            # decode_translated() on both segments; a remainder of 1 is never valid.
+            if header is not None and payload_rem != 1 and signature_rem != 1:
+                try:
+                    payload = _a2b(payload_b64 + _PAD[payload_rem], strict_mode=True)  # type: ignore[operator]
+                    signature = _a2b(signature_b64 + _PAD[signature_rem], strict_mode=True)  # type: ignore[operator]
+                    text = payload.decode("utf-8")
+                    claims, end = (
+                        _scan_once(text, 0) if text.find("{", 1) < 0 else (None, None)
+                    )
+                except (
+                    binascii.Error,
+                    UnicodeDecodeError,
+                    StopIteration,  # no JSON value at all
+                    ValueError,
+                    RecursionError,  # deeply nested arrays
+                    MalformedToken,  # NaN and friends: the general path words it in turn
+                ):
+                    claims = end = None
+                if (
+                    type(claims) is dict
+                    and end == len(text)
+                    and not (payload_rem and _VALUE[payload_b64[-1]] & _UNUSED_BITS[payload_rem])
+                    and not (
+                        signature_rem and _VALUE[signature_b64[-1]] & _UNUSED_BITS[signature_rem]
+                    )
+                    and (text.count(",") < len(claims) or _surely_unique(text, claims))
+                ):
+                    signing_input = raw[: len(header_b64) + 1 + len(payload_b64)]
+                    parsed = _new_parsed(ParsedJWS, (header, payload, signature, signing_input))
+                    return parsed, claims
+    parsed = parse(token, max_size=max_size)
+    return parsed, loads_object(parsed[1], "payload")
 
 
 def check_header(parsed: ParsedJWS, algorithms: Collection[str]) -> None:

@@ -3,13 +3,12 @@
 One verification, in order (nothing is trusted before the signature is checked, and garbage
 never reaches the network):
 
-1. :func:`jwkit.jose.jws.parse`: size limit, three strict base64url segments, JSON header
-   (RFC 7515 §7.1);
+1. :func:`jwkit.jose.jws.parse_object`: size limit, three strict base64url segments, JSON
+   header (RFC 7515 §7.1), the payload a JSON object without duplicate names (RFC 7519 §7.2);
 2. :func:`jwkit.jose.jws.check_header`: ``alg`` known and in the allow-list, no unknown
    ``crit``, no ``b64: false`` (RFC 7515 §4.1.11, RFC 8725 §3.1);
-3. the payload parsed as a JSON object without duplicate names (RFC 7519 §7.2), and its
-   still-unverified ``iss`` compared with the expected issuer, so a token from elsewhere
-   never triggers a JWKS refetch;
+3. the payload's still-unverified ``iss`` compared with the expected issuer, so a token from
+   elsewhere never triggers a JWKS refetch;
 4. the key: by ``kid`` from the key source, refetching at most once per cooldown when the
    ``kid`` is unknown; without ``kid`` only the single key that fits the ``alg``
    (RFC 7515 §4.1.4, RFC 7517 §4);
@@ -297,13 +296,12 @@ class Verifier:
                     if entry.not_before <= now < entry.not_after:
                         return entry.claims
                     return self._revalidate(token, entry, now)
-        parsed = jws.parse(token, max_size=self.max_token_size)
+        parsed, payload = jws.parse_object(token, self.max_token_size)
         header = parsed[0]
         alg = header["alg"]
         # The allow-list holds only supported names; check_header words every refusal.
         if alg not in self.algorithms or "crit" in header or "b64" in header:
             jws.check_header(parsed, self.algorithms)
-        payload = jws.loads_object(parsed[1], "payload")
         issuers = self._issuers
         if issuers is not None:
             iss = payload.get("iss")
@@ -353,13 +351,12 @@ class Verifier:
                     if entry.not_before <= now < entry.not_after:
                         return entry.claims
                     return self._revalidate(token, entry, now)
-        parsed = jws.parse(token, max_size=self.max_token_size)
+        parsed, payload = jws.parse_object(token, self.max_token_size)
         header = parsed[0]
         alg = header["alg"]
         # The allow-list holds only supported names; check_header words every refusal.
         if alg not in self.algorithms or "crit" in header or "b64" in header:
             jws.check_header(parsed, self.algorithms)
-        payload = jws.loads_object(parsed[1], "payload")
         issuers = self._issuers
         if issuers is not None:
             iss = payload.get("iss")
