@@ -154,7 +154,6 @@ class ECDSAAlgorithm(Algorithm):
         self._size = info.size
         self._order_octets = info.order.to_bytes(info.size, "big")
         self._zero = bytes(info.size)
-        self._signature_size = 2 * info.size
         self._ecdsa = ec.ECDSA(_HASHES[hash_bits]())
 
     def sign(self, key: JWK, signing_input: bytes) -> bytes:
