@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from cryptography.exceptions import InvalidSignature as _CryptoInvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, decode_dss_signature
 
 from ..errors import JWKError
 
@@ -93,6 +93,13 @@ _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "512": hashes.SHA512,
 }
 
+# The same hashes from hashlib (OpenSSL's, like cryptography's), for verifying a digest.
+_DIGESTS: dict[str, Callable[[bytes], hashlib._Hash]] = {
+    "256": hashlib.sha256,
+    "384": hashlib.sha384,
+    "512": hashlib.sha512,
+}
+
 
 #: A JWS algorithm bound to one key: ``check(signing_input, signature) -> bool``.
 Checker = Callable[[bytes, bytes], bool]
@@ -155,6 +162,10 @@ class ECDSAAlgorithm(Algorithm):
         self._order_octets = info.order.to_bytes(info.size, "big")
         self._zero = bytes(info.size)
         self._ecdsa = ec.ECDSA(_HASHES[hash_bits]())
+        # Verification hashes with hashlib and hands OpenSSL the digest: the same check,
+        # about a microsecond cheaper per token than letting cryptography hash.
+        self._digest = _DIGESTS[hash_bits]
+        self._ecdsa_prehashed = ec.ECDSA(Prehashed(_HASHES[hash_bits]()))
 
     def sign(self, key: JWK, signing_input: bytes) -> bytes:
         priv = _private(key, self.name)
@@ -169,7 +180,8 @@ class ECDSAAlgorithm(Algorithm):
             return _refuse
         pub: ec.EllipticCurvePublicKey = key._public_key  # type: ignore[assignment]
         verify = pub.verify
-        ecdsa = self._ecdsa
+        digest = self._digest
+        ecdsa = self._ecdsa_prehashed
         size = self._size
         signature_size = 2 * size
         zero = self._zero
@@ -192,7 +204,7 @@ class ECDSAAlgorithm(Algorithm):
             else:
                 der = _der_signature(r, s)
             try:
-                verify(der, signing_input, ecdsa)
+                verify(der, digest(signing_input).digest(), ecdsa)
             except _CryptoInvalidSignature:
                 return False
             return True
