@@ -16,6 +16,7 @@ from jwkit import (
     JWK,
     AlgorithmNotAllowed,
     ClaimError,
+    Claims,
     ExpiredToken,
     InvalidIssuer,
     InvalidSignature,
@@ -187,6 +188,39 @@ def test_token_without_kid(es_key: JWK) -> None:
     with pytest.raises(KeyNotFound):
         two.verify(token)
 
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_remembered_route_follows_the_key_set(mode: str) -> None:
+    # Two keys with the same kid sign tokens with the same header (one cached header object),
+    # so the key and checker the verifier remembers for a header must follow the key set.
+    old, new = make_key("ES256", "same"), make_key("ES256", "same")
+    t_old, t_new = token_for(old), token_for(new)
+    assert t_old.split(".")[0] == t_new.split(".")[0]
+    source = StaticKeySource(old.public())
+    verifier = Verifier(source, issuer=ISSUER, audience=AUDIENCE, token_cache=False)
+
+    def run(token: str) -> Claims:
+        if mode == "sync":
+            return verifier.verify(token)
+        return asyncio.run(verifier.verify_async(token))
+
+    assert run(t_old)["sub"] == "user-1"
+    with pytest.raises(InvalidSignature):
+        run(t_new)
+    source.replace(new.public())
+    with pytest.raises(InvalidSignature):
+        run(t_old)
+    assert run(t_new)["sub"] == "user-1"
+    assert run(t_new)["sub"] == "user-1"  # and again along the remembered route
+
+
+def test_algorithms_are_fixed_at_construction(es_key: JWK) -> None:
+    verifier = Verifier(es_key.public(), issuer=ISSUER, audience=AUDIENCE)
+    assert verifier.verify(token_for(es_key))["sub"] == "user-1"
+    with pytest.raises(AttributeError):
+        verifier.algorithms = frozenset({"HS256"})  # type: ignore[misc]
+    assert verifier.algorithms == {"ES256"}
 
 def test_claims_shortcuts(es_key: JWK) -> None:
     verifier = Verifier(es_key.public(), audience=AUDIENCE)

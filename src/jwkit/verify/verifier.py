@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Collection, Mapping
-from typing import Any
+from typing import Any, cast
 
 from ..errors import (
     AlgorithmNotAllowed,
@@ -36,7 +36,7 @@ from ..errors import (
     MissingClaim,
 )
 from ..jose import jws
-from ..jose.algorithms import ALGORITHMS
+from ..jose.algorithms import ALGORITHMS, Checker
 from ..jose.jwk import JWK, JWKSet
 from ..jose.jwt import Claims, ClaimsPolicy, adopt_claims, as_names
 from .cache import DEFAULT_CACHE_SIZE, CacheEntry, TokenCache, validity_window
@@ -48,6 +48,12 @@ __all__ = ["VERIFIER_OPTIONS", "Verifier", "check_azp"]
 
 # (the key set, its single kid-less key or None, its keys by kid): see Verifier._remember.
 _KeysMemo = tuple[JWKSet | None, JWK | None, Mapping[Any, JWK]]
+# (a header that passed the header checks, the key set, the key and checker it picked from
+# that set): see Verifier._route_for. Holding the header and the set keeps them alive, so
+# an identity test against them cannot be fooled by a new object at a reused address.
+_Route = tuple[Mapping[str, Any] | None, JWKSet | None, JWK, Checker]
+# No header is None, so no token ever takes this route's key or checker.
+_NO_ROUTE = cast(_Route, (None, None, None, None))
 
 #: How often (seconds) a run of cache hits asks the key source whether its keys changed.
 POLL_INTERVAL = 1.0
@@ -130,13 +136,14 @@ class Verifier:
             None, audience, leeway, tuple(required_claims), typ, max_age, require_exp
         )
         self._azp = as_names(azp, "azp")
-        self.algorithms: frozenset[str] = self._allow_list(algorithms)
+        self._algorithms = self._allow_list(algorithms)
         self.max_token_size = int(max_token_size)
         self._leeway = self._policy.leeway
         self._max_age = max_age
         self._clock = clock
         self._next_poll = 0.0
         self._keys_memo: _KeysMemo = (None, None, {})
+        self._route = _NO_ROUTE
         # A cache belongs to exactly one verifier: its entries passed *this* policy.
         cache: TokenCache | None
         if token_cache is True:
@@ -298,27 +305,28 @@ class Verifier:
                     return self._revalidate(token, entry, now)
         parsed, payload = jws.parse_object(token, self.max_token_size)
         header = parsed[0]
-        alg = header["alg"]
-        # The allow-list holds only supported names; check_header words every refusal.
-        if alg not in self.algorithms or "crit" in header or "b64" in header:
-            jws.check_header(parsed, self.algorithms)
+        route = self._route
+        if header is not route[0]:
+            alg = header["alg"]
+            # The allow-list holds only supported names; check_header words every refusal.
+            if alg not in self._algorithms or "crit" in header or "b64" in header:
+                jws.check_header(parsed, self._algorithms)
         issuers = self._issuers
         if issuers is not None:
             iss = payload.get("iss")
             if type(iss) is not str or iss not in issuers:
                 _refuse_issuer(iss)
         keys = self.source.get_keys()
-        memo = self._keys_memo
-        if memo[0] is not keys:
-            memo = self._remember(keys)
-        # The single kid-less key, else the key named by kid (the common cases, inline);
-        # anything else (no kid, an unknown kid, a set that cannot verify) the slow way.
-        key = memo[1] or memo[2].get(header.get("kid"))
-        if key is None:
-            key = self._select(parsed, keys)
-        check = key._checkers.get(alg) or key._checker(alg)
-        if check is None:
-            raise AlgorithmNotAllowed(f"the key does not allow {alg}")
+        if header is route[0] and keys is route[1]:
+            key = route[2]
+            check = route[3]
+        else:
+            found = self._route_for(header, keys)
+            if found is None:
+                key = self._select(parsed, keys)
+                check = _checker_for(key, header["alg"])
+            else:
+                key, check = found
         if not check(parsed[3], parsed[2]):
             raise InvalidSignature("signature verification failed")
         now = self._clock()
@@ -353,25 +361,27 @@ class Verifier:
                     return self._revalidate(token, entry, now)
         parsed, payload = jws.parse_object(token, self.max_token_size)
         header = parsed[0]
-        alg = header["alg"]
-        # The allow-list holds only supported names; check_header words every refusal.
-        if alg not in self.algorithms or "crit" in header or "b64" in header:
-            jws.check_header(parsed, self.algorithms)
+        route = self._route
+        if header is not route[0]:
+            alg = header["alg"]
+            if alg not in self._algorithms or "crit" in header or "b64" in header:
+                jws.check_header(parsed, self._algorithms)
         issuers = self._issuers
         if issuers is not None:
             iss = payload.get("iss")
             if type(iss) is not str or iss not in issuers:
                 _refuse_issuer(iss)
         keys = await self.source.get_keys_async()
-        memo = self._keys_memo
-        if memo[0] is not keys:
-            memo = self._remember(keys)
-        key = memo[1] or memo[2].get(header.get("kid"))
-        if key is None:
-            key = await self._select_async(parsed, keys)
-        check = key._checkers.get(alg) or key._checker(alg)
-        if check is None:
-            raise AlgorithmNotAllowed(f"the key does not allow {alg}")
+        if header is route[0] and keys is route[1]:
+            key = route[2]
+            check = route[3]
+        else:
+            found = self._route_for(header, keys)
+            if found is None:
+                key = await self._select_async(parsed, keys)
+                check = _checker_for(key, header["alg"])
+            else:
+                key, check = found
         if not check(parsed[3], parsed[2]):
             raise InvalidSignature("signature verification failed")
         now = self._clock()
@@ -385,6 +395,21 @@ class Verifier:
             cache.put(token, CacheEntry(claims, key, start, end))
             self._next_poll = now + POLL_INTERVAL  # the source was just consulted
         return claims
+
+    def _route_for(self, header: Mapping[str, Any], keys: JWKSet) -> tuple[JWK, Checker] | None:
+        """Step 4 the common way: the key (from the memo of ``keys``) and its checker for a
+        token with ``header``, remembered as the route for the next token with the same
+        header object; ``None`` when only :meth:`_select` can decide."""
+        memo = self._keys_memo
+        if memo[0] is not keys:
+            memo = self._remember(keys)
+        # The single kid-less key, else the key named by kid.
+        key = memo[1] or memo[2].get(header.get("kid"))
+        if key is None:
+            return None
+        check = _checker_for(key, header["alg"])
+        self._route = (header, keys, key, check)  # one assignment: safe across threads
+        return key, check
 
     def _select(self, parsed: jws.ParsedJWS, keys: JWKSet) -> JWK:
         """Step 4 the general way: :func:`jws.select_key`, refetching once for a new kid."""
@@ -448,6 +473,11 @@ class Verifier:
             return None
         return issuers[0] if len(issuers) == 1 else issuers
 
+    @property
+    def algorithms(self) -> frozenset[str]:
+        """The ``alg`` values this verifier accepts (fixed at construction)."""
+        return self._algorithms
+
     def close(self) -> None:
         if self._owns_source:
             self.source.close()
@@ -470,6 +500,13 @@ class Verifier:
 
     def __repr__(self) -> str:
         return f"<Verifier issuer={self.issuer!r} source={self.source!r}>"
+
+
+def _checker_for(key: JWK, alg: str) -> Checker:
+    check = key._checkers.get(alg) or key._checker(alg)
+    if check is None:
+        raise AlgorithmNotAllowed(f"the key does not allow {alg}")
+    return check
 
 
 def _refuse_issuer(iss: object) -> None:
