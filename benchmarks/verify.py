@@ -18,11 +18,11 @@ How it is measured: every candidate runs in the same process, in interleaved rou
 its best round (``_timing.compare``); the ratios to the floor are what to read. One process is
 not enough on a shared virtual machine: the ratio moves by a few hundredths from one process
 to the next (where the interpreter's and OpenSSL's memory land decides how they share the
-caches), so the whole measurement runs in ``--processes`` fresh processes (default 5), each
+caches), so the whole measurement runs in ``--processes`` fresh processes (default 9), each
 pinned to one CPU, and the tables report the median of each rate and of each ratio, with the
 range of the ratio over the processes for the goals.
 
-    python benchmarks/verify.py [--processes 5] [--json]
+    python benchmarks/verify.py [--processes 9] [--json]
 """
 
 from __future__ import annotations
@@ -158,6 +158,9 @@ def measure() -> dict[str, dict[str, float]]:
 
 
 FLOOR = "cryptography verify() (floor)"
+# Per-process ratios spread over about ±0.025 on this VM; the median of nine is steadier
+# than the median of five (about a quarter less spread) for under three minutes more.
+PROCESSES = 9
 
 
 def _child(cpu: int | None) -> dict[str, dict[str, float]]:
@@ -178,7 +181,7 @@ def _pin_cpu() -> int | None:
     return usable[-1] if len(usable) > 1 else None
 
 
-def run(processes: int = 5) -> tuple[str, dict[str, dict[str, float]]]:
+def run(processes: int = PROCESSES) -> tuple[str, dict[str, dict[str, float]]]:
     """Measure in ``processes`` fresh processes; report medians (and the goals' ranges)."""
     cpu = _pin_cpu()
     runs = [_child(cpu) for _ in range(processes)]
@@ -269,7 +272,7 @@ def _main() -> None:
             os.sched_setaffinity(0, {int(cpu)})
         print(json.dumps(measure()))
         return
-    processes = 5
+    processes = PROCESSES
     if "--processes" in sys.argv:
         processes = int(sys.argv[sys.argv.index("--processes") + 1])
     text, median = run(processes)
