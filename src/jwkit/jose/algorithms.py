@@ -6,8 +6,9 @@ documented low-level layer: ``sign(key, signing_input)`` returns the raw JOSE si
 (:mod:`jwkit.jose.jws`, the verifier) decides *which* algorithm may run with *which* key;
 an algorithm object only checks that the key is of its type.
 
-All cryptography is delegated to ``cryptography``'s primitives (and :mod:`hmac`); the only
-arithmetic here is range checks on ECDSA ``r`` and ``s`` against the curve order.
+All cryptography is delegated to ``cryptography``'s primitives, :mod:`hmac`, and :mod:`hashlib`
+(for the digest an ECDSA check verifies); the only arithmetic here is range checks on ECDSA
+``r`` and ``s`` against the curve order.
 """
 
 from __future__ import annotations
