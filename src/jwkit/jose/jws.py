@@ -29,7 +29,7 @@ from ..errors import (
     TokenTooLarge,
     UnsupportedAlgorithm,
 )
-from .algorithms import ALGORITHMS
+from .algorithms import ALGORITHMS, Checker
 from .b64 import _PAD, _UNUSED_BITS, _VALUE, TO_STANDARD, b64url_encode, decode_translated
 from .jwk import JWK, JWKSet
 
@@ -39,6 +39,7 @@ __all__ = [
     "VerifiedJWS",
     "check_algorithms",
     "check_header",
+    "checker_for",
     "encode_header",
     "loads_object",
     "parse",
@@ -353,14 +354,18 @@ def select_key(parsed: ParsedJWS, key: JWK | JWKSet) -> JWK:
     return candidates[0]
 
 
-def verify_signature(parsed: ParsedJWS, key: JWK) -> None:
-    """Check the signature with ``key``, which must itself allow the token's ``alg``."""
-    header, _, signature, signing_input = parsed
-    alg = header["alg"]
+def checker_for(key: JWK, alg: str) -> Checker:
+    """``alg`` bound to ``key``; :class:`AlgorithmNotAllowed` when the key may not verify it."""
     check = key._checkers.get(alg) or key._checker(alg)
     if check is None:
         raise AlgorithmNotAllowed(f"the key does not allow {alg}")
-    if not check(signing_input, signature):
+    return check
+
+
+def verify_signature(parsed: ParsedJWS, key: JWK) -> None:
+    """Check the signature with ``key``, which must itself allow the token's ``alg``."""
+    header, _, signature, signing_input = parsed
+    if not checker_for(key, header["alg"])(signing_input, signature):
         raise InvalidSignature("signature verification failed")
 
 

@@ -28,7 +28,6 @@ from collections.abc import Callable, Collection, Mapping
 from typing import Any, cast
 
 from ..errors import (
-    AlgorithmNotAllowed,
     ClaimError,
     InvalidIssuer,
     InvalidSignature,
@@ -324,7 +323,7 @@ class Verifier:
             found = self._route_for(header, keys)
             if found is None:
                 key = self._select(parsed, keys)
-                check = _checker_for(key, header["alg"])
+                check = jws.checker_for(key, header["alg"])
             else:
                 key, check = found
         if not check(parsed[3], parsed[2]):
@@ -379,7 +378,7 @@ class Verifier:
             found = self._route_for(header, keys)
             if found is None:
                 key = await self._select_async(parsed, keys)
-                check = _checker_for(key, header["alg"])
+                check = jws.checker_for(key, header["alg"])
             else:
                 key, check = found
         if not check(parsed[3], parsed[2]):
@@ -407,7 +406,7 @@ class Verifier:
         key = memo[1] or memo[2].get(header.get("kid"))
         if key is None:
             return None
-        check = _checker_for(key, header["alg"])
+        check = jws.checker_for(key, header["alg"])
         self._route = (header, keys, key, check)  # one assignment: safe across threads
         return key, check
 
@@ -500,13 +499,6 @@ class Verifier:
 
     def __repr__(self) -> str:
         return f"<Verifier issuer={self.issuer!r} source={self.source!r}>"
-
-
-def _checker_for(key: JWK, alg: str) -> Checker:
-    check = key._checkers.get(alg) or key._checker(alg)
-    if check is None:
-        raise AlgorithmNotAllowed(f"the key does not allow {alg}")
-    return check
 
 
 def _refuse_issuer(iss: object) -> None:
