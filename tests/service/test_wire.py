@@ -29,7 +29,7 @@ def _project(server: ServerProcess, **body: Any) -> dict[str, Any]:
 
 
 def _wire_count(server: ServerProcess) -> float:
-    text = httpx.get(f"{server.url}/metrics").text
+    text = httpx.get(f"{server.url}/metrics", headers=AUTH).text
     match = re.search(r"^jwkit_wire_responses_total ([0-9.e+]+)$", text, re.M)
     assert match, text
     return float(match.group(1))
