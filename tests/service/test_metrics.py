@@ -91,7 +91,7 @@ def _settled(scraper: httpx.Client, documents: int, tokens: int) -> str:
 def test_several_workers_publish_counts_added_up(spawn: Any, tmp_path: Path) -> None:
     scratch = tmp_path / "tmp"  # the server's TMPDIR, where its metrics directory goes
     scratch.mkdir()
-    server = spawn(JWKIT_WORKERS="2", TMPDIR=str(scratch))
+    server = spawn(JWKIT_WORKERS="2", JWKIT_METRICS="public", TMPDIR=str(scratch))
     [metrics_dir] = scratch.glob("jwkit-metrics-*")
     assert metrics_dir.stat().st_mode & 0o777 == 0o700
     project, cl = _setup(server)
@@ -120,7 +120,7 @@ def test_several_workers_publish_counts_added_up(spawn: Any, tmp_path: Path) -> 
 def test_one_worker_counts_exactly_in_memory(spawn: Any, tmp_path: Path) -> None:
     scratch = tmp_path / "tmp"
     scratch.mkdir()
-    server = spawn(TMPDIR=str(scratch))
+    server = spawn(JWKIT_METRICS="public", TMPDIR=str(scratch))
     project, cl = _setup(server)
     assert _documents(server, project, 30) == {200, 304}
     _tokens(server, project, cl, 5)
