@@ -102,4 +102,3 @@ def token(status: int, body: bytes) -> Answer:
 def internal_error() -> Answer:
     """A bug's answer: the same bytes whichever writer met it."""
     return Answer(500, (_length(_INTERNAL), (b"content-type", JSON)), _INTERNAL)
-

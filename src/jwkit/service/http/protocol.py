@@ -18,9 +18,10 @@ of :mod:`.wire` subclasses it):
   next ones) is closed, with ``408 Request Timeout`` first if part of a request came.
 
 Every refusal closes the connection (``Connection: close``): after a refused head the rest of
-the stream cannot be trusted. One timer per connection enforces the deadline lazily (armed
-when the first head starts, re-armed for the remainder when it fires), so a request costs no
-timer operation.
+the stream cannot be trusted. The deadline costs a request no clock reading and no timer
+operation: one timer per connection ticks every half timeout while requests come, and a
+connection whose same head is still awaited at three ticks in a row (so for at least the
+timeout, at most one and a half) is closed.
 """
 
 from __future__ import annotations
@@ -82,35 +83,36 @@ class GuardedProtocol(HttpToolsProtocol):
         self._head_received = 0  # bytes received while the head was incomplete
         self._in_head = False
         self._heads = 0  # how many heads have begun on this connection
-        #: Since when a head is awaited (None: none is, e.g. between requests).
-        self._head_since: float | None = None
         self._head_timer: TimerHandle | None = None
+        self._watched = -1  # the head the deadline timer saw awaited at its last tick
+        self._strikes = 0  # how many ticks in a row it was still awaited
         self._refusal: tuple[int, bytes] | None = None
 
     # -- the deadline --------------------------------------------------------------------
 
     def connection_made(self, transport: Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._await_head()
+        self._arm_head_timer()
 
-    def _await_head(self) -> None:
-        if self._head_since is None:
-            self._head_since = now = self.loop.time()
-            if self._head_timer is None:
-                self._head_timer = self.loop.call_at(now + self._head_timeout, self._check_head)
+    def _arm_head_timer(self) -> None:
+        self._head_timer = self.loop.call_later(self._head_timeout / 2, self._tick)
 
-    def _check_head(self) -> None:
+    def _tick(self) -> None:
         self._head_timer = None
-        since = self._head_since
-        if since is None or self.transport.is_closing():
-            return  # no head awaited now; the next one arms the timer again
-        deadline = since + self._head_timeout
-        now = self.loop.time()
-        if now < deadline or (self.cycle is not None and not self.cycle.response_complete):
-            # Not yet, or an answer is still being written (a pipelined head waits for it).
-            self._head_timer = self.loop.call_at(max(deadline, now + 0.5), self._check_head)
+        if self.transport.is_closing():
             return
-        if self._in_head:
+        # Awaited: a head under way, or the first request of a connection that sent nothing.
+        if not self._in_head and self._heads:
+            self._watched, self._strikes = -1, 0
+            return  # idle between requests (keep-alive's business); the next head re-arms
+        if self._watched == self._heads:
+            self._strikes += 1
+        else:
+            self._watched, self._strikes = self._heads, 0
+        busy = self.cycle is not None and not self.cycle.response_complete
+        if self._strikes < 2 or busy:  # (a pipelined head may wait for an answer under way)
+            self._arm_head_timer()
+        elif self._in_head:
             self._refuse_now(408, b"the request head did not arrive in time")
         else:
             self.transport.close()
@@ -137,18 +139,17 @@ class GuardedProtocol(HttpToolsProtocol):
         super().on_message_begin()
 
     def _begin_head(self) -> None:
-        """A request head starts: count its bytes, and arm its deadline."""
+        """A request head starts: count its bytes, and make sure its deadline ticks."""
         self._heads += 1
         self._in_head = True
         self._head_size = self._head_received = 0
-        self._await_head()
+        if self._head_timer is None:
+            self._arm_head_timer()
 
     def _end_head(self) -> None:
+        """The head is complete: the request target's length is known now (its bytes were
+        counted while it came in)."""
         self._in_head = False
-        self._head_since = None
-
-    def on_url(self, url: bytes) -> None:
-        super().on_url(url)
         if len(self.url) > self._line_max:
             self._refuse(414, b"request target too long")
 
@@ -177,19 +178,26 @@ class GuardedProtocol(HttpToolsProtocol):
             self._refuse_now(*refusal)
 
     def _refuse_now(self, status: int, message: bytes) -> None:
-        self._end_head()
+        self._in_head = False
         if self.cycle is not None and not self.cycle.response_complete:
             self.transport.close()  # an answer is under way: nothing may be written before it
             return
         body = b'{"error":"%s","message":"%s"}' % (_CODES[status], message)
-        self.transport.write(b"".join([
-            STATUS_LINE[status],
-            *(name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers),
-            b"content-type: application/json\r\n",
-            b"content-length: %d\r\n" % len(body),
-            b"connection: close\r\n\r\n",
-            body,
-        ]))
+        self.transport.write(
+            b"".join(
+                [
+                    STATUS_LINE[status],
+                    *(
+                        name + b": " + value + b"\r\n"
+                        for name, value in self.server_state.default_headers
+                    ),
+                    b"content-type: application/json\r\n",
+                    b"content-length: %d\r\n" % len(body),
+                    b"connection: close\r\n\r\n",
+                    body,
+                ]
+            )
+        )
         self.transport.close()
         log.info("refused a request head: %d (%s)", status, message.decode())
 
