@@ -15,9 +15,8 @@ ETag), a route in :func:`~jwkit.service.http.public.public_routes` that writes i
 :func:`~jwkit.service.http.public.answer_response`, and, only if it is hot, a branch in
 :class:`~jwkit.service.http.public.PublicFastPath` and :mod:`.wire`.
 
-Header names are lowercase, in the order they are sent (``content-length`` then
-``content-type`` last, as Starlette orders them); ``content-length`` is there whenever the
-answer has a body to describe (``HEAD`` sends a ``GET``'s fields and no body).
+Header names are lowercase, in the order they are sent; ``content-length`` is there whenever
+the answer has a body to describe (``HEAD`` sends a ``GET``'s fields and no body).
 """
 
 from __future__ import annotations
@@ -36,6 +35,7 @@ __all__ = [
     "internal_error",
     "not_found",
     "token",
+    "token_fields",
 ]
 
 Headers = tuple[tuple[bytes, bytes], ...]
@@ -92,11 +92,21 @@ def not_found() -> Answer:
     return Answer(404, (_length(_NOT_FOUND), (b"content-type", JSON)), _NOT_FOUND)
 
 
+_TOKEN_FIELDS: Headers = (*_NO_STORE, (b"content-type", JSON))
+_TOKEN_401_FIELDS: Headers = (*_NO_STORE, *_CHALLENGE, (b"content-type", JSON))
+
+
+def token_fields(status: int) -> Headers:
+    """A token endpoint answer's header fields but its ``content-length`` (which follows
+    them): never cached (RFC 6749 §5.1), and a Basic challenge with ``401`` (§5.2
+    ``invalid_client``). The same tuple for the same status, so a writer may keep it
+    serialised."""
+    return _TOKEN_401_FIELDS if status == 401 else _TOKEN_FIELDS
+
+
 def token(status: int, body: bytes) -> Answer:
-    """A token endpoint answer (RFC 6749 §5.1, §5.2): never cached, and a Basic challenge
-    with ``401`` (§5.2 ``invalid_client``)."""
-    fields = _NO_STORE + _CHALLENGE if status == 401 else _NO_STORE
-    return Answer(status, (*fields, _length(body), (b"content-type", JSON)), body)
+    """A token endpoint answer (RFC 6749 §5.1, §5.2)."""
+    return Answer(status, (*token_fields(status), _length(body)), body)
 
 
 def internal_error() -> Answer:

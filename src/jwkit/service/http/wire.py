@@ -97,6 +97,7 @@ class _Prebuilt:
 # (project, document) -> its prebuilt response; one process serves one Service, so these are
 # per-process caches.
 _PREBUILT: dict[tuple[str, str], _Prebuilt] = {}
+_TOKEN_FIELDS: dict[int, bytes] = {}  # status -> documents.token_fields(status) serialised
 _DEFAULTS: list[Any] = [None, b""]  # uvicorn's default headers list -> its encoded lines
 
 
@@ -309,14 +310,25 @@ class FastDocumentProtocol(GuardedProtocol):
             ERRORS.labels("internal").inc()
             log.error("unhandled %s on the token endpoint", type(exc).__name__, exc_info=exc)
             written = documents.internal_error()
-        else:
-            written = documents.token(answer.status, answer.body)
+            return b"".join([
+                STATUS_LINE[written.status],
+                _default_lines(self.server_state.default_headers),
+                _fields(written.headers),
+                b"\r\n" if keep_alive else _CLOSE + b"\r\n",
+                written.body,
+            ])
+        # documents.token(status, body), serialised: its fixed fields kept as bytes per status.
+        status = answer.status
+        fields = _TOKEN_FIELDS.get(status)
+        if fields is None:
+            fields = _TOKEN_FIELDS[status] = _fields(documents.token_fields(status))
         return b"".join([
-            STATUS_LINE[written.status],
+            STATUS_LINE[status],
             _default_lines(self.server_state.default_headers),
-            _fields(written.headers),
+            fields,
+            b"content-length: %d\r\n" % len(answer.body),
             b"\r\n" if keep_alive else _CLOSE + b"\r\n",
-            written.body,
+            answer.body,
         ])
 
     # -- keep-alive and shutdown -------------------------------------------------------------
