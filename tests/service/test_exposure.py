@@ -6,6 +6,7 @@ In-process: the app over httpx's ASGI transport, on the real SQLite database."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,7 @@ from jwkit.service.runtime import Service
 from .conftest import AUTH, FakeClock, SyncClient, make_settings
 
 
+@contextlib.contextmanager
 def _client(tmp_path: Path, **settings: Any) -> Iterator[tuple[SyncClient, Service]]:
     service = Service.open(make_settings(tmp_path / "home", **settings), clock=FakeClock())
     client = SyncClient(create_app(service.settings, service=service, background=False))
@@ -35,7 +37,7 @@ def _client(tmp_path: Path, **settings: Any) -> Iterator[tuple[SyncClient, Servi
 
 @pytest.mark.parametrize("mode", ["public", "admin", "off"])
 def test_metrics_exposure(tmp_path: Path, mode: str) -> None:
-    for client, _ in _client(tmp_path, metrics=mode):
+    with _client(tmp_path, metrics=mode) as (client, _):
         anonymous, admin = client.get("/metrics"), client.get("/metrics", headers=AUTH)
         expected = {"public": (200, 200), "admin": (401, 200), "off": (404, 404)}[mode]
         assert (anonymous.status_code, admin.status_code) == expected
@@ -48,7 +50,7 @@ def test_metrics_exposure(tmp_path: Path, mode: str) -> None:
 
 @pytest.mark.parametrize("mode", ["public", "admin", "off"])
 def test_api_docs_exposure(tmp_path: Path, mode: str) -> None:
-    for client, _ in _client(tmp_path, api_docs=mode):
+    with _client(tmp_path, api_docs=mode) as (client, _):
         expected = {"public": (200, 200), "admin": (401, 200), "off": (404, 404)}[mode]
         for path in ("/api/v1/openapi.json", "/api/docs"):
             anonymous, admin = client.get(path), client.get(path, headers=AUTH)
@@ -73,7 +75,7 @@ def test_readyz_asks_the_database_at_most_once_a_second(
 
     now = [1000.0]
     monkeypatch.setattr(public.time, "monotonic", lambda: now[0])
-    for client, service in _client(tmp_path):
+    with _client(tmp_path) as (client, service):
         pings: list[str] = []
 
         def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
