@@ -8,7 +8,6 @@ the session cookie and the ``X-CSRF-Token`` header.
 
 from __future__ import annotations
 
-import hmac
 import logging
 import secrets
 from collections.abc import Callable
@@ -23,7 +22,7 @@ from starlette.datastructures import UploadFile
 from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
-from jwkit.service.domain.admins import SessionInfo
+from jwkit.service.domain.admins import SessionInfo, secrets_equal
 from jwkit.service.domain.common import ServiceError
 from jwkit.service.domain.projects import SUPPORTED_ALGORITHMS
 from jwkit.service.domain.tokens import RESERVED_CLAIMS
@@ -150,7 +149,7 @@ async def login_submit(request: Request) -> Response:
     password = _field(form, "password") if form is not None else ""
     supplied = _field(form, "csrf_token") if form is not None else ""
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-    if not supplied or not expected or not hmac.compare_digest(supplied, expected):
+    if not supplied or not expected or not secrets_equal(expected, supplied):
         return _login_page(request, status=403, username=username[:200],
                            error="The login form expired or was not sent by this page. "
                                  "Please try again.")
@@ -204,7 +203,7 @@ async def logout(request: Request) -> Response:
         supplied = _field(form, "csrf_token")
     except Exception:
         supplied = ""
-    if not supplied or not hmac.compare_digest(supplied, info.csrf_token):
+    if not supplied or not secrets_equal(info.csrf_token, supplied):
         return _render(request, "error.html",
                        _base(info, status=403, message="Missing or wrong CSRF token."),
                        status=403)
