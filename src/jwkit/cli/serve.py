@@ -121,4 +121,8 @@ def serve(access_log: bool, **flags: object) -> None:
             log_level=settings.log_level,
             access_log=access_log,
             server_header=False,
+            # X-Forwarded-For/-Proto only from the proxies named in JWKIT_FORWARDED_ALLOW_IPS;
+            # uvicorn's own default would believe any loopback peer (and FORWARDED_ALLOW_IPS).
+            proxy_headers=bool(settings.forwarded_allow_ips.strip()),
+            forwarded_allow_ips=settings.forwarded_allow_ips.strip() or None,
         )

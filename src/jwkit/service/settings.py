@@ -37,6 +37,13 @@ class Settings(BaseSettings):
     #: Lifetime of console sessions (seconds).
     session_ttl: int = Field(default=8 * 3600, ge=60)
     log_level: str = "info"
+    #: Proxies whose ``X-Forwarded-For``/``-Proto`` are believed (uvicorn's
+    #: ``forwarded_allow_ips``: comma-separated addresses or networks, ``*`` for any). Empty
+    #: (the default): no forwarded header is believed, the peer address is the client.
+    forwarded_allow_ips: str = ""
+    #: Console password checks (argon2, ~64 MiB each) running at once per worker process;
+    #: a login beyond that is answered 503 with ``Retry-After`` instead of queued.
+    login_concurrency: int = Field(default=2, ge=1, le=64)
 
     @field_validator("public_url")
     @classmethod
