@@ -13,16 +13,20 @@ import base64
 import json
 import secrets
 import socket
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote_from_bytes
 
 import httpx
 import pytest
 
+from jwkit.service.http.app import create_app
 from jwkit.service.http.console.pages import LOGIN_CSRF_COOKIE
 from jwkit.service.http.inspect import MAX_SHOWN_DEPTH
+from jwkit.service.runtime import Service
 
-from .conftest import ADMIN_PASSWORD, AUTH, SyncClient
+from .conftest import ADMIN_PASSWORD, AUTH, MASTER_KEY, SyncClient, make_settings
 
 FORM = "application/x-www-form-urlencoded"
 
@@ -312,3 +316,70 @@ def test_non_ascii_csrf_headers_and_cookies_over_a_real_server(spawn: Any) -> No
             _raw(server.port, "GET", "/api/v1/projects", [b"Authorization: Bearer " + value]) == 401
         )
     assert "Traceback" not in server.log()
+
+
+# -- a NUL anywhere: PostgreSQL text cannot hold one ------------------------------------------
+
+NUL_GETS = [
+    "/api/v1/audit/events?actor=%00",
+    "/api/v1/audit/events?project_id=%00",
+    "/api/v1/audit/events?action=a%00",
+    "/api/v1/audit/events?kid=a%00",
+    "/api/v1/projects/%00",
+    "/api/v1/projects/a%00b/keys",
+    "/api/v1/projects/a%00/clients",
+    "/console/audit?actor=%00",
+    "/console/audit?project_id=%00&kid=%00",
+    "/console/projects/%00",
+    "/console/projects/%00/keys",
+    "/console/projects/%00/tokens",
+    "/console/projects/%00/clients",
+    "/p/%00/.well-known/jwks.json",
+    "/p/%00/.well-known/openid-configuration",
+]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SyncClient]:
+    """An app over SQLite, or over the suite's real PostgreSQL."""
+    overrides: dict[str, Any] = {}
+    if request.param == "postgres":
+        overrides = {"database_url": request.getfixturevalue("pg_url"), "master_key": MASTER_KEY}
+    service = Service.open(make_settings(tmp_path / "home", **overrides))
+    client = SyncClient(create_app(service.settings, service=service, background=False))
+    try:
+        yield client
+    finally:
+        client.close()
+        service.close()
+
+
+def test_a_nul_in_any_parameter_is_a_client_error(any_db: SyncClient) -> None:
+    """A NUL never matches a stored value; PostgreSQL refuses even to compare it (DataError):
+    the answer is 400 or 404 (or, for a filter on SQLite, no match), never 500."""
+    session, _csrf = _session(any_db)
+    cookie = {"Cookie": f"jwkit_session={session}"}
+    for url in NUL_GETS:
+        r = any_db.get(url, headers=AUTH if url.startswith("/api") else cookie)
+        assert r.status_code in (400, 404) or (r.status_code == 200 and "audit" in url), (
+            url,
+            r.status_code,
+            r.text,
+        )
+    bodies = [
+        ("/api/v1/projects", {"name": "a\x00b"}),
+        ("/api/v1/projects/%00/tokens/inspect", {"token": "a.b.c"}),
+        ("/api/v1/projects/%00/keys", {"mode": "next"}),
+    ]
+    for url, body in bodies:
+        r = any_db.post(url, json=body, headers=AUTH)
+        assert r.status_code in (201, 400, 404, 422), (url, r.status_code, r.text)
+    token = any_db.post(
+        "/p/%00/oauth2/token",
+        content=b"grant_type=client_credentials&client_id=%00&client_secret=%00",
+        headers={"Content-Type": FORM},
+    )
+    assert token.status_code in (400, 401, 404), token.text
+    for user in ("ad\x00min", "\x00"):
+        r = _login_form(any_db, cookie="t", csrf_token=b"t", username=user.encode(), password=b"x")
+        assert r.status_code == 401  # a name no one has, counted like any other

@@ -6,6 +6,7 @@
 * The database being unreachable is 503 ``database_unavailable`` with ``Retry-After``: the
   public endpoints keep serving from memory meanwhile; only writes and reads of the admin
   API need the database.
+* A value the database refuses (``DataError``: a NUL character in PostgreSQL text) is 400.
 * Anything else is a bug: logged (type and traceback, no request data) and answered 500.
 """
 
@@ -15,7 +16,7 @@ import logging
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -79,6 +80,18 @@ async def _database(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _bad_data(request: Request, exc: Exception) -> JSONResponse:
+    """The database refused a value from the request (PostgreSQL text cannot hold NUL, an
+    integer out of its range): the input is wrong, not the service."""
+    ERRORS.labels("bad_request").inc()
+    return JSONResponse(
+        {"error": "bad_request",
+         "message": "the request holds a value the database cannot store (such as a NUL "
+                    "character)"},
+        status_code=400,
+    )
+
+
 async def _bug(request: Request, exc: Exception) -> JSONResponse:
     ERRORS.labels("internal").inc()
     log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path,
@@ -93,4 +106,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, _service)
     app.add_exception_handler(HTTPException, _http)
     app.add_exception_handler(DBAPIError, _database)
+    app.add_exception_handler(DataError, _bad_data)  # more specific: found first (MRO)
     app.add_exception_handler(Exception, _bug)
