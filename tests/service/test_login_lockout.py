@@ -313,7 +313,8 @@ def test_long_or_odd_names_and_addresses_are_keyed_safely(
         ("::1", "::/64"),
         (None, "unknown"),
         ("", "unknown"),
-        ("not-an-ip", "not-an-ip"),
+        ("not-an-ip", "name:not-an-ip"),
+        ("*", "name:*"),  # never the account counters' address
     ],
 )
 def test_client_key(host: str | None, key: str) -> None:

@@ -58,13 +58,15 @@ IPV6_PREFIX = 64
 
 def client_key(host: str | None) -> str:
     """The address a login is counted under: IPv4 as is, IPv6 as its ``/64``
-    (``2001:db8:1:2::/64``; IPv4-mapped IPv6 as the IPv4 address), anything else as given."""
+    (``2001:db8:1:2::/64``; IPv4-mapped IPv6 as the IPv4 address), anything else (a Unix
+    socket, whatever a proxy forwarded) as ``name:<it>``, which no address and no counter of
+    :mod:`~jwkit.service.domain.logins` (``*``) can equal."""
     if not host:
         return "unknown"
     try:
         ip = ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:
-        return host
+        return "name:" + host
     if isinstance(ip, ipaddress.IPv6Address):
         if ip.ipv4_mapped is not None:
             return str(ip.ipv4_mapped)
