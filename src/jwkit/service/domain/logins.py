@@ -16,7 +16,8 @@ while the counts allow (a guess that arrives while a lock is on is refused unche
   gets one guess per address per ``MAX_DELAY``, while the real admin at an address that has
   not failed is never locked out by someone else's guesses.
 
-A correct password frees its pair and hands its reservation back to the other two counters.
+A correct password clears its pair and address counters and hands its attempt back to the
+account counter (the guard stays up while others guess).
 A counter with no attempt for ``MAX_DELAY`` (and no lock left) starts again from zero, and
 :func:`prune` deletes such rows. User names are lower-cased and stored only as SHA-256 (a
 password typed into the name field must not be kept in clear). Times are float Unix seconds
@@ -155,16 +156,17 @@ def reserve(session: Session, address: str, username: str, *, now: float) -> Res
 
 
 def succeeded(session: Session, address: str, username: str) -> None:
-    """The reserved attempt had the right password: forget the pair's count and hand the
-    attempt back to the address and account counters (their locks stay)."""
-    (pa, pu, _), *shared = _counters(address, username)
-    session.execute(delete(LoginFailure).where(_key(pa, pu)))
-    for a, u, _free in shared:
-        session.execute(
-            update(LoginFailure)
-            .where(_key(a, u))
-            .values(failures=case((LoginFailure.failures > 0, LoginFailure.failures - 1), else_=0))
-        )
+    """The reserved attempt had the right password: forget the pair's and the address's
+    counts (whoever is there knows a password), and hand the attempt back to the account
+    counter, whose guard stays up while others guess."""
+    pair, per_address, (aa, au, _free) = _counters(address, username)
+    for a, u, _ in (pair, per_address):
+        session.execute(delete(LoginFailure).where(_key(a, u)))
+    session.execute(
+        update(LoginFailure)
+        .where(_key(aa, au))
+        .values(failures=case((LoginFailure.failures > 0, LoginFailure.failures - 1), else_=0))
+    )
 
 
 def retry_after(session: Session, address: str, username: str, *, now: float) -> float:
