@@ -52,6 +52,13 @@ class Settings(BaseSettings):
     metrics: Literal["public", "admin", "off"] = "admin"
     #: Who may read the admin API's OpenAPI document and its docs page: as for ``metrics``.
     api_docs: Literal["public", "admin", "off"] = "admin"
+    #: Proxies whose ``X-Forwarded-For``/``-Proto`` are believed (uvicorn's
+    #: ``forwarded_allow_ips``: comma-separated addresses or networks, ``*`` for any). Empty
+    #: (the default): no forwarded header is believed, the peer address is the client.
+    forwarded_allow_ips: str = ""
+    #: Console password checks (argon2, ~64 MiB each) running at once per worker process;
+    #: a login beyond that is answered 503 with ``Retry-After`` instead of queued.
+    login_concurrency: int = Field(default=2, ge=1, le=64)
 
     @field_validator("public_url")
     @classmethod
