@@ -328,13 +328,13 @@ def test_an_older_list_never_replaces_a_newer_one(server, key, clock):
         with pytest.raises(TokenRevoked):
             v.verify(token)
         older = StatusList(64, 2)
-        server.serve_list(list_token(key, server.list_url(1), older, Clock_at(clock.now - 100)))
+        server.serve_list(list_token(key, server.list_url(1), older, clock_at(clock.now - 100)))
         clock.now += 61
         with pytest.raises(TokenRevoked):  # the replayed, older list is refused
             v.verify(token)
 
 
-def Clock_at(now: float) -> Clock:  # noqa: N802
+def clock_at(now: float) -> Clock:
     c = Clock()
     c.now = now
     return c
