@@ -83,9 +83,11 @@ class EventListener:
         self._watchdog: _Deadline | None = None
         self._retry = 1.0
         self._lock = threading.Lock()
-        #: Connections opened so far, and events handled (for tests and health).
+        self._handled = threading.Condition()
+        #: Connections opened so far, events received and events acted upon.
         self.connections = 0
         self.events = 0
+        self.handled = 0
 
     def _timeout(self) -> httpx.Timeout:
         return httpx.Timeout(self.read_timeout, connect=self.connect_timeout)
@@ -135,6 +137,16 @@ class EventListener:
         for uri in uris:
             assert self.checker is not None
             await self.checker.refresh_async(uri)
+
+    def _done(self) -> None:
+        with self._handled:
+            self.handled += 1
+            self._handled.notify_all()
+
+    def wait_handled(self, count: int, timeout: float = 10.0) -> bool:
+        """Block until ``count`` events (and reconnect resyncs) have been acted upon."""
+        with self._handled:
+            return self._handled.wait_for(lambda: self.handled >= count, timeout)
 
     def _note(self, sse: ServerSentEvent) -> None:
         self.events += 1
@@ -207,9 +219,11 @@ class EventListener:
                 self.connections += 1
                 if self.connections > 1:
                     self._apply_sync(*self._everything())
+                    self._done()
                 for sse in EventSource(response).iter_sse():
                     self._note(sse)
                     self._apply_sync(*self._targets(sse))
+                    self._done()
                     if self._stop.is_set():
                         break
             return True
@@ -251,9 +265,11 @@ class EventListener:
             self.connections += 1
             if self.connections > 1:
                 await self._apply_async(*self._everything())
+                self._done()
             async for sse in EventSource(response).aiter_sse():
                 self._note(sse)
                 await self._apply_async(*self._targets(sse))
+                self._done()
         return True
 
     # -- lifecycle -------------------------------------------------------------------------
