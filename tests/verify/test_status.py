@@ -450,3 +450,37 @@ def test_tasks_share_one_fetch(server, key, clock):
 
     assert asyncio.run(main()) == 8
     assert server.count(LIST) == 1
+
+
+@pytest.mark.parametrize("bits", [1, 2, 4, 8])
+def test_the_hot_path_reads_the_same_bits_as_the_list(bits, key):
+    """The cached-list fast path of ``quick`` agrees with ``StatusList`` for every entry."""
+    import random
+
+    from jwkit.verify.status import StatusChecker, _State, _Verified
+
+    checker = StatusChecker(
+        JWK.from_dict(key.public().to_dict()), algorithms=["ES256"], issuers=("https://i.example",)
+    )
+    uri = "https://i.example/statuslists/1"
+    lst = StatusList(200, bits)
+    rng = random.Random(bits)
+    for index in range(len(lst)):
+        lst[index] = rng.choice([0, 0, 0, 1, min(2, (1 << bits) - 1), (1 << bits) - 1])
+    state = _State(uri, None)  # type: ignore[arg-type]
+    checker._lists[uri] = state
+    checker._apply_success(state, _Verified(lst, 60, time.time() + 3600, time.time()))
+    now = time.time()
+    expected = {0: None, 1: TokenRevoked, 2: TokenSuspended}
+    for index in range(len(lst) + 9):
+        claims = {"status": {"status_list": {"idx": index, "uri": uri}}}
+        if index >= len(lst):
+            with pytest.raises(ClaimError, match="outside"):
+                checker.quick(claims, now)
+            continue
+        want = expected.get(lst[index], TokenRevoked)
+        if want is None:
+            assert checker.quick(claims, now) is True
+        else:
+            with pytest.raises(want):
+                checker.quick(claims, now)

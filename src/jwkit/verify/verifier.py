@@ -324,7 +324,7 @@ class Verifier:
                 if entry is not None:
                     if entry.not_before <= now < entry.not_after:
                         status = self._status
-                        if status is not None and not status.quick(entry.claims._data):
+                        if status is not None and not status.quick(entry.claims._data, now):
                             status.check(entry.claims._data)
                         return entry.claims
                     claims = self._revalidate(token, entry, now)
@@ -371,7 +371,7 @@ class Verifier:
             cache.put(token, CacheEntry(claims, key, start, end))
             self._next_poll = now + POLL_INTERVAL  # the source was just consulted
         status = self._status
-        if status is not None and not status.quick(payload):
+        if status is not None and not status.quick(payload, now):
             status.check(payload)  # after caching: a revoked token is re-checked on each hit
         return claims
 
@@ -392,7 +392,7 @@ class Verifier:
                 if entry is not None:
                     if entry.not_before <= now < entry.not_after:
                         status = self._status
-                        if status is not None and not status.quick(entry.claims._data):
+                        if status is not None and not status.quick(entry.claims._data, now):
                             await status.check_async(entry.claims._data)
                         return entry.claims
                     claims = self._revalidate(token, entry, now)
@@ -438,7 +438,7 @@ class Verifier:
             cache.put(token, CacheEntry(claims, key, start, end))
             self._next_poll = now + POLL_INTERVAL  # the source was just consulted
         status = self._status
-        if status is not None and not status.quick(payload):
+        if status is not None and not status.quick(payload, now):
             await status.check_async(payload)
         return claims
 
