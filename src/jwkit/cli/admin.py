@@ -26,7 +26,10 @@ class _Api:
 
         try:
             response = httpx.request(
-                method, f"{self.url}/api/v1{path}", json=body, timeout=30,
+                method,
+                f"{self.url}/api/v1{path}",
+                json=body,
+                timeout=30,
                 headers={"Authorization": f"Bearer {self.token}"},
             )
         except httpx.HTTPError as exc:
@@ -86,8 +89,13 @@ pass_api = click.make_pass_decorator(_Api)
 
 
 @click.group("admin")
-@click.option("--url", envvar="JWKIT_ADMIN_URL", default="http://127.0.0.1:8000",
-              show_default=True, help="Base URL of the key service.")
+@click.option(
+    "--url",
+    envvar="JWKIT_ADMIN_URL",
+    default="http://127.0.0.1:8000",
+    show_default=True,
+    help="Base URL of the key service.",
+)
 @click.option("--token", envvar="JWKIT_ADMIN_TOKEN", required=True, help="Admin API token.")
 @click.option("--json", "as_json", is_flag=True, help="Print the raw JSON responses.")
 @click.pass_context
@@ -154,11 +162,15 @@ def keys_list(api: _Api, project_id: str) -> None:
 @click.argument("project_id")
 @click.option("--mode", type=click.Choice(["next", "replace"]), default="next", show_default=True)
 @click.option("--alg", default=None)
-@click.option("--confirm-invalidate", is_flag=True,
-              help="With --mode replace: accept that tokens signed by the old key stop working.")
+@click.option(
+    "--confirm-invalidate",
+    is_flag=True,
+    help="With --mode replace: accept that tokens signed by the old key stop working.",
+)
 @pass_api
-def keys_generate(api: _Api, project_id: str, mode: str, alg: str | None,
-                  confirm_invalidate: bool) -> None:
+def keys_generate(
+    api: _Api, project_id: str, mode: str, alg: str | None, confirm_invalidate: bool
+) -> None:
     body: dict[str, Any] = {"mode": mode, "confirm_invalidate": confirm_invalidate}
     if alg:
         body["alg"] = alg
@@ -187,8 +199,7 @@ def keys_rotate(api: _Api, project_id: str, emergency: bool) -> None:
 @pass_api
 def keys_revoke(api: _Api, project_id: str, kid: str, emergency: bool) -> None:
     """Take a key out of the JWKS. A kid starting with "-" goes after "--"."""
-    data = api.call("POST", f"/projects/{project_id}/keys/{kid}/revoke",
-                    {"emergency": emergency})
+    data = api.call("POST", f"/projects/{project_id}/keys/{kid}/revoke", {"emergency": emergency})
     api.show(data, ["kid", "state", "revoked_at"])
 
 
@@ -203,8 +214,7 @@ def tokens() -> None:
 @click.option("--ttl", type=int, default=None, help="Seconds (at most the project's maximum).")
 @click.option("--claims", default=None, help="Extra claims as a JSON object.")
 @pass_api
-def tokens_mint(api: _Api, project_id: str, sub: str, ttl: int | None,
-                claims: str | None) -> None:
+def tokens_mint(api: _Api, project_id: str, sub: str, ttl: int | None, claims: str | None) -> None:
     body: dict[str, Any] = {"sub": sub}
     if ttl is not None:
         body["ttl"] = ttl
@@ -231,8 +241,9 @@ def clients() -> None:
 @click.option("--scope", "scopes", multiple=True, help="Allowed scope (repeatable).")
 @pass_api
 def clients_create(api: _Api, project_id: str, name: str, scopes: tuple[str, ...]) -> None:
-    data = api.call("POST", f"/projects/{project_id}/clients",
-                    {"name": name, "scopes": list(scopes)})
+    data = api.call(
+        "POST", f"/projects/{project_id}/clients", {"name": name, "scopes": list(scopes)}
+    )
     if api.as_json:
         print_json(data)
     else:
@@ -244,8 +255,11 @@ def clients_create(api: _Api, project_id: str, name: str, scopes: tuple[str, ...
 @click.argument("project_id")
 @pass_api
 def clients_list(api: _Api, project_id: str) -> None:
-    api.show(api.call("GET", f"/projects/{project_id}/clients"),
-             ["client_id", "name", "scopes", "created_at"], "clients")
+    api.show(
+        api.call("GET", f"/projects/{project_id}/clients"),
+        ["client_id", "name", "scopes", "created_at"],
+        "clients",
+    )
 
 
 @clients.command("delete")
