@@ -93,3 +93,52 @@ def node_jose() -> NodeRunner:
         return results
 
     return run
+
+
+STATUS_LIST_HELPER = Path(__file__).resolve().parent / "node" / "status_list_helper.mjs"
+#: An independent Token Status List implementation (OpenWallet Foundation's sd-jwt-js; its
+#: zlib is pako), pinned to the minor version the helper is written for.
+NODE_STATUS_LIST_SPEC = "@sd-jwt/jwt-status-list@0.19"
+
+
+@pytest.fixture(scope="session")
+def node_status_list() -> NodeRunner:
+    """Run a batch of operations through ``tests/interop/node/status_list_helper.mjs``
+    (``@sd-jwt/jwt-status-list`` and ``jose``, installed into ``.cache/node`` when missing)."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        pytest.skip("status list interop needs `node` and `npm` on the PATH")
+    modules = NODE_PREFIX / "node_modules"
+    wanted = []
+    installed = modules / "@sd-jwt" / "jwt-status-list" / "package.json"
+    if not installed.is_file() or not json.loads(installed.read_text("utf-8"))[
+        "version"
+    ].startswith("0.19."):
+        wanted.append(NODE_STATUS_LIST_SPEC)
+    jose_json = modules / "jose" / "package.json"
+    if not jose_json.is_file() or not _major_is(jose_json, NODE_JOSE_SPEC.split("@")[1]):
+        wanted.append(NODE_JOSE_SPEC)
+    if wanted:
+        NODE_PREFIX.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [npm, "install", "--prefix", str(NODE_PREFIX), "--no-audit", "--no-fund", *wanted],
+            check=True,
+            capture_output=True,
+            timeout=100,
+        )
+
+    def run(ops: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        done = subprocess.run(
+            [node, str(STATUS_LIST_HELPER), str(NODE_PREFIX)],
+            input=json.dumps({"ops": ops}),
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        results: list[dict[str, Any]] = json.loads(done.stdout)["results"]
+        assert len(results) == len(ops)
+        return results
+
+    return run
