@@ -484,3 +484,16 @@ def test_the_hot_path_reads_the_same_bits_as_the_list(bits, key):
         else:
             with pytest.raises(want):
                 checker.quick(claims, now)
+
+
+def test_an_issuer_that_is_not_a_url_has_no_lists(key, clock):
+    v = Verifier(key.public(), issuer="not a url [", clock=clock)
+    claims = {
+        "iss": "not a url [",
+        "iat": int(clock.now),
+        "exp": int(clock.now) + 60,
+        "status": {"status_list": {"idx": 0, "uri": "https://x.example/statuslists/1"}},
+    }
+    with pytest.raises(ClaimError, match="not under the issuer"):
+        v.verify(jwt.encode(claims, key))
+    assert v.verify(jwt.encode({k: c for k, c in claims.items() if k != "status"}, key))

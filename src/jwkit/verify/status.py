@@ -280,6 +280,7 @@ class _State:
         "inflight_thread",
         "last_error",
         "lst",
+        "open_warned",
         "retry_at",
         "ttl",
         "uri",
@@ -303,6 +304,7 @@ class _State:
         self.failures = 0
         self.retry_at = -math.inf
         self.last_error: str | None = None
+        self.open_warned = -math.inf
         self.inflight: concurrent.futures.Future[StatusList] | None = None
         self.inflight_thread: int | None = None
 
@@ -355,7 +357,10 @@ class StatusChecker:
             raise ValueError("status_timeout and status_max_bytes must be positive")
         prefixes: list[str] = []
         for prefix in (*(issuers or ()), *uris):
-            scheme = httpx.URL(prefix).scheme if isinstance(prefix, str) else None
+            try:
+                scheme = httpx.URL(prefix).scheme if isinstance(prefix, str) else None
+            except (httpx.InvalidURL, ValueError):
+                scheme = None  # an issuer that is not a URL has no lists under it
             if scheme == "https" or (scheme == "http" and allow_insecure_http):
                 prefixes.append(prefix)
             elif prefix in uris:
@@ -749,14 +754,19 @@ class StatusChecker:
             now = self._clock()
             lst = state.lst if now < state.usable_until else None
             reason = state.last_error or "no refresh allowed yet"
+            warn = now >= state.open_warned + 60
+            if self.fail_open and lst is None and warn:
+                state.open_warned = now
         if lst is not None:
             return lst
         if self.fail_open:
-            logger.warning(
-                "jwkit: status of a token not checked (status_fail_open): %s: %s",
-                state.uri,
-                reason,
-            )
+            if warn:  # at most once a minute per list, not once per request
+                logger.warning(
+                    "jwkit: accepting tokens without checking their status "
+                    "(status_fail_open): %s: %s",
+                    state.uri,
+                    reason,
+                )
             return None
         raise StatusUnavailable(
             f"the status list at {state.uri} is unavailable: {reason}", uri=state.uri
