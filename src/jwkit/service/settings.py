@@ -37,6 +37,12 @@ class Settings(BaseSettings):
     #: Lifetime of console sessions (seconds).
     session_ttl: int = Field(default=8 * 3600, ge=60)
     log_level: str = "info"
+    #: How long verifiers may cache a status list (its ``ttl`` claim and ``max-age``, seconds).
+    status_list_ttl: int = Field(default=60, ge=1, le=86400)
+    #: Most concurrent ``/events`` listeners per process; one more is answered 503.
+    events_max_listeners: int = Field(default=1000, ge=0, le=100_000)
+    #: Seconds between ``: ping`` comments on ``/events``.
+    events_heartbeat: float = Field(default=15.0, gt=0, le=300)
 
     @field_validator("public_url")
     @classmethod

@@ -24,6 +24,7 @@ from starlette.types import ASGIApp
 from jwkit.service import notify, scheduler
 from jwkit.service.domain.common import unix_now
 from jwkit.service.http import admin, metrics, public
+from jwkit.service.http import revocation as token_status
 from jwkit.service.http.auth import AdminAuth
 from jwkit.service.http.errors import install_error_handlers
 from jwkit.service.runtime import Service
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], int] = u
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await run_in_threadpool(service.state.flush_max_exp)
+            await run_in_threadpool(service.state.status.flush)
 
     app = FastAPI(
         title="jwkit key service",
@@ -103,6 +105,7 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], int] = u
         app.add_middleware(public.PublicFastPath, service=service)
     for route in public.public_routes():
         app.router.routes.append(route)
+    app.router.routes.extend(token_status.routes())
     app.router.routes.append(Route("/metrics", metrics.metrics_endpoint, methods=["GET"]))
     app.include_router(admin.router)
     _mount_console(app)
