@@ -148,6 +148,16 @@ class EventListener:
         with self._handled:
             return self._handled.wait_for(lambda: self.handled >= count, timeout)
 
+    def wait_connected(self, count: int = 1, timeout: float = 10.0) -> bool:
+        """Block until the stream has been opened ``count`` times."""
+        with self._handled:
+            return self._handled.wait_for(lambda: self.connections >= count, timeout)
+
+    def _connected(self) -> None:
+        with self._handled:
+            self.connections += 1
+            self._handled.notify_all()
+
     def _note(self, sse: ServerSentEvent) -> None:
         self.events += 1
         if sse.retry is not None and 0 < sse.retry <= 60_000:
@@ -216,7 +226,7 @@ class EventListener:
             ) as response:
                 watchdog.watch(response.extensions.get("network_stream"))
                 self._check_response(response)
-                self.connections += 1
+                self._connected()
                 if self.connections > 1:
                     self._apply_sync(*self._everything())
                     self._done()
@@ -262,7 +272,7 @@ class EventListener:
             "GET", self.url, headers=headers, timeout=self._timeout()
         ) as response:
             self._check_response(response)
-            self.connections += 1
+            self._connected()
             if self.connections > 1:
                 await self._apply_async(*self._everything())
                 self._done()
