@@ -78,9 +78,15 @@ def node_jose() -> NodeRunner:
             timeout=100,  # inside pytest's 120 s per-test limit, which covers fixture set-up
         )
 
+    return _runner(node, NODE_HELPER)
+
+
+def _runner(node: str, helper: Path) -> NodeRunner:
+    """Run a batch of ``{"op": ...}`` operations through a helper script, in one process."""
+
     def run(ops: list[dict[str, Any]]) -> list[dict[str, Any]]:
         done = subprocess.run(
-            [node, str(NODE_HELPER), str(NODE_PREFIX)],
+            [node, str(helper), str(NODE_PREFIX)],
             input=json.dumps({"ops": ops}),
             capture_output=True,
             text=True,
@@ -127,18 +133,4 @@ def node_status_list() -> NodeRunner:
             timeout=100,
         )
 
-    def run(ops: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        done = subprocess.run(
-            [node, str(STATUS_LIST_HELPER), str(NODE_PREFIX)],
-            input=json.dumps({"ops": ops}),
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=120,
-        )
-        assert done.returncode == 0, done.stderr
-        results: list[dict[str, Any]] = json.loads(done.stdout)["results"]
-        assert len(results) == len(ops)
-        return results
-
-    return run
+    return _runner(node, STATUS_LIST_HELPER)
