@@ -64,7 +64,7 @@ from ..jose.jwk import JWK, JWKSet
 from ..jose.jwt import ClaimsPolicy
 from ..jose.statuslist import DEFAULT_MAX_BYTES as DEFAULT_MAX_LIST_BYTES
 from ..jose.statuslist import SUSPENDED, VALID, StatusList
-from .fetch import JWKSFetcher, describe
+from .fetch import JWKSFetcher, check_url, describe
 from .sources import KeySource
 
 __all__ = [
@@ -189,6 +189,7 @@ class StatusListFetcher(JWKSFetcher):
         http_client: httpx.Client | None,
         async_http_client: httpx.AsyncClient | None,
     ) -> None:
+        check_url(url, allow_insecure_http=allow_insecure_http, what="status list URL")
         super().__init__(
             url,
             issuer=None,
