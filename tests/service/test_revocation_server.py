@@ -178,3 +178,33 @@ def test_two_replicas_on_postgres(spawn: Any, tmp_path: Path, pg_url: str) -> No
             time.sleep(0.05)
     finally:
         reader.close()
+
+
+def test_cli_revoke_and_list(spawn: Any) -> None:
+    from click.testing import CliRunner
+
+    from jwkit.cli import main
+
+    from .conftest import ADMIN_TOKEN
+
+    server = spawn()
+    project = _api(server, "POST", "/projects", {"name": "cli"})
+    pid = project["id"]
+    base = ["admin", "--url", server.url, "--token", ADMIN_TOKEN]
+    runner = CliRunner()
+    minted = runner.invoke(main, [*base, "tokens", "mint", pid, "--sub", "gina", "--sid", "tab-9"])
+    assert minted.exit_code == 0, minted.output
+    token = minted.output.strip()
+    assert jwt.decode_unverified(token)[1]["sid"] == "tab-9"
+    bad = runner.invoke(main, [*base, "revoke", pid, "--sub", "gina", "--sid", "tab-9"])
+    assert bad.exit_code != 0
+    assert "exactly one" in bad.output
+    done = runner.invoke(main, [*base, "revoke", pid, "--sid", "tab-9"])
+    assert done.exit_code == 0, done.output
+    assert "revoked 1 live token(s) with sid 'tab-9'" in done.output
+    assert _status(server, project, token) == INVALID
+    listed = runner.invoke(main, [*base, "revocations", "list", pid])
+    assert listed.exit_code == 0, listed.output
+    assert "tab-9" in listed.output.splitlines()[1]
+    as_json = runner.invoke(main, [*base, "--json", "revocations", "list", pid])
+    assert '"sid": "tab-9"' in as_json.output

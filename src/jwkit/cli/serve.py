@@ -87,10 +87,8 @@ def serve(access_log: bool, **flags: object) -> None:
     except MasterKeyError as exc:
         fail_input(str(exc))
     except VaultError:
-        fail_input(
-            "the stored keys cannot be opened with this master key "
-            "(JWKIT_MASTER_KEY or $JWKIT_HOME/master.key)"
-        )
+        fail_input("the stored keys cannot be opened with this master key "
+                   "(JWKIT_MASTER_KEY or $JWKIT_HOME/master.key)")
     except SQLAlchemyError as exc:
         fail_input(f"cannot open the database: {type(exc).__name__}: {str(exc).splitlines()[0]}")
     generated = service.generated

@@ -71,9 +71,28 @@ def upgrade() -> None:
         sa.Column("status_changed_at", sa.BigInteger, nullable=True),
     )
     op.create_index("ix_issued_tokens_sub", "issued_tokens", ["project_id", "sub"])
-    op.create_index("ix_issued_tokens_sid", "issued_tokens", ["project_id", "sid"])
-    op.create_index("ix_issued_tokens_client", "issued_tokens", ["project_id", "client_id"])
-    op.create_index("ix_issued_tokens_list_status", "issued_tokens", ["list_id", "status"])
+    # Partial indexes: a row enters only the ones it needs (see the model).
+    op.create_index(
+        "ix_issued_tokens_sid",
+        "issued_tokens",
+        ["project_id", "sid"],
+        sqlite_where=sa.text("sid IS NOT NULL"),
+        postgresql_where=sa.text("sid IS NOT NULL"),
+    )
+    op.create_index(
+        "ix_issued_tokens_client",
+        "issued_tokens",
+        ["project_id", "client_id"],
+        sqlite_where=sa.text("client_id IS NOT NULL"),
+        postgresql_where=sa.text("client_id IS NOT NULL"),
+    )
+    op.create_index(
+        "ix_issued_tokens_list_status",
+        "issued_tokens",
+        ["list_id", "status"],
+        sqlite_where=sa.text("status != 0"),
+        postgresql_where=sa.text("status != 0"),
+    )
     op.create_table(
         "revocations",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
