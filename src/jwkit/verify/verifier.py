@@ -324,8 +324,13 @@ class Verifier:
                 if entry is not None:
                     if entry.not_before <= now < entry.not_after:
                         status = self._status
-                        if status is not None and not status.quick(entry.claims._data, now):
-                            status.check(entry.claims._data)
+                        if status is not None:
+                            data = entry.claims._data
+                            # A token without a status claim costs one lookup here.
+                            if ("status" in data or status.required) and not status.quick(
+                                data, now
+                            ):
+                                status.check(data)
                         return entry.claims
                     claims = self._revalidate(token, entry, now)
                     if self._status is not None:
@@ -392,8 +397,12 @@ class Verifier:
                 if entry is not None:
                     if entry.not_before <= now < entry.not_after:
                         status = self._status
-                        if status is not None and not status.quick(entry.claims._data, now):
-                            await status.check_async(entry.claims._data)
+                        if status is not None:
+                            data = entry.claims._data
+                            if ("status" in data or status.required) and not status.quick(
+                                data, now
+                            ):
+                                await status.check_async(data)
                         return entry.claims
                     claims = self._revalidate(token, entry, now)
                     if self._status is not None:
