@@ -497,3 +497,25 @@ def test_an_issuer_that_is_not_a_url_has_no_lists(key, clock):
     with pytest.raises(ClaimError, match="not under the issuer"):
         v.verify(jwt.encode(claims, key))
     assert v.verify(jwt.encode({k: c for k, c in claims.items() if k != "status"}, key))
+
+
+def test_async_outage_policy(server, key, clock):
+    publish(server, key, clock)
+    good = access_token(key, server, clock, 0)
+
+    async def main() -> None:
+        async with (
+            verifier(server, clock, status_max_stale=100) as v,
+            verifier(server, clock, status_max_stale=100, status_fail_open=True) as open_,
+        ):
+            await v.verify_async(good)
+            await open_.verify_async(good)
+            server.down = True
+            clock.now += 60 + 99  # within max_stale: the last good list answers
+            assert (await v.verify_async(good))["sub"] == "user-1"
+            clock.now += 2
+            with pytest.raises(StatusUnavailable):
+                await v.verify_async(good)
+            assert (await open_.verify_async(good))["sub"] == "user-1"
+
+    asyncio.run(main())
