@@ -80,5 +80,6 @@ class Service:
     def close(self) -> None:
         try:
             self.state.flush_max_exp()
+            self.state.status.flush()
         finally:
             self.db.dispose()

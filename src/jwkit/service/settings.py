@@ -59,6 +59,12 @@ class Settings(BaseSettings):
     #: Console password checks (argon2, ~64 MiB each) running at once per worker process;
     #: a login beyond that is answered 503 with ``Retry-After`` instead of queued.
     login_concurrency: int = Field(default=2, ge=1, le=64)
+    #: How long verifiers may cache a status list (its ``ttl`` claim and ``max-age``, seconds).
+    status_list_ttl: int = Field(default=60, ge=1, le=86400)
+    #: Most concurrent ``/events`` listeners per process; one more is answered 503.
+    events_max_listeners: int = Field(default=1000, ge=0, le=100_000)
+    #: Seconds between ``: ping`` comments on ``/events``.
+    events_heartbeat: float = Field(default=15.0, gt=0, le=300)
 
     @field_validator("public_url")
     @classmethod
