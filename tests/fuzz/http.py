@@ -210,7 +210,7 @@ def requests(live: LiveService) -> st.SearchStrategy[bytes]:
 
 _STATUS = re.compile(rb"HTTP/1\.[01] ([1-5][0-9][0-9]) [^\r\n]*\r\n")
 _HEADER = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*([^\r\n]*)\r\n")
-_UNPARSEABLE = b"Invalid HTTP request received."
+UNPARSEABLE = b"Invalid HTTP request received."
 
 
 @dataclass
@@ -326,7 +326,7 @@ def exchange(port: int, raw: bytes) -> list[Answer]:
     # come before the client half-closed (the server closed on its own).
     for index, answer in enumerate(answers):
         closing = answer.headers.get(b"connection", b"").lower() == b"close"
-        if answer.body == _UNPARSEABLE and not closing:
+        if answer.body == UNPARSEABLE and not closing:
             raise Finding("an unparseable request answered without Connection: close")
         if closing and index != len(answers) - 1:
             raise Finding("answers after Connection: close")
