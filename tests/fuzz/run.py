@@ -46,6 +46,16 @@ def _seed(target: str) -> Path:
     return corpus
 
 
+def _dictionary(target: str) -> Path:
+    """The target's words in libFuzzer's dictionary format (one quoted, escaped word a line)."""
+    from tests.fuzz.targets import DICTIONARY
+
+    path = WORK / f"{target}.dict"
+    lines = ['"' + "".join(f"\\x{b:02x}" for b in word) + '"' for word in DICTIONARY[target]]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 def _run_atheris(target: str, seconds: int) -> dict[str, object]:
     corpus = _seed(target)
     findings = WORK / "findings"
@@ -53,7 +63,8 @@ def _run_atheris(target: str, seconds: int) -> dict[str, object]:
     command = [
         sys.executable, "-m", "tests.fuzz.run", "--worker", target,
         f"-max_total_time={seconds}", "-timeout=10", "-rss_limit_mb=2048", "-max_len=4096",
-        "-print_final_stats=1", f"-artifact_prefix={findings}/{target}-", str(corpus),
+        "-print_final_stats=1", f"-artifact_prefix={findings}/{target}-",
+        f"-dict={_dictionary(target)}", str(corpus),
     ]  # fmt: skip
     started = time.monotonic()
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)

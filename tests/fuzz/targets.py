@@ -165,6 +165,95 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
 }
 
 
+#: Words libFuzzer splices into inputs (``-dict``): what the parsers look for.
+DICTIONARY: dict[str, list[bytes]] = {
+    "token": [b".", b"eyJ", b"eyJhbGciOiJIUzI1NiJ9", b"e30", b"AAAA", b"_-", b"="],
+    "token_parts": [
+        *(
+            b'"%s"' % word
+            for word in (
+                b"alg",
+                b"kid",
+                b"typ",
+                b"crit",
+                b"b64",
+                b"jwk",
+                b"x5c",
+                b"HS256",
+                b"HS384",
+                b"ES256",
+                b"none",
+                b"at+jwt",
+                b"iss",
+                b"sub",
+                b"aud",
+                b"azp",
+                b"exp",
+                b"nbf",
+                b"iat",
+                b"hs",
+                b"es",
+                b"api",
+                b"client",
+                ISSUER.encode(),
+            )
+        ),
+        b"\\ud800",
+        b"\\ud83d\\ude00",
+        b"\\u0000",
+        b"1700000000",
+        b"1e999",
+        b"-0",
+        b"[]",
+        b"{}",
+        b"null",
+        b"true",
+        b"\xff",
+    ],
+    "jwk": [
+        *(
+            b'"%s"' % word
+            for word in (
+                b"kty",
+                b"EC",
+                b"RSA",
+                b"OKP",
+                b"oct",
+                b"crv",
+                b"P-256",
+                b"P-384",
+                b"P-521",
+                b"Ed25519",
+                b"x",
+                b"y",
+                b"d",
+                b"n",
+                b"e",
+                b"k",
+                b"p",
+                b"q",
+                b"dp",
+                b"dq",
+                b"qi",
+                b"keys",
+                b"use",
+                b"sig",
+                b"enc",
+                b"key_ops",
+                b"verify",
+                b"alg",
+                b"kid",
+                b"AQAB",
+            )
+        ),
+        b"-----BEGIN PUBLIC KEY-----",
+        b"-----BEGIN PRIVATE KEY-----",
+        b"-----END",
+    ],
+    "statuslist": [b'"bits"', b'"lst"', b"\x78\x9c", b"\x78\xda", b"\x00\x00\xff\xff"],
+}
+
+
 def _signed_parts(header: dict[str, Any], claims: dict[str, Any]) -> bytes:
     return json.dumps(header).encode() + b"\xff" + json.dumps(claims).encode() + b"\xff"
 
