@@ -560,19 +560,24 @@ def _burst(
 
 
 def test_concurrent_guesses_over_http_with_two_workers_get_no_extra_checks(
-    spawn: Any, tmp_path: Path
+    spawn: Any, db_url: str
 ) -> None:
-    server = spawn(JWKIT_WORKERS="2", JWKIT_LOGIN_CONCURRENCY="32")
+    """24 wrong passwords sent at the same moment to ``jwkit serve --workers 2``, on SQLite and
+    on PostgreSQL: exactly FREE_ATTEMPTS of them are checked."""
+    extra = {} if db_url.startswith("sqlite") else {"JWKIT_MASTER_KEY": MASTER_KEY}
+    server = spawn(
+        JWKIT_WORKERS="2", JWKIT_LOGIN_CONCURRENCY="32", JWKIT_DATABASE_URL=db_url, **extra
+    )
     answers = _burst(server.url, 24, lambda http, i: _login(http, f"wrong {i}"))
     statuses = sorted(r.status_code for r in answers)
     # Checked once each: FREE_ATTEMPTS - 1 plain failures, the fifth locks (429 too).
     assert statuses == [401] * (FREE_ATTEMPTS - 1) + [429] * (24 - FREE_ATTEMPTS + 1)
     assert _checks(server) == FREE_ATTEMPTS
-    with sqlite3.connect(tmp_path / ".jwkit" / "jwkit.db") as conn:
-        pair = conn.execute(
-            "SELECT failures FROM login_failures WHERE address = '127.0.0.1' AND user_hash != '*'"
-        ).fetchall()
-    assert pair == [(FREE_ATTEMPTS,)]
+    db = Database(db_url)
+    try:
+        assert ("127.0.0.1", "h", FREE_ATTEMPTS) in _rows(db)
+    finally:
+        db.dispose()
     with httpx.Client(base_url=server.url, timeout=30) as http:
         assert _login(http, ADMIN_PASSWORD).status_code == 429
 
