@@ -9,8 +9,8 @@ request is not an upgrade and its path has no percent-encoding:
 
 * ``GET`` of a known project's ``/.well-known/jwks.json`` or ``openid-configuration`` with no
   ``If-None-Match`` and no request body: answered with the complete response (status line,
-  headers, body) prebuilt from the same :class:`~jwkit.service.state.Document` snapshot the
-  ASGI routes use, rebuilt when the snapshot or the second changes;
+  headers, body) prebuilt from the :class:`~jwkit.service.http.documents.Answer` the ASGI
+  routes send, rebuilt when the snapshot or the second changes;
 * ``POST`` to a known project's ``/oauth2/token`` with a form body of known length (at most
   ``MAX_FORM``), ``client_secret_basic`` credentials and a client already in the replica's
   client cache: the body is collected as the parser delivers it and the answer is computed by
@@ -29,10 +29,14 @@ fires, closes the connection only if it has been idle (no request begun since th
 answer) for the whole timeout, else re-arms for the remainder. Requests served by uvicorn's
 path keep uvicorn's own timer.
 
+Every header field and body written here comes from :mod:`.documents`, as on the other
+paths. The head limits and deadline of :class:`~jwkit.service.http.protocol.GuardedProtocol`
+(the base class) hold here too. ``JWKIT_FAST_PATH=false`` leaves this class out altogether.
+
 This subclasses uvicorn's httptools protocol and so depends on its internals; the supported
 uvicorn range is pinned in ``pyproject.toml`` and ``tests/service/test_wire.py`` holds the
 behaviour in place (keep-alive and its timeout, pipelining, ``Connection: close``,
-fall-backs, metrics).
+fall-backs, metrics, byte parity with the ASGI path).
 """
 
 from __future__ import annotations
@@ -44,28 +48,27 @@ from typing import Any
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from jwkit.service.domain.clients import ClientRecord
+from jwkit.service.http import documents
 from jwkit.service.http.metrics import ERRORS, WIRE
+from jwkit.service.http.protocol import GuardedProtocol, find_service
 from jwkit.service.http.public import (
     COUNT,
     DISCOVERY_SUFFIX,
     JWKS_SUFFIX,
     MAX_FORM,
     TOKEN_SUFFIX,
-    PublicFastPath,
     TokenAnswer,
     basic_credentials,
     grant_token,
     parse_token_request,
     token_precheck_passes,
 )
-from jwkit.service.runtime import Service
 from jwkit.service.state import ProjectView
 
 __all__ = ["FastDocumentProtocol"]
 
 log = logging.getLogger("jwkit.service.http")
 
-_CONTENT_TYPES = {"jwks": b"application/jwk-set+json", "discovery": b"application/json"}
 _GET_FALLBACK = frozenset({b"if-none-match", b"content-length", b"transfer-encoding"})
 _TOKEN_HEADERS = frozenset({b"content-type", b"content-length", b"authorization"})
 _TOKEN_FALLBACK = frozenset({b"transfer-encoding", b"expect"})
@@ -74,11 +77,6 @@ _DISCOVERY = DISCOVERY_SUFFIX.encode()
 _TOKEN = TOKEN_SUFFIX.encode()
 _MAX_PREBUILT = 4096
 _CLOSE = b"connection: close\r\n"
-# What the ASGI route's Response adds after the no-store headers, in the same order.
-_NO_STORE = b"cache-control: no-store\r\npragma: no-cache\r\n"
-_CHALLENGE = b'www-authenticate: Basic realm="jwkit"\r\n'
-_JSON = b"content-type: application/json\r\n"
-_INTERNAL = b'{"error":"internal_error","message":"an unexpected error occurred"}'
 
 
 class _Prebuilt:
@@ -99,19 +97,8 @@ class _Prebuilt:
 # (project, document) -> its prebuilt response; one process serves one Service, so these are
 # per-process caches.
 _PREBUILT: dict[tuple[str, str], _Prebuilt] = {}
-_SERVICES: dict[int, tuple[object, Service | None]] = {}  # id(app) -> (app, its service)
+_TOKEN_FIELDS: dict[int, bytes] = {}  # status -> documents.token_fields(status) serialised
 _DEFAULTS: list[Any] = [None, b""]  # uvicorn's default headers list -> its encoded lines
-
-
-def _find_service(app: Any) -> Service | None:
-    """The :class:`Service` behind uvicorn's loaded app (possibly wrapped by its middleware)."""
-    for _ in range(8):
-        if isinstance(app, PublicFastPath):
-            return app.service
-        app = getattr(app, "app", None)
-        if app is None:
-            break
-    return None
 
 
 def _default_lines(defaults: list[tuple[bytes, bytes]]) -> bytes:
@@ -122,17 +109,19 @@ def _default_lines(defaults: list[tuple[bytes, bytes]]) -> bytes:
     return lines
 
 
-class FastDocumentProtocol(HttpToolsProtocol):
+def _fields(headers: documents.Headers) -> bytes:
+    return b"".join(name + b": " + value + b"\r\n" for name, value in headers)
+
+
+class FastDocumentProtocol(GuardedProtocol):
     """uvicorn's httptools protocol with a one-write path for JWKS, discovery and tokens."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        found = _SERVICES.get(id(self.app))
-        if found is None or found[0] is not self.app:  # (an id can be reused by a new app)
-            found = _SERVICES[id(self.app)] = (self.app, _find_service(self.app))
-        self._service = found[1]
+        self._service = find_service(self.app)
         self._enabled = (
             self._service is not None
+            and self._service.settings.fast_path
             and self.limit_concurrency is None
             and not self.access_log
             and not self.root_path
@@ -156,6 +145,7 @@ class FastDocumentProtocol(HttpToolsProtocol):
         # ten entries and a copy of the lifespan state) is left to _begin_scope, for requests
         # that go to the app.
         self._idle_since = None  # busy: the lazy keep-alive timer must not close us now
+        self._begin_head()
         self.url = b""
         self.expect_100_continue = False
         self.headers = []
@@ -163,13 +153,14 @@ class FastDocumentProtocol(HttpToolsProtocol):
     def _begin_scope(self) -> None:
         """uvicorn's on_message_begin, late: the scope, keeping what the parser has set."""
         url, headers, expect = self.url, self.headers, self.expect_100_continue
-        super().on_message_begin()
+        HttpToolsProtocol.on_message_begin(self)  # (the head has begun already)
         self.url, self.expect_100_continue = url, expect
         self.headers = self.scope["headers"] = headers
 
     def on_headers_complete(self) -> None:
         self._fast = None
         self._token = None
+        self._end_head()
         if self._enabled and self._connection_free():
             method = self.parser.get_method()
             if method == b"GET":
@@ -222,16 +213,9 @@ class FastDocumentProtocol(HttpToolsProtocol):
         if cached is None or cached.defaults is not defaults or cached.etag != doc.etag or (
             cached.max_age != max_age
         ):
-            head = b"".join([
-                b"HTTP/1.1 200 OK\r\n",
-                _default_lines(defaults),
-                b"etag: " + doc.etag.encode() + b"\r\n",
-                b"cache-control: public, max-age=%d\r\n" % max_age,
-                b"access-control-allow-origin: *\r\n",
-                b"content-type: " + _CONTENT_TYPES[name] + b"\r\n",
-                b"content-length: %d\r\n" % len(doc.body),
-            ])
-            cached = _Prebuilt(defaults, doc.etag, max_age, head, doc.body)
+            answer = documents.document(name, doc, max_age)
+            head = STATUS_LINE[answer.status] + _default_lines(defaults) + _fields(answer.headers)
+            cached = _Prebuilt(defaults, doc.etag, max_age, head, answer.body)
             if len(_PREBUILT) >= _MAX_PREBUILT:
                 _PREBUILT.clear()  # deleted projects' entries must not pile up
             _PREBUILT[cache_key] = cached
@@ -325,21 +309,24 @@ class FastDocumentProtocol(HttpToolsProtocol):
         except Exception as exc:  # a bug: answer like PublicFastPath does
             ERRORS.labels("internal").inc()
             log.error("unhandled %s on the token endpoint", type(exc).__name__, exc_info=exc)
+            written = documents.internal_error()
             return b"".join([
-                STATUS_LINE[500],
+                STATUS_LINE[written.status],
                 _default_lines(self.server_state.default_headers),
-                b"content-length: %d\r\n" % len(_INTERNAL),
-                _JSON,
+                _fields(written.headers),
                 b"\r\n" if keep_alive else _CLOSE + b"\r\n",
-                _INTERNAL,
+                written.body,
             ])
+        # documents.token(status, body), serialised: its fixed fields kept as bytes per status.
+        status = answer.status
+        fields = _TOKEN_FIELDS.get(status)
+        if fields is None:
+            fields = _TOKEN_FIELDS[status] = _fields(documents.token_fields(status))
         return b"".join([
-            STATUS_LINE[answer.status],
+            STATUS_LINE[status],
             _default_lines(self.server_state.default_headers),
-            _NO_STORE,
-            _CHALLENGE if answer.status == 401 else b"",
+            fields,
             b"content-length: %d\r\n" % len(answer.body),
-            _JSON,
             b"\r\n" if keep_alive else _CLOSE + b"\r\n",
             answer.body,
         ])
