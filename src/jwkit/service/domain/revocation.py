@@ -1,6 +1,6 @@
 """Token status: status lists, index blocks, issuance records and revocations.
 
-The model (draft-ietf-oauth-status-list §4 to §8, ``docs/revocation-service.md``):
+The model (draft-ietf-oauth-status-list §4 to §8, ``docs/revocation.md``):
 
 * Each project with ``token_status`` on owns numbered :class:`StatusList` rows of
   :data:`LIST_SIZE` two-bit entries (VALID, INVALID, SUSPENDED). Every access token it issues
