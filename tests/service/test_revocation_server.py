@@ -208,3 +208,45 @@ def test_cli_revoke_and_list(spawn: Any) -> None:
     assert "tab-9" in listed.output.splitlines()[1]
     as_json = runner.invoke(main, [*base, "--json", "revocations", "list", pid])
     assert '"sid": "tab-9"' in as_json.output
+
+
+@pytest.mark.postgres
+def test_a_verifier_on_replica_b_rejects_a_token_revoked_on_a(tmp_path: Path, pg_url: str) -> None:
+    """End to end with the SDK: a jwkit ``Verifier`` (status checking, push) that reads replica
+    B refuses a token B signed a moment before a revocation by ``sub`` on replica A."""
+    from jwkit import TokenRevoked, Verifier
+
+    from .conftest import server_env
+
+    b = ServerProcess(tmp_path / "b", {})
+    env = {"JWKIT_DATABASE_URL": pg_url, "JWKIT_MASTER_KEY": MASTER_KEY,
+           "JWKIT_PUBLIC_URL": b.url, "JWKIT_EVENTS_HEARTBEAT": "0.5"}
+    b.env = server_env(tmp_path / "b", **env)
+    a = ServerProcess(tmp_path / "a", server_env(tmp_path / "a", **env))
+    try:
+        a.start()
+        b.start()
+        project = _api(a, "POST", "/projects", {"name": "e2e"})
+        pid, issuer = project["id"], project["issuer"]
+        cl = _api(a, "POST", f"/projects/{pid}/clients", {"name": "svc"})
+        deadline = time.monotonic() + 10
+        while httpx.get(f"{b.url}/p/{pid}/.well-known/jwks.json").status_code != 200:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        with Verifier.from_issuer(issuer, allow_insecure_http=True, status_events=True) as v:
+            token = _client_token(b, pid, cl)  # on B: its record is still in B's memory
+            assert v.verify(token)["client_id"] == cl["client_id"]
+            _api(a, "POST", f"/projects/{pid}/revocations", {"sub": cl["client_id"]})
+            deadline = time.monotonic() + 5
+            while True:
+                try:
+                    v.verify(token)
+                except TokenRevoked:
+                    break
+                assert time.monotonic() < deadline, "the verifier still accepts the token"
+                time.sleep(0.05)
+            fresh = _client_token(b, pid, cl)  # issued after the revocation: accepted
+            assert v.verify(fresh)["client_id"] == cl["client_id"]
+    finally:
+        a.stop()
+        b.stop()
