@@ -250,3 +250,18 @@ def test_a_verifier_on_replica_b_rejects_a_token_revoked_on_a(tmp_path: Path, pg
     finally:
         a.stop()
         b.stop()
+
+
+def test_open_event_streams_do_not_hold_up_shutdown(spawn: Any) -> None:
+    """uvicorn waits for open connections before it exits; the streams end when it starts
+    shutting down, so ``jwkit serve`` stops promptly with a listener connected."""
+    server = spawn()
+    project = _api(server, "POST", "/projects", {"name": "bye"})
+    reader = EventReader(f"{server.url}/p/{project['id']}/events")
+    assert server.proc is not None
+    started = time.monotonic()
+    server.proc.terminate()
+    server.proc.wait(10)  # raises TimeoutExpired if the stream held the server up
+    assert time.monotonic() - started < 10
+    assert "Traceback" not in server.log()
+    reader.close()
