@@ -265,3 +265,28 @@ def test_open_event_streams_do_not_hold_up_shutdown(spawn: Any) -> None:
     assert time.monotonic() - started < 10
     assert "Traceback" not in server.log()
     reader.close()
+
+
+def test_status_lists_answer_alike_on_the_parser_path_and_the_asgi_route(spawn: Any) -> None:
+    from .test_wire import _exchange, _get, _split, _wire_count
+
+    server = spawn()
+    project = _api(server, "POST", "/projects", {"name": "wire"})
+    token = _api(server, "POST", f"/projects/{project['id']}/tokens", {"sub": "h"})
+    uri, _ = _ref(token["access_token"])
+    path = uri[uri.index("/p/"):]
+    before = _wire_count(server)
+    fast = _exchange(server, _get(path), 1)[0]
+    assert _wire_count(server) == before + 1
+    slow = _exchange(server, _get(path, 'If-None-Match: "nope"'), 1)[0]  # the ASGI route
+    assert _wire_count(server) == before + 1
+    (fs, fh, fb), (ss, sh, sb) = _split(fast), _split(slow)
+    assert fs == ss == "HTTP/1.1 200 OK"
+    assert fb == sb and fb.count(b".") == 2
+    for name in ("etag", "cache-control", "content-type", "content-length",
+                 "access-control-allow-origin"):
+        assert fh[name] == sh[name], name
+    assert fh["content-type"] == "application/statuslist+jwt"
+    assert set(fh) == set(sh)
+    missing = _exchange(server, _get(path[:-1] + "9"), 1)[0]
+    assert _split(missing)[0] == "HTTP/1.1 404 Not Found"
