@@ -125,6 +125,32 @@ def _default_lines(defaults: list[tuple[bytes, bytes]]) -> bytes:
     return lines
 
 
+def _cached_response(
+    cache_key: tuple[str, str], defaults: Any, etag: str, max_age: int, content_type: bytes,
+    body: bytes,
+) -> _Prebuilt:
+    """The complete 200 response for one document, from :data:`_PREBUILT` while its default
+    headers, ETag and ``max-age`` stay the same, else built and cached."""
+    cached = _PREBUILT.get(cache_key)
+    if cached is None or cached.defaults is not defaults or cached.etag != etag or (
+        cached.max_age != max_age
+    ):
+        head = b"".join([
+            b"HTTP/1.1 200 OK\r\n",
+            _default_lines(defaults),
+            b"etag: " + etag.encode() + b"\r\n",
+            b"cache-control: public, max-age=%d\r\n" % max_age,
+            b"access-control-allow-origin: *\r\n",
+            b"content-type: " + content_type + b"\r\n",
+            b"content-length: %d\r\n" % len(body),
+        ])
+        cached = _Prebuilt(defaults, etag, max_age, head, body)
+        if len(_PREBUILT) >= _MAX_PREBUILT:
+            _PREBUILT.clear()  # deleted projects' entries must not pile up
+        _PREBUILT[cache_key] = cached
+    return cached
+
+
 class FastDocumentProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with a one-write path for JWKS, discovery and tokens."""
 
@@ -236,57 +262,25 @@ class FastDocumentProtocol(HttpToolsProtocol):
         """The 200 response to a GET of a status list (what the ASGI route answers)."""
         service = self._service
         assert service is not None
-        defaults = self.server_state.default_headers
-        max_age = doc.max_age(service.clock())
-        cache_key = (doc.project_id, f"statuslist/{doc.number}")
-        cached = _PREBUILT.get(cache_key)
-        if cached is None or cached.defaults is not defaults or cached.etag != doc.etag or (
-            cached.max_age != max_age
-        ):
-            head = b"".join([
-                b"HTTP/1.1 200 OK\r\n",
-                _default_lines(defaults),
-                b"etag: " + doc.etag.encode() + b"\r\n",
-                b"cache-control: public, max-age=%d\r\n" % max_age,
-                b"access-control-allow-origin: *\r\n",
-                b"content-type: application/statuslist+jwt\r\n",
-                b"content-length: %d\r\n" % len(doc.body),
-            ])
-            cached = _Prebuilt(defaults, doc.etag, max_age, head, doc.body)
-            if len(_PREBUILT) >= _MAX_PREBUILT:
-                _PREBUILT.clear()
-            _PREBUILT[cache_key] = cached
+        prebuilt = _cached_response(
+            (doc.project_id, f"statuslist/{doc.number}"), self.server_state.default_headers,
+            doc.etag, doc.max_age(service.clock()), b"application/statuslist+jwt", doc.body,
+        )
         WIRE.n += 1
-        return cached
+        return prebuilt
 
     def _prebuilt(self, view: ProjectView, name: str) -> _Prebuilt:
         """The 200 response to a GET of ``view``'s document ``name``, counted as served."""
         service = self._service
         assert service is not None
         doc = view.jwks if name == "jwks" else view.discovery
-        defaults = self.server_state.default_headers
-        max_age = view.cache_max_age(service.clock())
-        cache_key = (view.id, name)
-        cached = _PREBUILT.get(cache_key)
-        if cached is None or cached.defaults is not defaults or cached.etag != doc.etag or (
-            cached.max_age != max_age
-        ):
-            head = b"".join([
-                b"HTTP/1.1 200 OK\r\n",
-                _default_lines(defaults),
-                b"etag: " + doc.etag.encode() + b"\r\n",
-                b"cache-control: public, max-age=%d\r\n" % max_age,
-                b"access-control-allow-origin: *\r\n",
-                b"content-type: " + _CONTENT_TYPES[name] + b"\r\n",
-                b"content-length: %d\r\n" % len(doc.body),
-            ])
-            cached = _Prebuilt(defaults, doc.etag, max_age, head, doc.body)
-            if len(_PREBUILT) >= _MAX_PREBUILT:
-                _PREBUILT.clear()  # deleted projects' entries must not pile up
-            _PREBUILT[cache_key] = cached
+        prebuilt = _cached_response(
+            (view.id, name), self.server_state.default_headers, doc.etag,
+            view.cache_max_age(service.clock()), _CONTENT_TYPES[name], doc.body,
+        )
         COUNT[name, "200"].n += 1
         WIRE.n += 1
-        return cached
+        return prebuilt
 
     def _token_request(self) -> bool:
         """Take a plain client_secret_basic token request whose client is cached."""
