@@ -208,6 +208,10 @@ def test_cli_revoke_and_list(spawn: Any) -> None:
     assert "tab-9" in listed.output.splitlines()[1]
     as_json = runner.invoke(main, [*base, "--json", "revocations", "list", pid])
     assert '"sid": "tab-9"' in as_json.output
+    plain = runner.invoke(main, [*base, "--json", "projects", "create", "old-style",
+                                 "--no-token-status"])
+    assert plain.exit_code == 0, plain.output
+    assert '"token_status": false' in plain.output
 
 
 @pytest.mark.postgres
