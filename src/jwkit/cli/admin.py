@@ -113,6 +113,8 @@ def projects() -> None:
 @click.option("--max-token-ttl", type=int, default=None, help="Seconds.")
 @click.option("--jwks-max-age", type=int, default=None, help="Seconds.")
 @click.option("--rotation-days", type=int, default=None)
+@click.option("--token-status/--no-token-status", default=None,
+              help="Tokens carry a status-list claim, so they can be revoked (default: on).")
 @pass_api
 def projects_create(api: _Api, /, name: str, **options: Any) -> None:
     """Create a project (with an active and a pre-published next key)."""

@@ -21,15 +21,14 @@ the answer has a body to describe (``HEAD`` sends a ``GET``'s fields and no body
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
-from jwkit.service.state import Document
+from typing import NamedTuple, Protocol
 
 __all__ = [
     "JSON",
     "JWKS",
     "Answer",
     "Headers",
+    "Servable",
     "document",
     "etag_matches",
     "internal_error",
@@ -43,7 +42,18 @@ Headers = tuple[tuple[bytes, bytes], ...]
 #: Content types (RFC 7517 §8.5 for a JWK Set).
 JWKS = b"application/jwk-set+json"
 JSON = b"application/json"
-_CONTENT_TYPES = {"jwks": JWKS, "discovery": JSON}
+_CONTENT_TYPES = {"jwks": JWKS, "discovery": JSON, "statuslist": b"application/statuslist+jwt"}
+
+
+class Servable(Protocol):
+    """What :func:`document` serves: a state :class:`~jwkit.service.state.Document` or a
+    signed status list (:class:`~jwkit.service.statuslists.ListDoc`)."""
+
+    @property
+    def body(self) -> bytes: ...
+
+    @property
+    def etag(self) -> str: ...
 
 _NO_STORE: Headers = ((b"cache-control", b"no-store"), (b"pragma", b"no-cache"))
 _CHALLENGE: Headers = ((b"www-authenticate", b'Basic realm="jwkit"'),)
@@ -71,7 +81,7 @@ def etag_matches(header: str, etag: str) -> bool:
     return any(part.strip().removeprefix("W/") == bare for part in header.split(","))
 
 
-def document(name: str, doc: Document, max_age: int, if_none_match: str | None = None) -> Answer:
+def document(name: str, doc: Servable, max_age: int, if_none_match: str | None = None) -> Answer:
     """A JWKS (``name`` ``"jwks"``) or discovery document: ``200`` with a strong ETag and
     ``Cache-Control: public, max-age``, or ``304`` without a body when ``if_none_match``
     matches (RFC 9110 §13.1.2, §15.4.5)."""

@@ -46,10 +46,8 @@ from jwkit.service.state import ProjectView
 
 __all__ = ["introspect", "revoke", "routes", "status_list"]
 
-_STATUS_TYPE = "application/statuslist+jwt"
 _JSON = "application/json"
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-_NOT_FOUND = b'{"error":"not_found","message":"no such status list"}'
 _MAX_TOKEN = 16 * 1024
 
 
@@ -72,16 +70,10 @@ async def status_list(request: Request) -> Response:
     if number.isdigit() and len(number) <= 9:
         doc = service.state.status.document(request.path_params["project"], int(number))
     if doc is None:
-        return Response(_NOT_FOUND, 404, media_type=_JSON)
-    headers = {
-        "ETag": doc.etag,
-        "Cache-Control": f"public, max-age={doc.max_age(service.clock())}",
-        "Access-Control-Allow-Origin": "*",
-    }
-    inm = request.headers.get("if-none-match")
-    if inm is not None and documents.etag_matches(inm, doc.etag):
-        return Response(status_code=304, headers=headers)
-    return Response(doc.body, 200, headers=headers, media_type=_STATUS_TYPE)
+        return answer_response(documents.not_found())
+    return answer_response(documents.document(
+        "statuslist", doc, doc.max_age(service.clock()), request.headers.get("if-none-match")
+    ))  # fmt: skip
 
 
 def _answer(answer: TokenAnswer) -> Response:

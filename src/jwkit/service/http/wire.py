@@ -49,6 +49,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from jwkit.service.domain.clients import ClientRecord
 from jwkit.service.http import documents
+from jwkit.service.http.events import close_all as close_event_streams
 from jwkit.service.http.metrics import ERRORS, WIRE
 from jwkit.service.http.protocol import GuardedProtocol, find_service
 from jwkit.service.http.public import (
@@ -113,6 +114,24 @@ def _default_lines(defaults: list[tuple[bytes, bytes]]) -> bytes:
 
 def _fields(headers: documents.Headers) -> bytes:
     return b"".join(name + b": " + value + b"\r\n" for name, value in headers)
+
+
+def _cached_response(
+    cache_key: tuple[str, str], defaults: Any, name: str, doc: documents.Servable, max_age: int
+) -> _Prebuilt:
+    """The complete 200 answer for one document (``documents.document``'s), from
+    :data:`_PREBUILT` while its default headers, ETag and ``max-age`` stay the same."""
+    cached = _PREBUILT.get(cache_key)
+    if cached is None or cached.defaults is not defaults or cached.etag != doc.etag or (
+        cached.max_age != max_age
+    ):
+        answer = documents.document(name, doc, max_age)
+        head = STATUS_LINE[answer.status] + _default_lines(defaults) + _fields(answer.headers)
+        cached = _Prebuilt(defaults, doc.etag, max_age, head, answer.body)
+        if len(_PREBUILT) >= _MAX_PREBUILT:
+            _PREBUILT.clear()  # deleted projects' entries must not pile up
+        _PREBUILT[cache_key] = cached
+    return cached
 
 
 class FastDocumentProtocol(GuardedProtocol):
@@ -226,50 +245,25 @@ class FastDocumentProtocol(GuardedProtocol):
         """The 200 response to a GET of a status list (what the ASGI route answers)."""
         service = self._service
         assert service is not None
-        defaults = self.server_state.default_headers
-        max_age = doc.max_age(service.clock())
-        cache_key = (doc.project_id, f"statuslist/{doc.number}")
-        cached = _PREBUILT.get(cache_key)
-        if cached is None or cached.defaults is not defaults or cached.etag != doc.etag or (
-            cached.max_age != max_age
-        ):
-            head = b"".join([
-                b"HTTP/1.1 200 OK\r\n",
-                _default_lines(defaults),
-                b"etag: " + doc.etag.encode() + b"\r\n",
-                b"cache-control: public, max-age=%d\r\n" % max_age,
-                b"access-control-allow-origin: *\r\n",
-                b"content-type: application/statuslist+jwt\r\n",
-                b"content-length: %d\r\n" % len(doc.body),
-            ])
-            cached = _Prebuilt(defaults, doc.etag, max_age, head, doc.body)
-            if len(_PREBUILT) >= _MAX_PREBUILT:
-                _PREBUILT.clear()
-            _PREBUILT[cache_key] = cached
+        prebuilt = _cached_response(
+            (doc.project_id, f"statuslist/{doc.number}"), self.server_state.default_headers,
+            "statuslist", doc, doc.max_age(service.clock()),
+        )
         WIRE.n += 1
-        return cached
+        return prebuilt
 
     def _prebuilt(self, view: ProjectView, name: str) -> _Prebuilt:
         """The 200 response to a GET of ``view``'s document ``name``, counted as served."""
         service = self._service
         assert service is not None
         doc = view.jwks if name == "jwks" else view.discovery
-        defaults = self.server_state.default_headers
-        max_age = view.cache_max_age(service.clock())
-        cache_key = (view.id, name)
-        cached = _PREBUILT.get(cache_key)
-        if cached is None or cached.defaults is not defaults or cached.etag != doc.etag or (
-            cached.max_age != max_age
-        ):
-            answer = documents.document(name, doc, max_age)
-            head = STATUS_LINE[answer.status] + _default_lines(defaults) + _fields(answer.headers)
-            cached = _Prebuilt(defaults, doc.etag, max_age, head, answer.body)
-            if len(_PREBUILT) >= _MAX_PREBUILT:
-                _PREBUILT.clear()  # deleted projects' entries must not pile up
-            _PREBUILT[cache_key] = cached
+        prebuilt = _cached_response(
+            (view.id, name), self.server_state.default_headers, name, doc,
+            view.cache_max_age(service.clock()),
+        )
         COUNT[name, "200"].n += 1
         WIRE.n += 1
-        return cached
+        return prebuilt
 
     def _token_request(self) -> bool:
         """Take a plain client_secret_basic token request whose client is cached."""
@@ -416,6 +410,7 @@ class FastDocumentProtocol(GuardedProtocol):
         super().connection_lost(exc)
 
     def shutdown(self) -> None:
+        close_event_streams()  # open /events streams end, so their connections can close
         if self._token is not None:  # a token request's body is still coming in
             self._close_after = True
             return
