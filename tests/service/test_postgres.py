@@ -51,7 +51,7 @@ def test_lifecycle_and_unique_active_on_postgres(tmp_path: Path, pg_url: str) ->
             pid = project.id
         with pytest.raises(Conflict), svc.write() as s:
             keys.rotate(s, pid, svc.vault, now=clock(), actor="t")
-        clock.advance(300)
+        clock.advance(306)  # jwks_max_age + 1 + SYNC_MARGIN
         with svc.write() as s:
             keys.rotate(s, pid, svc.vault, now=clock(), actor="t")
         with svc.read() as s:

@@ -44,17 +44,21 @@ class Service:
             settings.master_key.get_secret_value() if settings.master_key else None,
             settings.home,
         )
-        db = Database(settings.resolved_database_url)
+        db = Database(settings.resolved_database_url, timeout=settings.db_timeout)
         if migrate:
             db.migrate()
         service = cls(settings, db, Vault(master), clock)
-        service.generated = service.ensure_admin()
+        with db.extended_deadline(60):
+            service.generated = service.ensure_admin()
         service.state.reload()
         return service
 
     def ensure_admin(self) -> admins.GeneratedCredentials | None:
         s = self.settings
         with self.db.session() as session, session.begin():
+            # replicas starting at once on a fresh database: one creates the admin, the
+            # others then find it (the lock migrations take)
+            self.db.setup_lock(session)
             return admins.ensure_admin(
                 session,
                 token=s.admin_token.get_secret_value() if s.admin_token else None,
@@ -76,7 +80,4 @@ class Service:
         self.state.reload()
 
     def close(self) -> None:
-        try:
-            self.state.flush_max_exp()
-        finally:
-            self.db.dispose()
+        self.db.dispose()

@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     sync_interval: float = Field(default=1.0, gt=0, le=60)
     #: How often the rotation/retirement scheduler runs (seconds); 0 disables it.
     scheduler_interval: float = Field(default=10.0, ge=0)
+    #: Deadline of any one database call (seconds); past it the admin API answers 503.
+    db_timeout: float = Field(default=5.0, ge=1, le=300)
     #: Leeway for clocks of verifiers that differ from ours (seconds).
     clock_skew: int = Field(default=60, ge=0, le=3600)
     #: Lifetime of console sessions (seconds).

@@ -249,11 +249,12 @@ def grant_token(service: Service, view: ProjectView, request: TokenRequest,
     if signer is None or key_id is None:
         return _oauth_error("temporarily_unavailable", "no active signing key", 503)
     now = service.clock()
-    access_token, exp = mint(
+    if not service.state.exp_covered(key_id, now + view.token_ttl):  # recorded before signing
+        return _oauth_error("temporarily_unavailable", "try again shortly", 503)
+    access_token, _ = mint(
         signer, issuer=view.issuer, audience=view.audience, subject=client_id,
         ttl=view.token_ttl, now=now, client_id=client_id, scope=granted or None,
     )
-    service.state.note_signed(key_id, exp)
     _ISSUED.n += 1
     # json.dumps({"access_token", "token_type", "expires_in"[, "scope"]}), byte for byte:
     # a compact JWS is base64url and dots, which JSON never escapes; only the scope (from the
