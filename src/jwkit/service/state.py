@@ -50,7 +50,7 @@ log = logging.getLogger("jwkit.service")
 _CLIENT_CACHE_MAX = 10_000
 _MISSING = object()
 #: How long /readyz waits for a database ping before it answers "not ready".
-_READY_WAIT = 1.0
+_READY_WAIT = 0.5
 #: How long a successful readiness ping is trusted (seconds).
 _READY_CACHE = 1.0
 

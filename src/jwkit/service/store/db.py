@@ -187,7 +187,7 @@ def _postgres_engine(url: str, timeout: float) -> tuple[Engine, _Watchdog]:
             watchdog.release(dbapi_conn)
             if time.monotonic() - started >= watchdog.timeout * 0.9:
                 raise exc.OperationalError("SELECT 1", None, error) from error
-            raise exc.DisconnectionError(str(error), invalidate_pool=True) from error
+            raise exc.InvalidatePoolError(str(error)) from error
 
     @event.listens_for(engine, "checkin")
     def _on_checkin(dbapi_conn: Any, _record: Any) -> None:
