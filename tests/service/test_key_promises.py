@@ -1,0 +1,106 @@
+"""The two promises the retirement and rotation rules rest on, held by a real ``jwkit serve``.
+
+* A next key signs only once every JWKS a verifier may still hold from before its publication
+  has expired, to the sub-second (the chaos run found a key published at x.9 s signing at
+  x+1.0 s with ``jwks_max_age`` 1).
+* The latest ``exp`` a key may sign is in the database before the token leaves the process,
+  so a replica killed with SIGKILL loses nothing the retirement rule needs.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import create_engine, select
+
+from jwkit.jose.b64 import b64url_decode
+from jwkit.service.store.models import Key
+from jwkit.verify.verifier import Verifier
+
+from .conftest import AUTH, ServerProcess
+
+
+def _api(server: ServerProcess, method: str, path: str, body: Any = None) -> httpx.Response:
+    return httpx.request(method, f"{server.url}/api/v1{path}", json=body, headers=AUTH,
+                         timeout=30)  # fmt: skip
+
+
+def _token(server: ServerProcess, project: dict[str, Any], client: dict[str, Any]) -> str:
+    r = httpx.post(f"{server.url}/p/{project['id']}/oauth2/token",
+                   data={"grant_type": "client_credentials"},
+                   auth=(client["client_id"], client["client_secret"]), timeout=30)  # fmt: skip
+    assert r.status_code == 200, r.text
+    return str(r.json()["access_token"])
+
+
+def _late_in_a_second(low: float = 0.70, high: float = 0.78) -> None:
+    """Return when the wall clock's fraction of a second is in ``[low, high)``."""
+    while not low <= time.time() % 1 < high:
+        time.sleep(0.005)
+
+
+def test_verifier_that_cached_the_jwks_just_before_publication_accepts_the_new_key(
+    spawn: Any,
+) -> None:
+    """``jwks_max_age`` 1; a verifier that honours max-age (``min_ttl=0``) and will not refetch
+    for an unknown kid (``cooldown``) fetches the JWKS at x.7 s; a next key is published in the
+    same second; rotation is retried until the service allows it; the new key's first token
+    must verify against what that verifier holds or fetches by then."""
+    server = spawn()
+    project = _api(server, "POST", "/projects", {"name": "subsec", "jwks_max_age": 1}).json()
+    client = _api(server, "POST", f"/projects/{project['id']}/clients", {"name": "c"}).json()
+    old = _token(server, project, client)
+    verifier = Verifier.from_jwks_url(
+        project["jwks_uri"], allow_insecure_http=True, issuer=project["issuer"],
+        audience=project["audience"], min_ttl=0, cooldown=3600, token_cache=False,
+    )  # fmt: skip
+    try:
+        _late_in_a_second()
+        fetched = time.time()
+        assert verifier.verify(old)  # the JWKS fetch, cached for max-age=1
+        published = _api(server, "POST", f"/projects/{project['id']}/keys", {"mode": "next"})
+        assert published.status_code == 201
+        assert int(time.time()) == int(fetched), "the machine is too slow for this test"
+        while True:
+            r = _api(server, "POST", f"/projects/{project['id']}/keys/rotate")
+            if r.status_code == 200:
+                break
+            assert r.status_code == 409 and r.json()["error"] == "rotation_too_early"
+            time.sleep(0.02)
+        rotated_after = time.time() - fetched
+        assert r.json()["active"] == published.json()["kid"]
+        new = _token(server, project, client)
+        claims = verifier.verify(new)  # old code: KeyNotFound (the cached JWKS lacks the kid)
+        assert claims.header["kid"] == published.json()["kid"]
+        print(f"rotation allowed {rotated_after:.2f}s after the JWKS fetch (max-age 1)")
+        assert rotated_after > 1
+    finally:
+        verifier.close()
+
+
+def _exp(token: str) -> int:
+    return int(json.loads(b64url_decode(token.split(".")[1]))["exp"])
+
+
+def test_sigkill_loses_no_expiry_mark(spawn: Any, tmp_path: Path) -> None:
+    """Tokens issued, then the replica is killed outright: the database already records an
+    ``exp`` mark at or beyond every token its key signed (old code flushed marks once per
+    sync interval, 60 s here, and lost them)."""
+    server = spawn(JWKIT_SYNC_INTERVAL="60")
+    project = _api(server, "POST", "/projects", {"name": "kill", "token_ttl": 600}).json()
+    client = _api(server, "POST", f"/projects/{project['id']}/clients", {"name": "c"}).json()
+    tokens = [_token(server, project, client) for _ in range(20)]
+    assert server.proc is not None
+    server.kill()
+    kid = json.loads(b64url_decode(tokens[-1].split(".")[0]))["kid"]
+    engine = create_engine(f"sqlite:///{tmp_path / '.jwkit' / 'jwkit.db'}")
+    try:
+        with engine.connect() as conn:
+            mark = conn.execute(select(Key.max_exp).where(Key.kid == kid)).scalar_one()
+    finally:
+        engine.dispose()
+    assert mark is not None and mark >= max(_exp(t) for t in tokens)
