@@ -17,7 +17,7 @@ from jwkit.service.domain import admins
 from jwkit.service.domain.common import unix_now
 from jwkit.service.settings import Settings
 from jwkit.service.state import ServiceState
-from jwkit.service.store.db import Database
+from jwkit.service.store.db import STARTUP_TIMEOUT, Database
 from jwkit.service.vault import Vault, load_master_key
 
 __all__ = ["Service"]
@@ -48,7 +48,7 @@ class Service:
         if migrate:
             db.migrate()
         service = cls(settings, db, Vault(master), clock)
-        with db.extended_deadline(60):
+        with db.extended_deadline(STARTUP_TIMEOUT):
             service.generated = service.ensure_admin()
         service.state.reload()
         return service

@@ -36,14 +36,15 @@ from sqlalchemy import Engine, create_engine, event, exc, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-__all__ = ["DEFAULT_TIMEOUT", "Database", "create_db_engine", "run_migrations"]
+__all__ = ["DEFAULT_TIMEOUT", "STARTUP_TIMEOUT", "Database", "create_db_engine", "run_migrations"]
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 _ADVISORY_LOCK_ID = 0x6A776B6974  # "jwkit"
 #: Seconds any one database call may take before it is abandoned.
 DEFAULT_TIMEOUT = 5.0
-#: Migrations may hold their connection longer than a request.
-_MIGRATION_TIMEOUT = 120.0
+#: Start-up work (migrations, the first admin) may wait for another replica's, and take longer
+#: than a request.
+STARTUP_TIMEOUT = 120.0
 
 
 class _Watchdog:
@@ -208,7 +209,11 @@ def _alembic_config() -> Config:
 
 
 def _lock_setup(conn: Any) -> None:
+    """Take the start-up lock, with start-up timeouts for the rest of the transaction."""
     if conn.dialect.name == "postgresql":
+        millis = int(STARTUP_TIMEOUT * 1000)
+        conn.execute(text(f"SET LOCAL statement_timeout = {millis}"))
+        conn.execute(text(f"SET LOCAL lock_timeout = {millis}"))
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ADVISORY_LOCK_ID})
 
 
@@ -256,7 +261,7 @@ class Database:
         _lock_setup(session.connection())
 
     def migrate(self) -> None:
-        with self.extended_deadline(_MIGRATION_TIMEOUT):
+        with self.extended_deadline(STARTUP_TIMEOUT):
             run_migrations(self.engine)
 
     def ping(self) -> bool:
