@@ -104,3 +104,30 @@ def test_sigkill_loses_no_expiry_mark(spawn: Any, tmp_path: Path) -> None:
     finally:
         engine.dispose()
     assert mark is not None and mark >= max(_exp(t) for t in tokens)
+
+
+def test_token_endpoint_refuses_beyond_the_recorded_mark(
+    client: Any, project: dict[str, Any], oauth_client: dict[str, Any], clock: Any, service: Any
+) -> None:
+    """No token leaves with an ``exp`` the database has not recorded: when the background
+    could not renew the mark (here: no sync for longer than the headroom, as in a long
+    database outage) the token endpoint answers 503 instead of signing; the next sync
+    renews the mark and tokens flow again."""
+
+    url = f"/p/{project['id']}/oauth2/token"
+    form = {"grant_type": "client_credentials", "client_id": oauth_client["client_id"],
+            "client_secret": oauth_client["client_secret"]}  # fmt: skip
+    assert client.post(url, data=form).status_code == 200
+    clock.advance(service.settings.exp_headroom // 2 - 5)  # still within the reservation
+    assert client.post(url, data=form).status_code == 200
+    clock.advance(service.settings.exp_headroom)
+    refused = client.post(url, data=form)
+    assert refused.status_code == 503 and refused.json()["error"] == "temporarily_unavailable"
+    service.state.sync()
+    r = client.post(url, data=form)
+    assert r.status_code == 200
+    view = service.state.projects[project["id"]]
+    assert view.signer_key_id is not None
+    with service.read() as s:
+        mark = s.execute(select(Key.max_exp).where(Key.id == view.signer_key_id)).scalar_one()
+    assert mark >= _exp(r.json()["access_token"])

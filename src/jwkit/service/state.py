@@ -14,7 +14,7 @@ Two promises of :mod:`jwkit.service.domain.keys` are kept here:
   start signing elsewhere.
 * *Reserved expiry*: a token is signed only if its ``exp`` is within the mark recorded in the
   database for its key (:meth:`ServiceState.exp_covered`). Each load and each sync tops the
-  marks up (``EXP_HEADROOM`` ahead, one write per key every few minutes), so the hot path
+  marks up (``exp_headroom`` ahead, one write per key every few minutes), so the hot path
   never waits on the database and a replica killed outright loses no record.
 """
 
@@ -243,17 +243,18 @@ class ServiceState:
 
     def reserve_exp(self) -> None:
         """Record, for each active key this replica signs with, an ``exp`` mark
-        ``EXP_HEADROOM`` seconds beyond the tokens it issues now, once less than half of that
+        ``exp_headroom`` seconds beyond the tokens it issues now, once less than half of that
         headroom is left. One transaction, usually nothing to do."""
         now = self.clock()
+        headroom = self.settings.exp_headroom
         wanted: dict[int, int] = {}
         for view in self.projects.values():
             key_id = view.signer_key_id
             if key_id is None:
                 continue
             horizon = now + view.token_ttl
-            if self._covered.get(key_id, 0) < horizon + keys.EXP_HEADROOM // 2:
-                wanted[key_id] = horizon + keys.EXP_HEADROOM
+            if self._covered.get(key_id, 0) < horizon + headroom // 2:
+                wanted[key_id] = horizon + headroom
         if not wanted:
             return
         with self.db.session() as session, session.begin():

@@ -14,7 +14,7 @@ Rules (times are Unix seconds, ``max_age`` is the project's advertised ``jwks_ma
 * A ``retiring`` key leaves the JWKS only after the latest ``exp`` it may have signed (plus
   the clock-skew leeway) has passed. That ``max_exp`` is an upper bound recorded *before* any
   token reaches it: each replica reserves ``exp`` marks ahead of time (:func:`reserve_exp`,
-  ``EXP_HEADROOM`` seconds beyond what it signs now, renewed in the background), and only
+  ``JWKIT_EXP_HEADROOM`` seconds beyond what it signs now, renewed in the background), and only
   while the key is still ``active``. A replica killed outright therefore loses nothing, and
   one that missed the rotation cannot sign past the recorded mark.
 * Anything that would break a valid token raises :class:`Conflict` (HTTP 409) with the earliest
@@ -45,7 +45,6 @@ from jwkit.service.vault import SealedKey, Vault
 
 __all__ = [
     "ACTIVE",
-    "EXP_HEADROOM",
     "NEXT",
     "PUBLISHED_STATES",
     "RETIRING",
@@ -73,8 +72,6 @@ PUBLISHED_STATES = (NEXT, ACTIVE, RETIRING)
 #: Seconds a replica may serve a snapshot it has not confirmed against the database (it syncs
 #: every ``sync_interval``); also how long it may keep signing with a just-retired key.
 SYNC_MARGIN = 5
-#: Seconds of token expiry a replica reserves beyond what it signs now (see :func:`reserve_exp`).
-EXP_HEADROOM = 600
 DAY = 86400
 
 
