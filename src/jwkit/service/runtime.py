@@ -45,12 +45,13 @@ class Service:
             settings.home,
         )
         db = Database(settings.resolved_database_url, timeout=settings.db_timeout)
-        if migrate:
-            db.migrate()
         service = cls(settings, db, Vault(master), clock)
+        # start-up may wait for another replica's (or worker's): longer deadlines than requests
         with db.extended_deadline(STARTUP_TIMEOUT):
+            if migrate:
+                db.migrate()
             service.generated = service.ensure_admin()
-        service.state.reload()
+            service.state.reload()
         return service
 
     def ensure_admin(self) -> admins.GeneratedCredentials | None:

@@ -47,24 +47,27 @@ DEFAULT_TIMEOUT = 5.0
 STARTUP_TIMEOUT = 120.0
 
 
+#: A per-thread longer deadline (seconds), set by :meth:`Database.extended_deadline`.
+_extended = threading.local()
+
+
 class _Watchdog:
     """Ends database calls that outlive their deadline by shutting their socket down.
 
-    A connection is watched from checkout to checkin; :meth:`extended` raises the deadline of
-    the calling thread's checkouts (migrations). One daemon thread per engine checks four
-    times a second.
+    A connection is watched from checkout to checkin; :meth:`Database.extended_deadline`
+    raises the deadline of the calling thread's checkouts (start-up work). One daemon thread
+    per engine checks four times a second.
     """
 
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
         self._watched: dict[int, tuple[float, Any]] = {}
         self._lock = threading.Lock()
-        self._local = threading.local()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def watch(self, dbapi_conn: Any) -> None:
-        limit = getattr(self._local, "timeout", None) or self.timeout
+        limit = getattr(_extended, "seconds", None) or self.timeout
         with self._lock:
             self._watched[id(dbapi_conn)] = (time.monotonic() + limit, dbapi_conn)
             if self._thread is None:
@@ -76,15 +79,6 @@ class _Watchdog:
     def release(self, dbapi_conn: Any) -> None:
         with self._lock:
             self._watched.pop(id(dbapi_conn), None)
-
-    @contextmanager
-    def extended(self, seconds: float) -> Iterator[None]:
-        previous = getattr(self._local, "timeout", None)
-        self._local.timeout = seconds
-        try:
-            yield
-        finally:
-            self._local.timeout = previous
 
     def _run(self) -> None:
         while not self._stop.wait(0.25):
@@ -149,6 +143,9 @@ def create_db_engine(url: str, *, timeout: float = DEFAULT_TIMEOUT) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _on_begin(conn: Any) -> None:
+            extended = getattr(_extended, "seconds", None)
+            wait_ms = int(extended * 1000) if extended else busy_ms
+            conn.exec_driver_sql(f"PRAGMA busy_timeout={wait_ms}")
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
@@ -248,12 +245,14 @@ class Database:
 
     @contextmanager
     def extended_deadline(self, seconds: float) -> Iterator[None]:
-        """Let this thread's database calls run for up to ``seconds`` (start-up work)."""
-        if self._watchdog is None:
+        """Let this thread's database calls run (and wait for locks) for up to ``seconds``:
+        start-up work, which may wait for another replica's."""
+        previous = getattr(_extended, "seconds", None)
+        _extended.seconds = seconds
+        try:
             yield
-            return
-        with self._watchdog.extended(seconds):
-            yield
+        finally:
+            _extended.seconds = previous
 
     def setup_lock(self, session: Session) -> None:
         """Serialise start-up work (migrations, first admin) across replicas: PostgreSQL's
