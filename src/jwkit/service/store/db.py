@@ -36,6 +36,8 @@ from sqlalchemy import Engine, create_engine, event, exc, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from jwkit.service.files import private_sqlite_files
+
 __all__ = ["DEFAULT_TIMEOUT", "STARTUP_TIMEOUT", "Database", "create_db_engine", "run_migrations"]
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
@@ -122,8 +124,9 @@ def create_db_engine(url: str, *, timeout: float = DEFAULT_TIMEOUT) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            private_sqlite_files(Path(database))  # 0600, so -wal and -shm are too
         engine = create_engine(
             url,
             connect_args={"timeout": timeout, "check_same_thread": False},
