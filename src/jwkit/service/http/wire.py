@@ -145,7 +145,12 @@ class FastDocumentProtocol(GuardedProtocol):
         # ten entries and a copy of the lifespan state) is left to _begin_scope, for requests
         # that go to the app.
         self._idle_since = None  # busy: the lazy keep-alive timer must not close us now
-        self._begin_head()
+        # GuardedProtocol._begin_head, inline (this runs for every request):
+        self._heads += 1
+        self._in_head = True
+        self._head_size = self._head_received = 0
+        if self._head_timer is None:
+            self._arm_head_timer()
         self.url = b""
         self.expect_100_continue = False
         self.headers = []
@@ -160,7 +165,9 @@ class FastDocumentProtocol(GuardedProtocol):
     def on_headers_complete(self) -> None:
         self._fast = None
         self._token = None
-        self._end_head()
+        self._in_head = False  # GuardedProtocol._end_head, inline:
+        if len(self.url) > self._line_max:
+            self._refuse(414, b"request target too long")
         if self._enabled and self._connection_free():
             method = self.parser.get_method()
             if method == b"GET":
