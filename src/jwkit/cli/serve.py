@@ -67,6 +67,7 @@ def serve(access_log: bool, **flags: object) -> None:
     from pydantic import ValidationError
     from sqlalchemy.exc import SQLAlchemyError
 
+    from jwkit.service.files import InsecurePathError
     from jwkit.service.runtime import Service
     from jwkit.service.settings import Settings
     from jwkit.service.vault import MasterKeyError, VaultError
@@ -89,6 +90,8 @@ def serve(access_log: bool, **flags: object) -> None:
     except VaultError:
         fail_input("the stored keys cannot be opened with this master key "
                    "(JWKIT_MASTER_KEY or $JWKIT_HOME/master.key)")
+    except InsecurePathError as exc:
+        fail_input(str(exc))
     except SQLAlchemyError as exc:
         fail_input(f"cannot open the database: {type(exc).__name__}: {str(exc).splitlines()[0]}")
     generated = service.generated
@@ -121,4 +124,8 @@ def serve(access_log: bool, **flags: object) -> None:
             access_log=access_log,
             server_header=False,
             h11_max_incomplete_event_size=settings.max_header_bytes,
+            # X-Forwarded-For/-Proto only from the proxies named in JWKIT_FORWARDED_ALLOW_IPS;
+            # uvicorn's own default would believe any loopback peer (and FORWARDED_ALLOW_IPS).
+            proxy_headers=bool(settings.forwarded_allow_ips.strip()),
+            forwarded_allow_ips=settings.forwarded_allow_ips.strip() or None,
         )

@@ -52,6 +52,19 @@ class Settings(BaseSettings):
     metrics: Literal["public", "admin", "off"] = "admin"
     #: Who may read the admin API's OpenAPI document and its docs page: as for ``metrics``.
     api_docs: Literal["public", "admin", "off"] = "admin"
+    #: Proxies whose ``X-Forwarded-For``/``-Proto`` are believed (uvicorn's
+    #: ``forwarded_allow_ips``: comma-separated addresses or networks, ``*`` for any). Empty
+    #: (the default): no forwarded header is believed, the peer address is the client.
+    forwarded_allow_ips: str = ""
+    #: Console password checks (argon2, ~64 MiB each) running at once per worker process;
+    #: a login beyond that is answered 503 with ``Retry-After`` instead of queued.
+    login_concurrency: int = Field(default=2, ge=1, le=64)
+    #: How long verifiers may cache a status list (its ``ttl`` claim and ``max-age``, seconds).
+    status_list_ttl: int = Field(default=60, ge=1, le=86400)
+    #: Most concurrent ``/events`` listeners per process; one more is answered 503.
+    events_max_listeners: int = Field(default=1000, ge=0, le=100_000)
+    #: Seconds between ``: ping`` comments on ``/events``.
+    events_heartbeat: float = Field(default=15.0, gt=0, le=300)
 
     @field_validator("public_url")
     @classmethod

@@ -29,6 +29,7 @@ from jwkit.service.domain.clients import CLIENT_ID_MAX, ClientRecord, load_clien
 from jwkit.service.domain.projects import issuer_for
 from jwkit.service.domain.tokens import token_encoder
 from jwkit.service.settings import Settings
+from jwkit.service.statuslists import StatusRegistry
 from jwkit.service.store.db import Database
 from jwkit.service.store.models import Key, Project
 from jwkit.service.store.models import ServiceState as StateRow
@@ -76,6 +77,8 @@ class ProjectView:
     max_exp: dict[int, int] = field(default_factory=dict)
     #: ``signer`` with its token header prepared, for the token endpoint.
     token_signer: Encoder | None = None
+    #: Tokens carry a Token Status List ``status`` claim (the project's ``token_status``).
+    token_status: bool = False
 
     def cache_max_age(self, now: int) -> int:
         """``max-age`` never beyond the next scheduled key change (never negative)."""
@@ -119,6 +122,10 @@ class ServiceState:
         self._pending_exp: dict[int, int] = {}
         self._lock = threading.Lock()
         self._exp_lock = threading.Lock()
+        #: Status lists, index blocks and issuance records (token status).
+        self.status = StatusRegistry(settings, db, clock, lambda: self.projects)
+        #: Called with a project id when its published key set changed.
+        self.key_listeners: list[Callable[[str], None]] = []
 
     # -- loading ------------------------------------------------------------------------
 
@@ -144,7 +151,7 @@ class ServiceState:
             for project in projects:
                 views[project.id] = self._build(project, by_project.get(project.id, []), signers)
             self._signers = signers
-            self.projects = views
+            old, self.projects = self.projects, views
             self.admin_tokens = tokens
             with self._client_lock:
                 self._client_generation += 1
@@ -152,6 +159,12 @@ class ServiceState:
                 self._misses = {}  # an id unknown before may name a client created since
                 self._miss_bytes = 0
             self.version = version
+        self.status.load()
+        for pid, view in views.items():
+            before = old.get(pid)
+            if before is not None and before.jwks.etag != view.jwks.etag:
+                for listener in list(self.key_listeners):
+                    listener(pid)
 
     def _build(self, project: Project, rows: list[Key], signers: dict[int, JWK]) -> ProjectView:
         now = self.clock()
@@ -178,6 +191,12 @@ class ServiceState:
             "token_endpoint": f"{issuer}/oauth2/token",
             "grant_types_supported": ["client_credentials"],
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "revocation_endpoint": f"{issuer}/oauth2/revoke",
+            "revocation_endpoint_auth_methods_supported": [
+                "client_secret_basic", "client_secret_post"],
+            "introspection_endpoint": f"{issuer}/oauth2/introspect",
+            "introspection_endpoint_auth_methods_supported": [
+                "client_secret_basic", "client_secret_post"],
             "id_token_signing_alg_values_supported": algs,
             "response_types_supported": ["token"],
             "jwkit_key_schedule": [
@@ -192,13 +211,16 @@ class ServiceState:
             jwks=Document.render({"keys": published}), discovery=Document.render(discovery),
             next_change=next_change, signer=signer, signer_key_id=signer_id,
             token_signer=_token_signer(project.id, signer),
+            token_status=bool(project.token_status),
         )
 
     # -- replication --------------------------------------------------------------------
 
     def sync(self) -> bool:
-        """Flush signed-``exp`` marks, then rebuild if another writer bumped the version."""
+        """Flush signed-``exp`` marks and issuance records, then rebuild if another writer
+        bumped the version (everything) or the status version (the lists that changed)."""
         self.flush_max_exp()
+        self.status.flush()
         with self.db.session() as session:
             version = session.execute(
                 select(StateRow.version).where(StateRow.id == 1)
@@ -206,7 +228,7 @@ class ServiceState:
         if version != self.version:
             self.reload()
             return True
-        return False
+        return self.status.refresh()
 
     def note_signed(self, key_id: int, exp: int) -> None:
         """Remember the latest ``exp`` signed by ``key_id`` (flushed by :meth:`sync`)."""

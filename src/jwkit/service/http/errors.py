@@ -6,6 +6,7 @@
 * The database being unreachable is 503 ``database_unavailable`` with ``Retry-After``: the
   public endpoints keep serving from memory meanwhile; only writes and reads of the admin
   API need the database.
+* A value the database refuses (``DataError``: a NUL character in PostgreSQL text) is 400.
 * Anything else is a bug: logged once (type and traceback, no request data) and answered
   500 by :class:`CatchAll`, which, unlike Starlette's catch-all handler, does not re-raise
   the exception to uvicorn (which would log it a second time and drop the connection). The
@@ -20,7 +21,7 @@ import logging
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -85,6 +86,18 @@ async def _database(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _bad_data(request: Request, exc: Exception) -> JSONResponse:
+    """The database refused a value from the request (PostgreSQL text cannot hold NUL, an
+    integer out of its range): the input is wrong, not the service."""
+    ERRORS.labels("bad_request").inc()
+    return JSONResponse(
+        {"error": "bad_request",
+         "message": "the request holds a value the database cannot store (such as a NUL "
+                    "character)"},
+        status_code=400,
+    )
+
+
 def _log_bug(exc: BaseException, method: str, path: str) -> None:
     ERRORS.labels("internal").inc()
     log.error("unhandled %s on %s %s", type(exc).__name__, method, path, exc_info=exc)
@@ -134,4 +147,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, _service)
     app.add_exception_handler(HTTPException, _http)
     app.add_exception_handler(DBAPIError, _database)
+    app.add_exception_handler(DataError, _bad_data)  # more specific: found first (MRO)
     app.add_middleware(CatchAll)  # (not a handler for Exception: Starlette re-raises those)

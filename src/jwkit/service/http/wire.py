@@ -64,6 +64,7 @@ from jwkit.service.http.public import (
     token_precheck_passes,
 )
 from jwkit.service.state import ProjectView
+from jwkit.service.statuslists import ListDoc
 
 __all__ = ["FastDocumentProtocol"]
 
@@ -75,6 +76,7 @@ _TOKEN_FALLBACK = frozenset({b"transfer-encoding", b"expect"})
 _JWKS = JWKS_SUFFIX.encode()
 _DISCOVERY = DISCOVERY_SUFFIX.encode()
 _TOKEN = TOKEN_SUFFIX.encode()
+_STATUSLISTS = b"/statuslists/"
 _MAX_PREBUILT = 4096
 _CLOSE = b"connection: close\r\n"
 
@@ -128,6 +130,7 @@ class FastDocumentProtocol(GuardedProtocol):
         )
         # A document request being answered here: (document name, project view).
         self._fast: tuple[str, ProjectView] | None = None
+        self._status_doc: ListDoc | None = None  # a status list being answered here
         # A token request being answered here: (view, Authorization, its credentials, the
         # cached client) and the body received so far.
         self._token: tuple[ProjectView, str, tuple[str, str], ClientRecord | None] | None = None
@@ -164,6 +167,7 @@ class FastDocumentProtocol(GuardedProtocol):
 
     def on_headers_complete(self) -> None:
         self._fast = None
+        self._status_doc = None
         self._token = None
         self._in_head = False  # GuardedProtocol._end_head, inline:
         if len(self.url) > self._line_max:
@@ -173,6 +177,9 @@ class FastDocumentProtocol(GuardedProtocol):
             if method == b"GET":
                 self._fast = self._document()
                 if self._fast is not None:
+                    return
+                self._status_doc = self._status_list()
+                if self._status_doc is not None:
                     return
             elif method == b"POST" and self._token_request():
                 return
@@ -207,6 +214,47 @@ class FastDocumentProtocol(GuardedProtocol):
         if view is not None:
             return "discovery", view
         return None
+
+    def _status_list(self) -> ListDoc | None:
+        """The status list of ``GET /p/{project}/statuslists/{n}`` (plain requests only)."""
+        if any(name in _GET_FALLBACK for name, _ in self.headers):
+            return None
+        path = self.url.split(b"?", 1)[0]
+        if not path.startswith(b"/p/") or b"%" in path:
+            return None
+        project, sep, number = path[3:].partition(_STATUSLISTS)
+        if not sep or not number.isdigit() or len(number) > 9:
+            return None
+        service = self._service
+        assert service is not None
+        return service.state.status.document(project.decode("ascii", "replace"), int(number))
+
+    def _prebuilt_status(self, doc: ListDoc) -> _Prebuilt:
+        """The 200 response to a GET of a status list (what the ASGI route answers)."""
+        service = self._service
+        assert service is not None
+        defaults = self.server_state.default_headers
+        max_age = doc.max_age(service.clock())
+        cache_key = (doc.project_id, f"statuslist/{doc.number}")
+        cached = _PREBUILT.get(cache_key)
+        if cached is None or cached.defaults is not defaults or cached.etag != doc.etag or (
+            cached.max_age != max_age
+        ):
+            head = b"".join([
+                b"HTTP/1.1 200 OK\r\n",
+                _default_lines(defaults),
+                b"etag: " + doc.etag.encode() + b"\r\n",
+                b"cache-control: public, max-age=%d\r\n" % max_age,
+                b"access-control-allow-origin: *\r\n",
+                b"content-type: application/statuslist+jwt\r\n",
+                b"content-length: %d\r\n" % len(doc.body),
+            ])
+            cached = _Prebuilt(defaults, doc.etag, max_age, head, doc.body)
+            if len(_PREBUILT) >= _MAX_PREBUILT:
+                _PREBUILT.clear()
+            _PREBUILT[cache_key] = cached
+        WIRE.n += 1
+        return cached
 
     def _prebuilt(self, view: ProjectView, name: str) -> _Prebuilt:
         """The 200 response to a GET of ``view``'s document ``name``, counted as served."""
@@ -256,6 +304,8 @@ class FastDocumentProtocol(GuardedProtocol):
         hit, record = service.state.cached_client(creds[0])
         if not hit:
             return False  # the ASGI path looks the client up in the database once
+        if view.token_status and service.state.status.low(view.id):
+            return False  # the ASGI path reserves the next block of status indices first
         self._token = (view, authorization, creds, record)
         self._token_body = b""
         return True
@@ -267,23 +317,26 @@ class FastDocumentProtocol(GuardedProtocol):
             if len(self._token_body) + len(body) <= MAX_FORM:  # Content-Length was checked
                 self._token_body += body
             return
-        if self._fast is None:
+        if self._fast is None and self._status_doc is None:
             super().on_body(body)
 
     def on_message_complete(self) -> None:
-        fast, token = self._fast, self._token
-        if fast is None and token is None:
+        fast, token, status_doc = self._fast, self._token, self._status_doc
+        if fast is None and token is None and status_doc is None:
             super().on_message_complete()
             return
-        self._fast = self._token = None
+        self._fast = self._token = self._status_doc = None
         keep_alive = (
             self.parser.get_http_version() != "1.0"
             and self.parser.should_keep_alive()
             and not self._close_after
         )
-        if fast is not None:
-            name, view = fast
-            prebuilt = self._prebuilt(view, name)
+        if fast is not None or status_doc is not None:
+            if status_doc is not None:
+                prebuilt = self._prebuilt_status(status_doc)
+            else:
+                assert fast is not None
+                prebuilt = self._prebuilt(fast[1], fast[0])
             if keep_alive:
                 response = prebuilt.response
             else:
