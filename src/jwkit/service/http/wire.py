@@ -240,16 +240,9 @@ class FastDocumentProtocol(GuardedProtocol):
         if cached is None or cached.defaults is not defaults or cached.etag != doc.etag or (
             cached.max_age != max_age
         ):
-            head = b"".join([
-                b"HTTP/1.1 200 OK\r\n",
-                _default_lines(defaults),
-                b"etag: " + doc.etag.encode() + b"\r\n",
-                b"cache-control: public, max-age=%d\r\n" % max_age,
-                b"access-control-allow-origin: *\r\n",
-                b"content-type: application/statuslist+jwt\r\n",
-                b"content-length: %d\r\n" % len(doc.body),
-            ])
-            cached = _Prebuilt(defaults, doc.etag, max_age, head, doc.body)
+            answer = documents.status_list(doc.body, doc.etag, max_age)
+            head = STATUS_LINE[answer.status] + _default_lines(defaults) + _fields(answer.headers)
+            cached = _Prebuilt(defaults, doc.etag, max_age, head, answer.body)
             if len(_PREBUILT) >= _MAX_PREBUILT:
                 _PREBUILT.clear()
             _PREBUILT[cache_key] = cached
