@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import logging
 from asyncio import TimerHandle
+from collections.abc import Callable
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
@@ -117,17 +118,18 @@ def _fields(headers: documents.Headers) -> bytes:
 
 
 def _cached_response(
-    cache_key: tuple[str, str], defaults: Any, name: str, doc: documents.Servable, max_age: int
+    cache_key: tuple[str, str], defaults: Any, etag: str, max_age: int,
+    build: Callable[[], documents.Answer],
 ) -> _Prebuilt:
-    """The complete 200 answer for one document (``documents.document``'s), from
+    """The complete 200 answer ``build`` makes (a ``documents`` builder's), from
     :data:`_PREBUILT` while its default headers, ETag and ``max-age`` stay the same."""
     cached = _PREBUILT.get(cache_key)
-    if cached is None or cached.defaults is not defaults or cached.etag != doc.etag or (
+    if cached is None or cached.defaults is not defaults or cached.etag != etag or (
         cached.max_age != max_age
     ):
-        answer = documents.document(name, doc, max_age)
+        answer = build()
         head = STATUS_LINE[answer.status] + _default_lines(defaults) + _fields(answer.headers)
-        cached = _Prebuilt(defaults, doc.etag, max_age, head, answer.body)
+        cached = _Prebuilt(defaults, etag, max_age, head, answer.body)
         if len(_PREBUILT) >= _MAX_PREBUILT:
             _PREBUILT.clear()  # deleted projects' entries must not pile up
         _PREBUILT[cache_key] = cached
@@ -167,7 +169,12 @@ class FastDocumentProtocol(GuardedProtocol):
         # ten entries and a copy of the lifespan state) is left to _begin_scope, for requests
         # that go to the app.
         self._idle_since = None  # busy: the lazy keep-alive timer must not close us now
-        self._begin_head()
+        # GuardedProtocol._begin_head, inline (this runs for every request):
+        self._heads += 1
+        self._in_head = True
+        self._head_size = self._head_received = 0
+        if self._head_timer is None:
+            self._arm_head_timer()
         self.url = b""
         self.expect_100_continue = False
         self.headers = []
@@ -183,7 +190,9 @@ class FastDocumentProtocol(GuardedProtocol):
         self._fast = None
         self._status_doc = None
         self._token = None
-        self._end_head()
+        self._in_head = False  # GuardedProtocol._end_head, inline:
+        if len(self.url) > self._line_max:
+            self._refuse(414, b"request target too long")
         if self._enabled and self._connection_free():
             method = self.parser.get_method()
             if method == b"GET":
@@ -245,9 +254,10 @@ class FastDocumentProtocol(GuardedProtocol):
         """The 200 response to a GET of a status list (what the ASGI route answers)."""
         service = self._service
         assert service is not None
+        max_age = doc.max_age(service.clock())
         prebuilt = _cached_response(
             (doc.project_id, f"statuslist/{doc.number}"), self.server_state.default_headers,
-            "statuslist", doc, doc.max_age(service.clock()),
+            doc.etag, max_age, lambda: documents.status_list(doc.body, doc.etag, max_age),
         )
         WIRE.n += 1
         return prebuilt
@@ -257,9 +267,10 @@ class FastDocumentProtocol(GuardedProtocol):
         service = self._service
         assert service is not None
         doc = view.jwks if name == "jwks" else view.discovery
+        max_age = view.cache_max_age(service.clock())
         prebuilt = _cached_response(
-            (view.id, name), self.server_state.default_headers, name, doc,
-            view.cache_max_age(service.clock()),
+            (view.id, name), self.server_state.default_headers, doc.etag, max_age,
+            lambda: documents.document(name, doc, max_age),
         )
         COUNT[name, "200"].n += 1
         WIRE.n += 1
