@@ -70,10 +70,14 @@ def test_phone_viewport(browser: Any, server: Server, make_project: Any) -> None
         page = ctx.new_page()
         login(page)
         project = make_project(name="Phone project")
-        pages = ["/console/projects", f"/console/projects/{project['id']}",
-                 f"/console/projects/{project['id']}/keys",
-                 f"/console/projects/{project['id']}/clients",
-                 f"/console/projects/{project['id']}/tokens", "/console/audit"]
+        pages = [
+            "/console/projects",
+            f"/console/projects/{project['id']}",
+            f"/console/projects/{project['id']}/keys",
+            f"/console/projects/{project['id']}/clients",
+            f"/console/projects/{project['id']}/tokens",
+            "/console/audit",
+        ]
         for path in pages:
             page.goto(path)
             width = page.evaluate("document.documentElement.scrollWidth")
@@ -117,8 +121,15 @@ def test_changes_without_the_csrf_header_are_refused(
     status, _ = page.evaluate(fetch, [f"/api/v1/projects/{pid}", "DELETE", None, False])
     assert status == 403
     assert api.get(f"/api/v1/projects/{pid}").status_code == 200
-    status, _ = page.evaluate(fetch, [f"/api/v1/projects/{pid}/keys", "POST",
-                                      {"mode": "replace", "confirm_invalidate": True}, False])
+    status, _ = page.evaluate(
+        fetch,
+        [
+            f"/api/v1/projects/{pid}/keys",
+            "POST",
+            {"mode": "replace", "confirm_invalidate": True},
+            False,
+        ],
+    )
     assert status == 403
     # The same requests with the page's token go through.
     status, body = page.evaluate(fetch, ["/api/v1/projects", "POST", {"name": "with-csrf"}, True])

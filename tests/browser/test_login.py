@@ -45,15 +45,19 @@ def test_login_sets_a_strict_http_only_session_and_logout_ends_it(
 def test_login_form_requires_its_csrf_token(page: Any, server: Server) -> None:
     page.goto("/console/login")
     # A cross-site style post: right password, no token from the form.
-    r = page.request.post("/console/login", form={"username": "admin", "password": ADMIN_PASSWORD},
-                          max_redirects=0)
+    r = page.request.post(
+        "/console/login", form={"username": "admin", "password": ADMIN_PASSWORD}, max_redirects=0
+    )
     assert r.status == 403
     assert "login form expired" in r.text()
     assert not [c for c in page.context.cookies() if c["name"] == "jwkit_session"]
     # Garbage bodies are refused, never a 500.
-    r = page.request.post("/console/login", data=b"\xff\x00garbage",
-                          headers={"Content-Type": "multipart/form-data; boundary=x"},
-                          max_redirects=0)
+    r = page.request.post(
+        "/console/login",
+        data=b"\xff\x00garbage",
+        headers={"Content-Type": "multipart/form-data; boundary=x"},
+        max_redirects=0,
+    )
     assert r.status == 403
 
 
@@ -96,9 +100,11 @@ def test_session_cookie_is_secure_behind_https(tmp_path: Any) -> None:
             # A Secure cookie is not sent over plain http: hand it over as a TLS proxy would.
             cookie = page.headers["set-cookie"].split(";", 1)[0]
             client.cookies.clear()
-            r = client.post("/console/login", headers={"Cookie": cookie},
-                            data={"username": "admin", "csrf_token": token,
-                                  "password": ADMIN_PASSWORD})
+            r = client.post(
+                "/console/login",
+                headers={"Cookie": cookie},
+                data={"username": "admin", "csrf_token": token, "password": ADMIN_PASSWORD},
+            )
             assert r.status_code == 303 and r.headers["location"] == "/console/projects"
             cookie = r.headers["set-cookie"]
             assert cookie.startswith("jwkit_session=")

@@ -37,9 +37,11 @@ def test_oauth_client_secret_is_shown_once_and_works(
     assert page.evaluate("navigator.clipboard.readText()") == secret
 
     # The secret works at the token endpoint (client credentials grant).
-    r = httpx.post(project["token_endpoint"], data={"grant_type": "client_credentials",
-                                                    "scope": "read"},
-                   auth=(client_id, secret))
+    r = httpx.post(
+        project["token_endpoint"],
+        data={"grant_type": "client_credentials", "scope": "read"},
+        auth=(client_id, secret),
+    )
     assert r.status_code == 200, r.text
     assert r.json()["token_type"] == "Bearer"
 
@@ -109,8 +111,15 @@ def test_mint_and_inspect_tokens(admin_page: Any, api: httpx.Client, make_projec
     for i in range(rows.count()):
         cells = rows.nth(i).locator("td")
         checks[cells.nth(0).inner_text()] = cells.nth(1).inner_text()
-    assert checks == {"format": "pass", "key": "pass", "signature": "pass", "exp": "pass",
-                      "iat": "pass", "iss": "pass", "aud": "pass"}
+    assert checks == {
+        "format": "pass",
+        "key": "pass",
+        "signature": "pass",
+        "exp": "pass",
+        "iat": "pass",
+        "iss": "pass",
+        "aud": "pass",
+    }
     assert kid in page.locator("#checks-table").inner_text()
     payload = json.loads(page.locator("#inspect-payload").inner_text())
     assert payload["sub"] == "alice" and payload["role"] == "tester"
@@ -144,16 +153,25 @@ def test_mint_and_inspect_tokens(admin_page: Any, api: httpx.Client, make_projec
     assert result["format"].startswith("fail") and "three segments" in result["format"]
 
 
-def test_inspect_api_rejects_bad_input_without_a_500(server: Server, make_project: Any,
-                                                     api: httpx.Client) -> None:
+def test_inspect_api_rejects_bad_input_without_a_500(
+    server: Server, make_project: Any, api: httpx.Client
+) -> None:
     pid = make_project()["id"]
     url = f"/api/v1/projects/{pid}/tokens/inspect"
-    assert api.post(url, content=b"{not json", headers={"Content-Type": "application/json"}
-                    ).status_code == 422
+    assert (
+        api.post(
+            url, content=b"{not json", headers={"Content-Type": "application/json"}
+        ).status_code
+        == 422
+    )
     assert api.post(url, json={"token": 5}).status_code == 422
     assert api.post(url, json={"token": "a.b.c", "extra": 1}).status_code == 422
-    assert api.post("/api/v1/projects/proj_missing/tokens/inspect",
-                    json={"token": "a.b.c"}).status_code == 404
+    assert (
+        api.post(
+            "/api/v1/projects/proj_missing/tokens/inspect", json={"token": "a.b.c"}
+        ).status_code
+        == 404
+    )
     assert httpx.post(server.url + url, json={"token": "a.b.c"}).status_code == 401
     r = api.post(url, json={"token": "e30.e30.AAAA"})
     assert r.status_code == 200 and r.json()["format"]["ok"] is False
@@ -179,7 +197,8 @@ def test_audit_log_filters_and_chain_verification(
     with page.expect_navigation():
         page.get_by_role("button", name="Filter").click()
     actions = page.locator("#audit-table tbody tr").evaluate_all(
-        "rows => rows.map(r => r.dataset.action)")
+        "rows => rows.map(r => r.dataset.action)"
+    )
     assert actions and all(a.startswith("key.") for a in actions)
     assert page.locator("#audit-table").inner_text().count(pid) == len(actions)
     shot(page, "08-audit")
@@ -188,7 +207,8 @@ def test_audit_log_filters_and_chain_verification(
     with page.expect_navigation():
         page.get_by_role("button", name="Filter").click()
     actions = page.locator("#audit-table tbody tr").evaluate_all(
-        "rows => rows.map(r => r.dataset.action)")
+        "rows => rows.map(r => r.dataset.action)"
+    )
     assert actions == ["client.created"]
 
     api.post(f"/api/v1/projects/{pid}/clients", json={"name": "one more"})
