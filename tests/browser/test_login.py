@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from tests.browser.conftest import ADMIN_PASSWORD, Server, login, new_context, shot, start_server
 
@@ -20,10 +21,10 @@ def test_login_sets_a_strict_http_only_session_and_logout_ends_it(
     shot(page, "01-login")
     page.get_by_label("Password").fill("not the password")
     page.get_by_role("button", name="Log in").click()
-    assert "Wrong username or password" in page.locator("#login-error").inner_text()
+    expect(page.locator("#login-error")).to_contain_text("Wrong username or password")
 
     login(page)
-    assert page.get_by_role("heading", name="Projects", exact=True).is_visible()
+    expect(page.get_by_role("heading", name="Projects", exact=True)).to_be_visible()
     (cookie,) = [c for c in page.context.cookies() if c["name"] == "jwkit_session"]
     assert cookie["httpOnly"] is True
     assert cookie["sameSite"] == "Strict"
@@ -74,7 +75,7 @@ def test_repeated_bad_passwords_lock_the_login_out(browser: Any, tmp_path: Any) 
                 page.get_by_role("button", name="Log in").click()
             statuses.append(info.value.status)
         assert statuses == [401, 401, 401, 401, 429]
-        assert "Too many failed attempts" in page.locator("#login-error").inner_text()
+        expect(page.locator("#login-error")).to_contain_text("Too many failed attempts")
         shot(page, "01-login-locked")
         # Even the right password is refused while locked, before it is checked.
         page.goto("/console/login")
@@ -83,7 +84,7 @@ def test_repeated_bad_passwords_lock_the_login_out(browser: Any, tmp_path: Any) 
             page.get_by_role("button", name="Log in").click()
         assert info.value.status == 429
         assert int(info.value.headers["retry-after"]) > 0
-        assert "Too many failed attempts" in page.locator("#login-error").inner_text()
+        expect(page.locator("#login-error")).to_contain_text("Too many failed attempts")
         assert not [c for c in ctx.cookies() if c["name"] == "jwkit_session"]
     finally:
         ctx.close()

@@ -33,15 +33,14 @@ NODE_MODULES = REPO / ".cache" / "node" / "node_modules"
 _SNIPPET = re.compile(r'<pre class="code" id="snippet-(\w+)" tabindex="0">(.*?)</pre>', re.S)
 
 
-def _console_session(url: str) -> httpx.Client:
-    client = httpx.Client(base_url=url, timeout=20)
+def _log_in(client: httpx.Client) -> None:
+    """A console session, the way the login form gets one."""
     form = client.get("/console/login").text
     csrf = form.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
     r = client.post(
         "/console/login", data={"username": "admin", "password": ADMIN_PASSWORD, "csrf_token": csrf}
     )
     assert r.status_code == 303, r.text
-    return client
 
 
 def _node_jose() -> Path | None:
@@ -149,8 +148,9 @@ def test_every_console_snippet_verifies_a_fresh_token(spawn: Any, tmp_path: Path
     node_modules = _node_jose()
     with (
         httpx.Client(base_url=server.url, headers=AUTH, timeout=20) as api,
-        _console_session(server.url) as console,
+        httpx.Client(base_url=server.url, timeout=20) as console,
     ):
+        _log_in(console)
         ran = _run_all(api, console, node_modules, tmp_path)
     if node_modules is None:
         pytest.skip(f"ran {len(ran)} snippets; the Node ones need `node` and `npm` on the PATH")
