@@ -81,6 +81,14 @@ def test_create_open_rename_and_delete_a_project(
     expect(page.locator(".alert-error")).to_contain_text("no project")
 
 
+def _snippet_accepts(folder: Path, token: str) -> str:
+    """Run the console's Python snippet (``verify.py TOKEN``) as shown; return the ``sub``."""
+    done = subprocess.run([sys.executable, "verify.py", token], cwd=folder,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()[0]
+
+
 def _open_panel(page: Any) -> Any:
     page.get_by_role("button", name="JSON Web Key").click()
     panel = page.locator("#jwk-panel")
@@ -215,15 +223,7 @@ def test_json_web_key_panel_generate_download_and_verify(
 
     # The Python snippet runs as shown, next to the downloaded file.
     (tmp_path / "verify.py").write_text(python_snippet)
-    done = subprocess.run(
-        [sys.executable, "verify.py", token],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("user-42 ")
+    assert _snippet_accepts(tmp_path, token) == "user-42"
 
 
 def test_hs256_secret_is_shown_once_with_copy_and_download_and_rotates_when_pre_shared(
@@ -281,19 +281,7 @@ def test_hs256_secret_is_shown_once_with_copy_and_download_and_rotates_when_pre_
     # A token verifies with the downloaded file, through the snippet as shown.
     token = api.post(f"/api/v1/projects/{pid}/tokens", json={"sub": "hs-user"}).json()
     (tmp_path / "verify.py").write_text(python_snippet)
-
-    def snippet_accepts(jwt: str) -> str:
-        done = subprocess.run(
-            [sys.executable, "verify.py", jwt],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert done.returncode == 0, done.stderr
-        return done.stdout.split()[0]
-
-    assert snippet_accepts(token["access_token"]) == "hs-user"
+    assert _snippet_accepts(tmp_path, token["access_token"]) == "hs-user"
 
     # Rotation promotes the next secret shared at creation; then no next secret exists, and
     # the console says so before the next rotation.
@@ -319,6 +307,15 @@ def test_hs256_secret_is_shown_once_with_copy_and_download_and_rotates_when_pre_
     rotated = api.post(f"/api/v1/projects/{pid}/keys/rotate", json={}).json()
     assert rotated["active"] == nxt["kid"]
     token = api.post(f"/api/v1/projects/{pid}/tokens", json={"sub": "after-rotation"}).json()
-    assert snippet_accepts(token["access_token"]) == "after-rotation"
+    assert _snippet_accepts(tmp_path, token["access_token"]) == "after-rotation"
     assert project["algorithm"] == "HS256"
+
+    # Without a next secret, the Keys page warns, and a rotation is refused in plain words,
+    # with no emergency path offered around it.
+    page.goto(f"/console/projects/{pid}/keys")
+    expect(page.locator("[data-next-secret-warning]")).to_contain_text("No pre-shared next secret")
+    page.get_by_role("button", name="Rotate (graceful)").click()
+    message = page.locator("#keys-message")
+    expect(message).to_contain_text("no pre-shared next secret to rotate to")
+    expect(message.get_by_role("button")).to_have_count(0)
     api.delete(f"/api/v1/projects/{pid}")

@@ -27,6 +27,21 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def server_env(
+    home: Path, *, admin_token: str, admin_password: str, **extra: str
+) -> dict[str, str]:
+    """The environment of a server whose state lives in ``home/.jwkit``; no JWKIT_* leaks in."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JWKIT_")}
+    env.update(
+        JWKIT_HOME=str(home / ".jwkit"),
+        JWKIT_ADMIN_TOKEN=admin_token,
+        JWKIT_ADMIN_PASSWORD=admin_password,
+        JWKIT_LOG_LEVEL="warning",
+    )
+    env.update(extra)
+    return env
+
+
 class PortTaken(RuntimeError):
     """Another process bound the picked port before ``jwkit serve`` did."""
 
@@ -52,21 +67,6 @@ def _listens(pid: int, port: int) -> bool:
         except OSError:
             continue
     return False
-
-
-def server_env(
-    home: Path, *, admin_token: str, admin_password: str, **extra: str
-) -> dict[str, str]:
-    """The environment of a server whose state lives in ``home/.jwkit``; no JWKIT_* leaks in."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JWKIT_")}
-    env.update(
-        JWKIT_HOME=str(home / ".jwkit"),
-        JWKIT_ADMIN_TOKEN=admin_token,
-        JWKIT_ADMIN_PASSWORD=admin_password,
-        JWKIT_LOG_LEVEL="warning",
-    )
-    env.update(extra)
-    return env
 
 
 @dataclass

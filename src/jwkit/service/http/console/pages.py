@@ -30,7 +30,7 @@ from jwkit.service.domain.tokens import RESERVED_CLAIMS
 from jwkit.service.http import admin, inspect
 from jwkit.service.http.auth import SESSION_COOKIE, AdminAuth, get_auth
 from jwkit.service.http.console.lockout import LoginThrottle
-from jwkit.service.http.console.snippets import SNIPPET_TITLES, snippets_for
+from jwkit.service.http.console.snippets import snippets_for
 from jwkit.service.http.console.timeline import build_timeline
 from jwkit.service.runtime import Service
 
@@ -278,8 +278,7 @@ async def _project_page(
 async def project_page(request: Request, project_id: str) -> Response:
     return await _project_page(
         request, project_id, "project.html", "overview",
-        more=lambda ctx: {"snippets": snippets_for(ctx["project"]),
-                          "snippet_titles": SNIPPET_TITLES},
+        more=lambda ctx: {"snippets": snippets_for(ctx["project"])},
     )
 
 

@@ -11,14 +11,52 @@ from __future__ import annotations
 import json
 from typing import Any
 
-__all__ = ["SNIPPET_TITLES", "snippets_for"]
+__all__ = ["snippets_for"]
 
-#: The snippets the console shows, in order: (key, title).
-SNIPPET_TITLES = (
-    ("python", "Python (jwkit)"),
-    ("fastapi", "Python (FastAPI)"),
-    ("node", "Node (jose)"),
-)
+_SCRIPT = """# verify.py: python verify.py TOKEN
+import sys
+
+from jwkit.verify import Verifier
+
+{comment}verifier = {verifier}
+claims = verifier.verify(sys.argv[1])  # raises jwkit.InvalidToken when anything is wrong
+print(claims.sub, claims.expires_at)
+"""
+
+_APP = """# app.py: uvicorn app:app --port 8001
+from typing import Annotated
+
+from fastapi import Depends, FastAPI
+
+from jwkit import Claims
+from jwkit.integrations.fastapi import BearerAuth
+from jwkit.verify import Verifier
+
+{comment}verifier = {verifier}
+auth = BearerAuth(verifier)
+app = FastAPI()
+
+
+@app.get("/me")
+async def me(claims: Annotated[Claims, Depends(auth)]) -> dict[str, str | None]:
+    return {{"sub": claims.sub}}
+"""
+
+_NODE = """// verify.mjs: npm install jose; node verify.mjs TOKEN
+{imports}
+export async function verify(token) {{
+  const {{ payload }} = await jwtVerify(token, {keys}, {{
+    issuer: {iss},
+    audience: {aud},
+    algorithms: [{alg}],
+  }});
+  return payload; // exp, nbf and iat are checked by jwtVerify
+}}
+
+if (process.argv[2]) {{
+  console.log(await verify(process.argv[2]));
+}}
+"""
 
 
 def _q(value: Any) -> str:
@@ -26,151 +64,90 @@ def _q(value: Any) -> str:
     return json.dumps(str(value))
 
 
-def _insecure(url: str, indent: str) -> str:
+def _insecure(url: str) -> str:
     """The opt-in a plain-http JWKS URL needs (a local ``jwkit serve``), said as such."""
     if not url.startswith("http://"):
         return ""
     return (
-        f"{indent}# Only because this key service runs on plain http (a local test); "
-        f"drop it once\n{indent}# the service is behind https.\n"
-        f"{indent}allow_insecure_http=True,\n"
+        "    # Only because this key service runs on plain http (a local test); drop it once\n"
+        "    # the service is behind https.\n"
+        "    allow_insecure_http=True,\n"
     )
+
+
+def _verifier(project: dict[str, Any], constructor: str, source: str, extra: str = "") -> str:
+    """``Verifier.<constructor>(source, issuer=..., audience=..., algorithms=[...])``."""
+    return (
+        f"Verifier.{constructor}(\n    {source},\n    issuer={_q(project['issuer'])},\n"
+        f"    audience={_q(project['audience'])},\n"
+        f"    algorithms=[{_q(project['algorithm'])}],\n{extra})"
+    )
+
+
+def _comment(*lines: str) -> str:
+    return "".join(f"# {line}\n" for line in lines)
 
 
 def snippets_for(project: dict[str, Any]) -> dict[str, str]:
     """Python (jwkit ``Verifier``), FastAPI (``BearerAuth``) and Node (``jose``) snippets."""
-    if str(project["algorithm"]).startswith("HS"):
-        return _shared_secret(project)
-    jwks, iss = _q(project["jwks_uri"]), _q(project["issuer"])
-    aud, alg = _q(project["audience"]), _q(project["algorithm"])
-    python = f"""# verify.py: python verify.py TOKEN
-import sys
-
-from jwkit.verify import Verifier
-
-# The public_key.json downloaded from the console's JSON Web Key panel. It keeps
-# verifying only tokens of that key: to follow rotations automatically, use
-# Verifier.from_jwks_url({jwks}, ...) as in the FastAPI snippet.
-verifier = Verifier.from_jwk_file(
-    "public_key.json",
-    issuer={iss},
-    audience={aud},
-    algorithms=[{alg}],
-)
-claims = verifier.verify(sys.argv[1])  # raises jwkit.InvalidToken when anything is wrong
-print(claims.sub, claims.expires_at)
-"""
-    fastapi = f"""# app.py: uvicorn app:app --port 8001
-from typing import Annotated
-
-from fastapi import Depends, FastAPI
-
-from jwkit import Claims
-from jwkit.integrations.fastapi import BearerAuth
-from jwkit.verify import Verifier
-
-# Follows the JWKS URL, so rotations need no change here.
-verifier = Verifier.from_jwks_url(
-    {jwks},
-    issuer={iss},
-    audience={aud},
-    algorithms=[{alg}],
-{_insecure(str(project["jwks_uri"]), "    ")})
-auth = BearerAuth(verifier)
-app = FastAPI()
-
-
-@app.get("/me")
-async def me(claims: Annotated[Claims, Depends(auth)]) -> dict[str, str | None]:
-    return {{"sub": claims.sub}}
-"""
-    node = f"""// verify.mjs: npm install jose; node verify.mjs TOKEN
-import {{ createRemoteJWKSet, jwtVerify }} from "jose";
-
-const JWKS = createRemoteJWKSet(new URL({jwks}));
-
-export async function verify(token) {{
-  const {{ payload }} = await jwtVerify(token, JWKS, {{
-    issuer: {iss},
-    audience: {aud},
-    algorithms: [{alg}],
-  }});
-  return payload; // exp, nbf and iat are checked by jwtVerify
-}}
-
-if (process.argv[2]) {{
-  console.log(await verify(process.argv[2]));
-}}
-"""
-    return {"python": python, "fastapi": fastapi, "node": node}
-
-
-def _shared_secret(project: dict[str, Any]) -> dict[str, str]:
-    """HS*: the verifier holds ``secret_jwks.json`` (active and next secret), shown once."""
     iss, aud, alg = _q(project["issuer"]), _q(project["audience"]), _q(project["algorithm"])
-    python = f"""# verify.py: python verify.py TOKEN
-import sys
-
-from jwkit.verify import Verifier
-
-# secret_jwks.json: the shared secrets the console showed once (keep the file
-# private, e.g. mode 0600). It is re-read when it changes, so adding the next
-# secret before a rotation needs no restart.
-verifier = Verifier.from_jwk_file(
-    "secret_jwks.json",
-    issuer={iss},
-    audience={aud},
-    algorithms=[{alg}],
-)
-claims = verifier.verify(sys.argv[1])  # raises jwkit.InvalidToken when anything is wrong
-print(claims.sub, claims.expires_at)
-"""
-    fastapi = f"""# app.py: uvicorn app:app --port 8001
-from typing import Annotated
-
-from fastapi import Depends, FastAPI
-
-from jwkit import Claims
-from jwkit.integrations.fastapi import BearerAuth
-from jwkit.verify import Verifier
-
-# secret_jwks.json: the shared secrets the console showed once; re-read when it changes.
-verifier = Verifier.from_jwk_file(
-    "secret_jwks.json",
-    issuer={iss},
-    audience={aud},
-    algorithms=[{alg}],
-)
-auth = BearerAuth(verifier)
-app = FastAPI()
-
-
-@app.get("/me")
-async def me(claims: Annotated[Claims, Depends(auth)]) -> dict[str, str | None]:
-    return {{"sub": claims.sub}}
-"""
-    node = f"""// verify.mjs: npm install jose; node verify.mjs TOKEN
-import {{ readFileSync }} from "node:fs";
-import {{ importJWK, jwtVerify }} from "jose";
-
-// secret_jwks.json: the shared secrets the console showed once.
-const {{ keys }} = JSON.parse(readFileSync("secret_jwks.json", "utf8"));
-
-export async function verify(token) {{
-  const {{ payload }} = await jwtVerify(token, async (header) => {{
-    const jwk = keys.find((k) => k.kid === header.kid);
-    if (!jwk) throw new Error(`no shared secret with kid ${{header.kid}}`);
-    return importJWK(jwk, {alg});
-  }}, {{
-    issuer: {iss},
-    audience: {aud},
-    algorithms: [{alg}],
-  }});
-  return payload; // exp, nbf and iat are checked by jwtVerify
-}}
-
-if (process.argv[2]) {{
-  console.log(await verify(process.argv[2]));
-}}
-"""
+    if str(project["algorithm"]).startswith("HS"):
+        secret = _verifier(project, "from_jwk_file", '"secret_jwks.json"')
+        python = _SCRIPT.format(
+            verifier=secret,
+            comment=_comment(
+                "secret_jwks.json: the shared secrets the console showed once (keep the file",
+                "private, e.g. mode 0600). It is re-read when it changes, so adding the next",
+                "secret before a rotation needs no restart.",
+            ),
+        )
+        fastapi = _APP.format(
+            verifier=secret,
+            comment=_comment(
+                "secret_jwks.json: the shared secrets the console showed once; re-read when it "
+                "changes."
+            ),
+        )
+        node = _NODE.format(
+            iss=iss,
+            aud=aud,
+            alg=alg,
+            keys="async (header) => {\n"
+            "    const jwk = keys.find((k) => k.kid === header.kid);\n"
+            "    if (!jwk) throw new Error(`no shared secret with kid "
+            "${header.kid}`);\n"
+            f"    return importJWK(jwk, {alg});\n  }}",
+            imports=(
+                'import { readFileSync } from "node:fs";\n'
+                'import { importJWK, jwtVerify } from "jose";\n\n'
+                "// secret_jwks.json: the shared secrets the console showed "
+                "once.\n"
+                'const { keys } = JSON.parse(readFileSync("secret_jwks.json", '
+                '"utf8"));\n'
+            ),
+        )
+        return {"python": python, "fastapi": fastapi, "node": node}
+    jwks = _q(project["jwks_uri"])
+    python = _SCRIPT.format(
+        verifier=_verifier(project, "from_jwk_file", '"public_key.json"'),
+        comment=_comment(
+            "The public_key.json downloaded from the console's JSON Web Key panel. It keeps",
+            "verifying only tokens of that key: to follow rotations automatically, use",
+            f"Verifier.from_jwks_url({jwks}, ...) as in the FastAPI snippet.",
+        ),
+    )
+    fastapi = _APP.format(
+        verifier=_verifier(project, "from_jwks_url", jwks, _insecure(str(project["jwks_uri"]))),
+        comment=_comment("Follows the JWKS URL, so rotations need no change here."),
+    )
+    node = _NODE.format(
+        iss=iss,
+        aud=aud,
+        alg=alg,
+        keys="JWKS",
+        imports=(
+            'import { createRemoteJWKSet, jwtVerify } from "jose";\n\n'
+            f"const JWKS = createRemoteJWKSet(new URL({jwks}));\n"
+        ),
+    )
     return {"python": python, "fastapi": fastapi, "node": node}

@@ -519,7 +519,8 @@
     var p = document.createElement("p");
     p.textContent = "The key service refused: " + describeError(r);
     keysMessage.appendChild(p);
-    if (r.status === 409 && retry) {
+    var code = r.data && r.data.error;
+    if (r.status === 409 && retry && code !== "no_next_secret") { /* no emergency path around it */
       var btn = document.createElement("button");
       btn.type = "button";
       btn.className = "btn btn-danger-outline";
