@@ -121,9 +121,8 @@ def build_timeline(key_list: list[dict[str, Any]], now: float) -> Timeline:
         bars = []
         for state, a, b, planned in segs:
             width = max(x(b) - x(a), 4.0)
-            if x(a) + width > WIDTH - 10:  # a marker clamped to the right edge stays inside
-                width = max(WIDTH - 10 - x(a), 4.0)
-            bars.append(Bar(state, x(a), round(width, 1), _iso(a), _iso(b), planned))
+            left = min(x(a), WIDTH - 10 - width)  # a marker clamped to the right edge stays in
+            bars.append(Bar(state, left, round(width, 1), _iso(a), _iso(b), planned))
         kid = str(key.get("kid", ""))
         label = kid if len(kid) <= 18 else kid[:8] + "…" + kid[-8:]
         rows.append(Row(kid, label, TOP + i * ROW_HEIGHT, bars))
