@@ -14,7 +14,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from jwkit.errors import KeyNotFound
+from jwkit.errors import KeyNotFound, StatusUnavailable
 from jwkit.verify import Verifier
 from tests.browser.conftest import active_kid, keys_of, shot
 
@@ -119,10 +119,10 @@ def test_json_web_key_panel_generate_download_and_verify(
     effect = panel.locator("#replace-effect")
     expect(effect).to_contain_text("follows the JWKS URL")
     expect(effect).to_contain_text(f"at most {project['jwks_max_age']} s later")
-    expect(effect).to_contain_text(
-        "downloaded public_key.json keeps accepting them until their exp"
-    )
-    expect(effect).to_contain_text("revocation through a token status list")
+    expect(effect).to_contain_text("downloaded public_key.json is not told")
+    expect(effect).to_contain_text("keeps accepting them until their exp")
+    expect(effect).to_contain_text("refuses them once it fetches a list signed by the new key")
+    expect(effect).to_contain_text("revoke it instead (token status lists)")
     expect(panel).not_to_contain_text("tokens it signed stop verifying")
     expect(panel.locator("#latest-kid")).to_have_text(old_kid)
 
@@ -141,7 +141,7 @@ def test_json_web_key_panel_generate_download_and_verify(
     dialog = page.locator("#confirm-dialog")
     expect(dialog).to_be_visible()
     expect(dialog).to_contain_text(old_kid)
-    expect(dialog).to_contain_text("keep accepting them until they expire")
+    expect(dialog).to_contain_text("keeps accepting them until they expire if it checks only")
     expect(dialog.locator("#confirm-typed")).to_be_hidden()
     expect(dialog.locator("#confirm-check")).to_be_hidden()
     dialog.get_by_role("button", name="Cancel").click()
@@ -199,7 +199,9 @@ def test_json_web_key_panel_generate_download_and_verify(
     page.get_by_role("button", name="Mint token").click()
     expect(page.locator("#minted-token")).to_contain_text(".")
     token = page.locator("#minted-token").inner_text().strip()
-    verifier = Verifier.from_jwk_file(path, issuer=project["issuer"], audience=pid)
+    verifier = Verifier.from_jwk_file(
+        path, issuer=project["issuer"], audience=pid, status_allow_insecure_http=True
+    )
     claims = verifier.verify(token)
     assert claims.sub == "user-42"
     assert claims.header["kid"] == new_kid
@@ -208,18 +210,28 @@ def test_json_web_key_panel_generate_download_and_verify(
     verifier.close()
 
     # What the panel says about the previous key holds: a verifier that follows the JWKS
-    # rejects the old token now; one holding the old downloaded key still accepts it.
+    # rejects the old token now; one holding the old downloaded key still accepts it when it
+    # checks only signature and claims, and refuses it once it checks the status list (signed
+    # with the new key).
     follower = Verifier.from_jwks_url(
         project["jwks_uri"], issuer=project["issuer"], audience=pid, allow_insecure_http=True
     )
     with pytest.raises(KeyNotFound):
         follower.verify(old_token["access_token"])
     follower.close()
-    holder = Verifier.from_jwk(old_public, issuer=project["issuer"], audience=pid)
+    holder = Verifier.from_jwk(
+        old_public, issuer=project["issuer"], audience=pid, check_status=False
+    )
     assert holder.verify(old_token["access_token"]).sub == "before"
     with pytest.raises(KeyNotFound):
         holder.verify(token)
     holder.close()
+    checker = Verifier.from_jwk(
+        old_public, issuer=project["issuer"], audience=pid, status_allow_insecure_http=True
+    )
+    with pytest.raises(StatusUnavailable):
+        checker.verify(old_token["access_token"])
+    checker.close()
 
     # The Python snippet runs as shown, next to the downloaded file.
     (tmp_path / "verify.py").write_text(python_snippet)

@@ -43,6 +43,7 @@ async def me(claims: Annotated[Claims, Depends(auth)]) -> dict[str, str | None]:
 """
 
 _NODE = """// verify.mjs: npm install jose; node verify.mjs TOKEN
+// jose checks the signature and the claims, not the token's status list (revocation).
 {imports}
 export async function verify(token) {{
   const {{ payload }} = await jwtVerify(token, {keys}, {{
@@ -64,15 +65,23 @@ def _q(value: Any) -> str:
     return json.dumps(str(value))
 
 
-def _insecure(url: str) -> str:
-    """The opt-in a plain-http JWKS URL needs (a local ``jwkit serve``), said as such."""
+def _insecure(url: str, option: str = "allow_insecure_http") -> str:
+    """The opt-in a plain-http URL needs (a local ``jwkit serve``), said as such: the JWKS URL's
+    (which also covers the status lists), or only the status lists' for a key file."""
     if not url.startswith("http://"):
         return ""
     return (
         "    # Only because this key service runs on plain http (a local test); drop it once\n"
         "    # the service is behind https.\n"
-        "    allow_insecure_http=True,\n"
+        f"    {option}=True,\n"
     )
+
+
+def _from_file(project: dict[str, Any], filename: str) -> str:
+    """A verifier of a key file; revocation is still checked against the issuer's status list
+    (on by default), which a plain-http issuer must opt into."""
+    extra = _insecure(str(project["issuer"]), "status_allow_insecure_http")
+    return _verifier(project, "from_jwk_file", f'"{filename}"', extra)
 
 
 def _verifier(project: dict[str, Any], constructor: str, source: str, extra: str = "") -> str:
@@ -92,7 +101,7 @@ def snippets_for(project: dict[str, Any]) -> dict[str, str]:
     """Python (jwkit ``Verifier``), FastAPI (``BearerAuth``) and Node (``jose``) snippets."""
     iss, aud, alg = _q(project["issuer"]), _q(project["audience"]), _q(project["algorithm"])
     if str(project["algorithm"]).startswith("HS"):
-        secret = _verifier(project, "from_jwk_file", '"secret_jwks.json"')
+        secret = _from_file(project, "secret_jwks.json")
         python = _SCRIPT.format(
             verifier=secret,
             comment=_comment(
@@ -129,7 +138,7 @@ def snippets_for(project: dict[str, Any]) -> dict[str, str]:
         return {"python": python, "fastapi": fastapi, "node": node}
     jwks = _q(project["jwks_uri"])
     python = _SCRIPT.format(
-        verifier=_verifier(project, "from_jwk_file", '"public_key.json"'),
+        verifier=_from_file(project, "public_key.json"),
         comment=_comment(
             "The public_key.json downloaded from the console's JSON Web Key panel. It keeps",
             "verifying only tokens of that key: to follow rotations automatically, use",

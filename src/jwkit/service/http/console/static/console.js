@@ -372,7 +372,7 @@
     deleteProject.addEventListener("click", function () {
       confirmAction({
         title: "Delete project " + projectName + "?",
-        body: "This removes the project, its keys and its clients, and empties its JWKS: verifiers that follow the JWKS URL reject its tokens once their cached key set expires; verifiers holding a downloaded key keep accepting them until they expire. This cannot be undone.",
+        body: "This removes the project, its keys and its clients, and empties its JWKS: verifiers that follow the JWKS URL reject its tokens once their cached key set expires; verifiers holding a downloaded key may keep accepting them until they expire. This cannot be undone.",
         ok: "Delete project",
         typed: projectName
       }).then(function (yes) {
@@ -428,7 +428,7 @@
           title: "Invalidate the current key?",
           body: "The new key signs from now on and the previous one (" + $("#latest-kid").textContent +
             ") leaves the JWKS at once. Verifiers that follow the JWKS URL reject its tokens once their cached key set expires; " +
-            "verifiers holding a downloaded public_key.json keep accepting them until they expire, and reject new tokens until you give them the new key.",
+            "a verifier holding a downloaded public_key.json keeps accepting them until they expire if it checks only signature and claims (jwkit's Verifier, which also checks the status list, refuses them once it fetches the new list), and rejects new tokens until you give it the new key.",
           ok: "Invalidate and generate"
         }) : Promise.resolve(true);
         ask.then(function (yes) {
