@@ -52,7 +52,7 @@ class ServerProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 30) -> ServerProcess:
+    def start(self, timeout: float = 90) -> ServerProcess:
         self.home.mkdir(parents=True, exist_ok=True)
         with open(self.home / f"server-{self.port}.log", "ab") as log:
             self.proc = subprocess.Popen(
