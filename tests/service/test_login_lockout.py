@@ -24,6 +24,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, select
 
+from jwkit.service.domain import logins
 from jwkit.service.domain.logins import lock_delay
 from jwkit.service.http.app import create_app
 from jwkit.service.http.console.lockout import (
@@ -289,6 +290,30 @@ def test_pruning_removes_only_stale_rows(open_db: Callable[[], Database]) -> Non
     clock.advance(MAX_DELAY + PRUNE_INTERVAL)
     _fail(throttle, "203.0.113.4")
     assert _rows(throttle._db) == [("*", "h", 1), ("203.0.113.4", "*", 1), ("203.0.113.4", "h", 1)]
+
+
+@pytest.mark.postgres
+def test_a_sweep_skips_counters_a_login_holds(pg_url: str) -> None:
+    """PostgreSQL: a prune never waits on a login's row locks (so the two cannot deadlock);
+    it leaves the held rows for the next sweep."""
+    a, b = Database(pg_url), Database(pg_url)
+    a.migrate()
+    clock = Clock()
+    try:
+        sweeper = LoginThrottle(b, clock)
+        _fail(LoginThrottle(a, clock), "203.0.113.1")
+        _fail(LoginThrottle(a, clock), "203.0.113.2", "root")
+        clock.advance(MAX_DELAY + 1)  # every counter is stale now
+        with a.session() as held, held.begin():
+            reservation = logins.reserve(held, "203.0.113.1", "admin", now=clock())
+            assert reservation.allowed  # its three rows are locked until this commits
+            # Without SKIP LOCKED this would wait for the commit below: a hang, in one thread.
+            assert sweeper.prune() == 3  # the other login's three rows, not the held ones
+        assert sweeper.prune() == 0  # the held rows were renewed by their login
+        assert _rows(b) == [("*", "h", 1), ("203.0.113.1", "*", 1), ("203.0.113.1", "h", 1)]
+    finally:
+        a.dispose()
+        b.dispose()
 
 
 def test_long_or_odd_names_and_addresses_are_keyed_safely(
