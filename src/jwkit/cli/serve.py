@@ -120,6 +120,9 @@ def serve(access_log: bool, **flags: object) -> None:
             host=settings.host,
             port=settings.port,
             workers=settings.workers,
+            # A worker gets a minute to import the app and answer the supervisor's first
+            # ping: uvicorn's 5 s kills workers of a busy machine before they ever start.
+            timeout_worker_healthcheck=60,
             log_level=settings.log_level,
             access_log=access_log,
             server_header=False,
@@ -127,9 +130,5 @@ def serve(access_log: bool, **flags: object) -> None:
             # X-Forwarded-For/-Proto only from the proxies named in JWKIT_FORWARDED_ALLOW_IPS;
             # uvicorn's own default would believe any loopback peer (and FORWARDED_ALLOW_IPS).
             proxy_headers=bool(settings.forwarded_allow_ips.strip()),
-            # uvicorn kills a worker that does not answer its health check within 5 s, which a
-            # worker still starting on a busy host (interpreter, imports, argon2 check of the
-            # admin password) can miss again and again: a restart loop. 30 s still finds a hung one.
-            timeout_worker_healthcheck=30,
             forwarded_allow_ips=settings.forwarded_allow_ips.strip() or None,
         )

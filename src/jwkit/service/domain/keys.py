@@ -3,12 +3,20 @@
 Rules (times are Unix seconds, ``max_age`` is the project's advertised ``jwks_max_age``):
 
 * Graceful rotation promotes the ``next`` key only once it has been published for at least
-  ``max_age`` (every verifier's cached JWKS then already holds it). The old active key becomes
+  ``max_age`` (every verifier's cached JWKS then already holds it), to the sub-second and on
+  every replica: times are whole seconds, so a key stored as published at ``t`` may have been
+  committed at ``t + 0.99``; and a replica serves a new key only once it has synced. So the
+  safe time is ``published_at + 1 + SYNC_MARGIN + max_age`` (:func:`activate_safe_at`), and a
+  replica that has not confirmed its snapshot for ``SYNC_MARGIN`` seconds shortens the
+  ``max-age`` it advertises to match (:meth:`jwkit.service.state.ProjectView.cache_max_age`).
+  With ``max_age == 0`` nothing is cached and no wait is needed. The old active key becomes
   ``retiring`` and a fresh ``next`` key is pre-published at once.
-* A ``retiring`` key leaves the JWKS only after the latest ``exp`` it signed (plus the clock-skew
-  leeway) has passed. Replicas flush their high-water ``exp`` at least once per sync interval, and
-  may sign with a just-retired key until they notice (within one sync interval), so the bound also
-  covers ``retired_at + SYNC_MARGIN``.
+* A ``retiring`` key leaves the JWKS only after the latest ``exp`` it may have signed (plus
+  the clock-skew leeway) has passed. That ``max_exp`` is an upper bound recorded *before* any
+  token reaches it: each replica reserves ``exp`` marks ahead of time (:func:`reserve_exp`,
+  ``JWKIT_EXP_HEADROOM`` seconds beyond what it signs now, renewed in the background), and only
+  while the key is still ``active``. A replica killed outright therefore loses nothing, and
+  one that missed the rotation cannot sign past the recorded mark.
 * Anything that would break a valid token raises :class:`Conflict` (HTTP 409) with the earliest
   safe time, unless ``emergency=True``.
 * "Replace now" activates a new key at once and revokes the previous active key at once; it needs
@@ -25,7 +33,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session
 
 from jwkit.jose.jwk import JWK
@@ -52,6 +60,7 @@ __all__ = [
     "open_key",
     "raise_max_exp",
     "replace_now",
+    "reserve_exp",
     "revoke_key",
     "rotate",
     "run_due_transitions",
@@ -60,7 +69,8 @@ __all__ = [
 
 NEXT, ACTIVE, RETIRING, REVOKED = "next", "active", "retiring", "revoked"
 PUBLISHED_STATES = (NEXT, ACTIVE, RETIRING)
-#: Seconds a replica may keep signing with a just-retired key, plus one exp flush.
+#: Seconds a replica may serve a snapshot it has not confirmed against the database (it syncs
+#: every ``sync_interval``); also how long it may keep signing with a just-retired key.
 SYNC_MARGIN = 5
 DAY = 86400
 
@@ -127,8 +137,18 @@ def retire_safe_at(key: Key, clock_skew: int) -> int:
 
 
 def activate_safe_at(key: Key, project: Project) -> int:
-    """When a next key has been in every cached JWKS long enough to start signing."""
-    return (key.published_at or key.created_at) + project.jwks_max_age
+    """When a next key has been in every cached JWKS long enough to start signing.
+
+    ``published_at`` is truncated to the second (the commit may come up to a second later) and
+    replicas may serve the older JWKS for up to ``SYNC_MARGIN`` seconds after it: both are
+    added, unless ``jwks_max_age`` is 0 (nothing cached, nothing to wait for)."""
+    return _safe_after_publication(key.published_at or key.created_at, project)
+
+
+def _safe_after_publication(published: int, project: Project) -> int:
+    if project.jwks_max_age <= 0:
+        return published
+    return published + 1 + SYNC_MARGIN + project.jwks_max_age
 
 
 def _promote(session: Session, project: Project, vault: Vault, old: Key | None, new: Key,
@@ -184,7 +204,8 @@ def rotate(session: Session, project_id: str, vault: Vault, *, now: int, actor: 
         if active is not None and not emergency:
             raise Conflict(
                 "no next key is pre-published; create one with mode=next first",
-                code="no_next_key", earliest_safe_at=now + project.jwks_max_age,
+                code="no_next_key",
+                earliest_safe_at=_safe_after_publication(now, project),
             )
         nxt = generate_key(session, project, vault, alg=project.algorithm, state=NEXT, now=now)
         _event(session, now, actor, "key.created", nxt, state=NEXT)
@@ -279,6 +300,20 @@ def revoke_key(session: Session, project_id: str, kid: str, vault: Vault, *, now
         remaining = [k for k in keys if k.state == NEXT]
         _ensure_next(session, project, vault, remaining, now=now, actor=actor)
     return key
+
+
+def reserve_exp(session: Session, key_id: int, exp: int) -> bool:
+    """Record, before signing, that ``key_id`` may sign tokens expiring up to ``exp``.
+
+    Only an ``active`` key takes a reservation (the row lock orders it against a concurrent
+    rotation), so a retiring key's ``max_exp`` never moves once its successor signs. Returns
+    whether the key is still active (its ``max_exp`` is then at least ``exp``)."""
+    result = session.execute(
+        update(Key)
+        .where(Key.id == key_id, Key.state == ACTIVE)
+        .values(max_exp=case((Key.max_exp > exp, Key.max_exp), else_=exp))
+    )
+    return bool(getattr(result, "rowcount", 0))
 
 
 def raise_max_exp(session: Session, key_id: int, exp: int) -> None:

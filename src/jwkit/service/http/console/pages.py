@@ -9,6 +9,7 @@ the session cookie and the ``X-CSRF-Token`` header.
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 from collections.abc import Callable
 from pathlib import Path
@@ -309,6 +310,23 @@ async def clients_page(request: Request, project_id: str) -> Response:
 async def tokens_page(request: Request, project_id: str) -> Response:
     return await _project_page(request, project_id, "tokens.html", "tokens",
                                reserved=sorted(RESERVED_CLAIMS))
+
+
+@router.get("/projects/{project_id}/sessions")
+async def sessions_page(request: Request, project_id: str) -> Response:
+    """Sessions and revocation: find live tokens, revoke, watch revocations propagate."""
+    settings = _service(request).settings
+
+    def recent(ctx: dict[str, Any]) -> dict[str, Any]:
+        rows = admin.list_revocations(request, project_id, limit=20, cursor=None)["revocations"]
+        for row in rows:
+            row["by"] = next(k for k in ("jti", "sub", "sid", "client_id") if k in row)
+            row["value"] = row[row["by"]]
+        return {"revocations": rows}
+
+    return await _project_page(request, project_id, "sessions.html", "sessions", more=recent,
+                               ttl=settings.status_list_ttl,
+                               sync=math.ceil(settings.sync_interval))
 
 
 _AUDIT_FILTERS = ("project_id", "action", "actor", "kid")
