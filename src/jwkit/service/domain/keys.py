@@ -21,6 +21,12 @@ Rules (times are Unix seconds, ``max_age`` is the project's advertised ``jwks_ma
   safe time, unless ``emergency=True``.
 * "Replace now" activates a new key at once and revokes the previous active key at once; it needs
   ``confirm_invalidate=True`` when an active key exists.
+* Shared-secret (HS*) projects publish nothing: verifiers hold the secrets the admin API showed
+  once. So no HS key is ever created behind the admin's back (rotation and the scheduler do not
+  pre-publish a next key for them): an admin generates the next secret (``mode=next``, shown
+  once), gives it to every verifier, and rotation promotes that pre-shared key when due. Without
+  one, rotation is refused (even in an emergency: ``mode=replace`` is the way to swap a leaked
+  secret at once).
 
 Exactly one ``active`` key per project is guaranteed by a partial unique index; each transition
 locks the project row first (``SELECT … FOR UPDATE``) so concurrent replicas serialise, and every
@@ -58,6 +64,7 @@ __all__ = [
     "latest_key",
     "list_keys",
     "open_key",
+    "pre_shared",
     "raise_max_exp",
     "replace_now",
     "reserve_exp",
@@ -169,10 +176,16 @@ def _promote(session: Session, project: Project, vault: Vault, old: Key | None, 
     _event(session, now, actor, "key.activated", new)
 
 
+def pre_shared(project: Project) -> bool:
+    """Whether the project verifies with shared secrets that only the admin can hand out."""
+    return project.algorithm.startswith("HS")
+
+
 def _ensure_next(session: Session, project: Project, vault: Vault, keys: list[Key], *,
-                 now: int, actor: str) -> Key:
+                 now: int, actor: str, handed_out: bool = False) -> Key | None:
+    """Keep a next key pre-published; for HS* only when its secret is handed out now."""
     nxt = _find(keys, NEXT)
-    if nxt is None:
+    if nxt is None and (handed_out or not pre_shared(project)):
         nxt = generate_key(session, project, vault, alg=project.algorithm, state=NEXT, now=now)
         _event(session, now, actor, "key.created", nxt, state=NEXT)
     return nxt
@@ -183,7 +196,7 @@ def bootstrap_keys(session: Session, project: Project, vault: Vault, *, now: int
     """A new project's first keys: one active key and one pre-published next key."""
     active = generate_key(session, project, vault, alg=project.algorithm, state=ACTIVE, now=now)
     _event(session, now, actor, "key.created", active, state=ACTIVE)
-    _ensure_next(session, project, vault, [], now=now, actor=actor)
+    _ensure_next(session, project, vault, [], now=now, actor=actor, handed_out=True)
     return active
 
 
@@ -191,7 +204,7 @@ def bootstrap_keys(session: Session, project: Project, vault: Vault, *, now: int
 class RotationResult:
     active: str
     retiring: str | None
-    next: str
+    next: str | None
 
 
 def rotate(session: Session, project_id: str, vault: Vault, *, now: int, actor: str,
@@ -200,6 +213,13 @@ def rotate(session: Session, project_id: str, vault: Vault, *, now: int, actor: 
     project = lock_project(session, project_id)
     keys = _keys(session, project_id, states=PUBLISHED_STATES)
     active, nxt = _find(keys, ACTIVE), _find(keys, NEXT)
+    if nxt is None and pre_shared(project):
+        raise Conflict(
+            f"this {project.algorithm} project has no pre-shared next secret: generate one "
+            "(mode=next; its secret is shown once), give it to every verifier, then rotate; "
+            "to swap a leaked secret at once, use mode=replace",
+            code="no_next_secret",
+        )
     if nxt is None:
         if active is not None and not emergency:
             raise Conflict(
@@ -217,6 +237,8 @@ def rotate(session: Session, project_id: str, vault: Vault, *, now: int, actor: 
                 code="rotation_too_early", earliest_safe_at=safe_at,
             )
     _promote(session, project, vault, active, nxt, now=now, actor=actor, old_state=RETIRING)
+    if pre_shared(project):  # the next secret must be generated (and shown) by an admin
+        return RotationResult(nxt.kid, active.kid if active else None, None)
     fresh = generate_key(session, project, vault, alg=project.algorithm, state=NEXT, now=now)
     _event(session, now, actor, "key.created", fresh, state=NEXT, emergency=emergency)
     return RotationResult(nxt.kid, active.kid if active else None, fresh.kid)
@@ -294,6 +316,9 @@ def revoke_key(session: Session, project_id: str, kid: str, vault: Vault, *, now
             raise Conflict("the active key signs tokens now; rotate first, or use emergency=true",
                            code="key_is_active", earliest_safe_at=earliest)
         nxt = _find(keys, NEXT)
+        if nxt is None and pre_shared(project):
+            raise Conflict("no pre-shared next secret to take over; replace the secret at once "
+                           "with mode=replace instead", code="no_next_secret")
         if nxt is None:
             nxt = generate_key(session, project, vault, alg=project.algorithm, state=NEXT, now=now)
         _promote(session, project, vault, key, nxt, now=now, actor=actor, old_state=REVOKED)
@@ -370,7 +395,8 @@ def run_due_transitions(session: Session, project_id: str, vault: Vault, *, now:
     active, nxt = _find(keys, ACTIVE), _find(keys, NEXT)
     if active is not None and nxt is None:
         nxt = _ensure_next(session, project, vault, keys, now=now, actor=actor)
-        done.append(f"pre-published {nxt.kid}")
+        if nxt is not None:
+            done.append(f"pre-published {nxt.kid}")
     elif active is not None and nxt is not None and project.rotation_days:
         due = (active.activated_at or active.created_at) + project.rotation_days * DAY
         if now >= max(due, activate_safe_at(nxt, project)):
