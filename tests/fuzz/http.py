@@ -52,7 +52,7 @@ class LiveService:
         server = ServerProcess(
             home,
             server_env(home, admin_token=ADMIN_TOKEN, admin_password="fuzz password 1234", **env),
-        ).start()
+        ).start(timeout=120)  # a busy CI machine can take a while to import everything
         with server.api() as api:
             project = api.post("/api/v1/projects", json={"name": "fuzz"}).json()["id"]
             hmac_project = api.post(
