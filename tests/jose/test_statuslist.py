@@ -67,3 +67,19 @@ def test_index_and_value_bounds():
         lst[0] = 4
     lst[7] = 3
     assert lst[7] == 3 and lst[6] == 0
+
+
+@pytest.mark.parametrize("bits", [2, 4, 8])
+def test_narrowed_keeps_every_status_in_fewer_bits(bits):
+    lst = StatusList(4096, bits)
+    for index in (0, 7, 8, 1000, 4095):
+        lst[index] = 1
+    narrow = lst.narrowed()
+    assert narrow.bits == 1 and len(narrow) == len(lst)
+    assert [narrow[i] for i in range(len(lst))] == [lst[i] for i in range(len(lst))]
+    lst[9] = 2  # SUSPENDED needs two bits
+    wider = lst.narrowed()
+    assert wider.bits == 2 and [wider[i] for i in range(len(lst))] == [
+        lst[i] for i in range(len(lst))
+    ]
+    assert StatusList(16, 1).narrowed().bits == 1

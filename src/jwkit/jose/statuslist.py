@@ -127,6 +127,31 @@ class StatusList:
             raise IndexError("status list index out of range")
         return divmod(index, self._per_byte)
 
+    def narrowed(self) -> StatusList:
+        """This list in the fewest bits that hold every value it has: a 2-bit list that holds
+        only VALID and INVALID becomes a 1-bit list of as many entries, and compresses to
+        about half (§4.1 lets the issuer choose ``bits``; §13.3 on list size). ``self`` when
+        no narrower width fits."""
+        for bits in _ALLOWED_BITS:
+            if bits >= self._bits:
+                return self
+            # The bits of every entry above the narrower width, in each byte.
+            unit = ((1 << self._bits) - 1) ^ ((1 << bits) - 1)
+            high = 0
+            for slot in range(self._per_byte):
+                high |= unit << (slot * self._bits)
+            if not any(byte & high for byte in self._data):
+                break
+        narrow = StatusList(len(self), bits)
+        per_byte, width, mask = self._per_byte, self._bits, self._mask
+        for index, byte in enumerate(self._data):
+            if byte:
+                for slot in range(per_byte):
+                    value = (byte >> (slot * width)) & mask
+                    if value:
+                        narrow[index * per_byte + slot] = value
+        return narrow
+
     def to_bytes(self) -> bytes:
         """The uncompressed byte array (§4.1 step 3)."""
         return bytes(self._data)

@@ -226,7 +226,7 @@ class StatusRegistry:
             "iat": now,
             "exp": now + STATUS_EXP,
             "ttl": self.ttl,
-            "status_list": lst.encode(),
+            "status_list": lst.narrowed().encode(),  # 1 bit until something is suspended
         }
         try:
             body = self._encoder(view.signer).encode(claims).encode("ascii")
