@@ -12,11 +12,23 @@ from typing import Any
 
 import click
 
-from ._output import EXIT_FAILED, print_json
+from ._output import EXIT_FAILED, fail_input, parse_duration, print_json
+
+# The service's messages name the API's JSON fields; a CLI user needs the flags instead.
+_API_WORDS = (
+    ("send confirm_invalidate=true to proceed", "pass --confirm-invalidate to proceed"),
+    ("use emergency=true", "pass --emergency"),
+    ("create one with mode=next first", "create one with `jwkit admin keys generate` first"),
+)
+# What to do next, for refusals whose message does not say it.
+_CLI_HINTS = {
+    "key_still_in_use": "wait until then, or pass --emergency to break those tokens now",
+    "rotation_too_early": "wait until then, or pass --emergency to rotate now",
+}
 
 
 class _Api:
-    def __init__(self, url: str, token: str, as_json: bool) -> None:
+    def __init__(self, url: str, token: str | None, as_json: bool) -> None:
         self.url = url.rstrip("/")
         self.token = token
         self.as_json = as_json
@@ -24,9 +36,18 @@ class _Api:
     def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         import httpx
 
+        if not self.token:
+            fail_input(
+                "no admin token: pass --token or set JWKIT_ADMIN_TOKEN (printed by the "
+                "first `jwkit serve`; lost it? `jwkit admin reset-credentials`)"
+            )
+
         try:
             response = httpx.request(
-                method, f"{self.url}/api/v1{path}", json=body, timeout=30,
+                method,
+                f"{self.url}/api/v1{path}",
+                json=body,
+                timeout=30,
                 headers={"Authorization": f"Bearer {self.token}"},
             )
         except httpx.HTTPError as exc:
@@ -42,19 +63,12 @@ class _Api:
             if self.as_json:
                 print_json(data)
             else:
-                message = data.get("message", "") if isinstance(data, dict) else ""
-                extra = ""
-                if isinstance(data, dict) and data.get("earliest_safe_at"):
-                    extra = f" (earliest safe at {data['earliest_safe_at']})"
-                if isinstance(data, dict) and data.get("detail"):
-                    extra += " " + "; ".join(
-                        f"{'.'.join(str(p) for p in d['loc'][1:])}: {d['msg']}"
-                        for d in data["detail"]
-                    )
-                code = data.get("error") if isinstance(data, dict) else None
-                click.echo(f"error {response.status_code} {code}: {message}{extra}", err=True)
+                click.echo(_describe(response.status_code, data), err=True)
             sys.exit(EXIT_FAILED)
         return data
+
+    def get(self, path: str) -> Any:
+        return self.call("GET", path)
 
     def show(self, data: Any, columns: list[str], rows_key: str | None = None) -> None:
         if self.as_json:
@@ -62,6 +76,28 @@ class _Api:
             return
         rows = data[rows_key] if rows_key else [data]
         _table(rows, columns)
+
+
+def _describe(status: int, data: Any) -> str:
+    """One line for a refusal: the service's message, each field's plain message once, and
+    what to type next."""
+    if not isinstance(data, dict):
+        return f"error {status}"
+    code = data.get("error")
+    parts = [str(data.get("message") or "")]
+    for item in data.get("detail") or []:
+        msg = item.get("msg") if isinstance(item, dict) else None
+        if msg and all(msg not in p for p in parts):
+            parts.append(str(msg))
+    text = "; ".join(p for p in parts if p)
+    for api_words, cli_words in _API_WORDS:
+        text = text.replace(api_words, cli_words)
+    if data.get("earliest_safe_at"):
+        text += f" (safe from {data['earliest_safe_at']})"
+    hint = _CLI_HINTS.get(str(code))
+    if hint:
+        text += f": {hint}"
+    return f"error {status} {code}: {text}"
 
 
 def _cell(value: Any) -> str:
@@ -85,14 +121,37 @@ def _table(rows: list[dict[str, Any]], columns: list[str]) -> None:
 pass_api = click.make_pass_decorator(_Api)
 
 
+def _seconds(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    """Seconds as ``900``, ``90s``, ``15m``, ``2h`` or ``1d`` (as ``jwkit token sign``)."""
+    return None if value is None else parse_duration(value)
+
+
 @click.group("admin")
-@click.option("--url", envvar="JWKIT_ADMIN_URL", default="http://127.0.0.1:8000",
-              show_default=True, help="Base URL of the key service.")
-@click.option("--token", envvar="JWKIT_ADMIN_TOKEN", required=True, help="Admin API token.")
+@click.option(
+    "--url",
+    envvar="JWKIT_ADMIN_URL",
+    default="http://127.0.0.1:8000",
+    show_default=True,
+    help="Base URL of the key service [env: JWKIT_ADMIN_URL].",
+)
+@click.option(
+    "--token",
+    envvar="JWKIT_ADMIN_TOKEN",
+    default=None,
+    help="Admin API token [env: JWKIT_ADMIN_TOKEN].",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the raw JSON responses.")
 @click.pass_context
-def admin(ctx: click.Context, url: str, token: str, as_json: bool) -> None:
-    """Manage projects, keys, tokens and clients on a running key service."""
+def admin(ctx: click.Context, url: str, token: str | None, as_json: bool) -> None:
+    """Manage projects, keys, tokens and clients on a running key service.
+
+    \b
+    Environment:
+      JWKIT_ADMIN_URL    the service's base URL (as --url)
+      JWKIT_ADMIN_TOKEN  the admin API token (as --token), printed once by the
+                         first `jwkit serve`; `jwkit admin reset-credentials`
+                         makes a new one if it was lost
+    """
     ctx.obj = _Api(url, token, as_json)
 
 
@@ -108,11 +167,11 @@ def projects() -> None:
 @projects.command("create")
 @click.argument("name")
 @click.option("--algorithm", default=None, help="ES256 (default), RS256, PS256, EdDSA, HS256…")
-@click.option("--audience", default=None)
-@click.option("--token-ttl", type=int, default=None, help="Seconds.")
-@click.option("--max-token-ttl", type=int, default=None, help="Seconds.")
-@click.option("--jwks-max-age", type=int, default=None, help="Seconds.")
-@click.option("--rotation-days", type=int, default=None)
+@click.option("--audience", default=None, help="The aud of its tokens [default: the project id].")
+@click.option("--token-ttl", callback=_seconds, default=None, help="Token lifetime: 900, 15m, 2h.")
+@click.option("--max-token-ttl", callback=_seconds, default=None, help="Longest lifetime: 1d.")
+@click.option("--jwks-max-age", callback=_seconds, default=None, help="JWKS cache age: 300, 5m.")
+@click.option("--rotation-days", type=int, default=None, help="Rotate automatically every N days.")
 @pass_api
 def projects_create(api: _Api, /, name: str, **options: Any) -> None:
     """Create a project (with an active and a pre-published next key)."""
@@ -123,6 +182,7 @@ def projects_create(api: _Api, /, name: str, **options: Any) -> None:
 @projects.command("list")
 @pass_api
 def projects_list(api: _Api) -> None:
+    """List every project."""
     api.show(api.call("GET", "/projects"), _PROJECT_COLS, "projects")
 
 
@@ -130,6 +190,7 @@ def projects_list(api: _Api) -> None:
 @click.argument("project_id")
 @pass_api
 def projects_show(api: _Api, project_id: str) -> None:
+    """Show one project's settings, issuer and URLs."""
     data = api.call("GET", f"/projects/{project_id}")
     if api.as_json:
         print_json(data)
@@ -147,18 +208,53 @@ def keys() -> None:
 @click.argument("project_id")
 @pass_api
 def keys_list(api: _Api, project_id: str) -> None:
+    """List a project's keys with their state and schedule."""
     api.show(api.call("GET", f"/projects/{project_id}/keys"), _KEY_COLS, "keys")
 
 
 @keys.command("generate")
 @click.argument("project_id")
-@click.option("--mode", type=click.Choice(["next", "replace"]), default="next", show_default=True)
-@click.option("--alg", default=None)
-@click.option("--confirm-invalidate", is_flag=True,
-              help="With --mode replace: accept that tokens signed by the old key stop working.")
+@click.option(
+    "--mode",
+    type=click.Choice(["next", "replace"]),
+    default="next",
+    show_default=True,
+    help="next: pre-publish a key to rotate to; replace: a new active key now.",
+)
+@click.option("--alg", default=None, help="Algorithm [default: the project's].")
+@click.option(
+    "--replace-next",
+    is_flag=True,
+    help="With --mode next: revoke the existing next key (it never signed).",
+)
+@click.option(
+    "--confirm-invalidate",
+    is_flag=True,
+    help="With --mode replace: accept that tokens signed by the old key stop working.",
+)
 @pass_api
-def keys_generate(api: _Api, project_id: str, mode: str, alg: str | None,
-                  confirm_invalidate: bool) -> None:
+def keys_generate(
+    api: _Api,
+    project_id: str,
+    mode: str,
+    alg: str | None,
+    replace_next: bool,
+    confirm_invalidate: bool,
+) -> None:
+    """Create a key: a next key to rotate to (default), or a replacement active key."""
+    if mode == "next" and not replace_next:
+        current = [
+            k for k in api.get(f"/projects/{project_id}/keys")["keys"] if k.get("state") == "next"
+        ]
+        if current:
+            kids = ", ".join(str(k["kid"]) for k in current)
+            click.echo(
+                f"error: next key {kids} is already published; a new next key revokes it, "
+                "and verifiers that cached it then fetch the JWKS again. "
+                "Pass --replace-next to do that.",
+                err=True,
+            )
+            sys.exit(EXIT_FAILED)
     body: dict[str, Any] = {"mode": mode, "confirm_invalidate": confirm_invalidate}
     if alg:
         body["alg"] = alg
@@ -176,6 +272,7 @@ def keys_generate(api: _Api, project_id: str, mode: str, alg: str | None,
 @click.option("--emergency", is_flag=True, help="Skip the publication wait.")
 @pass_api
 def keys_rotate(api: _Api, project_id: str, emergency: bool) -> None:
+    """Promote the next key to active; the active key starts retiring."""
     data = api.call("POST", f"/projects/{project_id}/keys/rotate", {"emergency": emergency})
     api.show(data, ["active", "retiring", "next"])
 
@@ -187,8 +284,7 @@ def keys_rotate(api: _Api, project_id: str, emergency: bool) -> None:
 @pass_api
 def keys_revoke(api: _Api, project_id: str, kid: str, emergency: bool) -> None:
     """Take a key out of the JWKS. A kid starting with "-" goes after "--"."""
-    data = api.call("POST", f"/projects/{project_id}/keys/{kid}/revoke",
-                    {"emergency": emergency})
+    data = api.call("POST", f"/projects/{project_id}/keys/{kid}/revoke", {"emergency": emergency})
     api.show(data, ["kid", "state", "revoked_at"])
 
 
@@ -199,20 +295,38 @@ def tokens() -> None:
 
 @tokens.command("mint")
 @click.argument("project_id")
-@click.option("--sub", required=True)
-@click.option("--ttl", type=int, default=None, help="Seconds (at most the project's maximum).")
+@click.option("--sub", required=True, help="Subject (the user or service the token is for).")
+@click.option(
+    "--ttl",
+    callback=_seconds,
+    default=None,
+    help="Lifetime: 900, 15m, 2h (at most the project's maximum).",
+)
+@click.option(
+    "--scope", "scopes", multiple=True, help="Scope to grant (repeatable, or space-separated)."
+)
 @click.option("--claims", default=None, help="Extra claims as a JSON object.")
 @pass_api
-def tokens_mint(api: _Api, project_id: str, sub: str, ttl: int | None,
-                claims: str | None) -> None:
+def tokens_mint(
+    api: _Api,
+    project_id: str,
+    sub: str,
+    ttl: int | None,
+    scopes: tuple[str, ...],
+    claims: str | None,
+) -> None:
+    """Mint an access token signed by the project's active key."""
     body: dict[str, Any] = {"sub": sub}
     if ttl is not None:
         body["ttl"] = ttl
+    scope = " ".join(" ".join(scopes).split())
+    if scope:
+        body["scope"] = scope
     if claims:
         try:
             body["claims"] = json.loads(claims)
         except ValueError as exc:
-            raise click.BadParameter("--claims must be a JSON object") from exc
+            raise click.BadParameter("must be a JSON object", param_hint="--claims") from exc
     data = api.call("POST", f"/projects/{project_id}/tokens", body)
     if api.as_json:
         print_json(data)
@@ -231,8 +345,10 @@ def clients() -> None:
 @click.option("--scope", "scopes", multiple=True, help="Allowed scope (repeatable).")
 @pass_api
 def clients_create(api: _Api, project_id: str, name: str, scopes: tuple[str, ...]) -> None:
-    data = api.call("POST", f"/projects/{project_id}/clients",
-                    {"name": name, "scopes": list(scopes)})
+    """Create a client; its secret is printed once."""
+    data = api.call(
+        "POST", f"/projects/{project_id}/clients", {"name": name, "scopes": list(scopes)}
+    )
     if api.as_json:
         print_json(data)
     else:
@@ -244,8 +360,12 @@ def clients_create(api: _Api, project_id: str, name: str, scopes: tuple[str, ...
 @click.argument("project_id")
 @pass_api
 def clients_list(api: _Api, project_id: str) -> None:
-    api.show(api.call("GET", f"/projects/{project_id}/clients"),
-             ["client_id", "name", "scopes", "created_at"], "clients")
+    """List a project's OAuth clients (never their secrets)."""
+    api.show(
+        api.call("GET", f"/projects/{project_id}/clients"),
+        ["client_id", "name", "scopes", "created_at"],
+        "clients",
+    )
 
 
 @clients.command("delete")
@@ -253,6 +373,42 @@ def clients_list(api: _Api, project_id: str) -> None:
 @click.argument("client_id")
 @pass_api
 def clients_delete(api: _Api, project_id: str, client_id: str) -> None:
+    """Delete a client: it can get no new tokens."""
     api.call("DELETE", f"/projects/{project_id}/clients/{client_id}")
     if not api.as_json:
         click.echo(f"deleted {client_id}")
+
+
+@admin.command("reset-credentials")
+@click.option("--database-url", default=None, help="SQLAlchemy URL [default: from JWKIT_*].")
+def reset_credentials(database_url: str | None) -> None:
+    """Make a new admin API token and console password (run where `jwkit serve` runs).
+
+    Works on the service's own database, not through the API, for when the credentials
+    printed at first start were lost. The old token and password stop working and every
+    console session ends (a running service notices within a second).
+    """
+    import os
+
+    from jwkit.service.domain.admins import reset_admin
+    from jwkit.service.domain.common import unix_now
+
+    from ._state import load_settings, open_existing
+
+    settings = load_settings(database_url)
+    database = open_existing(settings)
+    try:
+        with database.session() as session, session.begin():
+            fresh = reset_admin(session, now=unix_now())
+    finally:
+        database.dispose()
+    click.echo("jwkit: new admin credentials (shown once, stored only as hashes):")
+    click.echo(f"  admin API token:  {fresh.token}")
+    click.echo(f"  console login:    {fresh.username} / {fresh.password}")
+    for name in ("JWKIT_ADMIN_TOKEN", "JWKIT_ADMIN_PASSWORD"):
+        if os.environ.get(name):
+            click.echo(
+                f"warning: {name} is set; the service stores it again at its next "
+                "start, replacing the new one",
+                err=True,
+            )

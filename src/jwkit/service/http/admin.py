@@ -195,6 +195,11 @@ def revoke_key(request: Request, project_id: str, kid: str,
     return out
 
 
+def _scope(scope: str | None) -> str | None:
+    """The scope tokens once each, in a stable order (as a client's scopes are stored)."""
+    return " ".join(sorted(set(scope.split()))) if scope else None
+
+
 @router.post("/projects/{project_id}/tokens")
 def mint_token(request: Request, project_id: str, body: TokenMint) -> JSON:
     """Mint an access token for a trusted backend, within the project's maximum lifetime."""
@@ -213,8 +218,10 @@ def mint_token(request: Request, project_id: str, body: TokenMint) -> JSON:
         aud = extra.get("aud", project.audience)
         claims = {k: v for k, v in extra.items() if k != "aud"}
         try:
+            # RFC 9068 §2.2: client_id is required; the caller of the admin API is the client.
             token, exp = mint(view.signer, issuer=issuer_for(svc.settings.public_url, project.id),
-                              audience=aud, subject=body.sub, ttl=ttl, now=now, extra=claims)
+                              audience=aud, subject=body.sub, ttl=ttl, now=now, extra=claims,
+                              client_id=_actor(request), scope=_scope(body.scope))
         except (TypeError, ValueError) as exc:
             raise InvalidInput("claims must be JSON values", field="claims") from exc
         keys.raise_max_exp(session, view.signer_key_id, exp)
