@@ -8,11 +8,13 @@ an input (the key file) cannot be read.
 from __future__ import annotations
 
 import sys
+import warnings
 from typing import Any
 
 import click
 
 from ..errors import JWKitError
+from ..verify.sources import PrivateKeyWarning
 from ..verify.verifier import Verifier
 from ._output import EXIT_FAILED, fail_input, print_json, read_text_arg
 from .token import token
@@ -94,9 +96,14 @@ def _build(
 ) -> Verifier:
     if key_path is not None:
         try:
-            return Verifier.from_jwk_file(key_path, **options)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", PrivateKeyWarning)
+                verifier = Verifier.from_jwk_file(key_path, **options)
         except (OSError, JWKitError) as exc:
             fail_input(f"{key_path} holds no usable key: {exc}")
+        for warning in caught:
+            click.secho(f"warning: {warning.message}", fg="yellow", err=True)
+        return verifier
     if jwks_url is not None:
         return Verifier.from_jwks_url(jwks_url, **options, **remote)
     if issuer_url is not None:
