@@ -331,6 +331,9 @@ class JWKSFetcher:
                 ) as response:
                     watchdog.watch(response.extensions.get("network_stream"))
                     self._check_response(url, response)
+                    held = self._in_memory(url, response)
+                    if held is not None:
+                        return response, held
                     body = bytearray()
                     for chunk in response.iter_raw():
                         body += chunk
@@ -352,6 +355,9 @@ class JWKSFetcher:
             timeout=self._remaining(url, deadline),
         ) as response:
             self._check_response(url, response)
+            held = self._in_memory(url, response)
+            if held is not None:
+                return response, held
             body = bytearray()
             async for chunk in response.aiter_raw():
                 body += chunk
@@ -370,6 +376,18 @@ class JWKSFetcher:
         length = response.headers.get("content-length", "")
         if length.isdigit() and int(length) > self.max_bytes:
             raise KeySourceError(f"{url} sent more than {self.max_bytes} bytes", url=url)
+
+    def _in_memory(self, url: str, response: httpx.Response) -> bytes | None:
+        """The body of a response a transport built in memory, already read and decoded
+        (``httpx.MockTransport`` returning ``httpx.Response(200, json=...)``): its stream
+        is consumed, so there is nothing to iterate. ``None`` for a real, streamed body."""
+        try:
+            body = response.content
+        except httpx.ResponseNotRead:
+            return None
+        if len(body) > self.max_bytes:
+            raise KeySourceError(f"{url} sent more than {self.max_bytes} bytes", url=url)
+        return body
 
     def _remaining(self, url: str, deadline: float) -> float:
         """The time left for the next request of this exchange (discovery used some)."""
