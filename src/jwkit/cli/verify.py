@@ -7,7 +7,6 @@ an input (the key file) cannot be read.
 
 from __future__ import annotations
 
-import sys
 import warnings
 from typing import Any
 
@@ -16,7 +15,7 @@ import click
 from ..errors import JWKitError
 from ..verify.sources import PrivateKeyWarning
 from ..verify.verifier import Verifier
-from ._output import EXIT_FAILED, fail_input, print_json, read_text_arg
+from ._output import fail_input, print_json, read_text_arg, token_error
 from .token import token
 
 
@@ -80,8 +79,7 @@ def verify(
         with verifier:
             claims = verifier.verify(text)
     except JWKitError as exc:
-        click.echo(f"error: {exc.code}: {exc}", err=True)
-        sys.exit(EXIT_FAILED)
+        token_error(exc, text)
     print_json(claims.to_dict())
 
 

@@ -633,6 +633,7 @@
       dd.setAttribute("data-claim", name);
       times.appendChild(dt); times.appendChild(dd);
     });
+    $("#inspect-times-box").hidden = times.childElementCount === 0;  // no empty heading
   }
 
   var inspectForm = $("#inspect-token");
