@@ -13,8 +13,9 @@ from typing import Any
 import click
 
 from ..errors import JWKitError
+from ..verify.fetch import InsecureURLError
 from ..verify.sources import PrivateKeyWarning
-from ..verify.verifier import Verifier
+from ..verify.verifier import AudienceWarning, Verifier
 from ._output import fail_input, print_json, read_text_arg, token_error
 from .token import token
 
@@ -66,15 +67,27 @@ def verify(
     options: dict[str, Any] = {"leeway": leeway, "token_cache": False}
     if audience:
         options["audience"] = audience[0] if len(audience) == 1 else list(audience)
+
     if expect_issuer is not None:
         options["issuer"] = expect_issuer
     if algs:
         options["algorithms"] = list(algs)
     remote = {"timeout": timeout, "allow_insecure_http": allow_insecure_http}
     try:
-        verifier = _build(key_path, jwks_url, issuer_url, provider, params, options, remote)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", PrivateKeyWarning)
+            warnings.simplefilter("always", AudienceWarning)
+            verifier = _build(key_path, jwks_url, issuer_url, provider, params, options, remote)
+    except InsecureURLError as exc:
+        raise click.UsageError(exc.advice("pass --allow-insecure-http")) from None
     except (ValueError, TypeError) as exc:
         raise click.UsageError(str(exc)) from None
+    for warning in caught:
+        if issubclass(warning.category, AudienceWarning):
+            click.echo("note: no --audience given, so a token for any audience is accepted",
+                       err=True)
+        else:
+            click.secho(f"warning: {warning.message}", fg="yellow", err=True)
     try:
         with verifier:
             claims = verifier.verify(text)
@@ -94,14 +107,9 @@ def _build(
 ) -> Verifier:
     if key_path is not None:
         try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", PrivateKeyWarning)
-                verifier = Verifier.from_jwk_file(key_path, **options)
+            return Verifier.from_jwk_file(key_path, **options)
         except (OSError, JWKitError) as exc:
             fail_input(f"{key_path} holds no usable key: {exc}")
-        for warning in caught:
-            click.secho(f"warning: {warning.message}", fg="yellow", err=True)
-        return verifier
     if jwks_url is not None:
         return Verifier.from_jwks_url(jwks_url, **options, **remote)
     if issuer_url is not None:
