@@ -23,7 +23,7 @@ from starlette.types import ASGIApp
 
 from jwkit.service import notify, scheduler
 from jwkit.service.domain.common import unix_now
-from jwkit.service.http import admin, metrics, public
+from jwkit.service.http import admin, apidocs, metrics, public
 from jwkit.service.http.auth import AdminAuth
 from jwkit.service.http.errors import install_error_handlers
 from jwkit.service.runtime import Service
@@ -92,7 +92,7 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], int] = u
         title="jwkit key service",
         version="1",
         lifespan=lifespan,
-        docs_url="/api/docs",
+        docs_url=None,  # apidocs.install: Swagger UI from the package, not a CDN
         redoc_url=None,
         openapi_url="/api/v1/openapi.json",
     )
@@ -105,6 +105,7 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], int] = u
         app.router.routes.append(route)
     app.router.routes.append(Route("/metrics", metrics.metrics_endpoint, methods=["GET"]))
     app.include_router(admin.router)
+    apidocs.install(app)
     _mount_console(app)
     return app
 
