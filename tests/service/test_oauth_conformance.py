@@ -114,3 +114,26 @@ def test_rfc8414_metadata_at_the_well_known_location(
     assert meta["response_types_supported"] == []
     assert meta["grant_types_supported"] == ["client_credentials"]
     assert client.get("/.well-known/oauth-authorization-server/p/proj_nope").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "plain"),
+    [
+        ("/clients", {"name": "c", "scopes": ["bad scope"]}, "a scope is 1 to 100 printable"),
+        ("", {"token_ttl": 99_999_999}, "token_ttl must be at most 2592000 seconds (30 days)"),
+        ("/tokens", {"sub": "u", "ttl": "15m"}, "ttl must be a whole number of seconds"),
+        ("/keys", {"mode": "later"}, "mode must be one of 'replace' or 'next'"),
+        ("/clients", {"name": "c", "colour": "red"}, "colour is not a known field; remove it"),
+    ],
+)
+def test_validation_messages_are_plain_words(
+    client: SyncClient, project: dict[str, Any], path: str, body: dict[str, Any], plain: str
+) -> None:
+    """What the console and the CLI show: never pydantic's text (patterns, "Input should")."""
+    url = f"/api/v1/projects/{project['id']}{path}"
+    r = client.request("PATCH" if not path else "POST", url, json=body, headers=AUTH)
+    assert r.status_code == 422, r.text
+    data = r.json()
+    assert plain in data["message"]
+    assert all(plain in d["msg"] for d in data["detail"])
+    assert "should" not in r.text and "^[" not in r.text
