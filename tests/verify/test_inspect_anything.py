@@ -123,3 +123,17 @@ def test_urls_serving_a_jwk_or_a_pem(jwks_server: JWKSServer, files: dict[str, P
         result = _inspect(jwks_server.url + path, "--json", "--allow-insecure-http")
         assert result.exit_code == 0, result.output
         assert json.loads(result.stdout)["keys"][0]["kty"] == "EC"
+
+
+def test_an_issuer_with_only_rfc8414_metadata(jwks_server: JWKSServer) -> None:
+    key = make_es_key()
+    jwks_server.serve_jwks({"keys": [{**key.public().to_dict(), "use": "sig", "alg": "ES256"}]})
+    metadata = {"issuer": jwks_server.url, "jwks_uri": jwks_server.jwks_url}
+    jwks_server.serve_json(metadata, path="/.well-known/oauth-authorization-server")
+    result = _inspect(jwks_server.url, "--json", "--allow-insecure-http")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["keys"][0]["kid"] == key.kid
+
+
+def make_es_key() -> JWK:
+    return JWK.generate("ES256")

@@ -328,6 +328,21 @@ def _fetch(client: httpx.Client, url: str) -> tuple[Any, httpx.Headers]:
         raise _FetchError(f"{url} did not return JSON") from None
 
 
+def _discover(client: httpx.Client, issuer: str) -> Any:
+    """The issuer's metadata: OpenID Connect Discovery 1.0 §4, else RFC 8414 §3.1 (the
+    well-known segment before the issuer's path); ``None`` if neither answers."""
+    parsed = httpx.URL(issuer)
+    oauth = parsed.copy_with(
+        path="/.well-known/oauth-authorization-server" + parsed.path.rstrip("/")
+    )
+    for candidate in (issuer + "/.well-known/openid-configuration", str(oauth)):
+        try:
+            return _fetch(client, candidate)[0]
+        except _FetchError:
+            continue
+    return None
+
+
 def _inspect_url(url: str, timeout: float, allow_http: bool) -> Inspection:
     found: list[Finding] = []
     with httpx.Client(timeout=timeout, follow_redirects=False) as client:
@@ -355,10 +370,9 @@ def _inspect_url(url: str, timeout: float, allow_http: bool) -> Inspection:
                 discovery = document
             else:
                 issuer = url.rstrip("/")
-                try:
-                    discovery, _ = _fetch(client, issuer + "/.well-known/openid-configuration")
-                except _FetchError:
-                    raise first_error or _FetchError(f"{url} is not a JWKS") from None
+                discovery = _discover(client, issuer)
+                if discovery is None:
+                    raise first_error or _FetchError(f"{url} is not a JWKS")
             if not isinstance(discovery, dict) or not isinstance(discovery.get("jwks_uri"), str):
                 raise _FetchError("no JWKS and no discovery document with a jwks_uri")
             jwks_url = discovery["jwks_uri"]
