@@ -13,7 +13,8 @@ from tests.browser.conftest import Server, shot
 pytestmark = pytest.mark.browser
 
 
-def test_api_docs_render_offline(page: Any, server: Server) -> None:
+def test_api_docs_render_offline(admin_page: Any, server: Server) -> None:
+    page = admin_page  # JWKIT_API_DOCS=admin (the default): a console session opens the docs
     outside: list[str] = []
 
     def only_local(route: Any) -> None:

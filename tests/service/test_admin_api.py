@@ -255,7 +255,7 @@ def test_clients_secret_shown_once(client: SyncClient, project: dict[str, Any]) 
 
 
 def test_openapi_document_is_served(client: SyncClient) -> None:
-    doc = client.get("/api/v1/openapi.json").json()
+    doc = client.get("/api/v1/openapi.json", headers=AUTH).json()
     assert "/api/v1/projects/{project_id}/keys/rotate" in doc["paths"]
     assert not any(p.startswith("/p/") for p in doc["paths"])
 

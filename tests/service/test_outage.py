@@ -65,6 +65,14 @@ def _outage_and_recovery(
     jwks_url = f"{server.url}/p/{project['id']}/.well-known/jwks.json"
     before = httpx.get(jwks_url)
     assert _token(server, project, client).status_code == 200  # the client is now cached
+    gone = api.post(f"/projects/{project['id']}/clients", json={"name": "gone"}).json()
+    assert _token(server, project, gone).status_code == 200
+    # Unrelated changes elsewhere, and one client deleted: every change rebuilds the replica's
+    # snapshot, which must keep the clients it knew (re-read, not forgotten) but the deleted one.
+    other = api.post("/projects", json={"name": "unrelated"}).json()
+    assert api.post(f"/projects/{other['id']}/clients", json={"name": "x"}).status_code == 201
+    assert api.delete(f"/projects/{project['id']}/clients/{gone['client_id']}").status_code == 204
+    assert _token(server, project, gone).status_code == 401
 
     _set_reachable(postgres_server, database, False)
     try:
@@ -79,6 +87,7 @@ def _outage_and_recovery(
         with Verifier.from_jwks_url(jwks_url, allow_insecure_http=True,
                                     issuer=project["issuer"], audience=project["audience"]) as v:
             assert v.verify(issued.json()["access_token"])["client_id"] == client["client_id"]
+        assert _token(server, project, gone).status_code == 401  # its miss is remembered
         first_time = _token(server, project, unseen)  # its secret hash is not cached yet
         assert first_time.status_code == 503, first_time.text
         assert first_time.json()["error"] == "temporarily_unavailable"

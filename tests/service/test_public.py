@@ -252,7 +252,7 @@ def test_health_ready_metrics(client: SyncClient, project: dict[str, Any],
     client.get(f"/p/{project['id']}/.well-known/jwks.json")
     client.post(f"/p/{project['id']}/oauth2/token", content=b"grant_type=client_credentials",
                 headers=FORM | _basic(oauth_client["client_id"], oauth_client["client_secret"]))
-    text = client.get("/metrics").text
+    text = client.get("/metrics", headers=AUTH).text
     assert 'jwkit_tokens_issued_total{grant="client_credentials"}' in text
     assert 'jwkit_document_requests_total{document="jwks",status="200"}' in text
     assert "jwkit_key_transitions_total" in text and "jwkit_errors_total" in text

@@ -20,11 +20,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+_PASSED = frozenset({"JWKIT_FAST_PATH"})
+
+
 def server_env(
     home: Path, *, admin_token: str, admin_password: str, **extra: str
 ) -> dict[str, str]:
-    """The environment of a server whose state lives in ``home/.jwkit``; no JWKIT_* leaks in."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JWKIT_")}
+    """The environment of a server whose state lives in ``home/.jwkit``; no JWKIT_* leaks in
+    but ``JWKIT_FAST_PATH`` (so the suite can run with the fast path off, as a CI job does)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JWKIT_") or k in _PASSED}
     env.update(
         JWKIT_HOME=str(home / ".jwkit"),
         JWKIT_ADMIN_TOKEN=admin_token,

@@ -71,15 +71,11 @@ MIN_PASSWORD_LENGTH = 12
 def _weak_secrets(token: str | None, password: str | None) -> list[str]:
     weak = []
     if token is not None and (len(token) < MIN_TOKEN_LENGTH or len(set(token)) < 10):
-        weak.append(
-            f"JWKIT_ADMIN_TOKEN is weak: use at least {MIN_TOKEN_LENGTH} random "
-            "characters, e.g. from `openssl rand -base64 32`"
-        )
+        weak.append(f"JWKIT_ADMIN_TOKEN is weak: use at least {MIN_TOKEN_LENGTH} random "
+                    "characters, e.g. from `openssl rand -base64 32`")
     if password is not None and (len(password) < MIN_PASSWORD_LENGTH or len(set(password)) < 6):
-        weak.append(
-            f"JWKIT_ADMIN_PASSWORD is weak: use at least {MIN_PASSWORD_LENGTH} "
-            "characters that are hard to guess"
-        )
+        weak.append(f"JWKIT_ADMIN_PASSWORD is weak: use at least {MIN_PASSWORD_LENGTH} "
+                    "characters that are hard to guess")
     return weak
 
 
@@ -98,9 +94,8 @@ def _weak_secrets(token: str | None, password: str | None) -> list[str]:
 @click.option(
     "--workers", type=click.IntRange(1, 64), default=None, help="Worker processes [default: 1]."
 )
-@click.option(
-    "--access-log/--no-access-log", default=False, show_default=True, help="Log every request."
-)
+@click.option("--access-log/--no-access-log", default=False, show_default=True,
+              help="Log every request.")
 def serve(access_log: bool, **flags: object) -> None:
     """Run the key service (JWKS, discovery, tokens, admin API, console).
 
@@ -112,6 +107,7 @@ def serve(access_log: bool, **flags: object) -> None:
     from pydantic import ValidationError
     from sqlalchemy.exc import SQLAlchemyError
 
+    from jwkit.service.files import InsecurePathError
     from jwkit.service.runtime import Service
     from jwkit.service.settings import Settings
     from jwkit.service.vault import MasterKeyError, VaultError
@@ -139,10 +135,10 @@ def serve(access_log: bool, **flags: object) -> None:
     except MasterKeyError as exc:
         fail_input(str(exc))
     except VaultError:
-        fail_input(
-            "the stored keys cannot be opened with this master key "
-            "(JWKIT_MASTER_KEY or $JWKIT_HOME/master.key)"
-        )
+        fail_input("the stored keys cannot be opened with this master key "
+                   "(JWKIT_MASTER_KEY or $JWKIT_HOME/master.key)")
+    except InsecurePathError as exc:
+        fail_input(str(exc))
     except SQLAlchemyError as exc:
         fail_input(f"cannot open the database: {type(exc).__name__}: {str(exc).splitlines()[0]}")
     generated = service.generated
@@ -154,17 +150,17 @@ def serve(access_log: bool, **flags: object) -> None:
         if generated.password:
             click.echo(f"  console login:    {generated.username} / {generated.password}")
     elif token is None or password is None:
-        click.echo(
-            "jwkit: admin credentials were printed at first start; lost them? "
-            "run `jwkit admin reset-credentials` in this folder"
-        )
+        click.echo("jwkit: admin credentials were printed at first start; lost them? "
+                   "run `jwkit admin reset-credentials` in this folder")
     click.echo(f"jwkit: console at {settings.public_url}/console")
-    click.echo(f"jwkit: admin API at {settings.public_url}/api/v1 (docs: /api/docs)", nl=True)
-    try:  # JWKS and discovery in one write, straight from the HTTP parser (needs httptools)
+    docs = "" if settings.api_docs == "off" else " (docs: /api/docs)"
+    click.echo(f"jwkit: admin API at {settings.public_url}/api/v1{docs}", nl=True)
+    try:  # request-head limits; JWKS, discovery and tokens straight from the HTTP parser
+        from jwkit.service.http.protocol import GuardedProtocol
         from jwkit.service.http.wire import FastDocumentProtocol
 
-        http: Any = FastDocumentProtocol
-    except ImportError:
+        http: Any = FastDocumentProtocol if settings.fast_path else GuardedProtocol
+    except ImportError:  # no httptools: uvicorn's h11 (its head limit, no head deadline)
         http = "auto"
     with _shared_metrics(settings.workers):
         uvicorn.run(
@@ -177,4 +173,9 @@ def serve(access_log: bool, **flags: object) -> None:
             log_level=settings.log_level,
             access_log=access_log,
             server_header=False,
+            h11_max_incomplete_event_size=settings.max_header_bytes,
+            # X-Forwarded-For/-Proto only from the proxies named in JWKIT_FORWARDED_ALLOW_IPS;
+            # uvicorn's own default would believe any loopback peer (and FORWARDED_ALLOW_IPS).
+            proxy_headers=bool(settings.forwarded_allow_ips.strip()),
+            forwarded_allow_ips=settings.forwarded_allow_ips.strip() or None,
         )

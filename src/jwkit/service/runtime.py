@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from jwkit.service.domain import admins
 from jwkit.service.domain.common import unix_now
+from jwkit.service.files import private_dir
 from jwkit.service.settings import Settings
 from jwkit.service.state import ServiceState
 from jwkit.service.store.db import Database
@@ -40,6 +41,7 @@ class Service:
     @classmethod
     def open(cls, settings: Settings, *, clock: Callable[[], int] = unix_now,
              migrate: bool = True) -> Service:
+        private_dir(settings.home)  # 0700, tightened if it exists (see service.files)
         master = load_master_key(
             settings.master_key.get_secret_value() if settings.master_key else None,
             settings.home,
@@ -78,5 +80,6 @@ class Service:
     def close(self) -> None:
         try:
             self.state.flush_max_exp()
+            self.state.status.flush()
         finally:
             self.db.dispose()

@@ -7,6 +7,7 @@ Secrets (master key, admin token, admin password) are :class:`pydantic.SecretStr
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -37,6 +38,33 @@ class Settings(BaseSettings):
     #: Lifetime of console sessions (seconds).
     session_ttl: int = Field(default=8 * 3600, ge=60)
     log_level: str = "info"
+    #: Answer plain JWKS, discovery and token requests straight from the HTTP parser
+    #: (``service/http/wire.py``); ``false`` serves every request through the ASGI routes.
+    fast_path: bool = True
+    #: Longest request line or header field accepted (bytes): longer is 414 or 431.
+    max_header_line: int = Field(default=8192, ge=1024, le=1 << 20)
+    #: Largest request head (request line and header fields) accepted (bytes): larger is 431.
+    max_header_bytes: int = Field(default=32768, ge=1024, le=1 << 24)
+    #: Seconds a connection may take to send a whole request head before it is closed.
+    header_timeout: float = Field(default=10.0, gt=0, le=3600)
+    #: Who may read ``/metrics``: ``public`` (anyone), ``admin`` (the admin token or a console
+    #: session) or ``off`` (404).
+    metrics: Literal["public", "admin", "off"] = "admin"
+    #: Who may read the admin API's OpenAPI document and its docs page: as for ``metrics``.
+    api_docs: Literal["public", "admin", "off"] = "admin"
+    #: Proxies whose ``X-Forwarded-For``/``-Proto`` are believed (uvicorn's
+    #: ``forwarded_allow_ips``: comma-separated addresses or networks, ``*`` for any). Empty
+    #: (the default): no forwarded header is believed, the peer address is the client.
+    forwarded_allow_ips: str = ""
+    #: Console password checks (argon2, ~64 MiB each) running at once per worker process;
+    #: a login beyond that is answered 503 with ``Retry-After`` instead of queued.
+    login_concurrency: int = Field(default=2, ge=1, le=64)
+    #: How long verifiers may cache a status list (its ``ttl`` claim and ``max-age``, seconds).
+    status_list_ttl: int = Field(default=60, ge=1, le=86400)
+    #: Most concurrent ``/events`` listeners per process; one more is answered 503.
+    events_max_listeners: int = Field(default=1000, ge=0, le=100_000)
+    #: Seconds between ``: ping`` comments on ``/events``.
+    events_heartbeat: float = Field(default=15.0, gt=0, le=300)
 
     @field_validator("public_url")
     @classmethod

@@ -16,18 +16,20 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from jwkit.errors import JWKError
 from jwkit.jose.jwk import JWK
 from jwkit.jose.jwt import Encoder
 from jwkit.service.domain import admins, keys
-from jwkit.service.domain.clients import ClientRecord, load_client
+from jwkit.service.domain.clients import CLIENT_ID_MAX, ClientRecord, load_client, load_clients
 from jwkit.service.domain.projects import issuer_for
 from jwkit.service.domain.tokens import token_encoder
 from jwkit.service.settings import Settings
+from jwkit.service.statuslists import StatusRegistry
 from jwkit.service.store.db import Database
 from jwkit.service.store.models import Key, Project
 from jwkit.service.store.models import ServiceState as StateRow
@@ -36,8 +38,14 @@ from jwkit.service.vault import Vault
 __all__ = ["Document", "ProjectView", "ServiceState"]
 
 log = logging.getLogger("jwkit.service")
-_CLIENT_CACHE_MAX = 10_000
-_MISSING = object()
+#: Known clients kept in memory (oldest dropped first); only ids found in the database get here.
+_KNOWN_MAX = 100_000
+#: Bytes of unknown ``client_id``s remembered as misses (each costs its length plus
+#: ``_MISS_OVERHEAD``); the oldest misses go first. Misses never displace known clients.
+_MISS_BYTES = 1 << 20
+_MISS_OVERHEAD = 96
+#: How many cached ids one query re-reads when a reload re-checks the known clients.
+_REFRESH_BATCH = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +77,8 @@ class ProjectView:
     max_exp: dict[int, int] = field(default_factory=dict)
     #: ``signer`` with its token header prepared, for the token endpoint.
     token_signer: Encoder | None = None
+    #: Tokens carry a Token Status List ``status`` claim (the project's ``token_status``).
+    token_status: bool = False
 
     def cache_max_age(self, now: int) -> int:
         """``max-age`` never beyond the next scheduled key change (never negative)."""
@@ -99,11 +109,23 @@ class ServiceState:
         self.version = -1
         self.projects: dict[str, ProjectView] = {}
         self.admin_tokens: dict[str, str] = {}
-        self._clients: dict[str, object] = {}
+        #: client id -> its record: clients the database knew when last asked (kept across
+        #: reloads, which re-read them, so a database outage spares clients seen before).
+        self._known: dict[str, ClientRecord] = {}
+        #: unknown client ids (insertion-ordered, oldest first) and the bytes they cost.
+        self._misses: dict[str, None] = {}
+        self._miss_bytes = 0
+        #: bumped by every reload: a lookup that started before one must not cache its answer.
+        self._client_generation = 0
+        self._client_lock = threading.Lock()
         self._signers: dict[int, JWK] = {}
         self._pending_exp: dict[int, int] = {}
         self._lock = threading.Lock()
         self._exp_lock = threading.Lock()
+        #: Status lists, index blocks and issuance records (token status).
+        self.status = StatusRegistry(settings, db, clock, lambda: self.projects)
+        #: Called with a project id when its published key set changed.
+        self.key_listeners: list[Callable[[str], None]] = []
 
     # -- loading ------------------------------------------------------------------------
 
@@ -120,6 +142,7 @@ class ServiceState:
                     .order_by(Key.created_at, Key.id)
                 ).scalars())
                 tokens = admins.token_hashes(session)
+                known = self._reread_clients(session)
             by_project: dict[str, list[Key]] = {}
             for row in rows:
                 by_project.setdefault(row.project_id, []).append(row)
@@ -128,10 +151,20 @@ class ServiceState:
             for project in projects:
                 views[project.id] = self._build(project, by_project.get(project.id, []), signers)
             self._signers = signers
-            self.projects = views
+            old, self.projects = self.projects, views
             self.admin_tokens = tokens
-            self._clients = {}
+            with self._client_lock:
+                self._client_generation += 1
+                self._known = known
+                self._misses = {}  # an id unknown before may name a client created since
+                self._miss_bytes = 0
             self.version = version
+        self.status.load()
+        for pid, view in views.items():
+            before = old.get(pid)
+            if before is not None and before.jwks.etag != view.jwks.etag:
+                for listener in list(self.key_listeners):
+                    listener(pid)
 
     def _build(self, project: Project, rows: list[Key], signers: dict[int, JWK]) -> ProjectView:
         now = self.clock()
@@ -158,6 +191,12 @@ class ServiceState:
             "token_endpoint": f"{issuer}/oauth2/token",
             "grant_types_supported": ["client_credentials"],
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "revocation_endpoint": f"{issuer}/oauth2/revoke",
+            "revocation_endpoint_auth_methods_supported": [
+                "client_secret_basic", "client_secret_post"],
+            "introspection_endpoint": f"{issuer}/oauth2/introspect",
+            "introspection_endpoint_auth_methods_supported": [
+                "client_secret_basic", "client_secret_post"],
             "id_token_signing_alg_values_supported": algs,
             # RFC 8414 §2: no grant of ours uses an authorization endpoint, so none is listed
             # and no response_type is supported.
@@ -174,13 +213,16 @@ class ServiceState:
             jwks=Document.render({"keys": published}), discovery=Document.render(discovery),
             next_change=next_change, signer=signer, signer_key_id=signer_id,
             token_signer=_token_signer(project.id, signer),
+            token_status=bool(project.token_status),
         )
 
     # -- replication --------------------------------------------------------------------
 
     def sync(self) -> bool:
-        """Flush signed-``exp`` marks, then rebuild if another writer bumped the version."""
+        """Flush signed-``exp`` marks and issuance records, then rebuild if another writer
+        bumped the version (everything) or the status version (the lists that changed)."""
         self.flush_max_exp()
+        self.status.flush()
         with self.db.session() as session:
             version = session.execute(
                 select(StateRow.version).where(StateRow.id == 1)
@@ -188,7 +230,7 @@ class ServiceState:
         if version != self.version:
             self.reload()
             return True
-        return False
+        return self.status.refresh()
 
     def note_signed(self, key_id: int, exp: int) -> None:
         """Remember the latest ``exp`` signed by ``key_id`` (flushed by :meth:`sync`)."""
@@ -216,19 +258,49 @@ class ServiceState:
     # -- clients --------------------------------------------------------------------------
 
     def cached_client(self, client_id: str) -> tuple[bool, ClientRecord | None]:
-        """``(hit, record)``; a miss means the caller should :meth:`load_client`."""
-        record = self._clients.get(client_id, _MISSING)
-        if record is _MISSING:
-            return False, None
-        return True, cast("ClientRecord | None", record)
+        """``(hit, record)``; a miss means the caller should :meth:`load_client`.
+
+        An id longer than the column (``CLIENT_ID_MAX``) names no client: a hit with no record,
+        never cached and never looked up."""
+        record = self._known.get(client_id)
+        if record is not None:
+            return True, record
+        if client_id in self._misses or len(client_id) > CLIENT_ID_MAX:
+            return True, None
+        return False, None
 
     def load_client(self, client_id: str) -> ClientRecord | None:
+        """Look ``client_id`` up in the database and remember the answer."""
+        if len(client_id) > CLIENT_ID_MAX:
+            return None
+        generation = self._client_generation
         with self.db.session() as session:
             record = load_client(session, client_id)
-        if len(self._clients) >= _CLIENT_CACHE_MAX:
-            self._clients = {}
-        self._clients[client_id] = record
+        with self._client_lock:
+            if generation != self._client_generation:
+                return record  # a reload ran meanwhile: this answer may already be stale
+            if record is not None:
+                self._misses.pop(client_id, None)  # (never there: a reload clears misses)
+                if len(self._known) >= _KNOWN_MAX:
+                    del self._known[next(iter(self._known))]
+                self._known[client_id] = record
+            elif client_id not in self._misses:
+                self._miss_bytes += len(client_id) + _MISS_OVERHEAD
+                self._misses[client_id] = None
+                while self._miss_bytes > _MISS_BYTES:
+                    oldest = next(iter(self._misses))
+                    del self._misses[oldest]
+                    self._miss_bytes -= len(oldest) + _MISS_OVERHEAD
         return record
+
+    def _reread_clients(self, session: Session) -> dict[str, ClientRecord]:
+        """The known clients as the database has them now: deleted or changed ones are
+        dropped or refreshed, the others kept (in their order)."""
+        ids = list(self._known)
+        fresh: dict[str, ClientRecord] = {}
+        for start in range(0, len(ids), _REFRESH_BATCH):
+            fresh.update(load_clients(session, ids[start : start + _REFRESH_BATCH]))
+        return {cid: fresh[cid] for cid in ids if cid in fresh}
 
     def ready(self) -> bool:
         """Database reachable and, once projects exist, a signing key loaded."""

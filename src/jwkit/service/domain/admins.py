@@ -30,6 +30,7 @@ __all__ = [
     "get_session",
     "hash_token",
     "reset_admin",
+    "secrets_equal",
     "token_hashes",
     "verify_password",
 ]
@@ -151,5 +152,13 @@ def delete_session(session: Session, session_id: str) -> None:
     session.execute(delete(ConsoleSession).where(ConsoleSession.id_hash == _sid_hash(session_id)))
 
 
+def secrets_equal(expected: str, supplied: str) -> bool:
+    """Constant-time comparison of two secrets of any text: ``hmac.compare_digest`` refuses
+    ``str`` with non-ASCII characters (a ``TypeError``), so both are compared as UTF-8 bytes
+    (lone surrogates passed through), and anything an attacker sends is simply unequal."""
+    return hmac.compare_digest(expected.encode("utf-8", "surrogatepass"),
+                               supplied.encode("utf-8", "surrogatepass"))
+
+
 def csrf_matches(info: SessionInfo, supplied: str | None) -> bool:
-    return supplied is not None and hmac.compare_digest(info.csrf_token, supplied)
+    return supplied is not None and secrets_equal(info.csrf_token, supplied)

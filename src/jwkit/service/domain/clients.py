@@ -21,6 +21,7 @@ from jwkit.service.domain.projects import get_project
 from jwkit.service.store.models import Client
 
 __all__ = [
+    "CLIENT_ID_MAX",
     "ClientRecord",
     "client_to_json",
     "create_client",
@@ -28,8 +29,13 @@ __all__ = [
     "hash_secret",
     "list_clients",
     "load_client",
+    "load_clients",
     "secret_matches",
 ]
+
+
+#: The longest client id the database can hold: longer ones name no client.
+CLIENT_ID_MAX = 64
 
 
 def hash_secret(secret: str) -> str:
@@ -83,12 +89,22 @@ def delete_client(session: Session, project_id: str, client_id: str, *, now: int
                  detail={"client_id": client_id})
 
 
-def load_client(session: Session, client_id: str) -> ClientRecord | None:
-    client = session.get(Client, client_id)
-    if client is None:
-        return None
+def _record(client: Client) -> ClientRecord:
     return ClientRecord(client.id, client.project_id, client.secret_hash,
                         frozenset(client.scopes.split()))
+
+
+def load_client(session: Session, client_id: str) -> ClientRecord | None:
+    client = session.get(Client, client_id)
+    return None if client is None else _record(client)
+
+
+def load_clients(session: Session, client_ids: list[str]) -> dict[str, ClientRecord]:
+    """The records of those of ``client_ids`` that exist, in one query."""
+    if not client_ids:
+        return {}
+    rows = session.execute(select(Client).where(Client.id.in_(client_ids))).scalars()
+    return {row.id: _record(row) for row in rows}
 
 
 def client_to_json(client: Client) -> dict[str, Any]:

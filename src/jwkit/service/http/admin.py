@@ -12,10 +12,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy import select
 
-from jwkit.service.domain import audit, clients, keys, projects
+from jwkit.service.domain import audit, clients, keys, projects, revocation
 from jwkit.service.domain.common import InvalidInput, NotFound, isoformat
 from jwkit.service.domain.projects import issuer_for
-from jwkit.service.domain.tokens import check_extra_claims, mint
+from jwkit.service.domain.tokens import check_extra_claims, mint, new_jti
 from jwkit.service.http.auth import AdminRoute
 from jwkit.service.http.metrics import TRANSITIONS
 from jwkit.service.http.schemas import (
@@ -23,11 +23,13 @@ from jwkit.service.http.schemas import (
     KeyCreate,
     ProjectCreate,
     ProjectUpdate,
+    RevocationCreate,
     RevokeBody,
     RotateBody,
     TokenMint,
 )
 from jwkit.service.runtime import Service
+from jwkit.service.statuslists import now_ms
 from jwkit.service.store.models import AuditEvent
 
 __all__ = ["router"]
@@ -95,7 +97,8 @@ def get_project(request: Request, project_id: str) -> JSON:
 def update_project(request: Request, project_id: str, body: ProjectUpdate) -> JSON:
     svc = _service(request)
     changes = {name: getattr(body, name) for name in body.model_fields_set}
-    for name in ("name", "algorithm", "token_ttl", "max_token_ttl", "jwks_max_age"):
+    for name in ("name", "algorithm", "token_ttl", "max_token_ttl", "jwks_max_age",
+                 "token_status"):
         if name in changes and changes[name] is None:
             raise InvalidInput(f"{name} cannot be null", field=name)
     with svc.write() as session:
@@ -206,6 +209,10 @@ def mint_token(request: Request, project_id: str, body: TokenMint) -> JSON:
     svc = _service(request)
     extra = body.claims or {}
     check_extra_claims(extra)
+    known = svc.state.projects.get(project_id)
+    # The status index comes from this replica's block (reserved first if none is left,
+    # outside the signing transaction).
+    slot = svc.state.status.slot(project_id) if known and known.token_status else None
     with svc.db.session() as session, session.begin():
         project = projects.get_project(session, project_id)
         ttl = body.ttl if body.ttl is not None else project.token_ttl
@@ -217,14 +224,24 @@ def mint_token(request: Request, project_id: str, body: TokenMint) -> JSON:
         now = svc.clock()
         aud = extra.get("aud", project.audience)
         claims = {k: v for k, v in extra.items() if k != "aud"}
+        jti = new_jti()
         try:
             # RFC 9068 §2.2: client_id is required; the caller of the admin API is the client.
             token, exp = mint(view.signer, issuer=issuer_for(svc.settings.public_url, project.id),
                               audience=aud, subject=body.sub, ttl=ttl, now=now, extra=claims,
-                              client_id=_actor(request), scope=_scope(body.scope))
+                              jti=jti, sid=body.sid, client_id=_actor(request),
+                              scope=_scope(body.scope),
+                              status=None if slot is None else (slot.uri, slot.idx))
         except (TypeError, ValueError) as exc:
             raise InvalidInput("claims must be JSON values", field="claims") from exc
         keys.raise_max_exp(session, view.signer_key_id, exp)
+        if slot is not None:
+            revocation.record_issued_now(
+                session,
+                revocation.Issued(project_id, jti, slot.list_id, slot.idx, body.sub, body.sid,
+                                  None, now_ms(), exp, 0),
+                now=now, clock_skew=svc.settings.clock_skew, list_ttl=svc.settings.status_list_ttl,
+            )
         audit.record(session, now=now, actor=_actor(request), action="token.minted",
                      project_id=project_id, kid=view.signer.kid,
                      detail={"sub": body.sub, "exp": exp}, bump=False)
@@ -280,3 +297,79 @@ def list_events(
             .limit(limit)
         ).scalars()
         return {"events": [audit.event_to_json(e) for e in rows]}
+
+
+_KINDS = revocation.KINDS
+
+
+@router.post("/projects/{project_id}/revocations", status_code=201)
+def create_revocation(request: Request, project_id: str, body: RevocationCreate) -> JSON:
+    """Mark every live token matching exactly one of ``jti``, ``sub``, ``sid``, ``client_id``
+    INVALID (or ``suspended``; ``valid`` lifts a suspension). Answers how many live tokens
+    changed and ``effective_by``: when every verifier honouring the list's ``ttl`` sees it.
+    Tokens signed on any replica before this answer are caught, even those not yet recorded."""
+    svc = _service(request)
+    chosen = [(k, getattr(body, k)) for k in _KINDS if getattr(body, k) is not None]
+    if len(chosen) != 1:
+        raise InvalidInput("give exactly one of jti, sub, sid, client_id", field="jti")
+    kind, value = chosen[0]
+    svc.state.status.flush()  # this replica's pending issuance records first
+    with svc.db.session() as session, session.begin():
+        now = svc.clock()
+        rule = revocation.revoke(
+            session, project_id, kind, value, status=body.status, now=now,
+            actor=_actor(request), clock_skew=svc.settings.clock_skew,
+            effective_by=revocation.effective_time(now, svc.settings.status_list_ttl,
+                                                   svc.settings.sync_interval),
+        )
+        out = revocation.revocation_to_json(rule, now)
+    svc.state.status.refresh()  # re-sign the lists that changed, here, now
+    return out
+
+
+@router.get("/projects/{project_id}/revocations")
+def list_revocations(
+    request: Request,
+    project_id: str,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,18}$")] = None,
+) -> JSON:
+    """Revocations, newest first; pass ``next_cursor`` as ``cursor`` for the next page."""
+    svc = _service(request)
+    with svc.read() as session:
+        projects.get_project(session, project_id)
+        rows = revocation.list_revocations(
+            session, project_id, limit=limit, before=int(cursor) if cursor else None
+        )
+    now = svc.clock()
+    return {
+        "revocations": [revocation.revocation_to_json(r, now) for r in rows],
+        "next_cursor": str(rows[-1].id) if len(rows) == limit else None,
+    }
+
+
+@router.get("/projects/{project_id}/tokens")
+def find_tokens(
+    request: Request,
+    project_id: str,
+    sub: Annotated[str | None, Query(min_length=1, max_length=255)] = None,
+    sid: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
+    client_id: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    jti: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> JSON:
+    """Live tokens (with a status) matching exactly one of ``sub``, ``sid``, ``client_id``,
+    ``jti``, newest first. Tokens signed in the last second may not be recorded yet."""
+    svc = _service(request)
+    given = {"sub": sub, "sid": sid, "client_id": client_id, "jti": jti}
+    chosen = [(k, v) for k, v in given.items() if v is not None]
+    if len(chosen) != 1:
+        raise InvalidInput("give exactly one of sub, sid, client_id, jti", field="sub")
+    svc.state.status.flush()
+    with svc.read() as session:
+        project = projects.get_project(session, project_id)
+        rows = revocation.find_tokens(session, project_id, chosen[0][0], chosen[0][1],
+                                      now=svc.clock(), clock_skew=svc.settings.clock_skew,
+                                      limit=limit)
+        issuer = issuer_for(svc.settings.public_url, project.id)
+        return {"tokens": [revocation.token_to_json(row, n, issuer) for row, n in rows]}

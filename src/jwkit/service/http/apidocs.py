@@ -9,17 +9,19 @@ script is a file too, so the page keeps a ``script-src 'self'`` Content Security
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 __all__ = ["DOCS_URL", "install"]
 
 DOCS_URL = "/api/docs"
+Endpoint = Callable[[Request], Awaitable[Response]]
 _ASSETS = DOCS_URL + "/assets"
 _ICON = (Path(__file__).with_name("favicon.png")).read_bytes()
 _CSP = (
@@ -77,11 +79,17 @@ def _headers() -> dict[str, str]:
     }
 
 
-def install(app: FastAPI) -> None:
-    """Add ``/api/docs`` (with its assets) and ``/favicon.ico`` to ``app``. Create the app
-    with ``docs_url=None`` so FastAPI's CDN-based page is not added as well."""
-    openapi_url = json.dumps(app.openapi_url or "")[1:-1]
-    page = _page(openapi_url)
+def install(
+    app: FastAPI,
+    openapi_url: str,
+    mode: str,
+    admin_only: Callable[[Endpoint], Endpoint],
+) -> None:
+    """Add ``/favicon.ico`` and, unless ``mode`` (``JWKIT_API_DOCS``) is ``"off"``,
+    ``/api/docs`` with its assets; with ``"admin"`` the page is behind ``admin_only``, as the
+    OpenAPI document is (Swagger UI's own files are public: they hold nothing of ours). Create
+    the app with ``docs_url=None`` so FastAPI's CDN-based page is not added as well."""
+    page = _page(json.dumps(openapi_url)[1:-1])
 
     async def docs(request: Request) -> Response:
         return HTMLResponse(page, headers=_headers())
@@ -94,11 +102,12 @@ def install(app: FastAPI) -> None:
         headers = {"Cache-Control": "public, max-age=86400", "X-Content-Type-Options": "nosniff"}
         return Response(_ICON, media_type="image/png", headers=headers)
 
-    app.router.routes.extend(
-        [
-            Route(DOCS_URL, docs, methods=["GET", "HEAD"], include_in_schema=False),
-            Route(DOCS_URL + "/init.js", init, methods=["GET", "HEAD"], include_in_schema=False),
+    routes: list[BaseRoute] = [Route("/favicon.ico", favicon, methods=["GET", "HEAD"])]
+    if mode != "off":
+        endpoint = admin_only(docs) if mode == "admin" else docs
+        routes += [
+            Route(DOCS_URL, endpoint, methods=["GET", "HEAD"]),
+            Route(DOCS_URL + "/init.js", init, methods=["GET", "HEAD"]),
             Mount(_ASSETS, StaticFiles(directory=_assets_dir()), name="swagger-ui"),
-            Route("/favicon.ico", favicon, methods=["GET", "HEAD"], include_in_schema=False),
         ]
-    )
+    app.router.routes.extend(routes)

@@ -5,6 +5,12 @@ the published snapshots. While it runs (lifespan), a background task calls
 :meth:`ServiceState.sync` every ``sync_interval`` seconds and the scheduler every
 ``scheduler_interval`` seconds, both in worker threads; with several worker processes, each
 publishes its metric tallies every second (:func:`~jwkit.service.http.metrics.publishing_tallies`).
+
+``/metrics`` and the admin API's OpenAPI document (``/api/v1/openapi.json``, its page at
+``/api/docs``) are served to anyone, to admins only (the default) or not at all, as
+``JWKIT_METRICS`` and ``JWKIT_API_DOCS`` say; the page loads Swagger UI from the package
+(:mod:`~jwkit.service.http.apidocs`), never from a CDN. Admin request bodies are limited to
+:data:`~jwkit.service.http.auth.MAX_BODY` bytes however they are framed (:class:`BodyLimit`).
 """
 
 from __future__ import annotations
@@ -15,16 +21,20 @@ import importlib
 import importlib.util
 import logging
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jwkit.service import notify, scheduler
 from jwkit.service.domain.common import unix_now
 from jwkit.service.http import admin, apidocs, metrics, public
-from jwkit.service.http.auth import AdminAuth
+from jwkit.service.http import revocation as token_status
+from jwkit.service.http.auth import MAX_BODY, AdminAuth, authenticate_request
 from jwkit.service.http.errors import install_error_handlers
 from jwkit.service.runtime import Service
 from jwkit.service.settings import Settings
@@ -66,14 +76,17 @@ async def _background(service: Service) -> None:
 
 def create_app(settings: Settings | None = None, *, clock: Callable[[], int] = unix_now,
                service: Service | None = None, background: bool = True,
-               fast_path: bool = True) -> FastAPI:
+               fast_path: bool | None = None) -> FastAPI:
     """Build the ASGI app. Pass ``service`` to share one across apps (tests).
 
-    ``fast_path`` adds :class:`~jwkit.service.http.public.PublicFastPath` as a middleware;
-    :func:`app_from_env` (what ``jwkit serve`` runs) wraps it outermost instead.
+    ``fast_path`` (default: the ``fast_path`` setting) adds
+    :class:`~jwkit.service.http.public.PublicFastPath` as a middleware; :func:`app_from_env`
+    (what ``jwkit serve`` runs) wraps it outermost instead.
     """
     settings = settings or Settings()
     service = service or Service.open(settings, clock=clock)
+    if fast_path is None:
+        fast_path = settings.fast_path
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -87,6 +100,7 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], int] = u
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await run_in_threadpool(service.state.flush_max_exp)
+            await run_in_threadpool(service.state.status.flush)
 
     app = FastAPI(
         title="jwkit key service",
@@ -94,20 +108,81 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], int] = u
         lifespan=lifespan,
         docs_url=None,  # apidocs.install: Swagger UI from the package, not a CDN
         redoc_url=None,
-        openapi_url="/api/v1/openapi.json",
+        openapi_url=_OPENAPI_URL if settings.api_docs == "public" else None,
     )
     app.state.service = service
     app.state.auth = AdminAuth(service)
     install_error_handlers(app)
+    app.add_middleware(BodyLimit)
     if fast_path:
         app.add_middleware(public.PublicFastPath, service=service)
     for route in public.public_routes():
         app.router.routes.append(route)
-    app.router.routes.append(Route("/metrics", metrics.metrics_endpoint, methods=["GET"]))
+    app.router.routes.extend(token_status.routes())
+    if settings.metrics != "off":
+        endpoint = metrics.metrics_endpoint
+        if settings.metrics == "admin":
+            endpoint = _admin_only(endpoint)
+        app.router.routes.append(Route("/metrics", endpoint, methods=["GET"]))
+    if settings.api_docs == "admin":
+        app.router.routes.append(Route(_OPENAPI_URL, _admin_only(_openapi), methods=["GET"]))
     app.include_router(admin.router)
-    apidocs.install(app)
+    apidocs.install(app, _OPENAPI_URL, settings.api_docs, _admin_only)
     _mount_console(app)
     return app
+
+
+_OPENAPI_URL = "/api/v1/openapi.json"
+
+
+def _admin_only(endpoint: Any) -> Any:
+    """``endpoint`` behind the admin API's authentication (401/403 otherwise)."""
+
+    async def guarded(request: Request) -> Response:
+        await authenticate_request(request)
+        response: Response = await endpoint(request)
+        return response
+
+    return guarded
+
+
+async def _openapi(request: Request) -> Response:
+    return JSONResponse(request.app.openapi())
+
+
+class _TooLarge(HTTPException):
+    def __init__(self) -> None:
+        super().__init__(413, detail={
+            "error": "payload_too_large",
+            "message": f"request bodies are limited to {MAX_BODY} bytes",
+        }, headers={"Connection": "close"})
+
+
+class BodyLimit:
+    """Admin and console request bodies stop at :data:`MAX_BODY` bytes, counted as they
+    arrive: a chunked body (no ``Content-Length`` to check first) is refused with 413 as soon
+    as it passes the limit, never read in full. The public token endpoint has its own, smaller
+    limit (:data:`~jwkit.service.http.public.MAX_FORM`)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > MAX_BODY:
+                    raise _TooLarge()
+            return message
+
+        await self.app(scope, counted, send)
 
 
 def _mount_console(app: FastAPI) -> None:
@@ -124,5 +199,8 @@ def _mount_console(app: FastAPI) -> None:
 def app_from_env() -> ASGIApp:
     """Factory for ``uvicorn --factory`` (each worker builds its app from ``JWKIT_*``): the
     hot path wraps the app outermost, ahead of every middleware and the router."""
-    app = create_app(Settings(), fast_path=False)
+    settings = Settings()
+    app = create_app(settings, fast_path=False)
+    if not settings.fast_path:
+        return app
     return public.PublicFastPath(app, app.state.service)

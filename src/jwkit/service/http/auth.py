@@ -14,7 +14,9 @@ For the console pages, :func:`get_auth` returns the app's :class:`AdminAuth`, wi
 ``create_session(username) -> (session_id, csrf_token)``, ``get_session(session_id)`` and
 ``delete_session(session_id)``. Set the cookie with ``HttpOnly; SameSite=Strict; Path=/``
 (and ``Secure`` when ``public_url`` is https). All methods are synchronous (they touch the
-database): call them from ``def`` routes or through ``run_in_threadpool``.
+database): call them from ``def`` routes or through ``run_in_threadpool``. Its
+``password_slots`` (:class:`PasswordSlots`, ``JWKIT_LOGIN_CONCURRENCY``) bound the logins a
+process handles at once.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ __all__ = [
     "SESSION_COOKIE",
     "AdminAuth",
     "AdminRoute",
+    "PasswordSlots",
     "authenticate_request",
     "get_auth",
     "require_admin",
@@ -48,13 +51,36 @@ MAX_BODY = 1 << 20
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
+class PasswordSlots:
+    """At most ``size`` console logins handled at once in this process (each costs an argon2
+    verification, ~64 MiB and tens of milliseconds of CPU, whether the user exists or not);
+    :meth:`take` refuses rather than queues when all are taken. Used only from the event loop's
+    thread, so a plain counter is enough."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._free = size
+
+    def take(self) -> bool:
+        if self._free <= 0:
+            return False
+        self._free -= 1
+        return True
+
+    def give_back(self) -> None:
+        self._free = min(self.size, self._free + 1)
+
+
 class AdminAuth:
     """Password checks and console sessions, backed by the database."""
 
     def __init__(self, service: Service) -> None:
         self.service = service
+        self.password_slots = PasswordSlots(service.settings.login_concurrency)
 
     def authenticate_password(self, username: str, password: str) -> bool:
+        if "\x00" in username:  # no such user; PostgreSQL text cannot even hold it
+            username = ""  # so the lookup finds nobody and the dummy hash is verified
         with self.service.read() as session:
             return admins.verify_password(session, username, password)
 

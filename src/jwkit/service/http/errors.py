@@ -6,7 +6,13 @@
 * The database being unreachable is 503 ``database_unavailable`` with ``Retry-After``: the
   public endpoints keep serving from memory meanwhile; only writes and reads of the admin
   API need the database.
-* Anything else is a bug: logged (type and traceback, no request data) and answered 500.
+* A value the database refuses (``DataError``: a NUL character in PostgreSQL text) is 400.
+* Anything else is a bug: logged once (type and traceback, no request data) and answered
+  500 by :class:`CatchAll`, which, unlike Starlette's catch-all handler, does not re-raise
+  the exception to uvicorn (which would log it a second time and drop the connection). The
+  connection stays open for the next request once the 500 is written in full; only an
+  exception after the answer began leaves uvicorn to close the connection, since the answer
+  cannot be completed.
 """
 
 from __future__ import annotations
@@ -17,15 +23,16 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jwkit.service.domain.common import ServiceError
 from jwkit.service.http.metrics import ERRORS
 
-__all__ = ["install_error_handlers"]
+__all__ = ["CatchAll", "install_error_handlers"]
 
 log = logging.getLogger("jwkit.service.http")
 
@@ -133,13 +140,60 @@ async def _database(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _bug(request: Request, exc: Exception) -> JSONResponse:
+async def _bad_data(request: Request, exc: Exception) -> JSONResponse:
+    """The database refused a value from the request (PostgreSQL text cannot hold NUL, an
+    integer out of its range): the input is wrong, not the service."""
+    ERRORS.labels("bad_request").inc()
+    return JSONResponse(
+        {"error": "bad_request",
+         "message": "the request holds a value the database cannot store (such as a NUL "
+                    "character)"},
+        status_code=400,
+    )
+
+
+def _log_bug(exc: BaseException, method: str, path: str) -> None:
     ERRORS.labels("internal").inc()
-    log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path,
-              exc_info=exc)
+    log.error("unhandled %s on %s %s", type(exc).__name__, method, path, exc_info=exc)
+
+
+def _internal_error() -> JSONResponse:
     return JSONResponse(
         {"error": "internal_error", "message": "an unexpected error occurred"}, status_code=500
     )
+
+
+async def _bug(request: Request, exc: Exception) -> JSONResponse:
+    _log_bug(exc, request.method, request.url.path)
+    return _internal_error()
+
+
+class CatchAll:
+    """Inside Starlette's error middleware: an exception no handler took is logged once and
+    answered 500 (if nothing was sent yet), and goes no further."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception as exc:
+            if started:
+                raise  # half an answer is out: uvicorn logs it and closes the connection
+            _log_bug(exc, scope["method"], scope["path"])
+            await _internal_error()(scope, receive, send)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -147,4 +201,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, _service)
     app.add_exception_handler(HTTPException, _http)
     app.add_exception_handler(DBAPIError, _database)
-    app.add_exception_handler(Exception, _bug)
+    app.add_exception_handler(DataError, _bad_data)  # more specific: found first (MRO)
+    app.add_middleware(CatchAll)  # (not a handler for Exception: Starlette re-raises those)

@@ -16,6 +16,8 @@ Authenticated like every admin route (:class:`~jwkit.service.http.auth.AdminRout
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Mapping
 from typing import Annotated, Any
 
@@ -63,9 +65,16 @@ def _check(claim: str, ok: bool, reason: str, *, expected: Any = None, actual: A
     return {"claim": claim, "ok": ok, "reason": reason, "expected": expected, "actual": actual}
 
 
-def _policy_check(claim: str, policy: ClaimsPolicy, claims: Mapping[str, Any],
-                  header: Mapping[str, Any], now: int, ok_reason: str,
-                  *, expected: Any = None) -> JSON:
+def _policy_check(
+    claim: str,
+    policy: ClaimsPolicy,
+    claims: Mapping[str, Any],
+    header: Mapping[str, Any],
+    now: int,
+    ok_reason: str,
+    *,
+    expected: Any = None,
+) -> JSON:
     """Run ``policy`` on the single claim ``claim`` so each verdict stands on its own."""
     only = {claim: claims[claim]} if claim in claims else {}
     try:
@@ -78,31 +87,73 @@ def _policy_check(claim: str, policy: ClaimsPolicy, claims: Mapping[str, Any],
 def _time_reason(name: str, value: Any, now: int) -> str:
     if not isinstance(value, int | float) or isinstance(value, bool):
         return f"no {name} claim"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{name} is not a finite number"
     delta = int(value) - now
     when = "in the future" if delta > 0 else "in the past"
     return f"{name} is {abs(delta)} s {when}"
 
 
-def claim_checks(claims: Mapping[str, Any], header: Mapping[str, Any], *, issuer: str,
-                 audience: str, now: int) -> list[JSON]:
+def claim_checks(
+    claims: Mapping[str, Any], header: Mapping[str, Any], *, issuer: str, audience: str, now: int
+) -> list[JSON]:
     """One verdict per claim, with the same rules as :class:`jwkit.Verifier` (no leeway)."""
     out = [
-        _policy_check("exp", ClaimsPolicy(require_exp=True), claims, header, now,
-                      "not expired: " + _time_reason("exp", claims.get("exp"), now)),
+        _policy_check(
+            "exp",
+            ClaimsPolicy(require_exp=True),
+            claims,
+            header,
+            now,
+            "not expired: " + _time_reason("exp", claims.get("exp"), now),
+        ),
     ]
     no_exp = ClaimsPolicy(require_exp=False)
     if "nbf" in claims:
-        out.append(_policy_check("nbf", no_exp, claims, header, now,
-                                 "already valid: " + _time_reason("nbf", claims["nbf"], now)))
+        out.append(
+            _policy_check(
+                "nbf",
+                no_exp,
+                claims,
+                header,
+                now,
+                "already valid: " + _time_reason("nbf", claims["nbf"], now),
+            )
+        )
     out.append(
-        _policy_check("iat", no_exp, claims, header, now,
-                      "issued in the past: " + _time_reason("iat", claims.get("iat"), now))
-        if "iat" in claims else _check("iat", True, "no iat claim (optional)")
+        _policy_check(
+            "iat",
+            no_exp,
+            claims,
+            header,
+            now,
+            "issued in the past: " + _time_reason("iat", claims.get("iat"), now),
+        )
+        if "iat" in claims
+        else _check("iat", True, "no iat claim (optional)")
     )
-    out.append(_policy_check("iss", ClaimsPolicy(issuer=issuer, require_exp=False), claims,
-                             header, now, "issued by this project", expected=issuer))
-    out.append(_policy_check("aud", ClaimsPolicy(audience=audience, require_exp=False), claims,
-                             header, now, "meant for this project's audience", expected=audience))
+    out.append(
+        _policy_check(
+            "iss",
+            ClaimsPolicy(issuer=issuer, require_exp=False),
+            claims,
+            header,
+            now,
+            "issued by this project",
+            expected=issuer,
+        )
+    )
+    out.append(
+        _policy_check(
+            "aud",
+            ClaimsPolicy(audience=audience, require_exp=False),
+            claims,
+            header,
+            now,
+            "meant for this project's audience",
+            expected=audience,
+        )
+    )
     return out
 
 
@@ -124,12 +175,46 @@ def _verify_with(parsed: jws.ParsedJWS, row: Key, svc: Service) -> tuple[bool, s
     return True, f"valid: signed with {row.alg} by this key"
 
 
+#: Nesting shown by the inspector; deeper values are summarised (JSON output has limits too).
+MAX_SHOWN_DEPTH = 32
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def displayable(value: Any, depth: int = 0) -> Any:
+    """``value`` made safe to send as JSON, whatever the token held: lone surrogates (which
+    UTF-8 cannot encode) become U+FFFD, non-finite numbers (``1e999``) their name as a string,
+    and anything nested deeper than :data:`MAX_SHOWN_DEPTH` a short note."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)  # "inf", "-inf", "nan"
+    if isinstance(value, dict | list):
+        if depth >= MAX_SHOWN_DEPTH:
+            return f"(nested deeper than {MAX_SHOWN_DEPTH} levels, not shown)"
+        if isinstance(value, list):
+            return [displayable(v, depth + 1) for v in value]
+        return {displayable(k): displayable(v, depth + 1) for k, v in value.items()}
+    return value
+
+
 def inspect_token(token: str, *, project: JSON, rows: list[Key], svc: Service) -> JSON:
-    """The whole inspection, as the JSON the console renders."""
-    result: JSON = {"format": {"ok": True, "reason": "a compact JWS with a JSON header"},
-                    "header": None, "payload": None, "kid": None, "alg": None, "key": None,
-                    "signature": {"ok": False, "reason": "not checked"}, "checks": [],
-                    "valid": False, "checked_at": isoformat(svc.clock())}
+    """The whole inspection, as the JSON the console renders (see :func:`displayable`)."""
+    return dict(displayable(_inspect(token, project=project, rows=rows, svc=svc)))
+
+
+def _inspect(token: str, *, project: JSON, rows: list[Key], svc: Service) -> JSON:
+    result: JSON = {
+        "format": {"ok": True, "reason": "a compact JWS with a JSON header"},
+        "header": None,
+        "payload": None,
+        "kid": None,
+        "alg": None,
+        "key": None,
+        "signature": {"ok": False, "reason": "not checked"},
+        "checks": [],
+        "valid": False,
+        "checked_at": isoformat(svc.clock()),
+    }
     try:
         parsed = jws.parse(token.strip())
         result["header"] = dict(parsed.header)
@@ -143,8 +228,11 @@ def inspect_token(token: str, *, project: JSON, rows: list[Key], svc: Service) -
     candidates = _find_keys(rows, parsed.kid, parsed.alg)
     chosen: Key | None = None
     if not candidates:
-        why = (f"no key with kid {parsed.kid!r} in this project" if parsed.kid is not None
-               else "the token has no kid and no published key of this project fits its alg")
+        why = (
+            f"no key with kid {parsed.kid!r} in this project"
+            if parsed.kid is not None
+            else "the token has no kid and no published key of this project fits its alg"
+        )
         result["signature"] = {"ok": False, "reason": why}
     else:
         reason = ""
@@ -158,16 +246,22 @@ def inspect_token(token: str, *, project: JSON, rows: list[Key], svc: Service) -
             chosen = candidates[0]
         else:
             result["signature"] = {"ok": True, "reason": reason}
-        result["key"] = {"kid": chosen.kid, "alg": chosen.alg, "state": chosen.state,
-                         "created_at": isoformat(chosen.created_at),
-                         "published": chosen.state in keys.PUBLISHED_STATES,
-                         "explanation": _STATE_TEXT.get(chosen.state, chosen.state)}
+        result["key"] = {
+            "kid": chosen.kid,
+            "alg": chosen.alg,
+            "state": chosen.state,
+            "created_at": isoformat(chosen.created_at),
+            "published": chosen.state in keys.PUBLISHED_STATES,
+            "explanation": _STATE_TEXT.get(chosen.state, chosen.state),
+        }
     now = svc.clock()
-    result["checks"] = claim_checks(claims, parsed.header, issuer=project["issuer"],
-                                    audience=project["audience"], now=now)
+    result["checks"] = claim_checks(
+        claims, parsed.header, issuer=project["issuer"], audience=project["audience"], now=now
+    )
     published = result["key"] is not None and result["key"]["published"]
-    result["valid"] = bool(result["signature"]["ok"] and published
-                           and all(c["ok"] for c in result["checks"]))
+    result["valid"] = bool(
+        result["signature"]["ok"] and published and all(c["ok"] for c in result["checks"])
+    )
     return result
 
 
@@ -220,5 +314,10 @@ def audit_verify(request: Request) -> JSON:
     svc = _service(request)
     with svc.read() as session:
         report = audit.verify_chain(session)
-    return {"ok": report.ok, "count": report.count, "first_bad_seq": report.first_bad_seq,
-            "reason": report.reason, "checked_at": isoformat(svc.clock())}
+    return {
+        "ok": report.ok,
+        "count": report.count,
+        "first_bad_seq": report.first_bad_seq,
+        "reason": report.reason,
+        "checked_at": isoformat(svc.clock()),
+    }

@@ -1,6 +1,7 @@
 """The hot path: JWKS, discovery, the token endpoint, health and readiness.
 
-Plain Starlette routes (no FastAPI dependency machinery, not in the OpenAPI document). JWKS and
+Plain Starlette routes (no FastAPI dependency machinery, not in the OpenAPI document). Every
+answer is built by :mod:`.documents` and written here by :func:`answer_response`. JWKS and
 discovery answer from the replica's in-memory :class:`~jwkit.service.state.Document` bytes with
 a strong ETag (RFC 9110 §8.8.3), ``304`` on ``If-None-Match`` (§13.1.2) and a
 ``Cache-Control: public, max-age=N`` that never outlives the next scheduled key change.
@@ -10,10 +11,12 @@ The token endpoint implements the client credentials grant (RFC 6749 §4.4) with
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
 import logging
+import time
 from typing import NamedTuple
 from urllib.parse import parse_qsl, unquote_plus
 
@@ -25,10 +28,15 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from jwkit.service.domain.clients import ClientRecord, secret_matches
-from jwkit.service.domain.tokens import mint
+from jwkit.service.domain.common import ServiceError
+from jwkit.service.domain.revocation import Issued
+from jwkit.service.domain.tokens import mint, new_jti
+from jwkit.service.http import documents
+from jwkit.service.http.documents import Answer
 from jwkit.service.http.metrics import DOCUMENTS, ERRORS, TOKENS, Tally
 from jwkit.service.runtime import Service
-from jwkit.service.state import Document, ProjectView
+from jwkit.service.state import ProjectView
+from jwkit.service.statuslists import now_ms
 
 __all__ = [
     "COUNT",
@@ -36,11 +44,14 @@ __all__ = [
     "JWKS_SUFFIX",
     "MAX_FORM",
     "METADATA_PREFIX",
+    "READY_TTL",
     "TOKEN_SUFFIX",
     "PublicFastPath",
     "TokenAnswer",
     "TokenRequest",
+    "answer_response",
     "basic_credentials",
+    "document_answer",
     "grant_token",
     "issue_token",
     "parse_token_request",
@@ -51,11 +62,7 @@ __all__ = [
 
 log = logging.getLogger("jwkit.service.http")
 
-_JWKS_TYPE = "application/jwk-set+json"
 _JSON = "application/json"
-_NOT_FOUND = b'{"error":"not_found","message":"no such project"}'
-_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-_BASIC_CHALLENGE = 'Basic realm="jwkit"'
 MAX_FORM = 8192
 # Children bound once, counted as plain ints (see Tally): the hot path only adds one.
 COUNT = {(doc, status): Tally(DOCUMENTS.labels(doc, status))
@@ -63,40 +70,46 @@ COUNT = {(doc, status): Tally(DOCUMENTS.labels(doc, status))
 _ISSUED = Tally(TOKENS.labels("client_credentials"))
 
 
-def _etag_matches(header: str, etag: str) -> bool:
-    """Weak comparison, as If-None-Match requires (RFC 9110 §13.1.2)."""
-    if header.strip() == "*":
-        return True
-    bare = etag.removeprefix("W/")
-    return any(part.strip().removeprefix("W/") == bare for part in header.split(","))
+class _AnswerResponse(Response):
+    """A Starlette response that sends an :class:`~.documents.Answer` as it is."""
+
+    def __init__(self, answer: Answer) -> None:
+        self.status_code = answer.status
+        self.body = answer.body
+        self.raw_headers = list(answer.headers)
+        self.background = None
 
 
-def _document(request: Request, name: str, media_type: str) -> Response:
+def answer_response(answer: Answer) -> Response:
+    """The route writer: ``answer`` as a Starlette response."""
+    return _AnswerResponse(answer)
+
+
+def document_answer(service: Service, view: ProjectView, name: str,
+                    if_none_match: str | None) -> Answer:
+    """``view``'s JWKS (``name`` ``"jwks"``) or discovery answer, counted."""
+    doc = view.jwks if name == "jwks" else view.discovery
+    answer = documents.document(name, doc, view.cache_max_age(service.clock()), if_none_match)
+    COUNT[name, "304" if answer.status == 304 else "200"].n += 1
+    return answer
+
+
+def _document(request: Request, name: str) -> Response:
     service: Service = request.app.state.service
     view = service.state.projects.get(request.path_params["project"])
     if view is None:
         COUNT[name, "404"].n += 1
-        return Response(_NOT_FOUND, 404, media_type=_JSON)
-    doc: Document = view.jwks if name == "jwks" else view.discovery
-    headers = {
-        "ETag": doc.etag,
-        "Cache-Control": f"public, max-age={view.cache_max_age(service.clock())}",
-        "Access-Control-Allow-Origin": "*",
-    }
+        return answer_response(documents.not_found())
     inm = request.headers.get("if-none-match")
-    if inm is not None and _etag_matches(inm, doc.etag):
-        COUNT[name, "304"].n += 1
-        return Response(status_code=304, headers=headers)
-    COUNT[name, "200"].n += 1
-    return Response(doc.body, 200, headers=headers, media_type=media_type)
+    return answer_response(document_answer(service, view, name, inm))
 
 
 async def jwks(request: Request) -> Response:
-    return _document(request, "jwks", _JWKS_TYPE)
+    return _document(request, "jwks")
 
 
 async def discovery(request: Request) -> Response:
-    return _document(request, "discovery", _JSON)
+    return _document(request, "discovery")
 
 
 class TokenAnswer(NamedTuple):
@@ -104,11 +117,6 @@ class TokenAnswer(NamedTuple):
 
     status: int
     body: bytes
-
-    def headers(self) -> dict[str, str]:
-        if self.status == 401:
-            return {**_NO_STORE, "WWW-Authenticate": _BASIC_CHALLENGE}
-        return _NO_STORE
 
 
 class TokenRequest(NamedTuple):
@@ -253,11 +261,25 @@ def grant_token(service: Service, view: ProjectView, request: TokenRequest,
     if signer is None or key_id is None:
         return _oauth_error("temporarily_unavailable", "no active signing key", 503)
     now = service.clock()
+    slot = None
+    if view.token_status:
+        try:
+            slot = service.state.status.slot(view.id)  # from the replica's block: no I/O
+        except (DBAPIError, ServiceError):
+            ERRORS.labels("database_unavailable").inc()
+            return _oauth_error("temporarily_unavailable", "try again shortly", 503)
+    jti = new_jti()
     access_token, exp = mint(
         signer, issuer=view.issuer, audience=view.audience, subject=client_id,
-        ttl=view.token_ttl, now=now, client_id=client_id, scope=granted or None,
+        ttl=view.token_ttl, now=now, client_id=client_id, scope=granted or None, jti=jti,
+        status=None if slot is None else (slot.uri, slot.idx),
     )
     service.state.note_signed(key_id, exp)
+    if slot is not None:
+        service.state.status.note_issued(Issued(
+            view.id, jti, slot.list_id, slot.idx, client_id, None, client_id, now_ms(), exp,
+            slot.rules_seen,
+        ))
     _ISSUED.n += 1
     # json.dumps({"access_token", "token_type", "expires_in"[, "scope"]}), byte for byte:
     # a compact JWS is base64url and dots, which JSON never escapes; only the scope (from the
@@ -271,14 +293,14 @@ async def token(request: Request) -> Response:
     service: Service = request.app.state.service
     view: ProjectView | None = service.state.projects.get(request.path_params["project"])
     if view is None:
-        return Response(_NOT_FOUND, 404, media_type=_JSON)
+        return answer_response(documents.not_found())
     return await issue_token(service, view, request)
 
 
 async def issue_token(service: Service, view: ProjectView, request: Request) -> Response:
     """The client credentials grant for ``view``'s project (RFC 6749 §4.4)."""
     answer = await _token_answer(service, view, request)
-    return Response(answer.body, answer.status, headers=answer.headers(), media_type=_JSON)
+    return answer_response(documents.token(answer.status, answer.body))
 
 
 async def _token_answer(service: Service, view: ProjectView, request: Request) -> TokenAnswer:
@@ -301,6 +323,12 @@ async def _token_answer(service: Service, view: ProjectView, request: Request) -
         except DBAPIError:  # the database is down: cached clients keep working meanwhile
             ERRORS.labels("database_unavailable").inc()
             return _oauth_error("temporarily_unavailable", "try again shortly", 503)
+    if view.token_status and service.state.status.low(view.id):
+        # Reserve the next block of status indices off the event loop (one write per block).
+        try:
+            await run_in_threadpool(service.state.status.refill, view.id)
+        except (DBAPIError, ServiceError):
+            pass  # grant_token answers 503 if no index is left
     return grant_token(service, view, parsed, record)
 
 
@@ -308,19 +336,40 @@ async def healthz(request: Request) -> Response:
     return Response(b'{"status":"ok"}', media_type=_JSON)
 
 
+#: How long (seconds) one readiness check answers ``/readyz``.
+READY_TTL = 1.0
+
+
+class _Readiness:
+    """The last readiness check, reused for ``READY_TTL`` seconds; one check at a time, so
+    probes (or a flood of requests) cost at most one database query a second."""
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.until = float("-inf")
+        self.ready = False
+
+    async def check(self, service: Service) -> bool:
+        async with self.lock:
+            if time.monotonic() >= self.until:
+                self.ready = await run_in_threadpool(service.state.ready)
+                self.until = time.monotonic() + READY_TTL
+            return self.ready
+
+
 async def readyz(request: Request) -> Response:
     service: Service = request.app.state.service
-    if await run_in_threadpool(service.state.ready):
+    readiness: _Readiness | None = getattr(request.app.state, "readiness", None)
+    if readiness is None:
+        readiness = request.app.state.readiness = _Readiness()
+    if await readiness.check(service):
         return Response(b'{"status":"ready"}', media_type=_JSON)
     return Response(b'{"status":"not_ready"}', 503, media_type=_JSON)
 
 
 JWKS_SUFFIX = "/.well-known/jwks.json"
 TOKEN_SUFFIX = "/oauth2/token"  # noqa: S105 (a path, not a secret)
-_INTERNAL = b'{"error":"internal_error","message":"an unexpected error occurred"}'
 DISCOVERY_SUFFIX = "/.well-known/openid-configuration"
-_JWKS_CT = b"application/jwk-set+json"
-_JSON_CT = b"application/json"
 
 
 class PublicFastPath:
@@ -352,16 +401,16 @@ class PublicFastPath:
             except Exception as exc:  # a bug: answer like the app's catch-all handler
                 ERRORS.labels("internal").inc()
                 log.error("unhandled %s on the token endpoint", type(exc).__name__, exc_info=exc)
-                response = Response(_INTERNAL, 500, media_type=_JSON)
+                response = answer_response(documents.internal_error())
             await response(scope, receive, send)
             return
         if method != "GET":
             await self.app(scope, receive, send)
             return
         if path.endswith(JWKS_SUFFIX):
-            name, ctype, pid = "jwks", _JWKS_CT, path[3 : -len(JWKS_SUFFIX)]
+            name, pid = "jwks", path[3 : -len(JWKS_SUFFIX)]
         elif path.endswith(DISCOVERY_SUFFIX):
-            name, ctype, pid = "discovery", _JSON_CT, path[3 : -len(DISCOVERY_SUFFIX)]
+            name, pid = "discovery", path[3 : -len(DISCOVERY_SUFFIX)]
         else:
             await self.app(scope, receive, send)
             return
@@ -369,29 +418,15 @@ class PublicFastPath:
         if view is None:
             await self.app(scope, receive, send)  # 404 (or another route) as usual
             return
-        doc: Document = view.jwks if name == "jwks" else view.discovery
-        etag = doc.etag.encode()
-        headers = [
-            (b"etag", etag),
-            (b"cache-control",
-             b"public, max-age=%d" % view.cache_max_age(self.service.clock())),
-            (b"access-control-allow-origin", b"*"),
-        ]
         inm = None
         for key, value in scope["headers"]:
             if key == b"if-none-match":
                 inm = value.decode("latin-1")
                 break
-        if inm is not None and _etag_matches(inm, doc.etag):
-            COUNT[name, "304"].n += 1
-            await send({"type": "http.response.start", "status": 304, "headers": headers})
-            await send({"type": "http.response.body", "body": b""})
-            return
-        COUNT[name, "200"].n += 1
-        headers.append((b"content-type", ctype))
-        headers.append((b"content-length", b"%d" % len(doc.body)))
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": doc.body})
+        answer = document_answer(self.service, view, name, inm)
+        await send({"type": "http.response.start", "status": answer.status,
+                    "headers": answer.headers})
+        await send({"type": "http.response.body", "body": answer.body})
 
 
 #: RFC 8414 §3.1: for the issuer ``{public_url}/p/{id}`` the metadata lives at the host's

@@ -12,6 +12,7 @@ __all__ = [
     "KeyCreate",
     "ProjectCreate",
     "ProjectUpdate",
+    "RevocationCreate",
     "RevokeBody",
     "RotateBody",
     "TokenMint",
@@ -43,6 +44,8 @@ class ProjectCreate(_Body):
     max_token_ttl: Ttl = 86400
     jwks_max_age: Annotated[int, Field(ge=0, le=7 * 86400)] = 300
     rotation_days: Annotated[int, Field(ge=1, le=3650)] | None = None
+    #: Access tokens carry a Token Status List ``status`` claim (revocable).
+    token_status: bool = True
 
 
 class ProjectUpdate(_Body):
@@ -53,6 +56,7 @@ class ProjectUpdate(_Body):
     max_token_ttl: Ttl | None = None
     jwks_max_age: Annotated[int, Field(ge=0, le=7 * 86400)] | None = None
     rotation_days: Annotated[int, Field(ge=1, le=3650)] | None = None
+    token_status: bool | None = None
 
 
 class KeyCreate(_Body):
@@ -69,12 +73,29 @@ class RevokeBody(_Body):
     emergency: bool = False
 
 
+# A session id: 1 to 128 printable ASCII characters, no spaces.
+SessionId = Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]{1,128}$")]
+
+
 class TokenMint(_Body):
     sub: Annotated[str, StringConstraints(min_length=1, max_length=255)]
     claims: dict[str, Any] | None = None
     ttl: Ttl | None = None
     #: The ``scope`` claim (RFC 9068 §2.2.3): space-separated scope tokens, as clients get.
     scope: ScopeList | None = None
+    #: Becomes the token's ``sid`` claim: revoke every token of a session by it.
+    sid: SessionId | None = None
+
+
+class RevocationCreate(_Body):
+    """Exactly one of ``jti``, ``sub``, ``sid``, ``client_id``; ``status`` ``invalid`` (the
+    default, final), ``suspended``, or ``valid`` (lifts a suspension)."""
+
+    jti: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    sub: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = None
+    sid: SessionId | None = None
+    client_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    status: Literal["invalid", "suspended", "valid"] = "invalid"
 
 
 class ClientCreate(_Body):

@@ -9,8 +9,8 @@ request is not an upgrade and its path has no percent-encoding:
 
 * ``GET`` of a known project's ``/.well-known/jwks.json`` or ``openid-configuration`` with no
   ``If-None-Match`` and no request body: answered with the complete response (status line,
-  headers, body) prebuilt from the same :class:`~jwkit.service.state.Document` snapshot the
-  ASGI routes use, rebuilt when the snapshot or the second changes;
+  headers, body) prebuilt from the :class:`~jwkit.service.http.documents.Answer` the ASGI
+  routes send, rebuilt when the snapshot or the second changes;
 * ``POST`` to a known project's ``/oauth2/token`` with a form body of known length (at most
   ``MAX_FORM``), ``client_secret_basic`` credentials and a client already in the replica's
   client cache: the body is collected as the parser delivers it and the answer is computed by
@@ -29,10 +29,14 @@ fires, closes the connection only if it has been idle (no request begun since th
 answer) for the whole timeout, else re-arms for the remainder. Requests served by uvicorn's
 path keep uvicorn's own timer.
 
+Every header field and body written here comes from :mod:`.documents`, as on the other
+paths. The head limits and deadline of :class:`~jwkit.service.http.protocol.GuardedProtocol`
+(the base class) hold here too. ``JWKIT_FAST_PATH=false`` leaves this class out altogether.
+
 This subclasses uvicorn's httptools protocol and so depends on its internals; the supported
 uvicorn range is pinned in ``pyproject.toml`` and ``tests/service/test_wire.py`` holds the
 behaviour in place (keep-alive and its timeout, pipelining, ``Connection: close``,
-fall-backs, metrics).
+fall-backs, metrics, byte parity with the ASGI path).
 """
 
 from __future__ import annotations
@@ -44,41 +48,37 @@ from typing import Any
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from jwkit.service.domain.clients import ClientRecord
+from jwkit.service.http import documents
 from jwkit.service.http.metrics import ERRORS, WIRE
+from jwkit.service.http.protocol import GuardedProtocol, find_service
 from jwkit.service.http.public import (
     COUNT,
     DISCOVERY_SUFFIX,
     JWKS_SUFFIX,
     MAX_FORM,
     TOKEN_SUFFIX,
-    PublicFastPath,
     TokenAnswer,
     basic_credentials,
     grant_token,
     parse_token_request,
     token_precheck_passes,
 )
-from jwkit.service.runtime import Service
 from jwkit.service.state import ProjectView
+from jwkit.service.statuslists import ListDoc
 
 __all__ = ["FastDocumentProtocol"]
 
 log = logging.getLogger("jwkit.service.http")
 
-_CONTENT_TYPES = {"jwks": b"application/jwk-set+json", "discovery": b"application/json"}
 _GET_FALLBACK = frozenset({b"if-none-match", b"content-length", b"transfer-encoding"})
 _TOKEN_HEADERS = frozenset({b"content-type", b"content-length", b"authorization"})
 _TOKEN_FALLBACK = frozenset({b"transfer-encoding", b"expect"})
 _JWKS = JWKS_SUFFIX.encode()
 _DISCOVERY = DISCOVERY_SUFFIX.encode()
 _TOKEN = TOKEN_SUFFIX.encode()
+_STATUSLISTS = b"/statuslists/"
 _MAX_PREBUILT = 4096
 _CLOSE = b"connection: close\r\n"
-# What the ASGI route's Response adds after the no-store headers, in the same order.
-_NO_STORE = b"cache-control: no-store\r\npragma: no-cache\r\n"
-_CHALLENGE = b'www-authenticate: Basic realm="jwkit"\r\n'
-_JSON = b"content-type: application/json\r\n"
-_INTERNAL = b'{"error":"internal_error","message":"an unexpected error occurred"}'
 
 
 class _Prebuilt:
@@ -99,19 +99,8 @@ class _Prebuilt:
 # (project, document) -> its prebuilt response; one process serves one Service, so these are
 # per-process caches.
 _PREBUILT: dict[tuple[str, str], _Prebuilt] = {}
-_SERVICES: dict[int, tuple[object, Service | None]] = {}  # id(app) -> (app, its service)
+_TOKEN_FIELDS: dict[int, bytes] = {}  # status -> documents.token_fields(status) serialised
 _DEFAULTS: list[Any] = [None, b""]  # uvicorn's default headers list -> its encoded lines
-
-
-def _find_service(app: Any) -> Service | None:
-    """The :class:`Service` behind uvicorn's loaded app (possibly wrapped by its middleware)."""
-    for _ in range(8):
-        if isinstance(app, PublicFastPath):
-            return app.service
-        app = getattr(app, "app", None)
-        if app is None:
-            break
-    return None
 
 
 def _default_lines(defaults: list[tuple[bytes, bytes]]) -> bytes:
@@ -122,23 +111,26 @@ def _default_lines(defaults: list[tuple[bytes, bytes]]) -> bytes:
     return lines
 
 
-class FastDocumentProtocol(HttpToolsProtocol):
+def _fields(headers: documents.Headers) -> bytes:
+    return b"".join(name + b": " + value + b"\r\n" for name, value in headers)
+
+
+class FastDocumentProtocol(GuardedProtocol):
     """uvicorn's httptools protocol with a one-write path for JWKS, discovery and tokens."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        found = _SERVICES.get(id(self.app))
-        if found is None or found[0] is not self.app:  # (an id can be reused by a new app)
-            found = _SERVICES[id(self.app)] = (self.app, _find_service(self.app))
-        self._service = found[1]
+        self._service = find_service(self.app)
         self._enabled = (
             self._service is not None
+            and self._service.settings.fast_path
             and self.limit_concurrency is None
             and not self.access_log
             and not self.root_path
         )
         # A document request being answered here: (document name, project view).
         self._fast: tuple[str, ProjectView] | None = None
+        self._status_doc: ListDoc | None = None  # a status list being answered here
         # A token request being answered here: (view, Authorization, its credentials, the
         # cached client) and the body received so far.
         self._token: tuple[ProjectView, str, tuple[str, str], ClientRecord | None] | None = None
@@ -156,6 +148,7 @@ class FastDocumentProtocol(HttpToolsProtocol):
         # ten entries and a copy of the lifespan state) is left to _begin_scope, for requests
         # that go to the app.
         self._idle_since = None  # busy: the lazy keep-alive timer must not close us now
+        self._begin_head()
         self.url = b""
         self.expect_100_continue = False
         self.headers = []
@@ -163,18 +156,23 @@ class FastDocumentProtocol(HttpToolsProtocol):
     def _begin_scope(self) -> None:
         """uvicorn's on_message_begin, late: the scope, keeping what the parser has set."""
         url, headers, expect = self.url, self.headers, self.expect_100_continue
-        super().on_message_begin()
+        HttpToolsProtocol.on_message_begin(self)  # (the head has begun already)
         self.url, self.expect_100_continue = url, expect
         self.headers = self.scope["headers"] = headers
 
     def on_headers_complete(self) -> None:
         self._fast = None
+        self._status_doc = None
         self._token = None
+        self._end_head()
         if self._enabled and self._connection_free():
             method = self.parser.get_method()
             if method == b"GET":
                 self._fast = self._document()
                 if self._fast is not None:
+                    return
+                self._status_doc = self._status_list()
+                if self._status_doc is not None:
                     return
             elif method == b"POST" and self._token_request():
                 return
@@ -210,6 +208,47 @@ class FastDocumentProtocol(HttpToolsProtocol):
             return "discovery", view
         return None
 
+    def _status_list(self) -> ListDoc | None:
+        """The status list of ``GET /p/{project}/statuslists/{n}`` (plain requests only)."""
+        if any(name in _GET_FALLBACK for name, _ in self.headers):
+            return None
+        path = self.url.split(b"?", 1)[0]
+        if not path.startswith(b"/p/") or b"%" in path:
+            return None
+        project, sep, number = path[3:].partition(_STATUSLISTS)
+        if not sep or not number.isdigit() or len(number) > 9:
+            return None
+        service = self._service
+        assert service is not None
+        return service.state.status.document(project.decode("ascii", "replace"), int(number))
+
+    def _prebuilt_status(self, doc: ListDoc) -> _Prebuilt:
+        """The 200 response to a GET of a status list (what the ASGI route answers)."""
+        service = self._service
+        assert service is not None
+        defaults = self.server_state.default_headers
+        max_age = doc.max_age(service.clock())
+        cache_key = (doc.project_id, f"statuslist/{doc.number}")
+        cached = _PREBUILT.get(cache_key)
+        if cached is None or cached.defaults is not defaults or cached.etag != doc.etag or (
+            cached.max_age != max_age
+        ):
+            head = b"".join([
+                b"HTTP/1.1 200 OK\r\n",
+                _default_lines(defaults),
+                b"etag: " + doc.etag.encode() + b"\r\n",
+                b"cache-control: public, max-age=%d\r\n" % max_age,
+                b"access-control-allow-origin: *\r\n",
+                b"content-type: application/statuslist+jwt\r\n",
+                b"content-length: %d\r\n" % len(doc.body),
+            ])
+            cached = _Prebuilt(defaults, doc.etag, max_age, head, doc.body)
+            if len(_PREBUILT) >= _MAX_PREBUILT:
+                _PREBUILT.clear()
+            _PREBUILT[cache_key] = cached
+        WIRE.n += 1
+        return cached
+
     def _prebuilt(self, view: ProjectView, name: str) -> _Prebuilt:
         """The 200 response to a GET of ``view``'s document ``name``, counted as served."""
         service = self._service
@@ -222,16 +261,9 @@ class FastDocumentProtocol(HttpToolsProtocol):
         if cached is None or cached.defaults is not defaults or cached.etag != doc.etag or (
             cached.max_age != max_age
         ):
-            head = b"".join([
-                b"HTTP/1.1 200 OK\r\n",
-                _default_lines(defaults),
-                b"etag: " + doc.etag.encode() + b"\r\n",
-                b"cache-control: public, max-age=%d\r\n" % max_age,
-                b"access-control-allow-origin: *\r\n",
-                b"content-type: " + _CONTENT_TYPES[name] + b"\r\n",
-                b"content-length: %d\r\n" % len(doc.body),
-            ])
-            cached = _Prebuilt(defaults, doc.etag, max_age, head, doc.body)
+            answer = documents.document(name, doc, max_age)
+            head = STATUS_LINE[answer.status] + _default_lines(defaults) + _fields(answer.headers)
+            cached = _Prebuilt(defaults, doc.etag, max_age, head, answer.body)
             if len(_PREBUILT) >= _MAX_PREBUILT:
                 _PREBUILT.clear()  # deleted projects' entries must not pile up
             _PREBUILT[cache_key] = cached
@@ -265,6 +297,8 @@ class FastDocumentProtocol(HttpToolsProtocol):
         hit, record = service.state.cached_client(creds[0])
         if not hit:
             return False  # the ASGI path looks the client up in the database once
+        if view.token_status and service.state.status.low(view.id):
+            return False  # the ASGI path reserves the next block of status indices first
         self._token = (view, authorization, creds, record)
         self._token_body = b""
         return True
@@ -276,23 +310,26 @@ class FastDocumentProtocol(HttpToolsProtocol):
             if len(self._token_body) + len(body) <= MAX_FORM:  # Content-Length was checked
                 self._token_body += body
             return
-        if self._fast is None:
+        if self._fast is None and self._status_doc is None:
             super().on_body(body)
 
     def on_message_complete(self) -> None:
-        fast, token = self._fast, self._token
-        if fast is None and token is None:
+        fast, token, status_doc = self._fast, self._token, self._status_doc
+        if fast is None and token is None and status_doc is None:
             super().on_message_complete()
             return
-        self._fast = self._token = None
+        self._fast = self._token = self._status_doc = None
         keep_alive = (
             self.parser.get_http_version() != "1.0"
             and self.parser.should_keep_alive()
             and not self._close_after
         )
-        if fast is not None:
-            name, view = fast
-            prebuilt = self._prebuilt(view, name)
+        if fast is not None or status_doc is not None:
+            if status_doc is not None:
+                prebuilt = self._prebuilt_status(status_doc)
+            else:
+                assert fast is not None
+                prebuilt = self._prebuilt(fast[1], fast[0])
             if keep_alive:
                 response = prebuilt.response
             else:
@@ -325,21 +362,24 @@ class FastDocumentProtocol(HttpToolsProtocol):
         except Exception as exc:  # a bug: answer like PublicFastPath does
             ERRORS.labels("internal").inc()
             log.error("unhandled %s on the token endpoint", type(exc).__name__, exc_info=exc)
+            written = documents.internal_error()
             return b"".join([
-                STATUS_LINE[500],
+                STATUS_LINE[written.status],
                 _default_lines(self.server_state.default_headers),
-                b"content-length: %d\r\n" % len(_INTERNAL),
-                _JSON,
+                _fields(written.headers),
                 b"\r\n" if keep_alive else _CLOSE + b"\r\n",
-                _INTERNAL,
+                written.body,
             ])
+        # documents.token(status, body), serialised: its fixed fields kept as bytes per status.
+        status = answer.status
+        fields = _TOKEN_FIELDS.get(status)
+        if fields is None:
+            fields = _TOKEN_FIELDS[status] = _fields(documents.token_fields(status))
         return b"".join([
-            STATUS_LINE[answer.status],
+            STATUS_LINE[status],
             _default_lines(self.server_state.default_headers),
-            _NO_STORE,
-            _CHALLENGE if answer.status == 401 else b"",
+            fields,
             b"content-length: %d\r\n" % len(answer.body),
-            _JSON,
             b"\r\n" if keep_alive else _CLOSE + b"\r\n",
             answer.body,
         ])

@@ -17,6 +17,8 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from jwkit.service.files import private_sqlite_files
+
 __all__ = ["Database", "create_db_engine", "run_migrations"]
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
@@ -28,8 +30,9 @@ def create_db_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            private_sqlite_files(Path(database))  # 0600, so -wal and -shm are too
         engine = create_engine(
             url, connect_args={"timeout": 30, "check_same_thread": False}, pool_pre_ping=False
         )

@@ -8,7 +8,6 @@ the session cookie and the ``X-CSRF-Token`` header.
 
 from __future__ import annotations
 
-import hmac
 import logging
 import secrets
 from collections.abc import Callable
@@ -23,13 +22,13 @@ from starlette.datastructures import UploadFile
 from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
-from jwkit.service.domain.admins import SessionInfo
+from jwkit.service.domain.admins import SessionInfo, secrets_equal
 from jwkit.service.domain.common import ServiceError
 from jwkit.service.domain.projects import SUPPORTED_ALGORITHMS
 from jwkit.service.domain.tokens import RESERVED_CLAIMS
 from jwkit.service.http import admin, inspect
 from jwkit.service.http.auth import SESSION_COOKIE, AdminAuth, get_auth
-from jwkit.service.http.console.lockout import LoginThrottle
+from jwkit.service.http.console.lockout import LoginThrottle, client_key
 from jwkit.service.http.console.snippets import snippets_for
 from jwkit.service.http.console.timeline import build_timeline
 from jwkit.service.runtime import Service
@@ -141,7 +140,8 @@ def _field(form: Any, name: str) -> str:
 
 @router.post("/login")
 async def login_submit(request: Request) -> Response:
-    """Check the login CSRF pair, the lockout, then the argon2 password; start a session."""
+    """Check the login CSRF pair, take a password slot, reserve the attempt against the
+    lockout, then check the argon2 password; start a session."""
     try:
         form = await request.form(max_files=0, max_fields=10)
     except Exception:  # malformed body: treat as an empty form
@@ -150,11 +150,17 @@ async def login_submit(request: Request) -> Response:
     password = _field(form, "password") if form is not None else ""
     supplied = _field(form, "csrf_token") if form is not None else ""
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-    if not supplied or not expected or not hmac.compare_digest(supplied, expected):
+    if not supplied or not expected or not secrets_equal(expected, supplied):
         return _login_page(request, status=403, username=username[:200],
                            error="The login form expired or was not sent by this page. "
                                  "Please try again.")
-    address = request.client.host if request.client else "unknown"
+    address = client_key(request.client.host if request.client else None)
+    slots = get_auth(request).password_slots
+    if not slots.take():  # bound the argon2 work anyone, known or not, can start at once
+        log.warning("console login refused: %d password checks already running", slots.size)
+        return _login_page(request, status=503, username=username[:200], retry_after=1,
+                           error="The console is busy checking other logins. "
+                                 "Try again in a moment.")
     try:
         return await _password_login(request, address, username, password)
     except SQLAlchemyError as exc:  # fail closed: no unthrottled guess, no stack trace
@@ -162,26 +168,31 @@ async def login_submit(request: Request) -> Response:
         return _login_page(request, status=503, username=username[:200], retry_after=5,
                            error="The console cannot reach its database, so logins are "
                                  "refused for now. Try again shortly.")
+    finally:
+        slots.give_back()
+
+
+def _too_many(request: Request, username: str, wait: int) -> Response:
+    return _login_page(request, status=429, username=username[:200], retry_after=wait,
+                       error=f"Too many failed attempts. Try again in {wait} seconds.")
 
 
 async def _password_login(request: Request, address: str, username: str,
                           password: str) -> Response:
-    """The lockout, then the argon2 password; start a session. Database errors propagate."""
+    """Reserve the attempt (refused while locked), then check the argon2 password; start a
+    session. Database errors propagate."""
     throttle = _throttle(request)
-    wait = await run_in_threadpool(throttle.retry_after, address, username)
-    if wait:
-        return _login_page(request, status=429, username=username[:200], retry_after=wait,
-                           error=f"Too many failed attempts. Try again in {wait} seconds.")
+    attempt = await run_in_threadpool(throttle.reserve, address, username)
+    if not attempt.allowed:
+        return _too_many(request, username, attempt.retry_after)
     auth: AdminAuth = get_auth(request)
     ok = False
     if username and password and len(password) <= _MAX_FIELD and len(username) <= 200:
         ok = await run_in_threadpool(auth.authenticate_password, username, password)
     if not ok:
-        delay = await run_in_threadpool(throttle.failure, address, username)
         log.warning("console login failed for a user from %s", address)
-        if delay:
-            return _login_page(request, status=429, username=username[:200], retry_after=delay,
-                               error=f"Too many failed attempts. Try again in {delay} seconds.")
+        if attempt.retry_after:
+            return _too_many(request, username, attempt.retry_after)
         return _login_page(request, status=401, username=username[:200],
                            error="Wrong username or password.")
     await run_in_threadpool(throttle.success, address, username)
@@ -204,7 +215,7 @@ async def logout(request: Request) -> Response:
         supplied = _field(form, "csrf_token")
     except Exception:
         supplied = ""
-    if not supplied or not hmac.compare_digest(supplied, info.csrf_token):
+    if not supplied or not secrets_equal(info.csrf_token, supplied):
         return _render(request, "error.html",
                        _base(info, status=403, message="Missing or wrong CSRF token."),
                        status=403)

@@ -1,0 +1,114 @@
+"""Every public answer, built once: status, header fields and body, as bytes.
+
+The public answers are written by three writers: the Starlette routes
+(:mod:`.public`), the raw ASGI wrapper in front of the app
+(:class:`~jwkit.service.http.public.PublicFastPath`) and the HTTP parser itself
+(:mod:`.wire`). None of them composes a header or a content type of its own: each asks this
+module for an :class:`Answer` and serialises it — as a Starlette response
+(:func:`~jwkit.service.http.public.answer_response`), as ASGI messages, or after uvicorn's
+status line and default headers on the wire. ``tests/service/test_wire.py`` and
+``tests/service/test_fast_path_off.py`` hold the writers together byte for byte.
+
+A new public document (a status list, say) gets a builder here returning an :class:`Answer`
+(reuse :func:`document` if it is a cached :class:`~jwkit.service.state.Document` with an
+ETag), a route in :func:`~jwkit.service.http.public.public_routes` that writes it with
+:func:`~jwkit.service.http.public.answer_response`, and, only if it is hot, a branch in
+:class:`~jwkit.service.http.public.PublicFastPath` and :mod:`.wire`.
+
+Header names are lowercase, in the order they are sent; ``content-length`` is there whenever
+the answer has a body to describe (``HEAD`` sends a ``GET``'s fields and no body).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from jwkit.service.state import Document
+
+__all__ = [
+    "JSON",
+    "JWKS",
+    "Answer",
+    "Headers",
+    "document",
+    "etag_matches",
+    "internal_error",
+    "not_found",
+    "token",
+    "token_fields",
+]
+
+Headers = tuple[tuple[bytes, bytes], ...]
+
+#: Content types (RFC 7517 §8.5 for a JWK Set).
+JWKS = b"application/jwk-set+json"
+JSON = b"application/json"
+_CONTENT_TYPES = {"jwks": JWKS, "discovery": JSON}
+
+_NO_STORE: Headers = ((b"cache-control", b"no-store"), (b"pragma", b"no-cache"))
+_CHALLENGE: Headers = ((b"www-authenticate", b'Basic realm="jwkit"'),)
+_NOT_FOUND = b'{"error":"not_found","message":"no such project"}'
+_INTERNAL = b'{"error":"internal_error","message":"an unexpected error occurred"}'
+
+
+class Answer(NamedTuple):
+    """One HTTP answer: what every writer sends after uvicorn's default header fields."""
+
+    status: int
+    headers: Headers
+    body: bytes
+
+
+def _length(body: bytes) -> tuple[bytes, bytes]:
+    return (b"content-length", b"%d" % len(body))
+
+
+def etag_matches(header: str, etag: str) -> bool:
+    """Weak comparison, as If-None-Match requires (RFC 9110 §13.1.2)."""
+    if header.strip() == "*":
+        return True
+    bare = etag.removeprefix("W/")
+    return any(part.strip().removeprefix("W/") == bare for part in header.split(","))
+
+
+def document(name: str, doc: Document, max_age: int, if_none_match: str | None = None) -> Answer:
+    """A JWKS (``name`` ``"jwks"``) or discovery document: ``200`` with a strong ETag and
+    ``Cache-Control: public, max-age``, or ``304`` without a body when ``if_none_match``
+    matches (RFC 9110 §13.1.2, §15.4.5)."""
+    cached: Headers = (
+        (b"etag", doc.etag.encode()),
+        (b"cache-control", b"public, max-age=%d" % max_age),
+        (b"access-control-allow-origin", b"*"),
+    )
+    if if_none_match is not None and etag_matches(if_none_match, doc.etag):
+        return Answer(304, cached, b"")
+    return Answer(
+        200, (*cached, _length(doc.body), (b"content-type", _CONTENT_TYPES[name])), doc.body
+    )
+
+
+def not_found() -> Answer:
+    """The answer for a document or token endpoint of a project that does not exist."""
+    return Answer(404, (_length(_NOT_FOUND), (b"content-type", JSON)), _NOT_FOUND)
+
+
+_TOKEN_FIELDS: Headers = (*_NO_STORE, (b"content-type", JSON))
+_TOKEN_401_FIELDS: Headers = (*_NO_STORE, *_CHALLENGE, (b"content-type", JSON))
+
+
+def token_fields(status: int) -> Headers:
+    """A token endpoint answer's header fields but its ``content-length`` (which follows
+    them): never cached (RFC 6749 §5.1), and a Basic challenge with ``401`` (§5.2
+    ``invalid_client``). The same tuple for the same status, so a writer may keep it
+    serialised."""
+    return _TOKEN_401_FIELDS if status == 401 else _TOKEN_FIELDS
+
+
+def token(status: int, body: bytes) -> Answer:
+    """A token endpoint answer (RFC 6749 §5.1, §5.2)."""
+    return Answer(status, (*token_fields(status), _length(body)), body)
+
+
+def internal_error() -> Answer:
+    """A bug's answer: the same bytes whichever writer met it."""
+    return Answer(500, (_length(_INTERNAL), (b"content-type", JSON)), _INTERNAL)

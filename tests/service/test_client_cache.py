@@ -1,0 +1,145 @@
+"""The token endpoint's client cache: known clients survive reloads, unknown ids cannot pin
+memory or push the known ones out, and ids too long to exist cost no database query.
+
+Everything runs on the real SQLite database of the ``service`` fixture; queries of the clients
+table are counted with SQLAlchemy's ``before_cursor_execute`` event on the service's engine.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+from jwkit.service import state as state_module
+from jwkit.service.domain.clients import CLIENT_ID_MAX
+from jwkit.service.runtime import Service
+
+from .conftest import AUTH, SyncClient
+
+FORM = {"content-type": "application/x-www-form-urlencoded"}
+
+
+@pytest.fixture
+def queries(service: Service) -> Iterator[list[str]]:
+    seen: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "FROM clients" in statement:
+            seen.append(statement)
+
+    event.listen(service.db.engine, "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        event.remove(service.db.engine, "before_cursor_execute", count)
+
+
+def _token(client: SyncClient, project: dict[str, Any], client_id: str, secret: str) -> Any:
+    raw = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+    return client.post(
+        f"/p/{project['id']}/oauth2/token",
+        content=b"grant_type=client_credentials",
+        headers=FORM | {"Authorization": f"Basic {raw}"},
+    )
+
+
+def test_known_clients_survive_a_reload_and_deleted_ones_do_not(
+    client: SyncClient,
+    project: dict[str, Any],
+    oauth_client: dict[str, Any],
+    service: Service,
+    queries: list[str],
+) -> None:
+    cid, secret = oauth_client["client_id"], oauth_client["client_secret"]
+    other = client.post(
+        f"/api/v1/projects/{project['id']}/clients", json={"name": "other"}, headers=AUTH
+    ).json()
+    assert _token(client, project, cid, secret).status_code == 200
+    assert _token(client, project, other["client_id"], other["client_secret"]).status_code == 200
+    # An unrelated change reloads the snapshot; a deletion too.
+    assert (
+        client.post("/api/v1/projects", json={"name": "unrelated"}, headers=AUTH).status_code == 201
+    )
+    assert (
+        client.delete(
+            f"/api/v1/projects/{project['id']}/clients/{other['client_id']}", headers=AUTH
+        ).status_code
+        == 204
+    )
+    assert service.state.cached_client(cid)[0]  # still known, without asking the database
+    assert not service.state.cached_client(other["client_id"])[0]
+    queries.clear()
+    assert _token(client, project, cid, secret).status_code == 200
+    assert queries == []
+    assert _token(client, project, other["client_id"], other["client_secret"]).status_code == 401
+
+
+def test_a_reload_refreshes_a_client_that_changed(
+    client: SyncClient,
+    project: dict[str, Any],
+    oauth_client: dict[str, Any],
+    service: Service,
+) -> None:
+    from jwkit.service.store.models import Client
+
+    cid, secret = oauth_client["client_id"], oauth_client["client_secret"]
+    assert _token(client, project, cid, secret).json()["scope"] == "read write"
+    with service.write() as session:  # a change made by another replica or a future endpoint
+        row = session.get(Client, cid)
+        assert row is not None
+        row.scopes = "read"
+    assert _token(client, project, cid, secret).json()["scope"] == "read"
+
+
+def test_ids_longer_than_the_column_are_refused_without_a_query(
+    client: SyncClient,
+    project: dict[str, Any],
+    service: Service,
+    queries: list[str],
+) -> None:
+    for size in (CLIENT_ID_MAX + 1, 4096):
+        long_id = "c" * size
+        r = client.post(
+            f"/p/{project['id']}/oauth2/token",
+            content=f"grant_type=client_credentials&client_id={long_id}&client_secret=x".encode(),
+            headers=FORM,
+        )
+        assert r.status_code == 401 and r.json()["error"] == "invalid_client"
+        assert _token(client, project, long_id, "x").status_code == 401
+    assert queries == []
+    assert service.state._misses == {} and service.state._miss_bytes == 0
+    # One character shorter is a possible id: looked up once, then remembered as a miss.
+    r = _token(client, project, "c" * CLIENT_ID_MAX, "x")
+    assert r.status_code == 401 and len(queries) == 1
+    assert _token(client, project, "c" * CLIENT_ID_MAX, "x").status_code == 401
+    assert len(queries) == 1
+
+
+def test_unknown_ids_are_bounded_by_bytes_and_never_evict_known_clients(
+    client: SyncClient,
+    project: dict[str, Any],
+    oauth_client: dict[str, Any],
+    service: Service,
+    monkeypatch: pytest.MonkeyPatch,
+    queries: list[str],
+) -> None:
+    monkeypatch.setattr(state_module, "_MISS_BYTES", 16 * 1024)
+    monkeypatch.setattr(state_module, "_KNOWN_MAX", 4)
+    cid, secret = oauth_client["client_id"], oauth_client["client_secret"]
+    assert _token(client, project, cid, secret).status_code == 200
+    state = service.state
+    per_entry = CLIENT_ID_MAX + state_module._MISS_OVERHEAD
+    unknown = [f"cli_{n:060d}" for n in range(3 * 16 * 1024 // per_entry)]
+    for cid_unknown in unknown:
+        assert state.load_client(cid_unknown) is None
+    assert state._miss_bytes <= 16 * 1024
+    assert state._miss_bytes == sum(len(c) + state_module._MISS_OVERHEAD for c in state._misses)
+    assert list(state._misses) == unknown[-len(state._misses) :]  # the oldest went first
+    assert len(state._misses) >= 16 * 1024 // per_entry - 1
+    queries.clear()
+    assert _token(client, project, cid, secret).status_code == 200  # still known
+    assert queries == []
