@@ -334,3 +334,16 @@ def test_migration_keeps_existing_projects_without_status(tmp_path: Path) -> Non
         assert conn.execute(text("SELECT token_status FROM projects")).scalar_one() in (0, False)
     engine.dispose()
     db.dispose()
+
+
+def test_openapi_documents_the_revocation_api(client: SyncClient) -> None:
+    doc = client.get("/api/v1/openapi.json").json()
+    path = doc["paths"]["/api/v1/projects/{project_id}/revocations"]
+    assert set(path) == {"get", "post"}
+    body = path["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    schema = doc["components"]["schemas"][body.rsplit("/", 1)[1]]
+    assert set(schema["properties"]) == {"jti", "sub", "sid", "client_id", "status"}
+    assert "get" in doc["paths"]["/api/v1/projects/{project_id}/tokens"]
+    assert "sid" in doc["components"]["schemas"]["TokenMint"]["properties"]
+    # The public routes stay out of it, like the JWKS and the token endpoint.
+    assert not any("statuslists" in p or "oauth2" in p for p in doc["paths"])

@@ -208,3 +208,89 @@ def test_cli_revoke_and_list(spawn: Any) -> None:
     assert "tab-9" in listed.output.splitlines()[1]
     as_json = runner.invoke(main, [*base, "--json", "revocations", "list", pid])
     assert '"sid": "tab-9"' in as_json.output
+    plain = runner.invoke(main, [*base, "--json", "projects", "create", "old-style",
+                                 "--no-token-status"])
+    assert plain.exit_code == 0, plain.output
+    assert '"token_status": false' in plain.output
+
+
+@pytest.mark.postgres
+def test_a_verifier_on_replica_b_rejects_a_token_revoked_on_a(tmp_path: Path, pg_url: str) -> None:
+    """End to end with the SDK: a jwkit ``Verifier`` (status checking, push) that reads replica
+    B refuses a token B signed a moment before a revocation by ``sub`` on replica A."""
+    from jwkit import TokenRevoked, Verifier
+
+    from .conftest import server_env
+
+    b = ServerProcess(tmp_path / "b", {})
+    env = {"JWKIT_DATABASE_URL": pg_url, "JWKIT_MASTER_KEY": MASTER_KEY,
+           "JWKIT_PUBLIC_URL": b.url, "JWKIT_EVENTS_HEARTBEAT": "0.5"}
+    b.env = server_env(tmp_path / "b", **env)
+    a = ServerProcess(tmp_path / "a", server_env(tmp_path / "a", **env))
+    try:
+        a.start()
+        b.start()
+        project = _api(a, "POST", "/projects", {"name": "e2e"})
+        pid, issuer = project["id"], project["issuer"]
+        cl = _api(a, "POST", f"/projects/{pid}/clients", {"name": "svc"})
+        deadline = time.monotonic() + 10
+        while httpx.get(f"{b.url}/p/{pid}/.well-known/jwks.json").status_code != 200:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        with Verifier.from_issuer(issuer, allow_insecure_http=True, status_events=True) as v:
+            token = _client_token(b, pid, cl)  # on B: its record is still in B's memory
+            assert v.verify(token)["client_id"] == cl["client_id"]
+            _api(a, "POST", f"/projects/{pid}/revocations", {"sub": cl["client_id"]})
+            deadline = time.monotonic() + 5
+            while True:
+                try:
+                    v.verify(token)
+                except TokenRevoked:
+                    break
+                assert time.monotonic() < deadline, "the verifier still accepts the token"
+                time.sleep(0.05)
+            fresh = _client_token(b, pid, cl)  # issued after the revocation: accepted
+            assert v.verify(fresh)["client_id"] == cl["client_id"]
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_open_event_streams_do_not_hold_up_shutdown(spawn: Any) -> None:
+    """uvicorn waits for open connections before it exits; the streams end when it starts
+    shutting down, so ``jwkit serve`` stops promptly with a listener connected."""
+    server = spawn()
+    project = _api(server, "POST", "/projects", {"name": "bye"})
+    reader = EventReader(f"{server.url}/p/{project['id']}/events")
+    assert server.proc is not None
+    started = time.monotonic()
+    server.proc.terminate()
+    server.proc.wait(10)  # raises TimeoutExpired if the stream held the server up
+    assert time.monotonic() - started < 10
+    assert "Traceback" not in server.log()
+    reader.close()
+
+
+def test_status_lists_answer_alike_on_the_parser_path_and_the_asgi_route(spawn: Any) -> None:
+    from .test_wire import _exchange, _get, _split, _wire_count
+
+    server = spawn()
+    project = _api(server, "POST", "/projects", {"name": "wire"})
+    token = _api(server, "POST", f"/projects/{project['id']}/tokens", {"sub": "h"})
+    uri, _ = _ref(token["access_token"])
+    path = uri[uri.index("/p/"):]
+    before = _wire_count(server)
+    fast = _exchange(server, _get(path), 1)[0]
+    assert _wire_count(server) == before + 1
+    slow = _exchange(server, _get(path, 'If-None-Match: "nope"'), 1)[0]  # the ASGI route
+    assert _wire_count(server) == before + 1
+    (fs, fh, fb), (ss, sh, sb) = _split(fast), _split(slow)
+    assert fs == ss == "HTTP/1.1 200 OK"
+    assert fb == sb and fb.count(b".") == 2
+    for name in ("etag", "cache-control", "content-type", "content-length",
+                 "access-control-allow-origin"):
+        assert fh[name] == sh[name], name
+    assert fh["content-type"] == "application/statuslist+jwt"
+    assert set(fh) == set(sh)
+    missing = _exchange(server, _get(path[:-1] + "9"), 1)[0]
+    assert _split(missing)[0] == "HTTP/1.1 404 Not Found"

@@ -172,11 +172,51 @@ def projects() -> None:
 @click.option("--max-token-ttl", callback=_seconds, default=None, help="Longest lifetime: 1d.")
 @click.option("--jwks-max-age", callback=_seconds, default=None, help="JWKS cache age: 300, 5m.")
 @click.option("--rotation-days", type=int, default=None, help="Rotate automatically every N days.")
+@click.option(
+    "--token-status/--no-token-status",
+    default=None,
+    help="Tokens carry a status-list claim, so they can be revoked (default: on).",
+)
 @pass_api
 def projects_create(api: _Api, /, name: str, **options: Any) -> None:
     """Create a project (with an active and a pre-published next key)."""
     body = {"name": name, **{k: v for k, v in options.items() if v is not None}}
-    api.show(api.call("POST", "/projects", body), [*_PROJECT_COLS, "active_kid"])
+    data = api.call("POST", "/projects", body)
+    api.show(data, [*_PROJECT_COLS, "active_kid"])
+    if not api.as_json and data.get("secret_jwks"):
+        _show_secret(
+            data["secret_jwks"],
+            "the active and the next key (a JWK Set)",
+            "Save it as secret_jwks.json on every verifier",
+        )
+
+
+def _show_secret(value: dict[str, Any], what: str, where: str) -> None:
+    """An HS* secret, shown in this one answer only: JSON on stdout, the advice on stderr."""
+    click.echo(f"\nShared secret, shown once; store it now: {what}.", err=True)
+    click.echo(
+        f"{where} (Verifier.from_jwk_file reads it) and in your secret manager; "
+        "anyone who holds it can also sign tokens.",
+        err=True,
+    )
+    click.echo(json.dumps(value, indent=2))
+
+
+def _warn_no_next_secret(key_list: list[dict[str, Any]]) -> None:
+    """An HS* project rotates only to a next secret an admin generated and handed out."""
+    published = [k for k in key_list if k["state"] in ("next", "active", "retiring")]
+    if not published or not all(str(k["alg"]).startswith("HS") for k in published):
+        return
+    if any(k["state"] == "next" for k in published):
+        return
+    active = next((k for k in published if k["state"] == "active"), None)
+    due = f" (rotation due {active['retires_at']})" if active and active.get("retires_at") else ""
+    click.echo(
+        f"warning: this shared-secret project has no pre-shared next key{due}. Run "
+        "`jwkit admin keys generate PROJECT`, give the secret it shows to every "
+        "verifier, then rotate; until then the current secret stays active.",
+        err=True,
+    )
 
 
 @projects.command("list")
@@ -209,7 +249,10 @@ def keys() -> None:
 @pass_api
 def keys_list(api: _Api, project_id: str) -> None:
     """List a project's keys with their state and schedule."""
-    api.show(api.call("GET", f"/projects/{project_id}/keys"), _KEY_COLS, "keys")
+    data = api.call("GET", f"/projects/{project_id}/keys")
+    api.show(data, _KEY_COLS, "keys")
+    if not api.as_json:
+        _warn_no_next_secret(data["keys"])
 
 
 @keys.command("generate")
@@ -265,6 +308,14 @@ def keys_generate(
         click.echo(f"{data['state']} key {data['kid']} created at {data['created_at']}")
         if data.get("public_jwk"):
             click.echo(json.dumps(data["public_jwk"], indent=2))
+        if data.get("secret_jwk"):
+            where = (
+                'Add it to the "keys" of secret_jwks.json on every verifier before '
+                "the rotation promotes it"
+                if data["state"] == "next"
+                else 'Put it in the "keys" of secret_jwks.json on every verifier'
+            )
+            _show_secret(data["secret_jwk"], f"the {data['state']} key {data['kid']}", where)
 
 
 @keys.command("rotate")
@@ -275,6 +326,13 @@ def keys_rotate(api: _Api, project_id: str, emergency: bool) -> None:
     """Promote the next key to active; the active key starts retiring."""
     data = api.call("POST", f"/projects/{project_id}/keys/rotate", {"emergency": emergency})
     api.show(data, ["active", "retiring", "next"])
+    if not api.as_json and data.get("next") is None:
+        click.echo(
+            "note: no next key was pre-published (shared-secret project). Before the next "
+            "rotation, run `jwkit admin keys generate PROJECT` and give its secret to "
+            "every verifier.",
+            err=True,
+        )
 
 
 @keys.command("revoke")

@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     sync_interval: float = Field(default=1.0, gt=0, le=60)
     #: How often the rotation/retirement scheduler runs (seconds); 0 disables it.
     scheduler_interval: float = Field(default=10.0, ge=0)
+    #: How far ahead (seconds) each replica records the latest token expiry a key may sign:
+    #: a retiring key stays published up to this long after its last token could expire,
+    #: and during a database outage tokens keep being issued for at least half of it.
+    exp_headroom: int = Field(default=600, ge=10, le=7 * 86400)
+    #: Deadline of any one database call (seconds); past it the admin API answers 503.
+    db_timeout: float = Field(default=5.0, ge=1, le=300)
     #: Leeway for clocks of verifiers that differ from ours (seconds).
     clock_skew: int = Field(default=60, ge=0, le=3600)
     #: Lifetime of console sessions (seconds).

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from sqlalchemy import func, select
 
@@ -67,9 +67,8 @@ class ListDoc:
         return max(0, min(self.ttl, self.exp - now))
 
 
-@dataclass(frozen=True, slots=True)
-class Slot:
-    """One index handed to a token about to be signed."""
+class Slot(NamedTuple):
+    """One index handed to a token about to be signed (a tuple: one per token)."""
 
     uri: str
     list_id: int

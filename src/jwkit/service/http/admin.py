@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.security import HTTPBearer
 from sqlalchemy import select
+from starlette.routing import Match, Route
+from starlette.types import Receive, Scope, Send
 
 from jwkit.service.domain import audit, clients, keys, projects, revocation
 from jwkit.service.domain.common import InvalidInput, NotFound, isoformat
@@ -19,6 +22,8 @@ from jwkit.service.domain.tokens import check_extra_claims, mint, new_jti
 from jwkit.service.http.auth import AdminRoute
 from jwkit.service.http.metrics import TRANSITIONS
 from jwkit.service.http.schemas import (
+    ERROR_RESPONSES,
+    NOT_NULL,
     ClientCreate,
     KeyCreate,
     ProjectCreate,
@@ -32,9 +37,20 @@ from jwkit.service.runtime import Service
 from jwkit.service.statuslists import now_ms
 from jwkit.service.store.models import AuditEvent
 
-__all__ = ["router"]
+__all__ = ["ROUTER_OPTIONS", "router"]
 
-router = APIRouter(prefix="/api/v1", route_class=AdminRoute, tags=["admin"])
+# The bearer scheme only documents the admin token in the OpenAPI document (AdminRoute does
+# the authentication, console sessions included); ERROR_RESPONSES documents every refusal.
+_BEARER = HTTPBearer(auto_error=False, description="The admin token (JWKIT_ADMIN_TOKEN)")
+#: How every router of the admin API is made (``inspect.py`` has one too).
+ROUTER_OPTIONS: dict[str, Any] = {
+    "prefix": "/api/v1",
+    "route_class": AdminRoute,
+    "tags": ["admin"],
+    "dependencies": [Depends(_BEARER)],
+    "responses": ERROR_RESPONSES,
+}
+router = APIRouter(**ROUTER_OPTIONS)
 JSON = dict[str, Any]
 
 
@@ -97,8 +113,7 @@ def get_project(request: Request, project_id: str) -> JSON:
 def update_project(request: Request, project_id: str, body: ProjectUpdate) -> JSON:
     svc = _service(request)
     changes = {name: getattr(body, name) for name in body.model_fields_set}
-    for name in ("name", "algorithm", "token_ttl", "max_token_ttl", "jwks_max_age",
-                 "token_status"):
+    for name in NOT_NULL:
         if name in changes and changes[name] is None:
             raise InvalidInput(f"{name} cannot be null", field=name)
     with svc.write() as session:
@@ -373,3 +388,36 @@ def find_tokens(
                                       limit=limit)
         issuer = issuer_for(svc.settings.public_url, project.id)
         return {"tokens": [revocation.token_to_json(row, n, issuer) for row, n in rows]}
+
+
+class _MethodNotAllowed:
+    """The last route of each admin path, for the methods the path does not have: 405 with
+    an ``Allow`` header that lists every method of the path (RFC 9110 §15.5.6). Starlette's
+    own 405 names only the methods of the first route of the path (``Allow: POST`` for
+    ``GET``/``POST`` ``/projects``). The router's routes are looked up per request, so a
+    route added to it after this one is still reached, never shadowed."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        allowed: set[str] = set()
+        for route in router.routes:
+            if not isinstance(route, Route) or route.endpoint is self:
+                continue
+            match, child = route.matches(scope)
+            if match is Match.FULL:
+                scope.update(child)
+                await route.handle(scope, receive, send)
+                return
+            if match is Match.PARTIAL and route.methods:
+                allowed.update(route.methods)
+        response = Response(
+            b'{"error":"method_not_allowed","message":"Method Not Allowed"}',
+            status_code=405,
+            headers={"Allow": ", ".join(sorted(allowed))},
+            media_type="application/json",
+        )
+        await response(scope, receive, send)
+
+
+_METHOD_NOT_ALLOWED = _MethodNotAllowed()
+for _path in sorted({r.path for r in router.routes if isinstance(r, Route)}):
+    router.routes.append(Route(_path, _METHOD_NOT_ALLOWED, include_in_schema=False))

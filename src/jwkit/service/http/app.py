@@ -99,7 +99,6 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], int] = u
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            await run_in_threadpool(service.state.flush_max_exp)
             await run_in_threadpool(service.state.status.flush)
 
     app = FastAPI(

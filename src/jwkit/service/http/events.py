@@ -21,6 +21,7 @@ import contextlib
 import itertools
 import json
 import time
+import weakref
 from typing import Any
 
 from starlette.requests import Request
@@ -29,10 +30,18 @@ from starlette.types import Receive, Scope, Send
 
 from jwkit.service.runtime import Service
 
-__all__ = ["QUEUE", "EventHub", "events"]
+__all__ = ["QUEUE", "EventHub", "close_all", "events"]
 
 QUEUE = 64
 _JSON = "application/json"
+_HUBS: weakref.WeakSet[EventHub] = weakref.WeakSet()
+
+
+def close_all() -> None:
+    """End every open stream of this process (the server is shutting down: uvicorn waits for
+    open connections to finish, and a stream never would). Called on the event loop."""
+    for hub in list(_HUBS):
+        hub.close()
 
 
 class EventHub:
@@ -44,6 +53,8 @@ class EventHub:
         self.streams: dict[str, set[asyncio.Queue[bytes]]] = {}
         self.open = 0
         self._ids = itertools.count(1)
+        self.closing = asyncio.Event()
+        _HUBS.add(self)
         service.state.status.listeners.append(self._status_changed)
         service.state.key_listeners.append(self._keys_changed)
 
@@ -72,9 +83,13 @@ class EventHub:
             if queue.qsize() < QUEUE:
                 queue.put_nowait(chunk)
 
+    def close(self) -> None:
+        self.closing.set()
+
     def subscribe(self, project_id: str) -> asyncio.Queue[bytes] | None:
-        """A queue for a new stream, or ``None`` when the process has as many as allowed."""
-        if self.open >= self.service.settings.events_max_listeners:
+        """A queue for a new stream, or ``None`` when the process has as many as allowed (or is
+        shutting down)."""
+        if self.closing.is_set() or self.open >= self.service.settings.events_max_listeners:
             return None
         self.loop = asyncio.get_running_loop()
         queue: asyncio.Queue[bytes] = asyncio.Queue()
@@ -115,7 +130,9 @@ class _Stream(Response):
             return
         heartbeat = hub.service.settings.events_heartbeat
         watcher = asyncio.ensure_future(_disconnected(receive))
+        closing = asyncio.ensure_future(hub.closing.wait())
         getter: asyncio.Future[bytes] | None = None
+        started = False
         try:
             await send(
                 {
@@ -129,6 +146,7 @@ class _Stream(Response):
                     ],
                 }
             )
+            started = True
             await send(
                 {
                     "type": "http.response.body",
@@ -139,9 +157,11 @@ class _Stream(Response):
             while True:
                 getter = asyncio.ensure_future(queue.get())
                 done, _ = await asyncio.wait(
-                    {getter, watcher}, timeout=heartbeat, return_when=asyncio.FIRST_COMPLETED
+                    {getter, watcher, closing},
+                    timeout=heartbeat,
+                    return_when=asyncio.FIRST_COMPLETED,
                 )
-                if watcher in done:
+                if watcher in done or closing in done:
                     break
                 if getter in done:
                     chunk = getter.result()
@@ -154,7 +174,10 @@ class _Stream(Response):
             pass  # the client went away mid-write
         finally:
             hub.unsubscribe(self.project_id, queue)
-            for task in (watcher, getter):
+            if started:  # end the response: the client reconnects
+                with contextlib.suppress(OSError):
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+            for task in (watcher, closing, getter):
                 if task is not None and not task.done():
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):

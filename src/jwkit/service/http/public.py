@@ -261,6 +261,8 @@ def grant_token(service: Service, view: ProjectView, request: TokenRequest,
     if signer is None or key_id is None:
         return _oauth_error("temporarily_unavailable", "no active signing key", 503)
     now = service.clock()
+    if not service.state.exp_covered(key_id, now + view.token_ttl):  # recorded before signing
+        return _oauth_error("temporarily_unavailable", "try again shortly", 503)
     slot = None
     if view.token_status:
         try:
@@ -274,7 +276,6 @@ def grant_token(service: Service, view: ProjectView, request: TokenRequest,
         ttl=view.token_ttl, now=now, client_id=client_id, scope=granted or None, jti=jti,
         status=None if slot is None else (slot.uri, slot.idx),
     )
-    service.state.note_signed(key_id, exp)
     if slot is not None:
         service.state.status.note_issued(Issued(
             view.id, jti, slot.list_id, slot.idx, client_id, None, client_id, now_ms(), exp,

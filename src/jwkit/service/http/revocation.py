@@ -46,10 +46,7 @@ from jwkit.service.state import ProjectView
 
 __all__ = ["introspect", "revoke", "routes", "status_list"]
 
-_STATUS_TYPE = "application/statuslist+jwt"
-_JSON = "application/json"
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-_NOT_FOUND = b'{"error":"not_found","message":"no such status list"}'
 _MAX_TOKEN = 16 * 1024
 
 
@@ -72,16 +69,11 @@ async def status_list(request: Request) -> Response:
     if number.isdigit() and len(number) <= 9:
         doc = service.state.status.document(request.path_params["project"], int(number))
     if doc is None:
-        return Response(_NOT_FOUND, 404, media_type=_JSON)
-    headers = {
-        "ETag": doc.etag,
-        "Cache-Control": f"public, max-age={doc.max_age(service.clock())}",
-        "Access-Control-Allow-Origin": "*",
-    }
+        return answer_response(documents.no_status_list())
     inm = request.headers.get("if-none-match")
-    if inm is not None and documents.etag_matches(inm, doc.etag):
-        return Response(status_code=304, headers=headers)
-    return Response(doc.body, 200, headers=headers, media_type=_STATUS_TYPE)
+    return answer_response(
+        documents.status_list(doc.body, doc.etag, doc.max_age(service.clock()), inm)
+    )
 
 
 def _answer(answer: TokenAnswer) -> Response:
@@ -215,7 +207,7 @@ async def revoke(request: Request) -> Response:
     service: Service = request.app.state.service
     view = service.state.projects.get(request.path_params["project"])
     if view is None:
-        return Response(b'{"error":"not_found","message":"no such project"}', 404, media_type=_JSON)
+        return answer_response(documents.not_found())
     auth = await _authenticate(service, view, request)
     if isinstance(auth, TokenAnswer):
         return _answer(auth)
@@ -262,7 +254,7 @@ async def introspect(request: Request) -> Response:
     service: Service = request.app.state.service
     view = service.state.projects.get(request.path_params["project"])
     if view is None:
-        return Response(b'{"error":"not_found","message":"no such project"}', 404, media_type=_JSON)
+        return answer_response(documents.not_found())
     auth = await _authenticate(service, view, request)
     if isinstance(auth, TokenAnswer):
         return _answer(auth)

@@ -43,12 +43,14 @@ from __future__ import annotations
 
 import logging
 from asyncio import TimerHandle
+from collections.abc import Callable
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from jwkit.service.domain.clients import ClientRecord
 from jwkit.service.http import documents
+from jwkit.service.http.events import close_all as close_event_streams
 from jwkit.service.http.metrics import ERRORS, WIRE
 from jwkit.service.http.protocol import GuardedProtocol, find_service
 from jwkit.service.http.public import (
@@ -115,6 +117,25 @@ def _fields(headers: documents.Headers) -> bytes:
     return b"".join(name + b": " + value + b"\r\n" for name, value in headers)
 
 
+def _cached_response(
+    cache_key: tuple[str, str], defaults: Any, etag: str, max_age: int,
+    build: Callable[[], documents.Answer],
+) -> _Prebuilt:
+    """The complete 200 answer ``build`` makes (a ``documents`` builder's), from
+    :data:`_PREBUILT` while its default headers, ETag and ``max-age`` stay the same."""
+    cached = _PREBUILT.get(cache_key)
+    if cached is None or cached.defaults is not defaults or cached.etag != etag or (
+        cached.max_age != max_age
+    ):
+        answer = build()
+        head = STATUS_LINE[answer.status] + _default_lines(defaults) + _fields(answer.headers)
+        cached = _Prebuilt(defaults, etag, max_age, head, answer.body)
+        if len(_PREBUILT) >= _MAX_PREBUILT:
+            _PREBUILT.clear()  # deleted projects' entries must not pile up
+        _PREBUILT[cache_key] = cached
+    return cached
+
+
 class FastDocumentProtocol(GuardedProtocol):
     """uvicorn's httptools protocol with a one-write path for JWKS, discovery and tokens."""
 
@@ -148,7 +169,12 @@ class FastDocumentProtocol(GuardedProtocol):
         # ten entries and a copy of the lifespan state) is left to _begin_scope, for requests
         # that go to the app.
         self._idle_since = None  # busy: the lazy keep-alive timer must not close us now
-        self._begin_head()
+        # GuardedProtocol._begin_head, inline (this runs for every request):
+        self._heads += 1
+        self._in_head = True
+        self._head_size = self._head_received = 0
+        if self._head_timer is None:
+            self._arm_head_timer()
         self.url = b""
         self.expect_100_continue = False
         self.headers = []
@@ -164,7 +190,9 @@ class FastDocumentProtocol(GuardedProtocol):
         self._fast = None
         self._status_doc = None
         self._token = None
-        self._end_head()
+        self._in_head = False  # GuardedProtocol._end_head, inline:
+        if len(self.url) > self._line_max:
+            self._refuse(414, b"request target too long")
         if self._enabled and self._connection_free():
             method = self.parser.get_method()
             if method == b"GET":
@@ -226,50 +254,27 @@ class FastDocumentProtocol(GuardedProtocol):
         """The 200 response to a GET of a status list (what the ASGI route answers)."""
         service = self._service
         assert service is not None
-        defaults = self.server_state.default_headers
         max_age = doc.max_age(service.clock())
-        cache_key = (doc.project_id, f"statuslist/{doc.number}")
-        cached = _PREBUILT.get(cache_key)
-        if cached is None or cached.defaults is not defaults or cached.etag != doc.etag or (
-            cached.max_age != max_age
-        ):
-            head = b"".join([
-                b"HTTP/1.1 200 OK\r\n",
-                _default_lines(defaults),
-                b"etag: " + doc.etag.encode() + b"\r\n",
-                b"cache-control: public, max-age=%d\r\n" % max_age,
-                b"access-control-allow-origin: *\r\n",
-                b"content-type: application/statuslist+jwt\r\n",
-                b"content-length: %d\r\n" % len(doc.body),
-            ])
-            cached = _Prebuilt(defaults, doc.etag, max_age, head, doc.body)
-            if len(_PREBUILT) >= _MAX_PREBUILT:
-                _PREBUILT.clear()
-            _PREBUILT[cache_key] = cached
+        prebuilt = _cached_response(
+            (doc.project_id, f"statuslist/{doc.number}"), self.server_state.default_headers,
+            doc.etag, max_age, lambda: documents.status_list(doc.body, doc.etag, max_age),
+        )
         WIRE.n += 1
-        return cached
+        return prebuilt
 
     def _prebuilt(self, view: ProjectView, name: str) -> _Prebuilt:
         """The 200 response to a GET of ``view``'s document ``name``, counted as served."""
         service = self._service
         assert service is not None
         doc = view.jwks if name == "jwks" else view.discovery
-        defaults = self.server_state.default_headers
         max_age = view.cache_max_age(service.clock())
-        cache_key = (view.id, name)
-        cached = _PREBUILT.get(cache_key)
-        if cached is None or cached.defaults is not defaults or cached.etag != doc.etag or (
-            cached.max_age != max_age
-        ):
-            answer = documents.document(name, doc, max_age)
-            head = STATUS_LINE[answer.status] + _default_lines(defaults) + _fields(answer.headers)
-            cached = _Prebuilt(defaults, doc.etag, max_age, head, answer.body)
-            if len(_PREBUILT) >= _MAX_PREBUILT:
-                _PREBUILT.clear()  # deleted projects' entries must not pile up
-            _PREBUILT[cache_key] = cached
+        prebuilt = _cached_response(
+            (view.id, name), self.server_state.default_headers, doc.etag, max_age,
+            lambda: documents.document(name, doc, max_age),
+        )
         COUNT[name, "200"].n += 1
         WIRE.n += 1
-        return cached
+        return prebuilt
 
     def _token_request(self) -> bool:
         """Take a plain client_secret_basic token request whose client is cached."""
@@ -416,6 +421,7 @@ class FastDocumentProtocol(GuardedProtocol):
         super().connection_lost(exc)
 
     def shutdown(self) -> None:
+        close_event_streams()  # open /events streams end, so their connections can close
         if self._token is not None:  # a token request's body is still coming in
             self._close_after = True
             return

@@ -69,6 +69,7 @@ def upgrade() -> None:
         sa.Column("rules_seen", sa.BigInteger, nullable=False),
         sa.Column("status", sa.Integer, nullable=False),
         sa.Column("status_changed_at", sa.BigInteger, nullable=True),
+        sqlite_with_rowid=False,
     )
     op.create_index("ix_issued_tokens_sub", "issued_tokens", ["project_id", "sub"])
     # Partial indexes: a row enters only the ones it needs (see the model).
@@ -78,13 +79,6 @@ def upgrade() -> None:
         ["project_id", "sid"],
         sqlite_where=sa.text("sid IS NOT NULL"),
         postgresql_where=sa.text("sid IS NOT NULL"),
-    )
-    op.create_index(
-        "ix_issued_tokens_client",
-        "issued_tokens",
-        ["project_id", "client_id"],
-        sqlite_where=sa.text("client_id IS NOT NULL"),
-        postgresql_where=sa.text("client_id IS NOT NULL"),
     )
     op.create_index(
         "ix_issued_tokens_list_status",
@@ -118,7 +112,6 @@ def downgrade() -> None:
     op.drop_table("revocations")
     for name in (
         "ix_issued_tokens_list_status",
-        "ix_issued_tokens_client",
         "ix_issued_tokens_sid",
         "ix_issued_tokens_sub",
     ):
