@@ -105,10 +105,12 @@ def fuzz_token_parts(data: bytes) -> None:
 
 
 def _use_key(key: JWK) -> None:
-    """A key that imported must be fully usable."""
-    json.dumps(key.to_dict())
+    """A key that imported must be fully usable (a secret has no public form: exported
+    with ``private=True``)."""
+    json.dumps(key.to_dict(private=key.is_symmetric))
     key.thumbprint()
-    key.public().to_dict()
+    if not key.is_symmetric:
+        key.public().to_dict()
     for alg in sorted(key.verify_algorithms):
         key.can_verify(alg)
     repr(key)
@@ -131,7 +133,7 @@ def fuzz_jwk(data: bytes) -> None:
             continue
         for key in keys:
             _use_key(key)
-        json.dumps(keys.to_dict())
+        json.dumps(keys.to_dict(private=any(key.is_symmetric for key in keys)))
 
 
 def fuzz_statuslist(data: bytes) -> None:
@@ -288,6 +290,7 @@ def seeds() -> dict[str, list[bytes]]:
             EC_KEY.to_json(private=True).encode(),
             HMAC_KEY.to_json(private=True).encode(),
             JWK.generate("EdDSA").to_json().encode(),
+            b'{"keys": [' + HMAC_KEY.to_json(private=True).encode() + b"]}",
             JWK.generate("RS256", size=2048).to_json().encode(),
             KEYS.to_json().encode(),
             EC_KEY.to_pem(),

@@ -279,58 +279,40 @@ def test_non_ascii_csrf_headers_and_cookies_over_a_real_server(spawn: Any) -> No
         assert login.status_code == 303
         session = login.cookies["jwkit_session"].encode()
     cookie = b"Cookie: jwkit_session=" + session
+    form_type = b"Content-Type: " + FORM.encode()
     for value in RAW_HEADER_VALUES:
-        # The admin API with a session cookie: the CSRF header decides (403, never 500).
-        assert (
-            _raw(
-                server.port,
+        cases = [
+            # The admin API with a session cookie: the CSRF header decides (403, never 500).
+            (
                 "POST",
                 "/api/v1/projects",
                 [cookie, b"X-CSRF-Token: " + value, b"Content-Type: application/json"],
                 b'{"name": "x"}',
-            )
-            == 403
-        )
-        # The login form's CSRF cookie of any bytes against a field of any bytes.
-        form = _form(username=b"admin", password=b"x", csrf_token=value)
-        assert (
-            _raw(
-                server.port,
+                403,
+            ),
+            # The login form's CSRF cookie of any bytes against a field of any bytes.
+            (
                 "POST",
                 "/console/login",
-                [
-                    b"Cookie: " + LOGIN_CSRF_COOKIE.encode() + b"=" + value,
-                    b"Content-Type: " + FORM.encode(),
-                ],
-                form,
-            )
-            == 403
-        )
-        # Logout with a CSRF field of any bytes, and a session cookie of any bytes.
-        assert (
-            _raw(
-                server.port,
+                [LOGIN_CSRF_COOKIE.encode().join([b"Cookie: ", b"="]) + value, form_type],
+                _form(username=b"admin", password=b"x", csrf_token=value),
+                403,
+            ),
+            # Logout with a CSRF field of any bytes, with a real session and with a session
+            # cookie of any bytes (no session: back to the login page).
+            ("POST", "/console/logout", [cookie, form_type], _form(csrf_token=value), 403),
+            (
                 "POST",
                 "/console/logout",
-                [cookie, b"Content-Type: " + FORM.encode()],
+                [b"Cookie: jwkit_session=" + value, form_type],
                 _form(csrf_token=value),
-            )
-            == 403
-        )
-        assert (
-            _raw(
-                server.port,
-                "POST",
-                "/console/logout",
-                [b"Cookie: jwkit_session=" + value, b"Content-Type: " + FORM.encode()],
-                _form(csrf_token=value),
-            )
-            == 303
-        )  # no session: back to the login page
-        # An admin token of any bytes is just a wrong token.
-        assert (
-            _raw(server.port, "GET", "/api/v1/projects", [b"Authorization: Bearer " + value]) == 401
-        )
+                303,
+            ),
+            # An admin token of any bytes is just a wrong token.
+            ("GET", "/api/v1/projects", [b"Authorization: Bearer " + value], b"", 401),
+        ]
+        for method, path, headers, body, expected in cases:
+            assert _raw(server.port, method, path, headers, body) == expected, (path, value)
     assert "Traceback" not in server.log()
 
 

@@ -337,7 +337,7 @@ def test_migration_keeps_existing_projects_without_status(tmp_path: Path) -> Non
 
 
 def test_openapi_documents_the_revocation_api(client: SyncClient) -> None:
-    doc = client.get("/api/v1/openapi.json").json()
+    doc = client.get("/api/v1/openapi.json", headers=AUTH).json()
     path = doc["paths"]["/api/v1/projects/{project_id}/revocations"]
     assert set(path) == {"get", "post"}
     body = path["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]

@@ -91,7 +91,7 @@ class ServerProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 30) -> ServerProcess:
+    def start(self, timeout: float = 90) -> ServerProcess:
         attempts = 5 if self._auto_port else 1
         for attempt in range(attempts):
             try:

@@ -77,7 +77,6 @@ _HEADER_TYPES: dict[str, tuple[type, str]] = {
     "crit": (list, "an array of strings"),
     "b64": (bool, "a boolean"),
 }
-_HEADER_NAMES = frozenset(_HEADER_TYPES)
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -216,8 +215,9 @@ def _decode_header(segment: bytes) -> Mapping[str, Any]:
     header = loads_object(decode_translated(segment, "header"), "header")
     if type(header.get("alg")) is not str:
         raise MalformedToken('header has no "alg" string')
-    for name in _HEADER_NAMES.intersection(header):
-        kind, words = _HEADER_TYPES[name]
+    for name, (kind, words) in _HEADER_TYPES.items():  # in order: the same error every run
+        if name not in header:
+            continue
         value = header[name]
         if type(value) is not kind or (
             type(value) is list and not all(type(item) is str for item in value)

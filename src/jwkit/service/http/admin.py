@@ -25,13 +25,18 @@ from jwkit.service.http.schemas import (
     ERROR_RESPONSES,
     NOT_NULL,
     ClientCreate,
+    ClientList,
+    ClientOut,
     KeyCreate,
     ProjectCreate,
+    ProjectList,
+    ProjectOut,
     ProjectUpdate,
     RevocationCreate,
     RevokeBody,
     RotateBody,
     TokenMint,
+    TokenOut,
 )
 from jwkit.service.runtime import Service
 from jwkit.service.statuslists import now_ms
@@ -75,7 +80,7 @@ def _shared_secrets(svc: Service, rows: list[Any]) -> dict[str, Any] | None:
     return {"keys": [jwk.to_dict(private=True) for jwk in secret]}
 
 
-@router.post("/projects", status_code=201)
+@router.post("/projects", status_code=201, responses={201: {"model": ProjectOut}})
 def create_project(request: Request, body: ProjectCreate) -> JSON:
     """Create a project with an active key and a pre-published next key."""
     svc = _service(request)
@@ -93,7 +98,7 @@ def create_project(request: Request, body: ProjectCreate) -> JSON:
     return out
 
 
-@router.get("/projects")
+@router.get("/projects", responses={200: {"model": ProjectList}})
 def list_projects(request: Request) -> JSON:
     svc = _service(request)
     with svc.read() as session:
@@ -101,7 +106,7 @@ def list_projects(request: Request) -> JSON:
         return {"projects": [projects.project_to_json(p, svc.settings.public_url) for p in rows]}
 
 
-@router.get("/projects/{project_id}")
+@router.get("/projects/{project_id}", responses={200: {"model": ProjectOut}})
 def get_project(request: Request, project_id: str) -> JSON:
     svc = _service(request)
     with svc.read() as session:
@@ -109,7 +114,7 @@ def get_project(request: Request, project_id: str) -> JSON:
         return projects.project_to_json(project, svc.settings.public_url)
 
 
-@router.patch("/projects/{project_id}")
+@router.patch("/projects/{project_id}", responses={200: {"model": ProjectOut}})
 def update_project(request: Request, project_id: str, body: ProjectUpdate) -> JSON:
     svc = _service(request)
     changes = {name: getattr(body, name) for name in body.model_fields_set}
@@ -218,7 +223,7 @@ def _scope(scope: str | None) -> str | None:
     return " ".join(sorted(set(scope.split()))) if scope else None
 
 
-@router.post("/projects/{project_id}/tokens")
+@router.post("/projects/{project_id}/tokens", responses={200: {"model": TokenOut}})
 def mint_token(request: Request, project_id: str, body: TokenMint) -> JSON:
     """Mint an access token for a trusted backend, within the project's maximum lifetime."""
     svc = _service(request)
@@ -263,7 +268,9 @@ def mint_token(request: Request, project_id: str, body: TokenMint) -> JSON:
     return {"access_token": token, "token_type": "Bearer", "expires_in": ttl}
 
 
-@router.post("/projects/{project_id}/clients", status_code=201)
+@router.post(
+    "/projects/{project_id}/clients", status_code=201, responses={201: {"model": ClientOut}}
+)
 def create_client(request: Request, project_id: str, body: ClientCreate) -> JSON:
     """Create an OAuth client; ``client_secret`` appears in this response only."""
     svc = _service(request)
@@ -277,7 +284,7 @@ def create_client(request: Request, project_id: str, body: ClientCreate) -> JSON
     return out
 
 
-@router.get("/projects/{project_id}/clients")
+@router.get("/projects/{project_id}/clients", responses={200: {"model": ClientList}})
 def list_clients(request: Request, project_id: str) -> JSON:
     svc = _service(request)
     with svc.read() as session:

@@ -18,14 +18,19 @@ __all__ = [
     "ERROR_RESPONSES",
     "Algorithm",
     "ClientCreate",
+    "ClientList",
+    "ClientOut",
     "ErrorBody",
     "KeyCreate",
     "ProjectCreate",
+    "ProjectList",
+    "ProjectOut",
     "ProjectUpdate",
     "RevocationCreate",
     "RevokeBody",
     "RotateBody",
     "TokenMint",
+    "TokenOut",
 ]
 
 Algorithm = Literal[
@@ -84,6 +89,55 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (503, "The database is unavailable; retry later"),
     ]
 }
+
+
+# -- answers (documentation only: the handlers return dicts; schemathesis checks each answer
+# against these, and infers from ``id``/``client_id`` which ids later requests can use) -----
+
+
+class _Answer(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class ProjectOut(_Answer):
+    """A project (``POST`` adds ``active_kid``, and ``secret_jwks`` for HS256 projects)."""
+
+    id: str
+    name: str
+    issuer: str
+    audience: str | None
+    jwks_uri: str
+    discovery_url: str
+    token_endpoint: str
+    algorithm: Algorithm
+    token_ttl: int
+    max_token_ttl: int
+    jwks_max_age: int
+    rotation_days: int | None
+    created_at: str
+
+
+class ProjectList(_Answer):
+    projects: list[ProjectOut]
+
+
+class ClientOut(_Answer):
+    """An OAuth client (``POST`` adds ``client_secret``, shown that once)."""
+
+    client_id: str
+    name: str
+    scopes: list[str]
+    created_at: str
+
+
+class ClientList(_Answer):
+    clients: list[ClientOut]
+
+
+class TokenOut(_Answer):
+    access_token: str
+    token_type: Literal["Bearer"]
+    expires_in: int
 
 
 class _Body(BaseModel):
