@@ -1,6 +1,7 @@
 """A one-file Django project protected by jwkit's middleware and decorator.
 
-    JWKIT_EXAMPLE_JWK_FILE=public-key.json python examples/django_app.py runserver
+    JWKIT_EXAMPLE_JWK_FILE=public_key.json JWKIT_EXAMPLE_AUDIENCE=https://api.example \
+        python examples/django_app.py runserver     # 127.0.0.1:8002 (jwkit serve has 8000)
     # or, under a production WSGI/ASGI server: the module's ``application``
 
 ``/public`` is excluded in ``settings.JWKIT``; ``/me`` is a function view, ``/admin`` an async
@@ -19,11 +20,18 @@ from django.views import View
 
 
 def jwkit_settings() -> dict[str, object]:
+    audience = os.environ.get("JWKIT_EXAMPLE_AUDIENCE")  # the aud your tokens carry
+    if not audience:
+        raise SystemExit("set JWKIT_EXAMPLE_AUDIENCE to the aud your tokens carry")
     url = os.environ.get("JWKIT_EXAMPLE_JWKS_URL")
     if url:
         local = url.startswith(("http://127.0.0.1", "http://localhost"))
-        return {"JWKS_URL": url, "VERIFIER_OPTIONS": {"allow_insecure_http": local}}
-    return {"JWK_FILE": os.environ["JWKIT_EXAMPLE_JWK_FILE"]}
+        options = {"allow_insecure_http": local, "audience": audience}
+        return {"JWKS_URL": url, "VERIFIER_OPTIONS": options}
+    return {
+        "JWK_FILE": os.environ["JWKIT_EXAMPLE_JWK_FILE"],
+        "VERIFIER_OPTIONS": {"audience": audience},
+    }
 
 
 settings.configure(
@@ -62,4 +70,7 @@ application = get_wsgi_application()
 if __name__ == "__main__":
     from django.core.management import execute_from_command_line
 
-    execute_from_command_line(sys.argv)
+    argv = list(sys.argv)
+    if argv[1:] == ["runserver"]:
+        argv.append("127.0.0.1:8002")  # not 8000: that is `jwkit serve`'s (make run) port
+    execute_from_command_line(argv)

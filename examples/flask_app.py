@@ -1,8 +1,9 @@
 """A Flask API protected by jwkit (sync and async views).
 
-    JWKIT_EXAMPLE_JWK_FILE=public-key.json python examples/flask_app.py   # PORT=5000
+    JWKIT_EXAMPLE_JWK_FILE=public_key.json JWKIT_EXAMPLE_AUDIENCE=https://api.example \
+        python examples/flask_app.py            # PORT=5000
 
-or ``flask --app examples/flask_app run``.
+or ``flask --app examples/flask_app run`` (also port 5000).
 """
 
 from __future__ import annotations
@@ -16,12 +17,21 @@ from jwkit import Verifier
 from jwkit.integrations.flask import JWKit
 
 
+def audience() -> str:
+    """The ``aud`` this API accepts (a jwkit project's tokens carry its audience, by
+    default the project id): a verifier without one accepts tokens meant for other APIs."""
+    value = os.environ.get("JWKIT_EXAMPLE_AUDIENCE")
+    if not value:
+        raise SystemExit("set JWKIT_EXAMPLE_AUDIENCE to the aud your tokens carry")
+    return value
+
+
 def key_source() -> Verifier:
     url = os.environ.get("JWKIT_EXAMPLE_JWKS_URL")
     if url:
         local = url.startswith(("http://127.0.0.1", "http://localhost"))
-        return Verifier.from_jwks_url(url, allow_insecure_http=local)
-    return Verifier.from_jwk_file(os.environ["JWKIT_EXAMPLE_JWK_FILE"])
+        return Verifier.from_jwks_url(url, allow_insecure_http=local, audience=audience())
+    return Verifier.from_jwk_file(os.environ["JWKIT_EXAMPLE_JWK_FILE"], audience=audience())
 
 
 app = Flask(__name__)

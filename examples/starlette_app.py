@@ -1,6 +1,7 @@
 """A Starlette app (any ASGI app works the same) protected by the jwkit middleware.
 
-    JWKIT_EXAMPLE_JWK_FILE=public-key.json uvicorn --app-dir examples starlette_app:app
+    JWKIT_EXAMPLE_JWK_FILE=public_key.json JWKIT_EXAMPLE_AUDIENCE=https://api.example \
+        python examples/starlette_app.py        # PORT=8001 (the key service has 8000)
 
 ``/public`` is excluded; every other path needs a valid bearer token, and ``/admin`` also
 the ``admin`` scope (a second middleware that only guards ``/admin``).
@@ -20,12 +21,21 @@ from jwkit import Verifier
 from jwkit.integrations.starlette import BearerAuthMiddleware
 
 
+def audience() -> str:
+    """The ``aud`` this API accepts (a jwkit project's tokens carry its audience, by
+    default the project id): a verifier without one accepts tokens meant for other APIs."""
+    value = os.environ.get("JWKIT_EXAMPLE_AUDIENCE")
+    if not value:
+        raise SystemExit("set JWKIT_EXAMPLE_AUDIENCE to the aud your tokens carry")
+    return value
+
+
 def key_source() -> Verifier:
     url = os.environ.get("JWKIT_EXAMPLE_JWKS_URL")
     if url:
         local = url.startswith(("http://127.0.0.1", "http://localhost"))
-        return Verifier.from_jwks_url(url, allow_insecure_http=local)
-    return Verifier.from_jwk_file(os.environ["JWKIT_EXAMPLE_JWK_FILE"])
+        return Verifier.from_jwks_url(url, allow_insecure_http=local, audience=audience())
+    return Verifier.from_jwk_file(os.environ["JWKIT_EXAMPLE_JWK_FILE"], audience=audience())
 
 
 async def public(request: Request) -> JSONResponse:
@@ -55,3 +65,9 @@ app = Starlette(
         Middleware(BearerAuthMiddleware, verifier=verifier, exclude_paths=["/public"]),
     ],
 )
+
+
+if __name__ == "__main__":
+    import uvicorn
+
+    uvicorn.run(app, host="127.0.0.1", port=int(os.environ.get("PORT", "8001")))

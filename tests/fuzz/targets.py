@@ -32,7 +32,7 @@ KEYS = JWKSet([EC_KEY.public()])
 
 _VERIFIERS = (
     # A bare verifier: the hot path with its memoised route and token cache.
-    Verifier(HMAC_KEY, algorithms=["HS256"], clock=lambda: float(NOW)),
+    Verifier(HMAC_KEY, algorithms=["HS256"], audience=None, clock=lambda: float(NOW)),
     # Every policy check switched on.
     Verifier(
         HMAC_KEY,

@@ -66,6 +66,7 @@ def test_token_endpoint_answers_per_rfc_6749(live: LiveService, http: httpx.Clie
         issuer=f"{live.server.url}/p/{live.project}",
         algorithms=["ES256"],
         allow_insecure_http=True,
+        audience=None,
     )
     good = (live.client_id, live.client_secret)
     ids = st.sampled_from([live.client_id, "nope", ""]) | _text()

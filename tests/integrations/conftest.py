@@ -120,6 +120,10 @@ def jwk_file(signing_key: JWK, tmp_path_factory: pytest.TempPathFactory) -> Path
     return path
 
 
+#: The aud of every test token; the example apps get it as JWKIT_EXAMPLE_AUDIENCE.
+AUDIENCE = "https://api.example"
+
+
 class Tokens:
     """Tokens for every case, signed on demand."""
 
@@ -128,7 +132,7 @@ class Tokens:
 
     def make(self, key: JWK | None = None, **claims: Any) -> str:
         now = int(time.time())
-        payload: dict[str, Any] = {"sub": "alice", "iat": now, "exp": now + 600}
+        payload: dict[str, Any] = {"sub": "alice", "aud": AUDIENCE, "iat": now, "exp": now + 600}
         payload.update(claims)
         return jwt.encode(payload, key or self.key)
 
@@ -163,7 +167,7 @@ def bearer(token: str) -> dict[str, str]:
 
 @pytest.fixture
 def verifier(signing_key: JWK) -> Verifier:
-    return Verifier.from_jwk(signing_key.public().to_dict())
+    return Verifier.from_jwk(signing_key.public().to_dict(), audience=None)
 
 
 def free_port() -> int:
@@ -181,7 +185,7 @@ def dead_url() -> str:
 
 @pytest.fixture
 def down_verifier(dead_url: str) -> Verifier:
-    return Verifier.from_jwks_url(dead_url, allow_insecure_http=True, timeout=2.0)
+    return Verifier.from_jwks_url(dead_url, allow_insecure_http=True, timeout=2.0, audience=None)
 
 
 # -- a real local JWKS server --------------------------------------------------------------
@@ -241,7 +245,7 @@ def broken_jwks_url() -> Iterator[str]:
 @contextlib.contextmanager
 def server_process(args: list[str], port: int, env: Mapping[str, str]) -> Iterator[str]:
     """Run a server in a subprocess until it accepts connections; yield its base URL."""
-    full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
+    full_env = {**os.environ, "JWKIT_EXAMPLE_AUDIENCE": AUDIENCE, **env, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
         [sys.executable, *args],
         cwd=ROOT,

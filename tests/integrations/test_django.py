@@ -195,8 +195,8 @@ def test_unavailable(down_verifier, tokens: Tokens):
 
 def test_settings_from_jwk_file_and_url(jwk_file, jwks_url, tokens: Tokens):
     for conf in (
-        {"JWK_FILE": str(jwk_file)},
-        {"JWKS_URL": jwks_url, "VERIFIER_OPTIONS": {"allow_insecure_http": True}},
+        {"JWK_FILE": str(jwk_file), "VERIFIER_OPTIONS": {"audience": None}},
+        {"JWKS_URL": jwks_url, "VERIFIER_OPTIONS": {"allow_insecure_http": True, "audience": None}},
     ):
         with override_settings(JWKIT=conf, MIDDLEWARE=MIDDLEWARE):
             expect(Client().get("/plain", headers=bearer(tokens.reader)), "ok")
@@ -290,3 +290,11 @@ def test_example_app_runserver(jwk_file, tokens: Tokens):
     ]
     with server_process(args, port, {"JWKIT_EXAMPLE_JWK_FILE": str(jwk_file)}) as base:
         check_five(base, tokens)
+
+
+def test_an_http_jwks_url_is_refused_in_django_words():
+    with pytest.raises(ImproperlyConfigured) as info:
+        JWKitConfig({"JWKS_URL": "http://127.0.0.1:9/jwks.json"})
+    assert "must use https" in str(info.value)
+    assert "JWKIT['VERIFIER_OPTIONS'] = {'allow_insecure_http': True}" in str(info.value)
+    assert "pass allow_insecure_http=True" not in str(info.value)

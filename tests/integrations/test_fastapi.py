@@ -91,7 +91,9 @@ def test_unavailable_keys_are_503(down_verifier, tokens: Tokens):
 def test_jwks_server_answering_500_is_503(broken_jwks_url, tokens: Tokens):
     from jwkit.verify import Verifier
 
-    verifier = Verifier.from_jwks_url(broken_jwks_url, allow_insecure_http=True, timeout=2.0)
+    verifier = Verifier.from_jwks_url(
+        broken_jwks_url, allow_insecure_http=True, timeout=2.0, audience=None
+    )
     client = TestClient(make_app(verifier))
     expect(client.get("/me", headers=bearer(tokens.reader)), "unavailable")
 
@@ -99,7 +101,9 @@ def test_jwks_server_answering_500_is_503(broken_jwks_url, tokens: Tokens):
 def test_remote_jwks(jwks_url, tokens: Tokens):
     from jwkit.verify import Verifier
 
-    verifier = Verifier.from_jwks_url(jwks_url, allow_insecure_http=True, timeout=2.0)
+    verifier = Verifier.from_jwks_url(
+        jwks_url, allow_insecure_http=True, timeout=2.0, audience=None
+    )
     client = TestClient(make_app(verifier))
     expect(client.get("/me", headers=bearer(tokens.reader)), "ok")
 

@@ -129,7 +129,7 @@ def test_tokens_it_makes_verify_in_jwkit(node_status_list: NodeRunner) -> None:
             return jwt.encode(claims, key)
 
         with Verifier.from_jwks_url(
-            server.jwks_url, issuer=server.issuer, allow_insecure_http=True
+            server.jwks_url, issuer=server.issuer, allow_insecure_http=True, audience=None
         ) as v:
             assert v.verify(access(0))["sub"] == "u"
             assert v.verify(access(1023))["sub"] == "u"

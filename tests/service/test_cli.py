@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import os
+import socket
 import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from click.testing import CliRunner
 
@@ -15,7 +22,14 @@ from jwkit.service.runtime import Service
 from jwkit.service.settings import Settings
 from jwkit.service.vault import VaultError
 
-from .conftest import ADMIN_PASSWORD, ADMIN_TOKEN, FakeClock, make_settings
+from .conftest import (
+    ADMIN_PASSWORD,
+    ADMIN_TOKEN,
+    FakeClock,
+    ServerProcess,
+    free_port,
+    make_settings,
+)
 
 
 @pytest.fixture
@@ -137,8 +151,262 @@ def test_serve_refuses_a_wrong_master_key(env: Path, monkeypatch: pytest.MonkeyP
     for name in ("JWKIT_PORT", "JWKIT_PUBLIC_URL"):  # serve exports its flags; undo after
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("JWKIT_MASTER_KEY", "66" * 32)
-    result = CliRunner().invoke(main, ["serve", "--port", "1"])
+    result = CliRunner().invoke(main, ["serve", "--port", str(free_port())])
     assert result.exit_code == 3
     assert "cannot be opened with this master key" in result.output
     monkeypatch.setenv("JWKIT_MASTER_KEY", "not-a-key")
     assert CliRunner().invoke(main, ["serve"]).exit_code == 3
+
+
+MAINTENANCE = [
+    ["audit", "verify"],
+    ["keys", "rewrap", "--generate"],
+    ["admin", "reset-credentials"],
+]
+
+
+@pytest.mark.parametrize("args", MAINTENANCE, ids=" ".join)
+def test_maintenance_commands_refuse_where_there_is_no_service(
+    args: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("JWKIT_HOME", "JWKIT_MASTER_KEY", "JWKIT_DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 3, result.output
+    assert "no jwkit service state" in result.output
+    assert "jwkit serve" in result.output and "JWKIT_HOME" in result.output
+    assert "Traceback" not in result.output and result.exception is not None
+    assert list(tmp_path.iterdir()) == []  # no fresh ./.jwkit, no master key
+
+
+@pytest.mark.parametrize("args", MAINTENANCE, ids=" ".join)
+def test_maintenance_commands_refuse_a_database_that_is_not_jwkit(
+    args: list[str], env: Path
+) -> None:
+    env.mkdir(mode=0o700)
+    conn = sqlite3.connect(env / "jwkit.db")
+    conn.execute("CREATE TABLE other (x)")
+    conn.commit()
+    conn.close()
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 3, result.output
+    assert "holds no jwkit service database" in result.output
+    assert not (env / "master.key").exists() and not (env / "master.key.new").exists()
+
+
+def test_db_upgrade_creates_a_private_home(env: Path) -> None:
+    assert CliRunner().invoke(main, ["db", "upgrade"]).exit_code == 0
+    assert env.stat().st_mode & 0o777 == 0o700
+
+
+def test_reset_credentials_replaces_token_password_and_sessions(env: Path) -> None:
+    from jwkit.service.domain import admins
+
+    _populate(env)
+    svc = Service.open(make_settings(env))
+    try:
+        with svc.write() as s:
+            admins.create_session(s, "admin", now=svc.clock(), ttl=60)
+    finally:
+        svc.close()
+    result = CliRunner().invoke(main, ["admin", "reset-credentials"])
+    assert result.exit_code == 0, result.output
+    token = result.output.split("admin API token:")[1].split()[0]
+    password = result.output.split("console login:")[1].split("/")[1].split()[0]
+    svc = Service.open(make_settings(env, admin_token=None, admin_password=None))
+    try:
+        assert svc.generated is None  # nothing missing: the reset stored both
+        with svc.read() as s:
+            assert admins.token_hashes(s) == {admins.hash_token(token): "admin"}
+            assert admins.verify_password(s, "admin", password)
+            assert not admins.verify_password(s, "admin", ADMIN_PASSWORD)
+            sessions = s.execute(sqlite_count("console_sessions")).scalar_one()
+        assert sessions == 0
+    finally:
+        svc.close()
+    assert CliRunner().invoke(main, ["audit", "verify"]).exit_code == 0
+
+
+def sqlite_count(table: str) -> Any:
+    from sqlalchemy import text
+
+    return text(f"SELECT count(*) FROM {table}")
+
+
+def _bare_env(home: Path) -> dict[str, str]:
+    """A server environment with no configured admin credentials (first-start mode)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JWKIT_")}
+    env.update(JWKIT_HOME=str(home / ".jwkit"), JWKIT_LOG_LEVEL="warning")
+    return env
+
+
+def test_busy_port_loses_no_credentials_and_reset_recovers_them(tmp_path: Path) -> None:
+    env = _bare_env(tmp_path)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        refused = subprocess.run(
+            [sys.executable, "-m", "jwkit.cli", "serve", "--port", str(port)],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert refused.returncode == 3, refused.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in refused.stderr
+    assert "--port" in refused.stderr
+    assert "token" not in refused.stdout + refused.stderr
+    assert not (tmp_path / ".jwkit" / "jwkit.db").exists()  # nothing was generated
+
+    first = ServerProcess(tmp_path, env).start()  # the real first start, on a free port
+    try:
+        assert "admin API token:" in first.log()
+    finally:
+        first.stop()
+    reset = subprocess.run(
+        [sys.executable, "-m", "jwkit.cli", "admin", "reset-credentials"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert reset.returncode == 0, reset.stderr
+    token = reset.stdout.split("admin API token:")[1].split()[0]
+    again = ServerProcess(tmp_path, env).start()
+    try:
+        assert "jwkit admin reset-credentials" in again.log()  # the hint, on a later start
+        answer = httpx.get(
+            f"{again.url}/api/v1/projects", timeout=10, headers={"Authorization": f"Bearer {token}"}
+        )
+        assert answer.status_code == 200
+    finally:
+        again.stop()
+
+
+def test_weak_configured_credentials_are_named(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("JWKIT_PORT", "JWKIT_PUBLIC_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("JWKIT_ADMIN_TOKEN", "secret")
+    monkeypatch.setenv("JWKIT_ADMIN_PASSWORD", "admin")
+    monkeypatch.setenv("JWKIT_MASTER_KEY", "not-a-key")  # stop right after the warnings
+    result = CliRunner().invoke(main, ["serve", "--port", str(free_port())])
+    assert result.exit_code == 3
+    assert "JWKIT_ADMIN_TOKEN is weak" in result.output
+    assert "JWKIT_ADMIN_PASSWORD is weak" in result.output
+    monkeypatch.setenv("JWKIT_ADMIN_TOKEN", ADMIN_TOKEN)
+    monkeypatch.setenv("JWKIT_ADMIN_PASSWORD", ADMIN_PASSWORD)
+    assert "weak" not in CliRunner().invoke(main, ["serve"]).output
+
+
+# -- jwkit admin against a real `jwkit serve` ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    from tests.support.serve import server_env
+
+    home = tmp_path_factory.mktemp("admin-cli")
+    env = server_env(home, admin_token=ADMIN_TOKEN, admin_password=ADMIN_PASSWORD)
+    server = ServerProcess(home, env).start()
+    yield server
+    server.stop()
+
+
+def _admin(live: ServerProcess, *args: str) -> Any:
+    return CliRunner().invoke(main, ["admin", "--url", live.url, "--token", ADMIN_TOKEN, *args])
+
+
+def _project(live: ServerProcess) -> dict[str, Any]:
+    result = _admin(live, "--json", "projects", "create", "cli", "--token-ttl", "15m")
+    assert result.exit_code == 0, result.output
+    data: dict[str, Any] = json.loads(result.output)
+    return data
+
+
+def test_admin_help_names_the_environment_and_every_command_has_help() -> None:
+    import click
+
+    text = CliRunner().invoke(main, ["admin", "--help"]).output
+    assert "JWKIT_ADMIN_TOKEN" in text and "JWKIT_ADMIN_URL" in text
+
+    def walk(command: click.Command, path: str) -> Iterator[tuple[str, click.Command]]:
+        yield path, command
+        if isinstance(command, click.Group):
+            for name, sub in command.commands.items():
+                yield from walk(sub, f"{path} {name}")
+
+    missing = [path for path, cmd in walk(main, "jwkit") if not (cmd.help or "").strip()]
+    assert missing == []
+
+
+def test_admin_without_a_token_says_where_to_get_one(
+    live: ServerProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("JWKIT_ADMIN_TOKEN", raising=False)
+    result = CliRunner().invoke(main, ["admin", "--url", live.url, "projects", "list"])
+    assert result.exit_code == 3
+    assert "JWKIT_ADMIN_TOKEN" in result.output and "reset-credentials" in result.output
+
+
+def test_mint_takes_durations_and_scopes(live: ServerProcess) -> None:
+    from jwkit.jose import jwt as jose_jwt
+
+    project = _project(live)
+    result = _admin(live, "tokens", "mint", project["id"], "--sub", "u1", "--ttl", "15m",
+                    "--scope", "read:orders", "--scope", "write:orders read:orders")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    _, claims = jose_jwt.decode_unverified(result.output.strip())
+    assert claims["exp"] - claims["iat"] == 900
+    assert claims["scope"] == "read:orders write:orders"
+    # RFC 9068 §2.2: every claim it requires, on a minted token too
+    assert {"iss", "exp", "aud", "sub", "client_id", "iat", "jti"} <= set(claims)
+    assert claims["client_id"] == "admin"
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--ttl", "2d"], "ttl must not exceed 86400"),
+        (["--ttl", "90d"], "ttl must be at most 2592000 seconds (30 days)"),
+        (["--scope", 'say"hi'], "a scope is 1 to 100 printable ASCII characters"),
+    ],
+)
+def test_mint_refusals_are_plain_and_said_once(
+    live: ServerProcess, args: list[str], expected: str
+) -> None:
+    project = _project(live)
+    result = _admin(live, "tokens", "mint", project["id"], "--sub", "u", *args)
+    assert result.exit_code == 1
+    assert expected in result.output
+    assert result.output.count(expected) == 1, result.output
+    assert "should" not in result.output and "Input" not in result.output
+
+
+def test_mint_refuses_a_bad_duration_before_sending(live: ServerProcess) -> None:
+    result = _admin(live, "tokens", "mint", "p", "--sub", "u", "--ttl", "soon")
+    assert result.exit_code == 2 and "not a duration like 90s, 15m" in result.output
+
+
+def test_generate_next_does_not_silently_revoke_the_next_key(live: ServerProcess) -> None:
+    project = _project(live)
+    pid = project["id"]
+    before = json.loads(_admin(live, "--json", "keys", "list", pid).output)["keys"]
+    old_next = next(k["kid"] for k in before if k["state"] == "next")
+    refused = _admin(live, "keys", "generate", pid)
+    assert refused.exit_code == 1
+    assert old_next in refused.output and "--replace-next" in refused.output
+    kept = json.loads(_admin(live, "--json", "keys", "list", pid).output)["keys"]
+    assert {k["kid"]: k["state"] for k in kept}[old_next] == "next"
+    done = _admin(live, "keys", "generate", pid, "--replace-next")
+    assert done.exit_code == 0, done.output
+    after = json.loads(_admin(live, "--json", "keys", "list", pid).output)["keys"]
+    assert {k["kid"]: k["state"] for k in after}[old_next] == "revoked"
+
+
+def test_lifecycle_refusals_name_the_cli_flags(live: ServerProcess) -> None:
+    project = _project(live)
+    pid = project["id"]
+    replace = _admin(live, "keys", "generate", pid, "--mode", "replace")
+    assert replace.exit_code == 1
+    assert "--confirm-invalidate" in replace.output
+    assert "confirm_invalidate=true" not in replace.output
+    revoke = _admin(live, "keys", "revoke", pid, project["active_kid"])
+    assert revoke.exit_code == 1 and "key_is_active" in revoke.output
+    assert "--emergency" in revoke.output and "rotate first" in revoke.output
+    assert "safe" not in revoke.output  # rotating is possible then; revoking is not safe

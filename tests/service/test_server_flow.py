@@ -220,7 +220,7 @@ def test_admin_cli_against_a_server(spawn: Any) -> None:
     assert run("projects", "show", pid)["name"] == "cli-proj"
     assert [p["id"] for p in run("projects", "list")["projects"]] == [pid]
     assert len(run("keys", "list", pid)["keys"]) == 2
-    generated = run("keys", "generate", pid, "--mode", "next", "--alg", "EdDSA")
+    generated = run("keys", "generate", pid, "--mode", "next", "--alg", "EdDSA", "--replace-next")
     assert generated["public_jwk"]["crv"] == "Ed25519"
     rotated = run("keys", "rotate", pid)
     assert rotated["active"] == generated["kid"]

@@ -306,7 +306,7 @@ def test_token_fast_and_asgi_paths_answer_alike(server: ServerProcess) -> None:
         ("grant_type=client_credentials", _basic(client_id, "wrong")),
         ("grant_type=password", auth),
         ("grant_type=client_credentials&scope=admin", auth),
-        ("grant_type=client_credentials&scope=", auth),
+        ("grant_type=client_credentials&scope=+", auth),  # "scope=" alone counts as omitted
         ("grant_type=client_credentials&client_secret=x", auth),
         ("grant_type=client_credentials&client_id=cli_other", auth),
         ("grant_type=client_credentials&grant_type=client_credentials", auth),

@@ -11,6 +11,11 @@ from jwkit.verify import MultiVerifier, Verifier
 from jwkit.verify.multi import compile_template
 from tests.verify.conftest import AUDIENCE, make_key, token_for
 
+# Verifiers built without audience= on purpose: the audience is not what these tests check
+# (tests/verify/test_audience.py holds the AudienceWarning itself).
+pytestmark = pytest.mark.filterwarnings("ignore::jwkit.verify.verifier.AudienceWarning")
+
+
 ENTRA = "https://login.microsoftonline.com/{tenantid}/v2.0"
 TENANT = "9188040d-6c67-4c5b-b112-36a304b66dad"
 

@@ -12,6 +12,10 @@ from jwkit.verify.providers import PRESETS, SAFE_ALGORITHMS, ProviderConfig, res
 from tests.support.jwks_server import JWKSServer
 from tests.verify.conftest import make_key, token_for
 
+# Verifiers built without audience= on purpose: the audience is not what these tests check
+# (tests/verify/test_audience.py holds the AudienceWarning itself).
+pytestmark = pytest.mark.filterwarnings("ignore::jwkit.verify.verifier.AudienceWarning")
+
 
 def test_auth0() -> None:
     c = resolve("auth0", domain="tenant.eu.auth0.com")

@@ -19,6 +19,10 @@ from jwkit.jose import jwt
 from jwkit.jose.statuslist import INVALID, StatusList
 from tests.support.status_server import PREFIX, StatusServer
 
+# Verifiers built without audience= on purpose: token status, not the audience, is what these
+# tests check (tests/verify/test_audience.py holds the AudienceWarning itself).
+pytestmark = pytest.mark.filterwarnings("ignore::jwkit.verify.verifier.AudienceWarning")
+
 LIST = PREFIX + "/statuslists/1"
 JWKS = PREFIX + "/jwks.json"
 EVENTS = PREFIX + "/events"

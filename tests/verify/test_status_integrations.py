@@ -17,6 +17,10 @@ from jwkit.jose.statuslist import INVALID, SUSPENDED, StatusList
 from tests.integrations.conftest import bearer, expect  # (imports Starlette's TestClient quietly)
 from tests.support.status_server import StatusServer
 
+# Verifiers built without audience= on purpose: token status, not the audience, is what these
+# tests check (tests/verify/test_audience.py holds the AudienceWarning itself).
+pytestmark = pytest.mark.filterwarnings("ignore::jwkit.verify.verifier.AudienceWarning")
+
 
 @pytest.fixture(scope="module")
 def key() -> JWK:

@@ -37,6 +37,10 @@ from tests.conftest import FrozenClock
 from tests.support.jwks_server import DISCOVERY_PATH, JWKS_PATH, JWKSServer
 from tests.verify.conftest import AUDIENCE, ISSUER, jwks_of, make_key, token_for
 
+# Verifiers built without audience= on purpose: the audience is not what these tests check
+# (tests/verify/test_audience.py holds the AudienceWarning itself).
+pytestmark = pytest.mark.filterwarnings("ignore::jwkit.verify.verifier.AudienceWarning")
+
 
 def remote(server: JWKSServer, **options: object) -> Verifier:
     options.setdefault("allow_insecure_http", True)

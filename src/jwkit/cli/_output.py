@@ -68,3 +68,17 @@ def load_key_file(path: str | Path) -> Any:
         return JWK.from_pem(text)
     except (ValueError, JWKError) as exc:
         fail_input(f"{path} holds no usable key: {exc}")
+
+
+def token_error(exc: Exception, text: str) -> NoReturn:
+    """``error: <code>: <message>`` on stderr and exit 1; a token that does not even parse
+    gets what is wrong with it as pasted (a ``Bearer`` prefix, a line break, ...)."""
+    from ..errors import JWKitError, MalformedToken
+    from ..verify.diagnose import diagnose_token_text
+
+    code = exc.code if isinstance(exc, JWKitError) else "error"
+    message = str(exc)
+    if isinstance(exc, MalformedToken):
+        message = diagnose_token_text(text) or message
+    click.echo(f"error: {code}: {message}", err=True)
+    sys.exit(EXIT_FAILED)

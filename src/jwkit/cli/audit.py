@@ -19,11 +19,10 @@ def audit() -> None:
 def verify(database_url: str | None) -> None:
     """Recompute the hash chain; exit 1 and name the first bad entry if it was tampered with."""
     from jwkit.service.domain.audit import verify_chain
-    from jwkit.service.settings import Settings
-    from jwkit.service.store.db import Database
 
-    settings = Settings(database_url=database_url) if database_url else Settings()
-    database = Database(settings.resolved_database_url)
+    from ._state import load_settings, open_existing
+
+    database = open_existing(load_settings(database_url))
     try:
         with database.session() as session:
             report = verify_chain(session)

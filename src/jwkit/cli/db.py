@@ -18,6 +18,8 @@ def upgrade(database_url: str | None) -> None:
     from jwkit.service.store.db import Database
 
     settings = Settings(database_url=database_url) if database_url else Settings()
+    if settings.is_sqlite and not settings.database_url:
+        settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)  # as `jwkit serve` does
     database = Database(settings.resolved_database_url)
     try:
         database.migrate()

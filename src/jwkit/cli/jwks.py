@@ -1,11 +1,16 @@
-"""``jwkit jwks inspect URL|FILE``: audit a published JWK Set or an issuer.
+"""``jwkit jwks inspect URL|FILE``: audit whatever key material a person has.
+
+A JWK Set, a single JWK (``public_key.json``), a PEM public key, private key or certificate, a
+URL serving any of these, a discovery document, or an issuer (through discovery).
 
 Looks at the raw JSON (so nothing is hidden by an importer that drops members) and reports:
 private members published (RFC 7517 §9.2, RFC 7518 §6), duplicate or missing ``kid``,
 missing ``alg``/``use``, RSA moduli under 2048 bits (RFC 7518 §3.3), a ``crv`` that does
 not fit the ``alg`` (RFC 7518 §3.4, RFC 8037 §3.1), keys that do not import, no
 ``Cache-Control`` on the response, and a discovery document that disagrees with its JWKS
-(OpenID Connect Discovery 1.0 §3, §4.3).
+(OpenID Connect Discovery 1.0 §3, §4.3). A private key or a shared secret is named as such,
+with the public part a verifier should get instead; a certificate outside its validity
+period is reported (RFC 5280 §4.1.2.5).
 
 Exit codes: 0 nothing found, 1 problems found, 3 the input could not be read or fetched.
 """
@@ -15,6 +20,7 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +32,16 @@ from ..jose.b64 import b64url_decode
 from ..jose.jwk import JWK
 from ._output import EXIT_FAILED, EXIT_INPUT, print_json
 
-__all__ = ["Finding", "audit_discovery", "audit_jwks", "jwks"]
+__all__ = [
+    "Finding",
+    "Inspection",
+    "audit_discovery",
+    "audit_jwks",
+    "audit_pem",
+    "describe_key",
+    "inspect_document",
+    "jwks",
+]
 
 _PRIVATE = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
 _ALG_CURVE = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521", "ES256K": "secp256k1"}
@@ -139,11 +154,158 @@ def audit_discovery(discovery: dict[str, Any], issuer: str | None, jwks: Any) ->
     return found
 
 
+# What a single key file may leave out: one key needs no kid to be found, and use is optional.
+_SINGLE_KEY_IGNORES = frozenset({"missing_kid", "missing_use"})
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """What one input held: the problems, the keys seen (described, never their secrets) and,
+    for a private key, the public part a verifier should get instead."""
+
+    source: str
+    kind: str
+    findings: list[Finding]
+    keys: list[dict[str, Any]]
+    public_jwk: dict[str, Any] | None = None
+
+
+def describe_key(key: JWK) -> dict[str, Any]:
+    """Public facts about ``key``: type, curve or size, alg, kid, use (no key material)."""
+    out: dict[str, Any] = {"kid": key.kid, "kty": key.kty}
+    if key.crv is not None:
+        out["crv"] = key.crv
+    if key.kty == "RSA":
+        out["bits"] = _rsa_bits(key.public().to_dict())
+    out["alg"] = key.alg or (None if key.is_symmetric else key.default_alg)
+    out["private"] = key.is_private
+    return out
+
+
+def _single_key(document: dict[str, Any], source: str) -> Inspection:
+    found = [f for f in audit_jwks({"keys": [document]}) if f.code not in _SINGLE_KEY_IGNORES]
+    keys: list[dict[str, Any]] = []
+    public: dict[str, Any] | None = None
+    try:
+        key = JWK.from_dict(document)
+    except JWKError:
+        return Inspection(source, "jwk", found, keys)
+    keys.append(describe_key(key))
+    label = key.kid or "#0"
+    if key.is_symmetric:
+        found = [f for f in found if f.code not in ("private_key", "symmetric_alg")]
+        found.append(
+            Finding(
+                "shared_secret",
+                label,
+                "a shared secret (kty oct): keep it secret; verifiers load it "
+                "with Verifier.from_secret, it never goes in a JWKS",
+            )
+        )
+    elif key.is_private:
+        found = [f for f in found if f.code != "private_key"]
+        found.append(_private_finding(label))
+        public = key.public().to_dict()
+    return Inspection(source, "jwk", found, keys, public)
+
+
+def _private_finding(label: str) -> Finding:
+    return Finding(
+        "private_key",
+        label,
+        "this is a private key: verifiers need only its public part (below); "
+        "keep the private key where tokens are signed",
+    )
+
+
+def audit_pem(text: str, source: str, now: datetime | None = None) -> Inspection:
+    """A PEM public key, private key or certificate (or a one-line base64 SPKI)."""
+    found: list[Finding] = []
+    kind = "pem"
+    if "-----BEGIN CERTIFICATE-----" in text:
+        kind = "certificate"
+        found.extend(_certificate_findings(text, now or datetime.now(timezone.utc)))
+    try:
+        key = JWK.from_pem(text)
+    except JWKError as exc:
+        found.append(Finding("invalid_key", None, exc.message))
+        return Inspection(source, kind, found, [])
+    label = key.kid or "#0"
+    public: dict[str, Any] | None = None
+    if key.is_private:
+        kind = "private_key"
+        found.append(_private_finding(label))
+        public = key.public().replace(alg=key.alg or key.default_alg, use="sig").to_dict()
+    bits = _rsa_bits(key.public().to_dict()) if key.kty == "RSA" else None
+    if bits is not None and bits < 2048:
+        found.append(Finding("weak_rsa", label, f"RSA modulus of {bits} bits (< 2048)"))
+    return Inspection(source, kind, found, [describe_key(key)], public)
+
+
+def _certificate_findings(text: str, now: datetime) -> list[Finding]:
+    from cryptography import x509
+
+    start = text.index("-----BEGIN CERTIFICATE-----")
+    try:
+        cert = x509.load_pem_x509_certificate(text[start:].encode("ascii", "replace"))
+    except ValueError as exc:
+        return [Finding("invalid_certificate", None, f"not a readable certificate: {exc}")]
+    not_before = cert.not_valid_before_utc
+    not_after = cert.not_valid_after_utc
+    subject = cert.subject.rfc4514_string() or "(empty subject)"
+    if now > not_after:
+        return [
+            Finding(
+                "certificate_expired",
+                subject,
+                f"the certificate expired at {not_after.isoformat()}",
+            )
+        ]
+    if now < not_before:
+        return [
+            Finding(
+                "certificate_not_yet_valid",
+                subject,
+                f"the certificate is valid from {not_before.isoformat()}",
+            )
+        ]
+    return []
+
+
+def inspect_document(data: bytes, source: str) -> Inspection | None:
+    """Whatever ``data`` holds, inspected; ``None`` when it is none of the known kinds."""
+    text = data.decode("utf-8", "replace")
+    stripped = text.strip()
+    if "-----BEGIN" in stripped:
+        return audit_pem(stripped, source)
+    try:
+        document = json.loads(stripped)
+    except (ValueError, RecursionError):
+        return None
+    if isinstance(document, dict) and "keys" in document:
+        return Inspection(source, "jwks", audit_jwks(document), _described(document))
+    if isinstance(document, dict) and "kty" in document:
+        return _single_key(document, source)
+    if isinstance(document, dict):
+        return None
+    return Inspection(source, "jwks", audit_jwks(document), [])
+
+
+def _described(document: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for entry in document.get("keys") or []:
+        try:
+            out.append(describe_key(JWK.from_dict(entry)))
+        except (JWKError, TypeError):
+            continue
+    return out
+
+
 class _FetchError(Exception):
     pass
 
 
-def _fetch(client: httpx.Client, url: str) -> tuple[Any, httpx.Headers]:
+def _get(client: httpx.Client, url: str) -> tuple[bytes, httpx.Headers]:
     try:
         with client.stream("GET", url, headers={"Accept": "application/json"}) as response:
             body = bytearray()
@@ -153,25 +315,52 @@ def _fetch(client: httpx.Client, url: str) -> tuple[Any, httpx.Headers]:
                     raise _FetchError(f"{url} sent more than 1 MiB")
             if response.status_code != 200:
                 raise _FetchError(f"{url} answered HTTP {response.status_code}")
-            headers = response.headers
+            return bytes(body), response.headers
     except httpx.HTTPError as exc:
         raise _FetchError(f"fetching {url} failed: {exc}") from None
+
+
+def _fetch(client: httpx.Client, url: str) -> tuple[Any, httpx.Headers]:
+    body, headers = _get(client, url)
     try:
-        return json.loads(bytes(body)), headers
+        return json.loads(body), headers
     except ValueError:
         raise _FetchError(f"{url} did not return JSON") from None
 
 
-def _inspect_url(url: str, timeout: float, allow_http: bool) -> tuple[list[Finding], str]:
+def _discover(client: httpx.Client, issuer: str) -> Any:
+    """The issuer's metadata: OpenID Connect Discovery 1.0 §4, else RFC 8414 §3.1 (the
+    well-known segment before the issuer's path); ``None`` if neither answers."""
+    parsed = httpx.URL(issuer)
+    oauth = parsed.copy_with(
+        path="/.well-known/oauth-authorization-server" + parsed.path.rstrip("/")
+    )
+    for candidate in (issuer + "/.well-known/openid-configuration", str(oauth)):
+        try:
+            return _fetch(client, candidate)[0]
+        except _FetchError:
+            continue
+    return None
+
+
+def _inspect_url(url: str, timeout: float, allow_http: bool) -> Inspection:
     found: list[Finding] = []
     with httpx.Client(timeout=timeout, follow_redirects=False) as client:
         first_error: _FetchError | None = None
         document: Any = None
         headers = httpx.Headers()
         try:
-            document, headers = _fetch(client, url)
+            raw, headers = _get(client, url)
         except _FetchError as exc:
             first_error = exc
+        else:
+            found_here = inspect_document(raw, url)
+            if found_here is not None and found_here.kind != "jwks":
+                return found_here  # a key or certificate served at a URL
+            try:
+                document = json.loads(raw)
+            except (ValueError, RecursionError):
+                document = None
         discovery: dict[str, Any] | None = None
         issuer: str | None = None
         if isinstance(document, dict) and "keys" in document:
@@ -181,10 +370,9 @@ def _inspect_url(url: str, timeout: float, allow_http: bool) -> tuple[list[Findi
                 discovery = document
             else:
                 issuer = url.rstrip("/")
-                try:
-                    discovery, _ = _fetch(client, issuer + "/.well-known/openid-configuration")
-                except _FetchError:
-                    raise first_error or _FetchError(f"{url} is not a JWKS") from None
+                discovery = _discover(client, issuer)
+                if discovery is None:
+                    raise first_error or _FetchError(f"{url} is not a JWKS")
             if not isinstance(discovery, dict) or not isinstance(discovery.get("jwks_uri"), str):
                 raise _FetchError("no JWKS and no discovery document with a jwks_uri")
             jwks_url = discovery["jwks_uri"]
@@ -196,7 +384,8 @@ def _inspect_url(url: str, timeout: float, allow_http: bool) -> tuple[list[Findi
     found.extend(audit_jwks(document))
     if discovery is not None:
         found.extend(audit_discovery(discovery, issuer, document))
-    return found, jwks_url
+    described = _described(document) if isinstance(document, dict) else []
+    return Inspection(jwks_url, "jwks", found, described)
 
 
 @click.group()
@@ -205,32 +394,57 @@ def jwks() -> None:
 
 
 @jwks.command("inspect")
-@click.argument("target", metavar="URL|FILE")
+@click.argument("target", metavar="URL|ISSUER|FILE")
 @click.option("--timeout", default=5.0, show_default=True, help="Fetch timeout, seconds.")
 @click.option("--allow-insecure-http", is_flag=True, help="Do not report http:// as a problem.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def inspect(target: str, timeout: float, allow_insecure_http: bool, as_json: bool) -> None:
-    """Audit a JWKS (a URL, an issuer, or a file) and exit 1 if anything is wrong."""
+    """Audit a JWKS, a JWK, a PEM key or certificate (a file or a URL) or an issuer; exit 1
+    if anything is wrong."""
     try:
         if target.startswith(("https://", "http://")):
-            findings, source = _inspect_url(target, timeout, allow_insecure_http)
+            result = _inspect_url(target, timeout, allow_insecure_http)
         else:
             try:
-                document = json.loads(Path(target).read_text("utf-8"))
-            except (OSError, UnicodeDecodeError, ValueError) as exc:
-                raise _FetchError(f"cannot read {target}: {exc}") from None
-            findings, source = audit_jwks(document), target
+                data = Path(target).read_bytes()
+            except OSError as exc:
+                raise _FetchError(f"cannot read {target}: {exc.strerror or exc}") from None
+            if len(data) > _MAX_BYTES:
+                raise _FetchError(f"{target} is larger than 1 MiB")
+            inspected = inspect_document(data, target)
+            if inspected is None:
+                raise _FetchError(
+                    f"{target} holds no key: expected a JWKS, a JWK, a PEM key or certificate"
+                )
+            result = inspected
     except _FetchError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_INPUT)
+    findings = result.findings
     if as_json:
-        listed = [asdict(f) for f in findings]
-        print_json({"source": source, "ok": not findings, "findings": listed})
-    elif not findings:
-        click.echo(f"{source}: no problems found")
+        print_json(
+            {
+                "source": result.source,
+                "kind": result.kind,
+                "ok": not findings,
+                "findings": [asdict(f) for f in findings],
+                "keys": result.keys,
+                "public_jwk": result.public_jwk,
+            }
+        )
     else:
+        for key in result.keys:
+            facts = ", ".join(
+                k if v is True else f"{k} {v}" for k, v in key.items() if v not in (None, False)
+            )
+            click.echo(f"key: {facts}")
+        if not findings:
+            click.echo(f"{result.source}: no problems found")
         for f in findings:
             where = f" [{f.key}]" if f.key else ""
             click.echo(f"{f.code}{where}: {f.message}")
+        if result.public_jwk is not None:
+            click.echo("public part, for verifiers (public_key.json):")
+            click.echo(json.dumps(result.public_jwk, indent=2))
     if findings:
         sys.exit(EXIT_FAILED)

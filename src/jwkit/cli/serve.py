@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import tempfile
 from collections.abc import Iterator
 from typing import Any
@@ -41,6 +42,43 @@ def _shared_metrics(workers: int) -> Iterator[None]:
             del os.environ[_MULTIPROC_DIR_ENV]
 
 
+def _bind_error(host: str, port: int) -> str | None:
+    """Why uvicorn could not listen on ``host:port`` (as it binds: SO_REUSEADDR), or None.
+
+    Checked before first-start credentials are generated: printed and then lost to a busy
+    port, they could never be shown again."""
+    if port == 0:
+        return None
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        return f"cannot resolve {host}: {exc}"
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+    return None
+
+
+# Below these, a configured secret is guessable (the generated ones are far longer).
+MIN_TOKEN_LENGTH = 32
+MIN_PASSWORD_LENGTH = 12
+
+
+def _weak_secrets(token: str | None, password: str | None) -> list[str]:
+    weak = []
+    if token is not None and (len(token) < MIN_TOKEN_LENGTH or len(set(token)) < 10):
+        weak.append(f"JWKIT_ADMIN_TOKEN is weak: use at least {MIN_TOKEN_LENGTH} random "
+                    "characters, e.g. from `openssl rand -base64 32`")
+    if password is not None and (len(password) < MIN_PASSWORD_LENGTH or len(set(password)) < 6):
+        weak.append(f"JWKIT_ADMIN_PASSWORD is weak: use at least {MIN_PASSWORD_LENGTH} "
+                    "characters that are hard to guess")
+    return weak
+
+
 @click.command("serve")
 @click.option("--host", default=None, help="Interface to listen on [default: 127.0.0.1].")
 @click.option(
@@ -56,12 +94,14 @@ def _shared_metrics(workers: int) -> Iterator[None]:
 @click.option(
     "--workers", type=click.IntRange(1, 64), default=None, help="Worker processes [default: 1]."
 )
-@click.option("--access-log/--no-access-log", default=False, show_default=True)
+@click.option("--access-log/--no-access-log", default=False, show_default=True,
+              help="Log every request.")
 def serve(access_log: bool, **flags: object) -> None:
     """Run the key service (JWKS, discovery, tokens, admin API, console).
 
     Settings also come from JWKIT_* environment variables. On first start the admin API
-    token and the console password for user "admin" are generated and printed once.
+    token and the console password for user "admin" are generated and printed once; lost
+    them? `jwkit admin reset-credentials` (in the same folder) makes new ones.
     """
     import uvicorn
     from pydantic import ValidationError
@@ -83,6 +123,13 @@ def serve(access_log: bool, **flags: object) -> None:
         host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host  # noqa: S104
         os.environ["JWKIT_PUBLIC_URL"] = f"http://{host}:{settings.port}"
         settings = Settings()
+    busy = _bind_error(settings.host, settings.port)
+    if busy is not None:
+        fail_input(f"{busy}; choose another with --port (or JWKIT_PORT)")
+    token = settings.admin_token.get_secret_value() if settings.admin_token else None
+    password = settings.admin_password.get_secret_value() if settings.admin_password else None
+    for warning in _weak_secrets(token, password):
+        click.secho(f"warning: {warning}", fg="yellow", err=True)
     try:
         service = Service.open(settings)
     except MasterKeyError as exc:
@@ -102,6 +149,9 @@ def serve(access_log: bool, **flags: object) -> None:
             click.echo(f"  admin API token:  {generated.token}")
         if generated.password:
             click.echo(f"  console login:    {generated.username} / {generated.password}")
+    elif token is None or password is None:
+        click.echo("jwkit: admin credentials were printed at first start; lost them? "
+                   "run `jwkit admin reset-credentials` in this folder")
     click.echo(f"jwkit: console at {settings.public_url}/console")
     docs = "" if settings.api_docs == "off" else " (docs: /api/docs)"
     click.echo(f"jwkit: admin API at {settings.public_url}/api/v1{docs}", nl=True)

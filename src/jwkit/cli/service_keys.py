@@ -30,8 +30,6 @@ def rewrap(new_key: str | None, generate: bool, database_url: str | None) -> Non
     """
     from sqlalchemy import select
 
-    from jwkit.service.settings import Settings
-    from jwkit.service.store.db import Database
     from jwkit.service.store.models import Key
     from jwkit.service.vault import (
         MASTER_KEY_FILE,
@@ -45,21 +43,27 @@ def rewrap(new_key: str | None, generate: bool, database_url: str | None) -> Non
 
     if generate == (new_key is not None):
         fail_input("give exactly one of --new-key or --generate")
-    settings = Settings(database_url=database_url) if database_url else Settings()
+    from ._state import load_settings, open_existing
+
+    settings = load_settings(database_url)
+    database = open_existing(settings)  # before anything is created or read
     env_key = settings.master_key.get_secret_value() if settings.master_key else None
+    key_file = settings.home / MASTER_KEY_FILE
+    if env_key is None and not key_file.is_file():
+        database.dispose()
+        fail_input(f"no master key: {key_file} does not exist and JWKIT_MASTER_KEY is not set")
     try:
         old = Vault(load_master_key(env_key, settings.home))
         raw = secrets.token_bytes(32) if generate else parse_master_key(new_key or "")
     except MasterKeyError as exc:
+        database.dispose()
         fail_input(str(exc))
     new = Vault(raw)
-    key_file = settings.home / MASTER_KEY_FILE
     staged = settings.home / (MASTER_KEY_FILE + ".new")
     if env_key is None:
         fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="ascii") as fh:
             fh.write(raw.hex() + "\n")
-    database = Database(settings.resolved_database_url)
     moved = 0
     try:
         with database.session() as session, session.begin():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from typing import Any
 
@@ -13,12 +12,12 @@ from ..errors import JWKitError
 from ..jose import jwt
 from ..jose.jwk import JWK
 from ._output import (
-    EXIT_FAILED,
     fail_input,
     load_key_file,
     parse_duration,
     print_json,
     read_text_arg,
+    token_error,
 )
 
 
@@ -88,8 +87,7 @@ def decode(token_arg: str, as_json: bool) -> None:
     try:
         header, claims = jwt.decode_unverified(text)
     except JWKitError as exc:
-        click.echo(f"error: {exc.code}: {exc}", err=True)
-        sys.exit(EXIT_FAILED)
+        token_error(exc, text)
     if as_json:
         print_json({"verified": False, "header": header, "claims": claims})
         return

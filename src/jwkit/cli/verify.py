@@ -7,14 +7,16 @@ an input (the key file) cannot be read.
 
 from __future__ import annotations
 
-import sys
+import warnings
 from typing import Any
 
 import click
 
 from ..errors import JWKitError
-from ..verify.verifier import Verifier
-from ._output import EXIT_FAILED, fail_input, print_json, read_text_arg
+from ..verify.fetch import InsecureURLError
+from ..verify.sources import PrivateKeyWarning
+from ..verify.verifier import AudienceWarning, Verifier
+from ._output import fail_input, print_json, read_text_arg, token_error
 from .token import token
 
 
@@ -65,21 +67,32 @@ def verify(
     options: dict[str, Any] = {"leeway": leeway, "token_cache": False}
     if audience:
         options["audience"] = audience[0] if len(audience) == 1 else list(audience)
+
     if expect_issuer is not None:
         options["issuer"] = expect_issuer
     if algs:
         options["algorithms"] = list(algs)
     remote = {"timeout": timeout, "allow_insecure_http": allow_insecure_http}
     try:
-        verifier = _build(key_path, jwks_url, issuer_url, provider, params, options, remote)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", PrivateKeyWarning)
+            warnings.simplefilter("always", AudienceWarning)
+            verifier = _build(key_path, jwks_url, issuer_url, provider, params, options, remote)
+    except InsecureURLError as exc:
+        raise click.UsageError(exc.advice("pass --allow-insecure-http")) from None
     except (ValueError, TypeError) as exc:
         raise click.UsageError(str(exc)) from None
+    for warning in caught:
+        if issubclass(warning.category, AudienceWarning):
+            click.echo("note: no --audience given, so a token for any audience is accepted",
+                       err=True)
+        else:
+            click.secho(f"warning: {warning.message}", fg="yellow", err=True)
     try:
         with verifier:
             claims = verifier.verify(text)
     except JWKitError as exc:
-        click.echo(f"error: {exc.code}: {exc}", err=True)
-        sys.exit(EXIT_FAILED)
+        token_error(exc, text)
     print_json(claims.to_dict())
 
 

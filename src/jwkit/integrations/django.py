@@ -55,6 +55,7 @@ from jwkit.integrations._common import (
     require_scopes,
 )
 from jwkit.jose.jwt import Claims
+from jwkit.verify.fetch import InsecureURLError
 
 __all__ = ["JWKitConfig", "JWKitMiddleware", "denial_response", "get_config", "require_token"]
 
@@ -127,6 +128,9 @@ class JWKitConfig:
                 realm=conf.get("REALM", DEFAULT_REALM),
                 responses=responses,
             )
+        except InsecureURLError as exc:
+            switch = "set JWKIT['VERIFIER_OPTIONS'] = {'allow_insecure_http': True}"
+            raise ImproperlyConfigured(f"settings.JWKIT: {exc.advice(switch)}") from exc
         except (TypeError, ValueError) as exc:
             raise ImproperlyConfigured(f"settings.JWKIT: {exc}") from exc
         paths = conf.get("EXCLUDE_PATHS", ())

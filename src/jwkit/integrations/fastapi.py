@@ -2,7 +2,8 @@
 
 ::
 
-    auth = BearerAuth(Verifier.from_jwks_url("https://issuer.example/.well-known/jwks.json"))
+    auth = BearerAuth(Verifier.from_jwks_url("https://issuer.example/.well-known/jwks.json",
+                                          audience="https://api.example"))
 
     @app.get("/me")
     async def me(claims: Annotated[Claims, Depends(auth)]) -> dict[str, str]: ...

@@ -2,7 +2,8 @@
 
 ::
 
-    jwkit = JWKit(app, Verifier.from_jwks_url("https://issuer.example/.well-known/jwks.json"))
+    jwkit = JWKit(app, Verifier.from_jwks_url("https://issuer.example/.well-known/jwks.json",
+                                              audience="https://api.example"))
 
     @app.get("/me")
     @jwkit.require_token(scopes="read")

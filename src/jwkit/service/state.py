@@ -239,7 +239,9 @@ class ServiceState:
             "introspection_endpoint_auth_methods_supported": [
                 "client_secret_basic", "client_secret_post"],
             "id_token_signing_alg_values_supported": algs,
-            "response_types_supported": ["token"],
+            # RFC 8414 §2: no grant of ours uses an authorization endpoint, so none is listed
+            # and no response_type is supported.
+            "response_types_supported": [],
             "jwkit_key_schedule": [
                 {"kid": s.kid, "state": s.state, "activates_at": s.activates_at,
                  "retires_at": s.retires_at}

@@ -16,7 +16,7 @@ from .cache import TokenCache
 from .multi import MultiVerifier
 from .providers import PRESETS, ProviderConfig, resolve
 from .remote import RemoteJWKSource
-from .sources import FileKeySource, KeySource, SourceHealth, StaticKeySource
+from .sources import FileKeySource, KeySource, PrivateKeyWarning, SourceHealth, StaticKeySource
 from .verifier import Verifier
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "FileKeySource",
     "KeySource",
     "MultiVerifier",
+    "PrivateKeyWarning",
     "ProviderConfig",
     "RemoteJWKSource",
     "SourceHealth",

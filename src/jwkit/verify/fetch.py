@@ -38,6 +38,7 @@ from ..jose.jwk import JWK, JWKSet
 __all__ = [
     "MAX_KEYS",
     "Fetched",
+    "InsecureURLError",
     "JWKSFetcher",
     "check_url",
     "describe",
@@ -51,6 +52,21 @@ logger = logging.getLogger("jwkit")
 MAX_KEYS = 256
 DISCOVERY_SUFFIX = "/.well-known/openid-configuration"
 _ACCEPT = {"Accept": "application/json", "Accept-Encoding": "gzip, deflate"}
+
+
+class InsecureURLError(ValueError):
+    """An ``http://`` URL given where https is required. The message speaks Python; each
+    interface words the switch its own way with :meth:`advice` (the CLI's
+    ``--allow-insecure-http``, Django's ``VERIFIER_OPTIONS``)."""
+
+    def __init__(self, what: str, url: str) -> None:
+        self.what = what
+        self.url = url
+        super().__init__(self.advice("pass allow_insecure_http=True"))
+
+    def advice(self, switch: str) -> str:
+        """The refusal, with ``switch`` named as the way to allow http for local tests."""
+        return f"{self.what} {self.url} must use https (to allow http for local tests, {switch})"
 
 
 def check_url(url: str, *, allow_insecure_http: bool, what: str = "JWKS URL") -> str:
@@ -69,7 +85,7 @@ def check_url(url: str, *, allow_insecure_http: bool, what: str = "JWKS URL") ->
             raise ValueError(f"{what} has no host: {url!r}")
         return url
     if parsed.scheme == "http":
-        raise ValueError(f"{what} must use https (pass allow_insecure_http=True for tests)")
+        raise InsecureURLError(what, url)
     raise ValueError(f"{what} must be an https URL: {url!r}")
 
 
@@ -331,6 +347,9 @@ class JWKSFetcher:
                 ) as response:
                     watchdog.watch(response.extensions.get("network_stream"))
                     self._check_response(url, response)
+                    held = self._in_memory(url, response)
+                    if held is not None:
+                        return response, held
                     body = bytearray()
                     for chunk in response.iter_raw():
                         body += chunk
@@ -352,6 +371,9 @@ class JWKSFetcher:
             timeout=self._remaining(url, deadline),
         ) as response:
             self._check_response(url, response)
+            held = self._in_memory(url, response)
+            if held is not None:
+                return response, held
             body = bytearray()
             async for chunk in response.aiter_raw():
                 body += chunk
@@ -370,6 +392,18 @@ class JWKSFetcher:
         length = response.headers.get("content-length", "")
         if length.isdigit() and int(length) > self.max_bytes:
             raise KeySourceError(f"{url} sent more than {self.max_bytes} bytes", url=url)
+
+    def _in_memory(self, url: str, response: httpx.Response) -> bytes | None:
+        """The body of a response a transport built in memory, already read and decoded
+        (``httpx.MockTransport`` returning ``httpx.Response(200, json=...)``): its stream
+        is consumed, so there is nothing to iterate. ``None`` for a real, streamed body."""
+        try:
+            body = response.content
+        except httpx.ResponseNotRead:
+            return None
+        if len(body) > self.max_bytes:
+            raise KeySourceError(f"{url} sent more than {self.max_bytes} bytes", url=url)
+        return body
 
     def _remaining(self, url: str, deadline: float) -> float:
         """The time left for the next request of this exchange (discovery used some)."""

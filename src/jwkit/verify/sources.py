@@ -20,6 +20,7 @@ import logging
 import os
 import threading
 import time
+import warnings
 import weakref
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
@@ -35,12 +36,47 @@ __all__ = [
     "FileKeySource",
     "KeyListener",
     "KeySource",
+    "PrivateKeyWarning",
     "SourceHealth",
     "StaticKeySource",
     "load_key_file",
 ]
 
 logger = logging.getLogger("jwkit")
+
+
+class PrivateKeyWarning(UserWarning):
+    """A verifier was given a private key. It keeps only the public part, but the private
+    key should not be where verifiers run: deployed to every API server, it is a leak.
+    Give verifiers the public key (``public_key.json``, the JWKS URL) instead."""
+
+
+def _public_only(keys: list[JWK], where: str) -> list[JWK]:
+    """The keys with every asymmetric private part dropped, warning once if there was one
+    (a shared secret stays: HMAC verifies with it)."""
+    private = [k for k in keys if k.is_private and not k.is_symmetric]
+    if not private:
+        return keys
+    kids = ", ".join(repr(k.kid) for k in private if k.kid) or "without kid"
+    warnings.warn(
+        f"{where} holds a private key ({kids}); the verifier uses only its public part. "
+        "Give verifiers the public key (public_key.json or the JWKS URL): a private key "
+        "on every API server is a leak.",
+        PrivateKeyWarning,
+        stacklevel=_caller_level(),
+    )
+    return [k.public() if k.is_private and not k.is_symmetric else k for k in keys]
+
+
+def _caller_level() -> int:
+    """The ``stacklevel`` that points a warning at the first frame outside jwkit."""
+    frame = inspect.currentframe()
+    level = 1
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("jwkit."):
+        frame = frame.f_back
+        level += 1
+    return level - 1
+
 
 #: Called with the keys that left a source (they are never handed out again).
 KeyListener = Callable[[Collection[JWK]], None]
@@ -172,7 +208,7 @@ class StaticKeySource(BaseKeySource):
 
     def __init__(self, keys: JWK | JWKSet | Iterable[JWK]) -> None:
         super().__init__()
-        self._keys = self._install(_checked(_as_list(keys)))
+        self._keys = self._install(_checked(_public_only(_as_list(keys), "the key given")))
 
     def get_keys(self) -> JWKSet:
         return self._keys
@@ -182,7 +218,7 @@ class StaticKeySource(BaseKeySource):
 
     def replace(self, keys: JWK | JWKSet | Iterable[JWK]) -> None:
         """Make ``keys`` the current set; keys no longer present are announced as removed."""
-        self._keys = self._install(_checked(_as_list(keys)))
+        self._keys = self._install(_checked(_public_only(_as_list(keys), "the key given")))
 
     def health(self) -> SourceHealth:
         return SourceHealth(source="static", ok=len(self._keys) > 0, key_count=len(self._keys))
@@ -225,9 +261,12 @@ class FileKeySource(BaseKeySource):
         self.path = Path(path)
         self.check_interval = check_interval
         self._stamp = self._stat()
-        self._keys = self._install(_checked(load_key_file(self.path)))
+        self._keys = self._install(_checked(self._load()))
         self._next_check = time.monotonic() + check_interval
         self._last_error: str | None = None
+
+    def _load(self) -> list[JWK]:
+        return _public_only(load_key_file(self.path), os.fspath(self.path))
 
     def _stat(self) -> tuple[int, int] | None:
         try:
@@ -247,7 +286,7 @@ class FileKeySource(BaseKeySource):
 
     def _reload(self, stamp: tuple[int, int] | None) -> None:
         try:
-            keys = _checked(load_key_file(self.path))
+            keys = _checked(self._load())
         except (OSError, JWKError) as exc:
             self._last_error = f"{type(exc).__name__}: {exc}"
             logger.warning("jwkit: keeping the previous keys of %s: %s", self.path, exc)

@@ -24,8 +24,10 @@ re-checking its time window and its status (step 7, from the cached list) on eve
 
 from __future__ import annotations
 
+import enum
 import os
 import time
+import warnings
 from collections.abc import Callable, Collection, Mapping
 from typing import Any, cast
 
@@ -44,10 +46,10 @@ from .cache import DEFAULT_CACHE_SIZE, CacheEntry, TokenCache, validity_window
 from .events import EventListener, events_url
 from .providers import SAFE_ALGORITHMS, preset_takes_issuer, resolve
 from .remote import REMOTE_OPTIONS, RemoteJWKSource
-from .sources import FileKeySource, KeySource, SourceHealth, StaticKeySource
+from .sources import FileKeySource, KeySource, SourceHealth, StaticKeySource, _caller_level
 from .status import STATUS_OPTIONS, StatusChecker, build_checker
 
-__all__ = ["VERIFIER_OPTIONS", "Verifier", "check_azp"]
+__all__ = ["VERIFIER_OPTIONS", "AudienceWarning", "Verifier", "check_azp"]
 
 # (the key set, its single kid-less key or None, its keys by kid): see Verifier._remember.
 _KeysMemo = tuple[JWKSet | None, JWK | None, Mapping[Any, JWK]]
@@ -57,6 +59,24 @@ _KeysMemo = tuple[JWKSet | None, JWK | None, Mapping[Any, JWK]]
 _Route = tuple[Mapping[str, Any] | None, JWKSet | None, JWK, Checker]
 # No header is None, so no token ever takes this route's key or checker.
 _NO_ROUTE = cast(_Route, (None, None, None, None))
+
+
+
+class AudienceWarning(UserWarning):
+    """A :class:`Verifier` was built without ``audience=``: it accepts a token meant for any
+    API of the same issuer (RFC 8725 §3.9). Pass the ``aud`` your API expects, or
+    ``audience=None`` to accept any audience on purpose."""
+
+
+class _Unset(enum.Enum):
+    UNSET = "unset"
+
+
+_NO_AUDIENCE = (
+    "this Verifier has no audience, so it accepts tokens the issuer made for any other API "
+    "(RFC 8725 §3.9): pass audience='<the aud your API expects>', or audience=None to "
+    "accept any audience on purpose"
+)
 
 #: How often (seconds) a run of cache hits asks the key source whether its keys changed.
 POLL_INTERVAL = 1.0
@@ -118,7 +138,7 @@ class Verifier:
         keys: KeySource | JWK | JWKSet,
         *,
         issuer: str | Collection[str] | None = None,
-        audience: str | Collection[str] | None = None,
+        audience: str | Collection[str] | _Unset | None = _Unset.UNSET,
         algorithms: Collection[str] | None = None,
         leeway: float = 0,
         required_claims: Collection[str] = (),
@@ -140,6 +160,9 @@ class Verifier:
         self.source: KeySource = keys
         self._owns_source = owns
         self._issuers = as_names(issuer, "issuer")
+        if audience is _Unset.UNSET:
+            warnings.warn(_NO_AUDIENCE, AudienceWarning, stacklevel=_caller_level())
+            audience = None
         # Everything but the issuer, which verify() checks itself at step 3 (before any key
         # is fetched); a cached token's issuer cannot have changed since.
         self._policy = ClaimsPolicy(

@@ -29,6 +29,7 @@ __all__ = [
     "ensure_admin",
     "get_session",
     "hash_token",
+    "reset_admin",
     "secrets_equal",
     "token_hashes",
     "verify_password",
@@ -84,6 +85,19 @@ def ensure_admin(session: Session, *, token: str | None, password: str | None,
     if generated_token or generated_password:
         return GeneratedCredentials(ADMIN_USER, generated_token, generated_password)
     return None
+
+
+def reset_admin(session: Session, *, now: int) -> GeneratedCredentials:
+    """Forget the admin token and password, end every console session, and generate new
+    ones (shown once by the caller). For an operator who lost the first-start credentials."""
+    row = session.get(AdminCredential, ADMIN_USER, with_for_update=True)
+    if row is not None:
+        row.token_hash = row.password_hash = None
+    session.execute(delete(ConsoleSession).where(ConsoleSession.username == ADMIN_USER))
+    audit.record(session, now=now, actor="system", action="admin.credentials_reset")
+    generated = ensure_admin(session, token=None, password=None, now=now)
+    assert generated is not None  # both were just cleared
+    return generated
 
 
 def token_hashes(session: Session) -> dict[str, str]:

@@ -311,10 +311,14 @@ def revoke_key(session: Session, project_id: str, kid: str, vault: Vault, *, now
         _ensure_next(session, project, vault, [], now=now, actor=actor)
     else:  # active
         if not emergency:
+            # No earliest_safe_at: no time makes revoking the *active* key safe. Rotating
+            # first is the way, and revoking is safe once the retiring key's tokens expired.
             nxt = _find(keys, NEXT)
-            earliest = activate_safe_at(nxt, project) if nxt is not None else None
-            raise Conflict("the active key signs tokens now; rotate first, or use emergency=true",
-                           code="key_is_active", earliest_safe_at=earliest)
+            when = activate_safe_at(nxt, project) if nxt is not None else None
+            rotate = f" (possible from {isoformat(when)})" if when and when > now else ""
+            raise Conflict(f"the active key signs tokens now; rotate first{rotate}, then revoke "
+                           "it once its tokens have expired, or use emergency=true",
+                           code="key_is_active")
         nxt = _find(keys, NEXT)
         if nxt is None and pre_shared(project):
             raise Conflict("no pre-shared next secret to take over; replace the secret at once "

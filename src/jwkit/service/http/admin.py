@@ -218,6 +218,11 @@ def revoke_key(request: Request, project_id: str, kid: str,
     return out
 
 
+def _scope(scope: str | None) -> str | None:
+    """The scope tokens once each, in a stable order (as a client's scopes are stored)."""
+    return " ".join(sorted(set(scope.split()))) if scope else None
+
+
 @router.post("/projects/{project_id}/tokens", responses={200: {"model": TokenOut}})
 def mint_token(request: Request, project_id: str, body: TokenMint) -> JSON:
     """Mint an access token for a trusted backend, within the project's maximum lifetime."""
@@ -241,9 +246,11 @@ def mint_token(request: Request, project_id: str, body: TokenMint) -> JSON:
         claims = {k: v for k, v in extra.items() if k != "aud"}
         jti = new_jti()
         try:
+            # RFC 9068 §2.2: client_id is required; the caller of the admin API is the client.
             token, exp = mint(view.signer, issuer=issuer_for(svc.settings.public_url, project.id),
                               audience=aud, subject=body.sub, ttl=ttl, now=now, extra=claims,
-                              jti=jti, sid=body.sid,
+                              jti=jti, sid=body.sid, client_id=_actor(request),
+                              scope=_scope(body.scope),
                               status=None if slot is None else (slot.uri, slot.idx))
         except (TypeError, ValueError) as exc:
             raise InvalidInput("claims must be JSON values", field="claims") from exc

@@ -8,7 +8,8 @@ publishes its metric tallies every second (:func:`~jwkit.service.http.metrics.pu
 
 ``/metrics`` and the admin API's OpenAPI document (``/api/v1/openapi.json``, its page at
 ``/api/docs``) are served to anyone, to admins only (the default) or not at all, as
-``JWKIT_METRICS`` and ``JWKIT_API_DOCS`` say. Admin request bodies are limited to
+``JWKIT_METRICS`` and ``JWKIT_API_DOCS`` say; the page loads Swagger UI from the package
+(:mod:`~jwkit.service.http.apidocs`), never from a CDN. Admin request bodies are limited to
 :data:`~jwkit.service.http.auth.MAX_BODY` bytes however they are framed (:class:`BodyLimit`).
 """
 
@@ -23,7 +24,6 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import FastAPI, HTTPException
-from fastapi.openapi.docs import get_swagger_ui_html
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -32,7 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jwkit.service import notify, scheduler
 from jwkit.service.domain.common import unix_now
-from jwkit.service.http import admin, metrics, public
+from jwkit.service.http import admin, apidocs, metrics, public
 from jwkit.service.http import revocation as token_status
 from jwkit.service.http.auth import MAX_BODY, AdminAuth, authenticate_request
 from jwkit.service.http.errors import install_error_handlers
@@ -105,7 +105,7 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], int] = u
         title="jwkit key service",
         version="1",
         lifespan=lifespan,
-        docs_url=_DOCS_URL if settings.api_docs == "public" else None,
+        docs_url=None,  # apidocs.install: Swagger UI from the package, not a CDN
         redoc_url=None,
         openapi_url=_OPENAPI_URL if settings.api_docs == "public" else None,
     )
@@ -125,13 +125,12 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], int] = u
         app.router.routes.append(Route("/metrics", endpoint, methods=["GET"]))
     if settings.api_docs == "admin":
         app.router.routes.append(Route(_OPENAPI_URL, _admin_only(_openapi), methods=["GET"]))
-        app.router.routes.append(Route(_DOCS_URL, _admin_only(_docs_page), methods=["GET"]))
     app.include_router(admin.router)
+    apidocs.install(app, _OPENAPI_URL, settings.api_docs, _admin_only)
     _mount_console(app)
     return app
 
 
-_DOCS_URL = "/api/docs"
 _OPENAPI_URL = "/api/v1/openapi.json"
 
 
@@ -148,10 +147,6 @@ def _admin_only(endpoint: Any) -> Any:
 
 async def _openapi(request: Request) -> Response:
     return JSONResponse(request.app.openapi())
-
-
-async def _docs_page(request: Request) -> Response:
-    return get_swagger_ui_html(openapi_url=_OPENAPI_URL, title="jwkit key service")
 
 
 class _TooLarge(HTTPException):

@@ -18,6 +18,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -42,15 +44,67 @@ _HTTP_CODES = {
 }
 
 
+_SECONDS = frozenset({"ttl", "token_ttl", "max_token_ttl", "jwks_max_age"})
+
+
+def _seconds(n: object) -> str:
+    if isinstance(n, int) and n >= 86400 and n % 86400 == 0:
+        return f"{n} seconds ({n // 86400} days)"
+    return f"{n} seconds"
+
+
+def plain_message(field: str, kind: str, ctx: Mapping[str, Any] | None) -> str:
+    """What a person should do about one schema refusal, in words (never pydantic's text,
+    which quotes regular expressions and internal limits)."""
+    ctx = ctx or {}
+    name = field or "the request body"
+    amount = _seconds if field in _SECONDS else str
+    if kind == "missing":
+        return f"{name} is required"
+    if kind == "extra_forbidden":
+        return f"{name} is not a known field; remove it"
+    if kind == "less_than_equal":
+        return f"{name} must be at most {amount(ctx.get('le'))}"
+    if kind == "greater_than_equal":
+        return f"{name} must be at least {amount(ctx.get('ge'))}"
+    if kind == "string_too_short":
+        return f"{name} must not be empty"
+    if kind == "string_too_long":
+        return f"{name} must be at most {ctx.get('max_length')} characters"
+    if kind == "too_long":
+        return f"{name} may hold at most {ctx.get('max_length')} entries"
+    if kind == "string_pattern_mismatch" and field.split(".")[0] in ("scope", "scopes"):
+        return ("a scope is 1 to 100 printable ASCII characters without spaces, "
+                'double quotes or backslashes (RFC 6749 §3.3), e.g. "read:orders"')
+    if kind == "literal_error":
+        return f"{name} must be one of {ctx.get('expected')}"
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return f"{name} must be a whole number" + (" of seconds" if field in _SECONDS else "")
+    if kind == "bool_type":
+        return f"{name} must be true or false"
+    if kind in ("string_type", "list_type", "dict_type", "model_type", "model_attributes_type"):
+        want = {"string_type": "a string", "list_type": "a list", "dict_type": "a JSON object"}
+        return f"{name} must be {want.get(kind, 'a JSON object')}"
+    if kind in ("json_invalid", "json_type"):
+        return "the request body is not valid JSON"
+    return f"{name} is not valid"
+
+
 async def _validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    detail = [
-        {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type"))}
-        for e in exc.errors()
-    ]
+    detail: list[dict[str, Any]] = []
+    messages: dict[str, None] = {}  # each message once, in order
+    for e in exc.errors():
+        loc = list(e.get("loc", ()))
+        field = ".".join(str(p) for p in loc[1:] if not isinstance(p, int))
+        kind = str(e.get("type"))
+        msg = plain_message(field, kind, e.get("ctx"))
+        messages[msg] = None
+        detail.append({"loc": loc, "msg": msg, "type": kind})
     ERRORS.labels("validation").inc()
+    message = "; ".join(messages) or "the request is invalid"
     return JSONResponse(
-        {"error": "validation_error", "message": "the request is invalid", "detail": detail},
+        {"error": "validation_error", "message": message, "detail": detail},
         status_code=422,
     )
 

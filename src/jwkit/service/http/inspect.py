@@ -35,6 +35,7 @@ from jwkit.service.domain.projects import issuer_for
 from jwkit.service.http.admin import ROUTER_OPTIONS
 from jwkit.service.runtime import Service
 from jwkit.service.store.models import AuditEvent, Key
+from jwkit.verify.diagnose import diagnose_token_text
 
 __all__ = ["TokenInspect", "inspect_token", "router"]
 
@@ -221,7 +222,7 @@ def _inspect(token: str, *, project: JSON, rows: list[Key], svc: Service) -> JSO
         claims = parse_claims(parsed.payload)
         result["payload"] = claims
     except JWKitError as exc:
-        result["format"] = {"ok": False, "reason": exc.message}
+        result["format"] = {"ok": False, "reason": diagnose_token_text(token) or exc.message}
         result["signature"] = {"ok": False, "reason": "the token could not be decoded"}
         return result
     candidates = _find_keys(rows, parsed.kid, parsed.alg)

@@ -43,6 +43,7 @@ __all__ = [
     "DISCOVERY_SUFFIX",
     "JWKS_SUFFIX",
     "MAX_FORM",
+    "METADATA_PREFIX",
     "READY_TTL",
     "TOKEN_SUFFIX",
     "PublicFastPath",
@@ -134,7 +135,8 @@ def _oauth_error(error: str, description: str, status: int = 400) -> TokenAnswer
 
 def _parse_form(raw: bytes) -> dict[str, str] | None:
     """Decode an ``application/x-www-form-urlencoded`` body; ``None`` if a name repeats
-    (RFC 6749 §3.2: parameters must not be included more than once) or it is not UTF-8."""
+    (RFC 6749 §3.2: parameters must not be included more than once) or it is not UTF-8.
+    A parameter sent without a value is left out, as if it had not been sent (§3.1)."""
     if raw.isascii() and b"%" not in raw and b"+" not in raw:
         # Nothing to unescape (every client_credentials request a client library sends):
         # the same pairs parse_qsl(strict_parsing=True) finds, at a fifth of its cost.
@@ -146,7 +148,8 @@ def _parse_form(raw: bytes) -> dict[str, str] | None:
             name, sep, value = field_.partition("=")
             if not sep or name in out:
                 return None
-            out[name] = value
+            if value:
+                out[name] = value
         return out
     return _parse_form_general(raw)
 
@@ -163,7 +166,8 @@ def _parse_form_general(raw: bytes) -> dict[str, str] | None:
     for name, value in pairs:
         if name in out:
             return None
-        out[name] = value
+        if value:  # RFC 6749 §3.1: sent without a value = omitted
+            out[name] = value
     return out
 
 
@@ -426,10 +430,17 @@ class PublicFastPath:
         await send({"type": "http.response.body", "body": answer.body})
 
 
+#: RFC 8414 §3.1: for the issuer ``{public_url}/p/{id}`` the metadata lives at the host's
+#: well-known path with the issuer's path appended; the in-issuer location is served too.
+METADATA_PREFIX = "/.well-known/oauth-authorization-server"
+
+
 def public_routes() -> list[Route]:
     return [
         Route("/p/{project}/.well-known/jwks.json", jwks, methods=["GET"]),
         Route("/p/{project}/.well-known/openid-configuration", discovery, methods=["GET"]),
+        Route(METADATA_PREFIX + "/p/{project}", discovery, methods=["GET"]),
+        Route("/p/{project}" + METADATA_PREFIX, discovery, methods=["GET"]),
         Route("/p/{project}/oauth2/token", token, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),

@@ -47,6 +47,9 @@ Name = Annotated[
 Audience = Annotated[str, StringConstraints(min_length=1, max_length=500)]
 # RFC 6749 §3.3 scope-token: 1*( %x21 / %x23-5B / %x5D-7E )
 ScopeToken = Annotated[str, StringConstraints(pattern=r"^[\x21\x23-\x5b\x5d-\x7e]{1,100}$")]
+# RFC 6749 §3.3 scope = scope-token *( SP scope-token ), as the ``scope`` claim carries it
+_SCOPE_CHARS = r"[\x21\x23-\x5b\x5d-\x7e]{1,100}"
+ScopeList = Annotated[str, StringConstraints(pattern=rf"^{_SCOPE_CHARS}( {_SCOPE_CHARS}){{0,49}}$")]
 
 
 def _integral(value: object) -> object:
@@ -205,6 +208,8 @@ class TokenMint(_Body):
     sub: Annotated[str, StringConstraints(min_length=1, max_length=255)]
     claims: dict[str, Any] | None = None
     ttl: Ttl | None = None
+    #: The ``scope`` claim (RFC 9068 §2.2.3): space-separated scope tokens, as clients get.
+    scope: ScopeList | None = None
     #: Becomes the token's ``sid`` claim: revoke every token of a session by it.
     sid: SessionId | None = None
 
