@@ -181,6 +181,7 @@ def setup(base: str) -> tuple[httpx.Client, list[Project]]:
             # that a key is published for max-age before it signs, so this verifier must
             # never meet an unknown kid, however often the projects rotate.
             min_ttl=1.0,
+            audience=None,  # keys and rotations are what this checks, not audiences
         )
         projects.append(
             Project(
