@@ -36,7 +36,7 @@ test-fast: $(STAMP)
 ## ruff, then mypy --strict for the oldest Python the package claims (requires-python) and for
 ## the Python installed in the venv when that one is newer.
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff check src tests benchmarks examples docs/_hooks
 	$(BIN)/mypy
 	test "$(PYV)" = "$(MYPY_OLDEST)" || $(BIN)/mypy --python-version $(PYV) --cache-dir .mypy_cache/newest
 

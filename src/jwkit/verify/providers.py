@@ -275,6 +275,7 @@ PRESETS: Mapping[str, Callable[..., ProviderConfig]] = {
     "supertokens": supertokens,
     "transcodes": transcodes,
 }
+"""Every preset by name: a function of the provider's parameters to a :class:`ProviderConfig`."""
 
 
 def preset_takes_issuer(name: str) -> bool:
