@@ -112,3 +112,11 @@ def test_provider_quickstart_has_a_tab_per_provider(site: Path) -> None:
     page = (site / "quickstart" / "providers" / "index.html").read_text()
     labels = re.findall(r'<label for="__tabbed_\d+_\d+">([^<]+)</label>', page)
     assert labels == ["Auth0", "Okta", "Cognito", "Clerk"]
+
+
+def test_no_docstring_role_is_left_raw(site: Path) -> None:
+    for page in (site / "reference").glob("*/index.html"):
+        raw = re.findall(
+            r":(?:class|func|meth|mod|data|attr|exc|obj):(?:`|<code>)", page.read_text()
+        )
+        assert raw == [], page
