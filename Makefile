@@ -26,12 +26,16 @@ run: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/jwkit demo
 
-## Lint, then the whole suite (unit, vectors, interop, HTTP, SQLite, PostgreSQL, browser).
+## Lint, then the whole suite (unit, vectors, interop, HTTP, SQLite, PostgreSQL, browser, the
+## built wheel in a fresh venv, the strict docs build and its code blocks), with branch coverage
+## of jwkit and a floor under it (measured without the browser and PostgreSQL tests).
+COV_FLOOR := 0
 test: $(STAMP) lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --cov=jwkit --cov-branch --cov-report=term:skip-covered \
+		--cov-fail-under=$(COV_FLOOR)
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not postgres and not browser and not interop" -x -q
+	$(BIN)/python -m pytest -m "not postgres and not browser and not interop and not release and not docs" -x -q
 
 ## ruff, then mypy --strict for the oldest Python the package claims (requires-python) and for
 ## the Python installed in the venv when that one is newer.

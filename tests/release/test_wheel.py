@@ -220,6 +220,9 @@ def test_mypy_checks_the_oldest_python_claimed() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     requires = project["project"]["requires-python"]
     assert requires.startswith(">=")
-    assert project["tool"]["mypy"]["python_version"] == requires.removeprefix(">=")
+    oldest = requires.removeprefix(">=")
+    assert project["tool"]["mypy"]["python_version"] == oldest
+    assert f"Programming Language :: Python :: {oldest}" in project["project"]["classifiers"]
+    assert f"jwkit needs Python {oldest} or newer." in (ROOT / "docs" / "index.md").read_text()
     assert "version" not in project["project"]  # the version lives in src/jwkit/_version.py only
     assert project["project"]["dynamic"] == ["version"]
