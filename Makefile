@@ -28,8 +28,9 @@ demo: $(STAMP)
 
 ## Lint, then the whole suite (unit, vectors, interop, HTTP, SQLite, PostgreSQL, browser, the
 ## built wheel in a fresh venv, the strict docs build and its code blocks), with branch coverage
-## of jwkit and a floor under it (measured without the browser and PostgreSQL tests).
-COV_FLOOR := 0
+## of jwkit and a floor under it: 86.37 % (lines and branches) measured on 2026-12-06 without
+## the browser, PostgreSQL, release and docs tests; the whole suite covers at least that.
+COV_FLOOR := 86
 test: $(STAMP) lint
 	$(BIN)/python -m pytest --cov=jwkit --cov-branch --cov-report=term:skip-covered \
 		--cov-fail-under=$(COV_FLOOR)
