@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-stamp
 PYV     = $(shell $(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 MYPY_OLDEST := $(shell sed -n 's/^python_version = "\(.*\)"/\1/p' pyproject.toml)
 
-.PHONY: install run demo test test-fast lint format bench dist docs docs-serve clean
+.PHONY: install run demo test test-fast lint format bench fuzz dist docs docs-serve clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,6 +51,12 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+
+## Long fuzz run: atheris on token parsing/verification, JWK import, status lists; hypothesis on
+## raw HTTP to a real server. FUZZ_SECONDS per target; corpora and findings in .fuzz/.
+FUZZ_SECONDS ?= 300
+fuzz: $(STAMP)
+	$(BIN)/python -m tests.fuzz.run --seconds $(FUZZ_SECONDS)
 
 ## The release: sdist and wheel in dist/ (version from src/jwkit/_version.py).
 ## tests/release installs the wheel into a fresh venv; JWKIT_DIST_DIR=dist tests these very files.

@@ -74,6 +74,13 @@ GOALS = (  # (target, endpoint, against, minimum ratio), from issue 5
     ("jwkit", "jwks", "nginx", 0.4),
     ("jwkit", "token", "oidc-provider", 1.5),
 )
+# (target, endpoint, against target, against endpoint, minimum ratio), from issue 12: a token
+# carrying a status claim vs the same token without one (a project with token_status off),
+# and the Status List Token endpoint vs nginx serving the same bytes.
+STATUS_GOALS = (
+    ("jwkit", "token", "jwkit", "token-nostatus", 0.9),
+    ("jwkit", "statuslist", "nginx", "statuslist", 0.5),
+)
 
 
 class BenchError(SystemExit):
@@ -240,8 +247,27 @@ def jwkit_setup(base: str) -> dict[str, str]:
         if r.status_code != 201:
             raise BenchError(f"jwkit: creating the client answered {r.status_code}: {r.text}")
         created = r.json()
+        r = client.post("/api/v1/projects",
+                        json={"name": "bench-nostatus", "algorithm": "ES256",
+                              "token_status": False})
+        if r.status_code != 201:
+            raise BenchError(f"jwkit: creating the project answered {r.status_code}: {r.text}")
+        plain = r.json()
+        r = client.post(
+            f"/api/v1/projects/{plain['id']}/clients", json={"name": "bench", "scopes": [SCOPE]}
+        )
+        if r.status_code != 201:
+            raise BenchError(f"jwkit: creating the client answered {r.status_code}: {r.text}")
+        plain_client = r.json()
     pid = project["id"]
     return {
+        "plain_issuer": plain["issuer"],
+        "plain_audience": plain["audience"],
+        "plain_jwks": f"{base}/p/{plain['id']}/.well-known/jwks.json",
+        "plain_token": f"{base}/p/{plain['id']}/oauth2/token",
+        "plain_client_id": plain_client["client_id"],
+        "plain_client_secret": plain_client["client_secret"],
+        "statuslist": f"{base}/p/{pid}/statuslists/1",
         "project": pid,
         "issuer": project["issuer"],
         "audience": project["audience"],
@@ -275,7 +301,7 @@ http {{
     server {{
         listen 127.0.0.1:{port};
         root {dir}/www;
-        location = /jwks.json {{
+        location = /{file} {{
             etag on;
 {headers}
         }}
@@ -299,15 +325,18 @@ def start_nginx(
     stack: contextlib.ExitStack,
     *,
     tuned: bool,
+    file: str = "jwks.json",
 ) -> tuple[Server, str]:
     port = free_port()
     conf_dir = work / ("nginx-tuned" if tuned else "nginx")
+    if file != "jwks.json":
+        conf_dir = conf_dir.with_name(conf_dir.name + "-" + file)
     (conf_dir / "www").mkdir(parents=True)
-    (conf_dir / "www" / "jwks.json").write_bytes(body)
+    (conf_dir / "www" / file).write_bytes(body)
     # nginx workers run as an unprivileged user when we are root: let them read the file.
     for path in (work, conf_dir, conf_dir / "www"):
         path.chmod(0o755)
-    (conf_dir / "www" / "jwks.json").chmod(0o644)
+    (conf_dir / "www" / file).chmod(0o644)
     extra = "\n".join(
         f'            add_header {name} "{value}" always;'
         for name, value in headers.items()
@@ -320,6 +349,7 @@ def start_nginx(
         headers=extra,
         tuning=NGINX_TUNED if tuned else NGINX_DEFAULTS,
         content_type=headers["content-type"].split(";")[0],
+        file=file,
     )
     (conf_dir / "nginx.conf").write_text(conf)
     command = [
@@ -333,7 +363,7 @@ def start_nginx(
     ]
     name = "nginx (tuned)" if tuned else "nginx (defaults)"
     server = stack.enter_context(start(name, command, conf_dir / "stdout.log", port))
-    return server, f"http://127.0.0.1:{port}/jwks.json"
+    return server, f"http://127.0.0.1:{port}/{file}"
 
 
 def bare_app() -> Any:
@@ -618,6 +648,8 @@ ENDPOINTS = {
     "jwks": "JWKS",
     "jwks-distinct": "JWKS, every request distinct",
     "token": "token (client credentials, ES256 JWT)",
+    "token-nostatus": "token, project without token status",
+    "statuslist": "Status List Token (GET {issuer}/statuslists/1)",
 }
 
 
@@ -694,6 +726,8 @@ def report(targets: list[Target], args: argparse.Namespace, work: Path) -> None:
         )
     print("| goal (issue 5) | measured | |\n|---|---:|---|")
     for name, endpoint, against, minimum in GOALS:
+        if (name, endpoint) not in by or (against, endpoint) not in by:
+            continue  # not measured in this run (--only)
         ratio = by[name, endpoint].best / by[against, endpoint].best
         verdict = "met" if ratio >= minimum else "**not met**"
         print(
@@ -704,7 +738,10 @@ def report(targets: list[Target], args: argparse.Namespace, work: Path) -> None:
     def cpu(name: str, endpoint: str) -> float:
         return min(by[name, endpoint].cpu_us)
 
+    needed = [("oidc-provider", "jwks"), ("jwkit", "jwks"), ("oidc-provider", "token"),
+              ("jwkit", "token"), ("uvicorn-bare", "jwks")]
     print(
+        "" if not all(k in by for k in needed) else
         f"\nServer CPU per request, oidc-provider / jwkit: JWKS "
         f"{cpu('oidc-provider', 'jwks') / cpu('jwkit', 'jwks'):.2f}x, token "
         f"{cpu('oidc-provider', 'token') / cpu('jwkit', 'token'):.2f}x. The bare ASGI app "
@@ -757,6 +794,26 @@ def _anonymise(text: str, work: Path) -> str:
 # -- main ----------------------------------------------------------------------------------
 
 
+def check_statuslist(url: str, expected: bytes | None = None) -> tuple[bytes, dict[str, str]]:
+    """The Status List Token at ``url``: a compact JWS served as ``application/statuslist+jwt``
+    whose payload holds a ``status_list`` (the same bytes as jwkit's, when ``expected``)."""
+    import httpx
+
+    from jwkit.jose.jwt import decode_unverified
+
+    r = httpx.get(url, timeout=10)
+    if r.status_code != 200:
+        raise BenchError(f"{url} answered {r.status_code}: {r.text[:300]}")
+    if not r.headers.get("content-type", "").startswith("application/statuslist+jwt"):
+        raise BenchError(f"{url}: content type {r.headers.get('content-type')!r}")
+    header, claims = decode_unverified(r.text)
+    if header.get("typ") != "statuslist+jwt" or "status_list" not in claims:
+        raise BenchError(f"{url}: not a Status List Token")
+    if expected is not None and r.content != expected:
+        raise BenchError(f"{url}: not the same bytes as jwkit's status list")
+    return r.content, dict(r.headers)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=3, help="seconds per round and target")
@@ -770,18 +827,31 @@ def main(argv: list[str] | None = None) -> int:
         "with --wrk-cpus \"\": no pinning)"
     )
     parser.add_argument("--wrk-cpus", help="taskset CPU list for wrk (default: the second CPU)")
+    parser.add_argument(
+        "--only", default="",
+        help="comma-separated endpoints to measure (jwks, jwks-distinct, token, token-nostatus, "
+        "statuslist); default all. Without jwks, oidc-provider and the other JWKS servers are "
+        "not measured.",
+    )
     args = parser.parse_args(argv)
+    only = {e for e in args.only.split(",") if e}
+    unknown = only - set(ENDPOINTS)
+    if unknown:
+        parser.error(f"unknown endpoints: {', '.join(sorted(unknown))}")
+    with_oidc = not only or bool(only & {"jwks", "jwks-distinct"})
     pinned = pinning(args.server_cpus, args.wrk_cpus)
     PIN.server, PIN.wrk = pinned.server, pinned.wrk
 
-    missing = [tool for tool in ("wrk", "nginx", "node") if not shutil.which(tool)]
+    tools = ("wrk", "nginx", "node") if with_oidc else ("wrk", "nginx")
+    missing = [tool for tool in tools if not shutil.which(tool)]
     if missing:
         print(
             f"cannot run: {', '.join(missing)} not installed "
             "(Debian: apt-get install wrk nginx nodejs npm)"
         )
         return 1
-    ensure_oidc_provider()
+    if with_oidc:
+        ensure_oidc_provider()
     sys.path.insert(0, str(ROOT / "src"))
 
     with tempfile.TemporaryDirectory(prefix="jwkit-bench-") as tmp, contextlib.ExitStack() as stack:
@@ -798,21 +868,45 @@ def main(argv: list[str] | None = None) -> int:
         bare, bare_url = start_bare(work, args.workers, jwks_body, jwks_headers, stack)
         for url in (nginx_url, nginx_default_url, bare_url):
             check_jwks(url, expected=jwks_body)
+        form = f"grant_type=client_credentials&scope={SCOPE}"
+        jw_auth = basic(jw["client_id"], jw["client_secret"])
+        check_token(jw["token"], jw_auth, form, jw["jwks"], jw["issuer"], jw["audience"])
+        plain_auth = basic(jw["plain_client_id"], jw["plain_client_secret"])
+        check_token(jw["plain_token"], plain_auth, form, jw["plain_jwks"], jw["plain_issuer"],
+                    jw["plain_audience"])
+        jw_lua = token_script(work / "jwkit-token.lua", jw_auth, form)
+        plain_lua = token_script(work / "jwkit-token-nostatus.lua", plain_auth, form)
+        distinct = distinct_script(work / "distinct.lua")
+        # The token endpoint has now issued a token with a status: list 1 exists.
+        list_body, list_headers = check_statuslist(jw["statuslist"])
+        nginx_list, nginx_list_url = start_nginx(
+            work, args.workers, list_body, list_headers, stack, tuned=True, file="statuslist"
+        )
+        check_statuslist(nginx_list_url, expected=list_body)
+        status_targets = [
+            Target("jwkit", "token-nostatus", jw["plain_token"], jwkit_server, script=plain_lua),
+            Target("nginx", "statuslist", nginx_list_url, nginx_list,
+                   body_bytes=len(list_body)),
+            Target("jwkit", "statuslist", jw["statuslist"], jwkit_server,
+                   body_bytes=len(list_body)),
+        ]
+        if not with_oidc:
+            targets = [t for t in [
+                Target("jwkit", "token", jw["token"], jwkit_server, script=jw_lua),
+                *status_targets,
+            ] if t.endpoint in only]
+            run_targets(targets, args)
+            report_status(targets)
+            return 0
         oidc_id = "bench-client"
         oidc_secret = base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
         oidc_server, oidc_base = start_oidc_provider(
             work, args.workers, oidc_id, oidc_secret, stack
         )
         oidc_jwks_body, _ = check_jwks(f"{oidc_base}/jwks")
-
-        form = f"grant_type=client_credentials&scope={SCOPE}"
-        jw_auth = basic(jw["client_id"], jw["client_secret"])
         oidc_auth = basic(oidc_id, oidc_secret)
-        check_token(jw["token"], jw_auth, form, jw["jwks"], jw["issuer"], jw["audience"])
         check_token(f"{oidc_base}/token", oidc_auth, form, f"{oidc_base}/jwks", oidc_base, RESOURCE)
-        jw_lua = token_script(work / "jwkit-token.lua", jw_auth, form)
         oidc_lua = token_script(work / "oidc-token.lua", oidc_auth, form)
-        distinct = distinct_script(work / "distinct.lua")
 
         size = len(jwks_body)
         targets = [
@@ -831,7 +925,10 @@ def main(argv: list[str] | None = None) -> int:
             Target("jwkit", "jwks-distinct", jw["jwks"], jwkit_server, script=distinct),
             Target("oidc-provider", "token", f"{oidc_base}/token", oidc_server, script=oidc_lua),
             Target("jwkit", "token", jw["token"], jwkit_server, script=jw_lua),
+            *status_targets,
         ]
+        if only:
+            targets = [t for t in targets if t.endpoint in only]
         for target in targets:
             print(f"warm-up {target.name} {target.endpoint}", file=sys.stderr, flush=True)
             run_wrk(target, args.warmup, args, record=False)
@@ -848,7 +945,37 @@ def main(argv: list[str] | None = None) -> int:
         check_jwks(jw["jwks"], expected=jwks_body)
         check_token(jw["token"], jw_auth, form, jw["jwks"], jw["issuer"], jw["audience"])
         report(targets, args, work)
+        report_status(targets)
     return 0
+
+
+def run_targets(targets: list[Target], args: argparse.Namespace) -> None:
+    """Warm up each target, then interleaved rounds (as :func:`main` does for all)."""
+    for target in targets:
+        run_wrk(target, args.warmup, args, record=False)
+    for n in range(args.rounds):
+        for target in targets:
+            run_wrk(target, args.duration, args, record=True)
+            print(f"round {n + 1} {target.name} {target.endpoint}: "
+                  f"{target.rates[-1]:,.0f} req/s, {target.cpu_us[-1]:.0f} µs CPU/req",
+                  file=sys.stderr, flush=True)
+
+
+def report_status(targets: list[Target]) -> None:
+    """The token-status rows and goals (issue 12), for the targets that ran."""
+    by = {(t.name, t.endpoint): t for t in targets}
+    print("\n| token status (issue 12) | req/s | CPU µs/req |\n|---|---:|---:|")
+    for t in targets:
+        if t.endpoint in ("token", "token-nostatus", "statuslist"):
+            print(f"| {t.name} {ENDPOINTS[t.endpoint]} | {t.best:,.0f} | {min(t.cpu_us):.0f} |")
+    print("\n| goal (issue 12) | measured | |\n|---|---:|---|")
+    for name, endpoint, against, against_endpoint, minimum in STATUS_GOALS:
+        if (name, endpoint) not in by or (against, against_endpoint) not in by:
+            continue
+        ratio = by[name, endpoint].best / by[against, against_endpoint].best
+        verdict = "met" if ratio >= minimum else "**not met**"
+        print(f"| {name} {ENDPOINTS[endpoint]} >= {minimum}x {against} "
+              f"{ENDPOINTS[against_endpoint]} | {ratio:.2f}x | {verdict} |")
 
 
 if __name__ == "__main__":

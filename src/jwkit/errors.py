@@ -13,6 +13,9 @@
     │   ├── KeyNotFound             key_not_found
     │   ├── InvalidSignature        invalid_signature
     │   ├── InvalidType             invalid_type
+    │   ├── TokenRevoked            revoked              its status list says INVALID
+    │   ├── TokenSuspended          suspended            its status list says SUSPENDED
+    │   ├── StatusUnavailable       status_unavailable   its status cannot be checked
     │   └── ClaimError              invalid_claim
     │       ├── ExpiredToken        expired
     │       ├── NotYetValid         not_yet_valid
@@ -48,6 +51,9 @@ __all__ = [
     "MalformedToken",
     "MissingClaim",
     "NotYetValid",
+    "StatusUnavailable",
+    "TokenRevoked",
+    "TokenSuspended",
     "TokenTooLarge",
     "UnsupportedAlgorithm",
 ]
@@ -136,6 +142,30 @@ class InvalidType(InvalidToken):
     """The token's ``typ`` header is not the expected one."""
 
     code = "invalid_type"
+
+
+class TokenRevoked(InvalidToken):
+    """The token has been revoked: its status list entry is INVALID (or another status
+    than VALID or SUSPENDED)."""
+
+    code = "revoked"
+
+
+class TokenSuspended(InvalidToken):
+    """The token is suspended: its status list entry is SUSPENDED."""
+
+    code = "suspended"
+
+
+class StatusUnavailable(InvalidToken):
+    """The token's status could not be checked: its status list could not be fetched or
+    verified, and no good copy recent enough is cached (the verifier fails closed)."""
+
+    code = "status_unavailable"
+
+    def __init__(self, message: str | None = None, *, uri: str | None = None) -> None:
+        super().__init__(message)
+        self.uri = uri
 
 
 class ClaimError(InvalidToken):

@@ -21,8 +21,13 @@ ADMIN_TOKEN = "browser-test-admin-token-0123456789"
 ADMIN_PASSWORD = "browser test password 42"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
 LAUNCH_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 
@@ -30,8 +35,13 @@ Server = ServerProcess
 
 
 def start_server(home: Path, **env_extra: str) -> Server:
-    env = server_env(home, admin_token=ADMIN_TOKEN, admin_password=ADMIN_PASSWORD,
-                     JWKIT_SCHEDULER_INTERVAL="0", **env_extra)
+    env = server_env(
+        home,
+        admin_token=ADMIN_TOKEN,
+        admin_password=ADMIN_PASSWORD,
+        JWKIT_SCHEDULER_INTERVAL="0",
+        **env_extra,
+    )
     return ServerProcess(home, env).start()
 
 
@@ -66,8 +76,11 @@ def browser() -> Iterator[Any]:
 
 def new_context(browser: Any, server: Server, *, width: int = 1280, height: int = 860) -> Any:
     context = browser.new_context(
-        base_url=server.url, viewport={"width": width, "height": height},
-        accept_downloads=True, timezone_id="Europe/Paris", locale="en-GB",
+        base_url=server.url,
+        viewport={"width": width, "height": height},
+        accept_downloads=True,
+        timezone_id="Europe/Paris",
+        locale="en-GB",
         reduced_motion="reduce",
     )
     context.set_default_timeout(10_000)
@@ -132,12 +145,14 @@ _HIDE_TOAST = """() => {
 }"""
 
 
-def shot(page: Any, name: str, *, full_page: bool = True) -> Path:
-    """Save a screenshot of the current screen as a test artifact."""
+def shot(page: Any, name: str, *, full_page: bool = True, keep_toast: bool = False) -> Path:
+    """Save a screenshot of the current screen as a test artifact (without the passing toast,
+    unless the toast is the point)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
     page.evaluate("document.fonts.ready")
-    page.evaluate(_HIDE_TOAST)
+    if not keep_toast:
+        page.evaluate(_HIDE_TOAST)
     page.screenshot(path=str(path), full_page=full_page)
     return path
 

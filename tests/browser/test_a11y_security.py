@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from tests.browser.conftest import Server, active_kid, login, new_context, shot
 
@@ -30,38 +31,38 @@ def test_keyboard_only_dialogs_trap_focus_and_close_on_escape(
         page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.id") == "open-jwk-panel"
     page.keyboard.press("Enter")
-    page.locator("#jwk-panel").wait_for()
-    assert page.evaluate(_ACTIVE_IN, "jwk-panel")
+    expect(page.locator("#jwk-panel")).to_be_visible()
+    page.wait_for_function(_ACTIVE_IN, arg="jwk-panel")
     for _ in range(30):  # focus never leaves the open panel
         page.keyboard.press("Tab")
         assert page.evaluate(_ACTIVE_IN, "jwk-panel")
     page.locator("#generate-key").focus()
     page.keyboard.press("Enter")
-    page.locator("#confirm-dialog").wait_for()
-    assert page.evaluate("document.activeElement.textContent") == "Cancel"
+    expect(page.locator("#confirm-dialog")).to_be_visible()
+    expect(page.get_by_role("button", name="Cancel")).to_be_focused()
     for key in ["Tab", "Tab", "Tab", "Shift+Tab", "Shift+Tab", "Shift+Tab", "Shift+Tab"]:
         page.keyboard.press(key)
         assert page.evaluate(_ACTIVE_IN, "confirm-dialog")
     page.keyboard.press("Escape")
-    page.locator("#confirm-dialog").wait_for(state="hidden")
-    assert page.evaluate("document.activeElement.id") == "generate-key"
+    expect(page.locator("#confirm-dialog")).to_be_hidden()
+    expect(page.locator("#generate-key")).to_be_focused()
     assert active_kid(api, pid) == old_kid  # Escape is a cancel
-    assert page.locator("#jwk-panel").is_visible()
+    expect(page.locator("#jwk-panel")).to_be_visible()
 
     # Confirm with the keyboard: Tab from Cancel to the confirm button, Enter.
     page.keyboard.press("Enter")
-    page.locator("#confirm-dialog").wait_for()
+    expect(page.locator("#confirm-dialog")).to_be_visible()
     page.keyboard.press("Tab")
-    assert page.evaluate("document.activeElement.id") == "confirm-ok"
+    expect(page.locator("#confirm-ok")).to_be_focused()
     page.keyboard.press("Enter")
-    page.locator("#new-key").wait_for()
+    expect(page.locator("#new-key")).to_be_visible()
+    expect(page.locator("#copy-key")).to_be_focused()
     assert active_kid(api, pid) != old_kid
-    assert page.evaluate("document.activeElement.id") == "copy-key"
     page.keyboard.press("Escape")
-    page.locator("#jwk-panel").wait_for(state="hidden")
-    assert page.evaluate("document.activeElement.id") == "open-jwk-panel"
-    assert opener.is_visible()
-    assert page.locator("#new-key-json").inner_text() == ""
+    expect(page.locator("#jwk-panel")).to_be_hidden()
+    expect(opener).to_be_focused()
+    expect(opener).to_be_visible()
+    expect(page.locator("#new-key-json")).to_have_text("")
 
 
 def test_phone_viewport(browser: Any, server: Server, make_project: Any) -> None:
@@ -70,19 +71,24 @@ def test_phone_viewport(browser: Any, server: Server, make_project: Any) -> None
         page = ctx.new_page()
         login(page)
         project = make_project(name="Phone project")
-        pages = ["/console/projects", f"/console/projects/{project['id']}",
-                 f"/console/projects/{project['id']}/keys",
-                 f"/console/projects/{project['id']}/clients",
-                 f"/console/projects/{project['id']}/tokens", "/console/audit"]
+        pages = [
+            "/console/projects",
+            f"/console/projects/{project['id']}",
+            f"/console/projects/{project['id']}/keys",
+            f"/console/projects/{project['id']}/clients",
+            f"/console/projects/{project['id']}/tokens",
+            "/console/audit",
+        ]
         for path in pages:
             page.goto(path)
+            expect(page.locator("h1")).to_be_visible()
             width = page.evaluate("document.documentElement.scrollWidth")
             assert width <= 390, f"{path} is {width}px wide at a 390px viewport"
         page.goto(f"/console/projects/{project['id']}")
         shot(page, "09-phone-project")
         page.get_by_role("button", name="JSON Web Key").click()
         panel = page.locator("#jwk-panel")
-        panel.wait_for()
+        expect(panel).to_be_visible()
         box = panel.bounding_box()
         assert box["x"] >= 0 and box["x"] + box["width"] <= 390.5
         generate = panel.get_by_role("button", name="Generate Public Key JSON")
@@ -90,7 +96,7 @@ def test_phone_viewport(browser: Any, server: Server, make_project: Any) -> None
         generate.click()
         dialog = page.locator("#confirm-dialog")
         dialog.get_by_role("button", name="Invalidate and generate").click()
-        panel.locator("#new-key").wait_for()
+        expect(panel.locator("#new-key")).to_be_visible()
         download = panel.get_by_role("button", name="Download")
         download.scroll_into_view_if_needed()
         b = download.bounding_box()
@@ -117,8 +123,15 @@ def test_changes_without_the_csrf_header_are_refused(
     status, _ = page.evaluate(fetch, [f"/api/v1/projects/{pid}", "DELETE", None, False])
     assert status == 403
     assert api.get(f"/api/v1/projects/{pid}").status_code == 200
-    status, _ = page.evaluate(fetch, [f"/api/v1/projects/{pid}/keys", "POST",
-                                      {"mode": "replace", "confirm_invalidate": True}, False])
+    status, _ = page.evaluate(
+        fetch,
+        [
+            f"/api/v1/projects/{pid}/keys",
+            "POST",
+            {"mode": "replace", "confirm_invalidate": True},
+            False,
+        ],
+    )
     assert status == 403
     # The same requests with the page's token go through.
     status, body = page.evaluate(fetch, ["/api/v1/projects", "POST", {"name": "with-csrf"}, True])
@@ -143,11 +156,12 @@ def test_names_are_rendered_as_text(admin_page: Any, make_project: Any) -> None:
     name = '<img src=x onerror="alert(1)"><script>alert(2)</script>'
     project = make_project(name=name)
     page.goto("/console/projects")
-    assert page.get_by_role("link", name=name).is_visible()
+    expect(page.get_by_role("link", name=name)).to_be_visible()
     page.goto(f"/console/projects/{project['id']}")
-    assert page.get_by_role("heading", name=name, level=1).is_visible()
-    assert page.locator("#main img").count() == 0
+    expect(page.get_by_role("heading", name=name, level=1)).to_be_visible()
+    expect(page.locator("#main img")).to_have_count(0)
     page.get_by_role("button", name="Delete project…").click()
-    assert name in page.locator("#confirm-title").inner_text()
+    expect(page.locator("#confirm-title")).to_contain_text(name)
     page.keyboard.press("Escape")
+    expect(page.locator("#confirm-dialog")).to_be_hidden()
     assert dialogs == []

@@ -1,11 +1,18 @@
-"""Flow 4: keys table, timeline, graceful and emergency rotation, revoke, rotation policy."""
+"""Flow 4: keys table, timeline, graceful and emergency rotation, revoke, rotation policy.
+
+Every read after an action is a Playwright web-first assertion (``expect(...)``), which waits
+for the page to render the answer: the CI failure this replaced read ``#keys-message`` before
+the refusal had been written into it.
+"""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from tests.browser.conftest import keys_of, shot
 
@@ -26,33 +33,33 @@ def test_rotation_refusal_is_plain_language_and_emergency_needs_confirmation(
     (old_active,) = [k for k, s in before.items() if s == "active"]
     (old_next,) = [k for k, s in before.items() if s == "next"]
     page.goto(f"/console/projects/{pid}/keys")
-    rows = page.locator("#keys-table tbody tr")
-    assert rows.count() == 2
-    assert page.locator(f'#keys-table tr[data-kid="{old_active}"] .badge').inner_text() == "active"
-    assert page.locator(f'#keys-table tr[data-kid="{old_next}"] .badge').inner_text() == "next"
-    assert page.locator("#timeline rect.bar-active").count() >= 1
-    assert page.locator("#timeline rect.bar-next").count() >= 1
+    expect(page.locator("#keys-table tbody tr")).to_have_count(2)
+    expect(page.locator(f'#keys-table tr[data-kid="{old_active}"] .badge')).to_have_text("active")
+    expect(page.locator(f'#keys-table tr[data-kid="{old_next}"] .badge')).to_have_text("next")
+    expect(page.locator("#timeline rect.bar-active").first).to_be_attached()
+    expect(page.locator("#timeline rect.bar-next").first).to_be_attached()
 
     # Graceful rotation is refused: the next key was published less than 300 s ago.
     with page.expect_response(f"**/api/v1/projects/{pid}/keys/rotate") as resp:
         page.get_by_role("button", name="Rotate (graceful)").click()
     assert resp.value.status == 409
     message = page.locator("#keys-message")
-    message.wait_for()
-    text = message.inner_text()
-    assert "has not been published long enough" in text
-    assert "The earliest safe time is" in text
-    assert "in 5 minutes" in text or "in 4 minutes" in text
-    assert "rotation_too_early" not in text
+    expect(message).to_contain_text("has not been published long enough")
+    expect(message).to_contain_text("The earliest safe time is")
+    expect(message).to_contain_text(re.compile(r"in [45] minutes"))
+    expect(message).not_to_contain_text("rotation_too_early")
     shot(page, "05-keys-refusal")
     assert _states(api, pid) == before
 
-    # The emergency path sits behind an explicit confirmation.
+    # The emergency path sits behind an explicit confirmation (a visible checkbox, no typing).
     message.get_by_role("button", name="Use the emergency path…").click()
     dialog = page.locator("#confirm-dialog")
     proceed = dialog.get_by_role("button", name="Proceed anyway")
-    assert proceed.is_disabled()
+    expect(proceed).to_be_disabled()
+    expect(dialog.get_by_label("I understand that valid tokens may be rejected")).to_be_visible()
+    expect(dialog.locator("#confirm-typed")).to_be_hidden()
     dialog.get_by_role("button", name="Cancel").click()
+    expect(dialog).to_be_hidden()
     assert _states(api, pid) == before
     message.get_by_role("button", name="Use the emergency path…").click()
     dialog.get_by_label("I understand that valid tokens may be rejected").check()
@@ -60,16 +67,20 @@ def test_rotation_refusal_is_plain_language_and_emergency_needs_confirmation(
         proceed.click()
     after = _states(api, pid)
     assert after[old_active] == "retiring" and after[old_next] == "active"
-    page.locator(f'#keys-table tr[data-kid="{old_active}"] .badge', has_text="retiring").wait_for()
-    assert page.locator("#keys-table tbody tr").count() == 3
-    assert page.locator("#timeline rect.bar-retiring").count() >= 1
+    expect(page.locator(f'#keys-table tr[data-kid="{old_active}"] .badge')).to_have_text("retiring")
+    expect(page.locator("#keys-table tbody tr")).to_have_count(3)
+    expect(page.locator("#timeline rect.bar-retiring").first).to_be_attached()
 
-    # Revoking the retiring key now is refused too (tokens it signed may still be valid).
+    # Revoking the retiring key now is refused too (tokens it signed may still be valid). Its
+    # dialog shows neither the typed box nor the previous dialog's checkbox and label.
     page.locator(f'button[data-revoke="{old_active}"]').click()
+    expect(dialog.locator("#confirm-check")).to_be_hidden()
+    expect(dialog.locator("#confirm-typed")).to_be_hidden()
+    expect(dialog).not_to_contain_text("I understand")
     with page.expect_response(f"**/keys/{old_active}/revoke") as resp:
         dialog.get_by_role("button", name="Revoke key").click()
     assert resp.value.status == 409
-    assert "would break tokens it signed" in message.inner_text()
+    expect(message).to_contain_text("would break tokens it signed")
     assert _states(api, pid)[old_active] == "retiring"
     shot(page, "05-keys")
 
@@ -84,18 +95,19 @@ def test_graceful_rotation_and_rotation_policy(
     page.goto(f"/console/projects/{pid}/keys")
     with page.expect_navigation():
         page.get_by_role("button", name="Rotate (graceful)").click()
+    expect(page.locator("#toast")).to_contain_text("is now the active key")
     assert _states(api, pid)[old_next] == "active"
-    assert "is now the active key" in page.locator("#toast").inner_text()
 
     page.get_by_label("Rotate the signing key automatically").check()
     page.get_by_label("Rotate every (days)").fill("30")
     with page.expect_navigation():
         page.get_by_role("button", name="Save policy").click()
+    expect(page.get_by_label("Rotate the signing key automatically")).to_be_checked()
     assert api.get(f"/api/v1/projects/{pid}").json()["rotation_days"] == 30
-    assert page.get_by_label("Rotate the signing key automatically").is_checked()
     # The schedule shows when the active key retires.
-    assert "retires" in page.locator(f'#keys-table tr[data-kid="{old_next}"]').inner_text()
+    expect(page.locator(f'#keys-table tr[data-kid="{old_next}"]')).to_contain_text("retires")
     page.get_by_label("Rotate the signing key automatically").uncheck()
     with page.expect_navigation():
         page.get_by_role("button", name="Save policy").click()
+    expect(page.get_by_label("Rotate the signing key automatically")).not_to_be_checked()
     assert api.get(f"/api/v1/projects/{pid}").json()["rotation_days"] is None

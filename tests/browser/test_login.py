@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from tests.browser.conftest import ADMIN_PASSWORD, Server, login, new_context, shot, start_server
 
@@ -20,10 +21,10 @@ def test_login_sets_a_strict_http_only_session_and_logout_ends_it(
     shot(page, "01-login")
     page.get_by_label("Password").fill("not the password")
     page.get_by_role("button", name="Log in").click()
-    assert "Wrong username or password" in page.locator("#login-error").inner_text()
+    expect(page.locator("#login-error")).to_contain_text("Wrong username or password")
 
     login(page)
-    assert page.get_by_role("heading", name="Projects", exact=True).is_visible()
+    expect(page.get_by_role("heading", name="Projects", exact=True)).to_be_visible()
     (cookie,) = [c for c in page.context.cookies() if c["name"] == "jwkit_session"]
     assert cookie["httpOnly"] is True
     assert cookie["sameSite"] == "Strict"
@@ -45,15 +46,19 @@ def test_login_sets_a_strict_http_only_session_and_logout_ends_it(
 def test_login_form_requires_its_csrf_token(page: Any, server: Server) -> None:
     page.goto("/console/login")
     # A cross-site style post: right password, no token from the form.
-    r = page.request.post("/console/login", form={"username": "admin", "password": ADMIN_PASSWORD},
-                          max_redirects=0)
+    r = page.request.post(
+        "/console/login", form={"username": "admin", "password": ADMIN_PASSWORD}, max_redirects=0
+    )
     assert r.status == 403
     assert "login form expired" in r.text()
     assert not [c for c in page.context.cookies() if c["name"] == "jwkit_session"]
     # Garbage bodies are refused, never a 500.
-    r = page.request.post("/console/login", data=b"\xff\x00garbage",
-                          headers={"Content-Type": "multipart/form-data; boundary=x"},
-                          max_redirects=0)
+    r = page.request.post(
+        "/console/login",
+        data=b"\xff\x00garbage",
+        headers={"Content-Type": "multipart/form-data; boundary=x"},
+        max_redirects=0,
+    )
     assert r.status == 403
 
 
@@ -70,7 +75,7 @@ def test_repeated_bad_passwords_lock_the_login_out(browser: Any, tmp_path: Any) 
                 page.get_by_role("button", name="Log in").click()
             statuses.append(info.value.status)
         assert statuses == [401, 401, 401, 401, 429]
-        assert "Too many failed attempts" in page.locator("#login-error").inner_text()
+        expect(page.locator("#login-error")).to_contain_text("Too many failed attempts")
         shot(page, "01-login-locked")
         # Even the right password is refused while locked, before it is checked.
         page.goto("/console/login")
@@ -79,7 +84,7 @@ def test_repeated_bad_passwords_lock_the_login_out(browser: Any, tmp_path: Any) 
             page.get_by_role("button", name="Log in").click()
         assert info.value.status == 429
         assert int(info.value.headers["retry-after"]) > 0
-        assert "Too many failed attempts" in page.locator("#login-error").inner_text()
+        expect(page.locator("#login-error")).to_contain_text("Too many failed attempts")
         assert not [c for c in ctx.cookies() if c["name"] == "jwkit_session"]
     finally:
         ctx.close()
@@ -96,9 +101,11 @@ def test_session_cookie_is_secure_behind_https(tmp_path: Any) -> None:
             # A Secure cookie is not sent over plain http: hand it over as a TLS proxy would.
             cookie = page.headers["set-cookie"].split(";", 1)[0]
             client.cookies.clear()
-            r = client.post("/console/login", headers={"Cookie": cookie},
-                            data={"username": "admin", "csrf_token": token,
-                                  "password": ADMIN_PASSWORD})
+            r = client.post(
+                "/console/login",
+                headers={"Cookie": cookie},
+                data={"username": "admin", "csrf_token": token, "password": ADMIN_PASSWORD},
+            )
             assert r.status_code == 303 and r.headers["location"] == "/console/projects"
             cookie = r.headers["set-cookie"]
             assert cookie.startswith("jwkit_session=")

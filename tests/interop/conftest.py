@@ -78,9 +78,15 @@ def node_jose() -> NodeRunner:
             timeout=100,  # inside pytest's 120 s per-test limit, which covers fixture set-up
         )
 
+    return _runner(node, NODE_HELPER)
+
+
+def _runner(node: str, helper: Path) -> NodeRunner:
+    """Run a batch of ``{"op": ...}`` operations through a helper script, in one process."""
+
     def run(ops: list[dict[str, Any]]) -> list[dict[str, Any]]:
         done = subprocess.run(
-            [node, str(NODE_HELPER), str(NODE_PREFIX)],
+            [node, str(helper), str(NODE_PREFIX)],
             input=json.dumps({"ops": ops}),
             capture_output=True,
             text=True,
@@ -93,3 +99,38 @@ def node_jose() -> NodeRunner:
         return results
 
     return run
+
+
+STATUS_LIST_HELPER = Path(__file__).resolve().parent / "node" / "status_list_helper.mjs"
+#: An independent Token Status List implementation (OpenWallet Foundation's sd-jwt-js; its
+#: zlib is pako), pinned to the minor version the helper is written for.
+NODE_STATUS_LIST_SPEC = "@sd-jwt/jwt-status-list@0.19"
+
+
+@pytest.fixture(scope="session")
+def node_status_list() -> NodeRunner:
+    """Run a batch of operations through ``tests/interop/node/status_list_helper.mjs``
+    (``@sd-jwt/jwt-status-list`` and ``jose``, installed into ``.cache/node`` when missing)."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        pytest.skip("status list interop needs `node` and `npm` on the PATH")
+    modules = NODE_PREFIX / "node_modules"
+    wanted = []
+    installed = modules / "@sd-jwt" / "jwt-status-list" / "package.json"
+    if not installed.is_file() or not json.loads(installed.read_text("utf-8"))[
+        "version"
+    ].startswith("0.19."):
+        wanted.append(NODE_STATUS_LIST_SPEC)
+    jose_json = modules / "jose" / "package.json"
+    if not jose_json.is_file() or not _major_is(jose_json, NODE_JOSE_SPEC.split("@")[1]):
+        wanted.append(NODE_JOSE_SPEC)
+    if wanted:
+        NODE_PREFIX.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [npm, "install", "--prefix", str(NODE_PREFIX), "--no-audit", "--no-fund", *wanted],
+            check=True,
+            capture_output=True,
+            timeout=100,
+        )
+
+    return _runner(node, STATUS_LIST_HELPER)

@@ -16,6 +16,7 @@ def test_public_names() -> None:
         "TokenTooLarge", "UnsupportedAlgorithm", "AlgorithmNotAllowed", "KeyNotFound",
         "InvalidSignature", "InvalidType", "ClaimError", "ExpiredToken", "NotYetValid",
         "InvalidIssuer", "InvalidAudience", "MissingClaim", "InsufficientScope",
+        "TokenRevoked", "TokenSuspended", "StatusUnavailable",
     }  # fmt: skip
     assert expected <= set(jwkit.__all__)
     for name in jwkit.__all__:
@@ -41,11 +42,17 @@ def test_error_codes_are_stable() -> None:
         errors.JWKError: "invalid_key",
         errors.KeySourceError: "jwks_unavailable",
         errors.InsufficientScope: "insufficient_scope",
+        errors.TokenRevoked: "revoked",
+        errors.TokenSuspended: "suspended",
+        errors.StatusUnavailable: "status_unavailable",
     }
     for cls, code in codes.items():
         assert cls.code == code
         assert issubclass(cls, errors.JWKitError)
         assert cls().code == code
+    # Issue 12's contract: the three status errors are token refusals (401, not 503).
+    for cls in (errors.TokenRevoked, errors.TokenSuspended, errors.StatusUnavailable):
+        assert issubclass(cls, errors.InvalidToken)
 
 
 def test_import_jwkit_pulls_no_framework_or_server() -> None:

@@ -201,7 +201,7 @@ def test_key_endpoints(client: SyncClient, project: dict[str, Any], clock: FakeC
     assert created["public_jwk"]["kty"] == "RSA" and "d" not in created["public_jwk"]
     latest = client.get(f"/api/v1/projects/{pid}/keys/latest", headers=AUTH).json()
     assert set(latest) >= {"kid", "created_at"}
-    clock.advance(300)
+    clock.advance(306)  # jwks_max_age + 1 + SYNC_MARGIN
     r = client.post(f"/api/v1/projects/{pid}/keys/rotate", json={}, headers=AUTH)
     assert r.status_code == 200
     assert r.json()["retiring"] == created["kid"]

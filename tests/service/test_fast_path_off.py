@@ -151,8 +151,42 @@ def test_token_endpoint_answers_alike(
             "POST", path, form, good, body=b"grant_type=client_credentials")))
             for server in pair]  # fmt: skip
         heads = [a.split(b"\r\n\r\n")[0] for a in issued]
-        bodies = [json.loads(a.split(b"\r\n\r\n", 1)[1]) for a in issued]
+        raw_bodies = [a.split(b"\r\n\r\n", 1)[1] for a in issued]
+        for head, raw in zip(heads, raw_bodies, strict=True):
+            assert b"content-length: %d\r\n" % len(raw) in head.lower() + b"\r\n"
+        # Tokens differ in length (their jti and status-list index): compare the rest.
+        heads = [re.sub(rb"(?im)^content-length: \d+", b"", h) for h in heads]
+        bodies = [json.loads(raw) for raw in raw_bodies]
         assert heads[0] == heads[1] and heads[0].startswith(b"HTTP/1.1 200 OK")
         assert [list(b) for b in bodies] == [["access_token", "token_type", "expires_in",
                                               "scope"]] * 2  # fmt: skip
         assert {b["scope"] for b in bodies} == {"read"}
+
+
+def test_status_lists_answer_alike(pair: tuple[ServerProcess, ...], setup: dict[str, Any]) -> None:
+    """A Status List Token: the wire path's plain ``GET`` and the route's (a non-matching
+    ``If-None-Match`` sends it there) write the same bytes; 404s alike on both servers."""
+    pid, client = setup["project"]["id"], setup["client"]
+    fast = pair[0]
+    issued = httpx.post(
+        f"{fast.url}/p/{pid}/oauth2/token",
+        data={"grant_type": "client_credentials"},
+        auth=(client["client_id"], client["client_secret"]),
+    )
+    assert issued.status_code == 200, issued.text
+    path = f"/p/{pid}/statuslists/1"
+    for _ in range(100):  # the list is signed once its first index is handed out
+        if httpx.get(fast.url + path).status_code == 200:
+            break
+    plain = _without_date(_exchange(fast, _request("GET", path)))
+    routed = _without_date(_exchange(fast, _request("GET", path, 'If-None-Match: "x"')))
+    assert plain.startswith(b"HTTP/1.1 200 OK\r\n") and plain == routed
+    assert b"content-type: application/statuslist+jwt\r\n" in plain
+    etag = re.search(rb"(?im)^etag: ([^\r]*)", plain).group(1).decode()  # type: ignore[union-attr]
+    unchanged = _without_date(_exchange(fast, _request("GET", path, f"If-None-Match: {etag}")))
+    assert unchanged.startswith(b"HTTP/1.1 304 ")
+    head = _without_date(_exchange(fast, _request("HEAD", path)))
+    assert head.split(b"\r\n\r\n")[0] == plain.split(b"\r\n\r\n")[0]
+    for missing in (f"/p/{pid}/statuslists/999", f"/p/{pid}/statuslists/x"):
+        answer = _same_everywhere(pair, _request("GET", missing))
+        assert answer.startswith(b"HTTP/1.1 404 ") and b"no such status list" in answer

@@ -17,8 +17,9 @@ from jwkit.service.domain import keys, projects
 from jwkit.service.domain.common import Conflict
 from jwkit.service.runtime import Service
 from jwkit.service.store.models import Key
+from tests.support.postgres import fresh_database, own_postgres_server
 
-from .conftest import AUTH, MASTER_KEY, FakeClock, make_settings
+from .conftest import AUTH, MASTER_KEY, FakeClock, ServerProcess, make_settings, server_env
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(240)]
 
@@ -51,7 +52,7 @@ def test_lifecycle_and_unique_active_on_postgres(tmp_path: Path, pg_url: str) ->
             pid = project.id
         with pytest.raises(Conflict), svc.write() as s:
             keys.rotate(s, pid, svc.vault, now=clock(), actor="t")
-        clock.advance(300)
+        clock.advance(306)  # jwks_max_age + 1 + SYNC_MARGIN
         with svc.write() as s:
             keys.rotate(s, pid, svc.vault, now=clock(), actor="t")
         with svc.read() as s:
@@ -239,3 +240,94 @@ def test_replicas_learn_of_changes_through_notify(
             # Generous for a loaded CI machine, yet far below the 30 s poll.
             assert time.monotonic() - changed_at < 5, f"B missed the {change} notification"
             time.sleep(0.02)
+
+
+def test_replicas_started_together_on_a_fresh_database(tmp_path: Path, pg_url: str) -> None:
+    """Three replicas started at the same moment on an empty database: one migrates and
+    creates the admin, the others wait for the setup lock and find both done (the chaos run
+    saw "cannot open the database: IntegrityError" here)."""
+    env = {"JWKIT_DATABASE_URL": pg_url, "JWKIT_MASTER_KEY": MASTER_KEY}
+    replicas = [ServerProcess(tmp_path / n, server_env(tmp_path / n, **env)) for n in "abc"]
+    errors: list[BaseException] = []
+
+    def start(replica: ServerProcess) -> None:
+        try:
+            replica.start(timeout=60)
+        except BaseException as exc:  # reported below, with the replica's log
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start, args=(r,)) for r in replicas]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(90)
+        assert not errors, errors
+        for replica in replicas:
+            r = httpx.get(f"{replica.url}/api/v1/projects", headers=AUTH, timeout=10)
+            assert r.status_code == 200
+        engine = create_engine(pg_url)
+        try:
+            with engine.connect() as conn:
+                admins = conn.execute(text("SELECT count(*) FROM admin_credentials")).scalar()
+        finally:
+            engine.dispose()
+        assert admins == 1
+    finally:
+        for replica in replicas:
+            replica.stop()
+
+
+def _timed(method: str, url: str, **kwargs: Any) -> tuple[httpx.Response, float]:
+    started = time.monotonic()
+    r = httpx.request(method, url, timeout=30, **kwargs)
+    return r, time.monotonic() - started
+
+
+def test_frozen_database_gives_503_in_seconds_and_recovers(
+    spawn: Any, tmp_path: Path
+) -> None:
+    """PostgreSQL under SIGSTOP (the postmaster and every backend) accepts connections and
+    ACKs data but answers nothing: the admin API answers 503 with Retry-After within its
+    deadline, /readyz at once, the public documents from memory; after SIGCONT everything
+    works again without a restart."""
+    timeout = 2.0
+    with own_postgres_server() as cluster:
+        url = fresh_database(cluster.server)
+        server = spawn(tmp_path / "a", JWKIT_DATABASE_URL=url, JWKIT_MASTER_KEY=MASTER_KEY,
+                       JWKIT_DB_TIMEOUT=str(timeout))  # fmt: skip
+        api = f"{server.url}/api/v1"
+        pid = httpx.post(f"{api}/projects", json={"name": "f"}, headers=AUTH,
+                         timeout=30).json()["id"]  # fmt: skip
+        assert httpx.get(f"{server.url}/readyz", timeout=5).status_code == 200
+        assert cluster.freeze() >= 2
+        try:
+            for method, path in (("GET", "/projects"), ("POST", f"/projects/{pid}/keys/rotate"),
+                                 ("GET", f"/projects/{pid}/keys")):  # fmt: skip
+                r, took = _timed(method, api + path, headers=AUTH)
+                print(f"frozen: {method} {path} -> {r.status_code} in {took:.2f}s")
+                assert r.status_code == 503 and r.headers["retry-after"]
+                assert r.json()["error"] == "database_unavailable"
+                assert took < 2 * timeout + 2  # a ping, then at most one connection attempt
+            r, took = _timed("GET", f"{server.url}/readyz")
+            print(f"frozen: /readyz -> {r.status_code} in {took:.2f}s")
+            assert r.status_code == 503 and took < 1.5
+            r, took = _timed("GET", f"{server.url}/p/{pid}/.well-known/jwks.json")
+            assert r.status_code == 200 and took < 1
+        finally:
+            cluster.thaw()
+        thawed = time.monotonic()
+        while True:
+            r = httpx.get(f"{api}/projects", headers=AUTH, timeout=30)
+            if r.status_code == 200:
+                break
+            assert r.status_code == 503
+            assert time.monotonic() - thawed < 10, "the admin API did not come back"
+            time.sleep(0.1)
+        print(f"thawed: admin API back after {time.monotonic() - thawed:.2f}s")
+        while httpx.get(f"{server.url}/readyz", timeout=5).status_code != 200:
+            # /readyz reuses its answer for a second
+            assert time.monotonic() - thawed < 10, "/readyz did not come back"
+            time.sleep(0.1)
+        r = httpx.post(f"{api}/projects", json={"name": "after"}, headers=AUTH, timeout=30)
+        assert r.status_code == 201

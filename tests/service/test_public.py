@@ -55,11 +55,12 @@ def test_etag_changes_when_keys_change(client: SyncClient, project: dict[str, An
 
 
 def test_cache_max_age_never_outlives_the_next_change(
-    client: SyncClient, project: dict[str, Any], clock: FakeClock
+    client: SyncClient, project: dict[str, Any], clock: FakeClock, service: Any
 ) -> None:
     pid = project["id"]
     client.patch(f"/api/v1/projects/{pid}", json={"rotation_days": 1}, headers=AUTH)
     clock.advance(86400 - 42)
+    service.state.sync()  # as the background does every second (an unconfirmed one shrinks)
     r = client.get(f"/p/{pid}/.well-known/jwks.json")
     assert r.headers["cache-control"] == "public, max-age=42"
     d = client.get(f"/p/{pid}/.well-known/openid-configuration")
@@ -198,7 +199,7 @@ def test_rotation_old_token_valid_new_token_new_kid(
     url = f"/p/{project['id']}/oauth2/token"
     headers = FORM | _basic(oauth_client["client_id"], oauth_client["client_secret"])
     old = client.post(url, content=b"grant_type=client_credentials", headers=headers).json()
-    clock.advance(300)
+    clock.advance(306)  # jwks_max_age + 1 + SYNC_MARGIN
     rotated = client.post(f"/api/v1/projects/{project['id']}/keys/rotate", headers=AUTH).json()
     new = client.post(url, content=b"grant_type=client_credentials", headers=headers).json()
     old_claims = _decode(client, project, old["access_token"], now=clock())
@@ -269,10 +270,9 @@ def test_token_endpoint_records_the_latest_exp(
     r = client.post(f"/p/{project['id']}/oauth2/token", content=b"grant_type=client_credentials",
                     headers=FORM | _basic(oauth_client["client_id"], oauth_client["client_secret"]))
     claims = _decode(client, project, r.json()["access_token"])
-    service.state.sync()  # what every replica does once per sync interval
-    with service.read() as s:
+    with service.read() as s:  # recorded before signing: no flush to wait for
         max_exp = s.execute(select(Key.max_exp).where(Key.kid == claims.header["kid"])).scalar()
-    assert max_exp == claims["exp"]
+    assert max_exp is not None and max_exp >= claims["exp"]
 
 
 def test_readyz_fails_when_the_database_is_unreachable(tmp_path: Any) -> None:

@@ -269,8 +269,10 @@ def test_first_start_prints_credentials_once(tmp_path: Path) -> None:
 
 
 def test_background_scheduler_retires_keys(spawn: Any) -> None:
-    server = spawn(JWKIT_SCHEDULER_INTERVAL="1", JWKIT_CLOCK_SKEW="0")
-    project = _api(server, "POST", "/projects", {"name": "sched", "jwks_max_age": 0})
+    # the retiring key stays until its reserved exp mark: token_ttl + JWKIT_EXP_HEADROOM
+    server = spawn(JWKIT_SCHEDULER_INTERVAL="1", JWKIT_CLOCK_SKEW="0", JWKIT_EXP_HEADROOM="10")
+    project = _api(server, "POST", "/projects",
+                   {"name": "sched", "jwks_max_age": 0, "token_ttl": 1})
     rotated = _api(server, "POST", f"/projects/{project['id']}/keys/rotate")
     deadline = time.monotonic() + 60
     jwks_url = f"{server.url}/p/{project['id']}/.well-known/jwks.json"

@@ -1,4 +1,11 @@
-"""A real ``jwkit serve`` subprocess on a free loopback port, for any test folder."""
+"""A real ``jwkit serve`` subprocess on a free loopback port, for any test folder.
+
+Free ports without a race: :func:`free_port` binds port 0 and releases it, so another process
+on this (shared) machine may take the port before ``jwkit serve`` binds it. ``start()`` therefore
+(1) counts the server as up only when the ``/healthz`` answer comes from a socket that *our*
+process listens on (``/proc``: another server that took the port does not count), and (2) when
+the port was picked here and ``jwkit serve`` could not bind it, picks another and starts again.
+"""
 
 from __future__ import annotations
 
@@ -39,20 +46,63 @@ def server_env(
     return env
 
 
+class PortTaken(RuntimeError):
+    """Another process bound the picked port before ``jwkit serve`` did."""
+
+
+def _listens(pid: int, port: int) -> bool:
+    """Whether process ``pid`` holds a socket listening on loopback ``port`` (Linux ``/proc``;
+    elsewhere, trust the ``/healthz`` answer)."""
+    try:
+        table = Path("/proc/net/tcp").read_text().splitlines()[1:]
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return True
+    wanted = {f"0100007F:{port:04X}", f"00000000:{port:04X}"}
+    inodes = {
+        f"socket:[{cols[9]}]"
+        for cols in (line.split() for line in table)
+        if cols[1] in wanted and cols[3] == "0A"  # local address, state LISTEN
+    }
+    for fd in fds:
+        try:
+            if os.readlink(fd) in inodes:
+                return True
+        except OSError:
+            continue
+    return False
+
+
 @dataclass
 class ServerProcess:
     """One ``jwkit serve`` subprocess; ``start()`` returns once ``/healthz`` answers."""
 
     home: Path
     env: dict[str, str]
-    port: int = field(default_factory=free_port)
+    port: int = 0  # 0: pick a free port, and another one if it is taken before the bind
     proc: subprocess.Popen[bytes] | None = None
+    _auto_port: bool = field(default=False, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.port:
+            self.port, self._auto_port = free_port(), True
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 30) -> ServerProcess:
+    def start(self, timeout: float = 90) -> ServerProcess:
+        attempts = 5 if self._auto_port else 1
+        for attempt in range(attempts):
+            try:
+                return self._start_once(timeout)
+            except PortTaken:
+                if attempt == attempts - 1:
+                    raise
+                self.port = free_port()
+        raise AssertionError("unreachable")
+
+    def _start_once(self, timeout: float) -> ServerProcess:
         self.home.mkdir(parents=True, exist_ok=True)
         with open(self.home / f"server-{self.port}.log", "ab") as log:
             self.proc = subprocess.Popen(
@@ -62,13 +112,17 @@ class ServerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"jwkit serve exited early:\n{self.log()}")
+                text = self.log()
+                if self._auto_port and "address already in use" in text.lower():
+                    raise PortTaken(self.port)
+                raise RuntimeError(f"jwkit serve exited early:\n{text}")
             try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return self
+                answered = httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
             except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
+                answered = False
+            if answered and _listens(self.proc.pid, self.port):
+                return self
+            time.sleep(0.1)  # polling a subprocess's readiness: no event to wait on
         self.stop()
         raise RuntimeError(f"jwkit serve did not start:\n{self.log()}")
 

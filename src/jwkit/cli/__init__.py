@@ -34,6 +34,9 @@ def _register() -> None:
     from . import jwks, verify  # noqa: F401  (verify adds `token verify`)
 
     main.add_command(jwks.jwks)
+    from . import status
+
+    main.add_command(status.status)
 
 
 _register()

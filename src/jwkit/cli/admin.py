@@ -113,11 +113,39 @@ def projects() -> None:
 @click.option("--max-token-ttl", type=int, default=None, help="Seconds.")
 @click.option("--jwks-max-age", type=int, default=None, help="Seconds.")
 @click.option("--rotation-days", type=int, default=None)
+@click.option("--token-status/--no-token-status", default=None,
+              help="Tokens carry a status-list claim, so they can be revoked (default: on).")
 @pass_api
 def projects_create(api: _Api, /, name: str, **options: Any) -> None:
     """Create a project (with an active and a pre-published next key)."""
     body = {"name": name, **{k: v for k, v in options.items() if v is not None}}
-    api.show(api.call("POST", "/projects", body), [*_PROJECT_COLS, "active_kid"])
+    data = api.call("POST", "/projects", body)
+    api.show(data, [*_PROJECT_COLS, "active_kid"])
+    if not api.as_json and data.get("secret_jwks"):
+        _show_secret(data["secret_jwks"], "the active and the next key (a JWK Set)",
+                     "Save it as secret_jwks.json on every verifier")
+
+
+def _show_secret(value: dict[str, Any], what: str, where: str) -> None:
+    """An HS* secret, shown in this one answer only: JSON on stdout, the advice on stderr."""
+    click.echo(f"\nShared secret, shown once; store it now: {what}.", err=True)
+    click.echo(f"{where} (Verifier.from_jwk_file reads it) and in your secret manager; "
+               "anyone who holds it can also sign tokens.", err=True)
+    click.echo(json.dumps(value, indent=2))
+
+
+def _warn_no_next_secret(key_list: list[dict[str, Any]]) -> None:
+    """An HS* project rotates only to a next secret an admin generated and handed out."""
+    published = [k for k in key_list if k["state"] in ("next", "active", "retiring")]
+    if not published or not all(str(k["alg"]).startswith("HS") for k in published):
+        return
+    if any(k["state"] == "next" for k in published):
+        return
+    active = next((k for k in published if k["state"] == "active"), None)
+    due = f" (rotation due {active['retires_at']})" if active and active.get("retires_at") else ""
+    click.echo(f"warning: this shared-secret project has no pre-shared next key{due}. Run "
+               "`jwkit admin keys generate PROJECT`, give the secret it shows to every "
+               "verifier, then rotate; until then the current secret stays active.", err=True)
 
 
 @projects.command("list")
@@ -147,7 +175,10 @@ def keys() -> None:
 @click.argument("project_id")
 @pass_api
 def keys_list(api: _Api, project_id: str) -> None:
-    api.show(api.call("GET", f"/projects/{project_id}/keys"), _KEY_COLS, "keys")
+    data = api.call("GET", f"/projects/{project_id}/keys")
+    api.show(data, _KEY_COLS, "keys")
+    if not api.as_json:
+        _warn_no_next_secret(data["keys"])
 
 
 @keys.command("generate")
@@ -169,6 +200,11 @@ def keys_generate(api: _Api, project_id: str, mode: str, alg: str | None,
         click.echo(f"{data['state']} key {data['kid']} created at {data['created_at']}")
         if data.get("public_jwk"):
             click.echo(json.dumps(data["public_jwk"], indent=2))
+        if data.get("secret_jwk"):
+            where = ("Add it to the \"keys\" of secret_jwks.json on every verifier before "
+                     "the rotation promotes it" if data["state"] == "next" else
+                     "Put it in the \"keys\" of secret_jwks.json on every verifier")
+            _show_secret(data["secret_jwk"], f"the {data['state']} key {data['kid']}", where)
 
 
 @keys.command("rotate")
@@ -178,6 +214,10 @@ def keys_generate(api: _Api, project_id: str, mode: str, alg: str | None,
 def keys_rotate(api: _Api, project_id: str, emergency: bool) -> None:
     data = api.call("POST", f"/projects/{project_id}/keys/rotate", {"emergency": emergency})
     api.show(data, ["active", "retiring", "next"])
+    if not api.as_json and data.get("next") is None:
+        click.echo("note: no next key was pre-published (shared-secret project). Before the next "
+                   "rotation, run `jwkit admin keys generate PROJECT` and give its secret to "
+                   "every verifier.", err=True)
 
 
 @keys.command("revoke")
@@ -202,10 +242,13 @@ def tokens() -> None:
 @click.option("--sub", required=True)
 @click.option("--ttl", type=int, default=None, help="Seconds (at most the project's maximum).")
 @click.option("--claims", default=None, help="Extra claims as a JSON object.")
+@click.option("--sid", default=None, help="Session id (the sid claim): revoke by it later.")
 @pass_api
 def tokens_mint(api: _Api, project_id: str, sub: str, ttl: int | None,
-                claims: str | None) -> None:
+                claims: str | None, sid: str | None = None) -> None:
     body: dict[str, Any] = {"sub": sub}
+    if sid is not None:
+        body["sid"] = sid
     if ttl is not None:
         body["ttl"] = ttl
     if claims:
@@ -256,3 +299,68 @@ def clients_delete(api: _Api, project_id: str, client_id: str) -> None:
     api.call("DELETE", f"/projects/{project_id}/clients/{client_id}")
     if not api.as_json:
         click.echo(f"deleted {client_id}")
+
+
+_REVOCATION_COLS = ["id", "by", "value", "status", "count", "created_at", "effective_by"]
+
+
+def _revocation_row(item: dict[str, Any]) -> dict[str, Any]:
+    by = next((k for k in ("jti", "sub", "sid", "client_id") if k in item), "-")
+    return {**item, "by": by, "value": item.get(by)}
+
+
+@admin.command("revoke")
+@click.argument("project_id")
+@click.option("--sub", default=None, help="Every live token of this subject (user).")
+@click.option("--sid", default=None, help="Every live token of this session.")
+@click.option("--jti", default=None, help="The one token with this id.")
+@click.option("--client-id", default=None, help="Every live token of this OAuth client.")
+@click.option("--suspend", is_flag=True, help="Suspend instead of revoking (can be lifted).")
+@click.option("--lift", is_flag=True, help="Lift a suspension (never undoes a revocation).")
+@pass_api
+def revoke(api: _Api, project_id: str, sub: str | None, sid: str | None, jti: str | None,
+           client_id: str | None, suspend: bool, lift: bool) -> None:
+    """Revoke live access tokens by exactly one of --sub, --sid, --jti, --client-id.
+
+    Verifiers that check token status reject them by the printed time (at once for those
+    listening to the service's events).
+    """
+    given = {"sub": sub, "sid": sid, "jti": jti, "client_id": client_id}
+    chosen = {k: v for k, v in given.items() if v is not None}
+    if len(chosen) != 1:
+        raise click.UsageError("give exactly one of --sub, --sid, --jti, --client-id")
+    if suspend and lift:
+        raise click.UsageError("--suspend and --lift exclude each other")
+    status = "suspended" if suspend else "valid" if lift else "invalid"
+    data = api.call("POST", f"/projects/{project_id}/revocations", {**chosen, "status": status})
+    if api.as_json:
+        print_json(data)
+        return
+    (kind, value), = chosen.items()
+    verb = {"invalid": "revoked", "suspended": "suspended", "valid": "reinstated"}[status]
+    click.echo(f"{verb} {data['count']} live token(s) with {kind} {value!r}; "
+               f"every verifier honouring the list's ttl sees it by {data['effective_by']}")
+
+
+@admin.group("revocations")
+def revocations() -> None:
+    """Revocations of access tokens (token status)."""
+
+
+@revocations.command("list")
+@click.argument("project_id")
+@click.option("--limit", type=click.IntRange(1, 500), default=50, show_default=True)
+@click.option("--cursor", default=None, help="The next_cursor of the previous page.")
+@pass_api
+def revocations_list(api: _Api, project_id: str, limit: int, cursor: str | None) -> None:
+    """Newest first."""
+    path = f"/projects/{project_id}/revocations?limit={limit}"
+    if cursor:
+        path += f"&cursor={cursor}"
+    data = api.call("GET", path)
+    if api.as_json:
+        print_json(data)
+        return
+    _table([_revocation_row(r) for r in data["revocations"]], _REVOCATION_COLS)
+    if data.get("next_cursor"):
+        click.echo(f"more: --cursor {data['next_cursor']}")

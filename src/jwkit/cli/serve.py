@@ -120,6 +120,9 @@ def serve(access_log: bool, **flags: object) -> None:
             host=settings.host,
             port=settings.port,
             workers=settings.workers,
+            # A worker gets a minute to import the app and answer the supervisor's first
+            # ping: uvicorn's 5 s kills workers of a busy machine before they ever start.
+            timeout_worker_healthcheck=60,
             log_level=settings.log_level,
             access_log=access_log,
             server_header=False,

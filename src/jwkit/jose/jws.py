@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import binascii
 import json
+import re
 from collections.abc import Collection, Mapping
 from types import MappingProxyType
 from typing import Any, NamedTuple
@@ -58,6 +59,24 @@ DEFAULT_MAX_SIZE = 16 * 1024
 _REGISTERED = frozenset(
     {"alg", "jku", "jwk", "kid", "x5u", "x5c", "x5t", "x5t#S256", "typ", "cty", "crit"}
 )
+
+# The JSON type of every registered header parameter (RFC 7515 §4.1.1-§4.1.11; "b64" is
+# RFC 7797 §3). A member of another type, ``null`` included, makes the header malformed:
+# ``"kid": null`` is not the same as no ``kid``.
+_HEADER_TYPES: dict[str, tuple[type, str]] = {
+    "alg": (str, "a string"),
+    "jku": (str, "a string"),
+    "jwk": (dict, "an object"),
+    "kid": (str, "a string"),
+    "x5u": (str, "a string"),
+    "x5c": (list, "an array of strings"),
+    "x5t": (str, "a string"),
+    "x5t#S256": (str, "a string"),
+    "typ": (str, "a string"),
+    "cty": (str, "a string"),
+    "crit": (list, "an array of strings"),
+    "b64": (bool, "a boolean"),
+}
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -109,6 +128,9 @@ def loads_object(text: str | bytes, what: str = "JSON") -> dict[str, Any]:
             text = text.decode("utf-8")
         except UnicodeDecodeError:
             raise MalformedToken(f"{what} is not UTF-8") from None
+        if "\\u" in text:
+            # An escape may stand for a lone surrogate: the checking decoder and its test.
+            return _loads_checked(text, what)
         # Fast path: the C scanner directly (json.loads minus two regex calls and a Python
         # hook per object) when the text cannot hide a duplicate name (see _surely_unique).
         # An inner object almost always holds a comma, which fails that test: such texts
@@ -130,6 +152,11 @@ def loads_object(text: str | bytes, what: str = "JSON") -> dict[str, Any]:
         return loads_object(bytes(text), what)
     elif not isinstance(text, str):
         raise MalformedToken(f"{what} is not text")
+    return _loads_checked(str(text), what)
+
+
+def _loads_checked(text: str, what: str) -> dict[str, Any]:
+    """:func:`loads_object`'s general path: the checking decoder, then lone surrogates."""
     try:
         obj = _decoder.decode(text)
     except MalformedToken:
@@ -138,7 +165,36 @@ def loads_object(text: str | bytes, what: str = "JSON") -> dict[str, Any]:
         raise MalformedToken(f"{what} is not valid JSON") from None
     if not isinstance(obj, dict):
         raise MalformedToken(f"{what} is not a JSON object")
+    if _SURROGATE_ESCAPE(text) is not None and _has_lone_surrogate(obj):
+        raise MalformedToken(f"{what} holds a lone surrogate (not Unicode text)")
     return obj
+
+
+# A \uD800-\uDFFF escape (perhaps preceded by an escaped backslash, which only makes the
+# search more cautious): only such an escape can put a surrogate into a decoded string,
+# since UTF-8 itself cannot encode one.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]").search
+
+
+def _has_lone_surrogate(obj: Any) -> bool:
+    """Whether any name or string in ``obj`` holds an unpaired surrogate: such a string has
+    no UTF-8 form, so it could not be logged, stored or sent on (RFC 7493 §2.1, RFC 8259
+    §8.2). A pair (an escaped emoji, say) was joined into one character by the decoder."""
+    stack = [obj]
+    while stack:
+        value = stack.pop()
+        if type(value) is str:
+            if not value.isascii():
+                try:
+                    value.encode("utf-8")
+                except UnicodeEncodeError:
+                    return True
+        elif type(value) is dict:
+            stack.extend(value)
+            stack.extend(value.values())
+        elif type(value) is list:
+            stack.extend(value)
+    return False
 
 
 # Decoded headers by their (translated) segment: one issuer's tokens share a handful of
@@ -157,12 +213,16 @@ def _decode_header(segment: bytes) -> Mapping[str, Any]:
     if not segment:
         raise MalformedToken("header segment is empty")
     header = loads_object(decode_translated(segment, "header"), "header")
-    alg = header.get("alg")
-    if not isinstance(alg, str):
+    if type(header.get("alg")) is not str:
         raise MalformedToken('header has no "alg" string')
-    kid = header.get("kid")
-    if kid is not None and not isinstance(kid, str):
-        raise MalformedToken('header "kid" is not a string')
+    for name, (kind, words) in _HEADER_TYPES.items():  # in order: the same error every run
+        if name not in header:
+            continue
+        value = header[name]
+        if type(value) is not kind or (
+            type(value) is list and not all(type(item) is str for item in value)
+        ):
+            raise MalformedToken(f'header "{name}" is not {words}')
     frozen = MappingProxyType(header)
     if len(_HEADERS) >= _HEADERS_MAX:
         _HEADERS.clear()
@@ -271,8 +331,12 @@ def parse_object(
                     payload = _a2b(payload_b64 + _PAD[payload_rem], strict_mode=True)  # type: ignore[operator]
                     signature = _a2b(signature_b64 + _PAD[signature_rem], strict_mode=True)  # type: ignore[operator]
                     text = payload.decode("utf-8")
+                    # Nested objects and escapes (which may hide a lone surrogate) take
+                    # the general path.
                     claims, end = (
-                        _scan_once(text, 0) if text.find("{", 1) < 0 else (None, None)
+                        _scan_once(text, 0)
+                        if text.find("{", 1) < 0 and "\\u" not in text
+                        else (None, None)
                     )
                 except (
                     binascii.Error,

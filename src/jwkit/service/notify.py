@@ -19,6 +19,10 @@ from sqlalchemy.orm import Session
 __all__ = ["CHANNEL", "listen", "notify_change"]
 
 CHANNEL = "jwkit_state"
+#: A frozen server must not hold the listener in ``connect`` forever (seconds).
+_CONNECT_TIMEOUT = 5
+#: Longest pause between reconnection attempts; the version poll covers the gap meanwhile.
+_MAX_DELAY = 5.0
 log = logging.getLogger("jwkit.service")
 
 
@@ -32,7 +36,7 @@ async def listen(database_url: str, wake: asyncio.Event) -> None:
     """Set ``wake`` on every notification until cancelled; reconnect with backoff.
 
     ``wake`` is also set after each (re)connection, to catch up on anything sent while the
-    listener was away.
+    listener was away. A frozen server only delays notifications: nothing waits on them.
     """
     import psycopg
 
@@ -42,7 +46,9 @@ async def listen(database_url: str, wake: asyncio.Event) -> None:
     delay = 0.5
     while True:
         try:
-            conn = await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
+            conn = await psycopg.AsyncConnection.connect(
+                conninfo, autocommit=True, connect_timeout=_CONNECT_TIMEOUT
+            )
             async with conn:
                 await conn.execute(f"LISTEN {CHANNEL}")
                 delay = 0.5
@@ -55,4 +61,4 @@ async def listen(database_url: str, wake: asyncio.Event) -> None:
             log.warning("change listener disconnected (%s); retrying in %.1fs",
                         type(exc).__name__, delay)
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 30.0)
+            delay = min(delay * 2, _MAX_DELAY)

@@ -18,7 +18,7 @@ from jwkit.service.domain.common import unix_now
 from jwkit.service.files import private_dir
 from jwkit.service.settings import Settings
 from jwkit.service.state import ServiceState
-from jwkit.service.store.db import Database
+from jwkit.service.store.db import STARTUP_TIMEOUT, Database
 from jwkit.service.vault import Vault, load_master_key
 
 __all__ = ["Service"]
@@ -46,17 +46,22 @@ class Service:
             settings.master_key.get_secret_value() if settings.master_key else None,
             settings.home,
         )
-        db = Database(settings.resolved_database_url)
-        if migrate:
-            db.migrate()
+        db = Database(settings.resolved_database_url, timeout=settings.db_timeout)
         service = cls(settings, db, Vault(master), clock)
-        service.generated = service.ensure_admin()
-        service.state.reload()
+        # start-up may wait for another replica's (or worker's): longer deadlines than requests
+        with db.extended_deadline(STARTUP_TIMEOUT):
+            if migrate:
+                db.migrate()
+            service.generated = service.ensure_admin()
+            service.state.reload()
         return service
 
     def ensure_admin(self) -> admins.GeneratedCredentials | None:
         s = self.settings
         with self.db.session() as session, session.begin():
+            # replicas starting at once on a fresh database: one creates the admin, the
+            # others then find it (the lock migrations take)
+            self.db.setup_lock(session)
             return admins.ensure_admin(
                 session,
                 token=s.admin_token.get_secret_value() if s.admin_token else None,
@@ -79,6 +84,6 @@ class Service:
 
     def close(self) -> None:
         try:
-            self.state.flush_max_exp()
+            self.state.status.flush()
         finally:
             self.db.dispose()

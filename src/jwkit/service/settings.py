@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     sync_interval: float = Field(default=1.0, gt=0, le=60)
     #: How often the rotation/retirement scheduler runs (seconds); 0 disables it.
     scheduler_interval: float = Field(default=10.0, ge=0)
+    #: How far ahead (seconds) each replica records the latest token expiry a key may sign:
+    #: a retiring key stays published up to this long after its last token could expire,
+    #: and during a database outage tokens keep being issued for at least half of it.
+    exp_headroom: int = Field(default=600, ge=10, le=7 * 86400)
+    #: Deadline of any one database call (seconds); past it the admin API answers 503.
+    db_timeout: float = Field(default=5.0, ge=1, le=300)
     #: Leeway for clocks of verifiers that differ from ours (seconds).
     clock_skew: int = Field(default=60, ge=0, le=3600)
     #: Lifetime of console sessions (seconds).
@@ -59,6 +65,12 @@ class Settings(BaseSettings):
     #: Console password checks (argon2, ~64 MiB each) running at once per worker process;
     #: a login beyond that is answered 503 with ``Retry-After`` instead of queued.
     login_concurrency: int = Field(default=2, ge=1, le=64)
+    #: How long verifiers may cache a status list (its ``ttl`` claim and ``max-age``, seconds).
+    status_list_ttl: int = Field(default=60, ge=1, le=86400)
+    #: Most concurrent ``/events`` listeners per process; one more is answered 503.
+    events_max_listeners: int = Field(default=1000, ge=0, le=100_000)
+    #: Seconds between ``: ping`` comments on ``/events``.
+    events_heartbeat: float = Field(default=15.0, gt=0, le=300)
 
     @field_validator("public_url")
     @classmethod

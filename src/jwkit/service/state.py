@@ -4,8 +4,18 @@
 documents into bytes with a strong ETag, and decrypts each project's active key once. The public
 routes read only from here. :meth:`ServiceState.sync` (called every ``sync_interval`` seconds)
 polls the ``service_state.version`` counter, which every change bumps in its own transaction, and
-rebuilds when it moved — so replicas sharing one database converge within one interval. It also
-flushes the highest ``exp`` each key signed, which the retirement rules rely on.
+rebuilds when it moved — so replicas sharing one database converge within one interval.
+
+Two promises of :mod:`jwkit.service.domain.keys` are kept here:
+
+* *Freshness*: the snapshot is vouched for from the last time the database confirmed it
+  (:class:`Freshness`); once that is more than ``SYNC_MARGIN`` seconds ago, the advertised
+  ``max-age`` shrinks so that no verifier caches a stale JWKS past the time a newer key may
+  start signing elsewhere.
+* *Reserved expiry*: a token is signed only if its ``exp`` is within the mark recorded in the
+  database for its key (:meth:`ServiceState.exp_covered`). Each load and each sync tops the
+  marks up (``exp_headroom`` ahead, one write per key every few minutes), so the hot path
+  never waits on the database and a replica killed outright loses no record.
 """
 
 from __future__ import annotations
@@ -29,12 +39,13 @@ from jwkit.service.domain.clients import CLIENT_ID_MAX, ClientRecord, load_clien
 from jwkit.service.domain.projects import issuer_for
 from jwkit.service.domain.tokens import token_encoder
 from jwkit.service.settings import Settings
+from jwkit.service.statuslists import StatusRegistry
 from jwkit.service.store.db import Database
 from jwkit.service.store.models import Key, Project
 from jwkit.service.store.models import ServiceState as StateRow
 from jwkit.service.vault import Vault
 
-__all__ = ["Document", "ProjectView", "ServiceState"]
+__all__ = ["Document", "Freshness", "ProjectView", "ServiceState"]
 
 log = logging.getLogger("jwkit.service")
 #: Known clients kept in memory (oldest dropped first); only ids found in the database get here.
@@ -45,6 +56,16 @@ _MISS_BYTES = 1 << 20
 _MISS_OVERHEAD = 96
 #: How many cached ids one query re-reads when a reload re-checks the known clients.
 _REFRESH_BATCH = 500
+#: How long /readyz waits for a database ping before it answers "not ready".
+_READY_WAIT = 0.5
+
+
+@dataclass(slots=True)
+class Freshness:
+    """When (service clock, whole seconds) the database last confirmed this replica's
+    snapshot was current; shared by every :class:`ProjectView` of one replica."""
+
+    confirmed_at: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,12 +97,21 @@ class ProjectView:
     max_exp: dict[int, int] = field(default_factory=dict)
     #: ``signer`` with its token header prepared, for the token endpoint.
     token_signer: Encoder | None = None
+    #: Tokens carry a Token Status List ``status`` claim (the project's ``token_status``).
+    token_status: bool = False
+    freshness: Freshness | None = None
 
     def cache_max_age(self, now: int) -> int:
-        """``max-age`` never beyond the next scheduled key change (never negative)."""
-        if self.next_change is None:
-            return self.jwks_max_age
-        return max(0, min(self.jwks_max_age, self.next_change - now))
+        """``max-age`` never beyond the next scheduled key change (never negative), and never
+        beyond ``confirmed + SYNC_MARGIN + jwks_max_age`` for a snapshot last confirmed at
+        ``confirmed`` (``now`` is truncated, hence the extra second)."""
+        age = self.jwks_max_age
+        if self.next_change is not None:
+            age = min(age, self.next_change - now)
+        confirmed = self.freshness.confirmed_at if self.freshness is not None else None
+        if confirmed is not None:
+            age = min(age, confirmed + keys.SYNC_MARGIN + self.jwks_max_age - now - 1)
+        return max(0, age)
 
 
 def _token_signer(project_id: str, key: JWK | None) -> Encoder | None:
@@ -116,15 +146,23 @@ class ServiceState:
         self._client_generation = 0
         self._client_lock = threading.Lock()
         self._signers: dict[int, JWK] = {}
-        self._pending_exp: dict[int, int] = {}
+        self._covered: dict[int, int] = {}
+        self.freshness = Freshness()
         self._lock = threading.Lock()
         self._exp_lock = threading.Lock()
+        self._ping: _Ping | None = None
+        self._ping_lock = threading.Lock()
+        #: Status lists, index blocks and issuance records (token status).
+        self.status = StatusRegistry(settings, db, clock, lambda: self.projects)
+        #: Called with a project id when its published key set changed.
+        self.key_listeners: list[Callable[[str], None]] = []
 
     # -- loading ------------------------------------------------------------------------
 
     def reload(self) -> None:
         """Rebuild every snapshot from the database (after a change here or elsewhere)."""
         with self._lock:
+            confirmed = self.clock()
             with self.db.session() as session:
                 version = session.execute(
                     select(StateRow.version).where(StateRow.id == 1)
@@ -143,8 +181,13 @@ class ServiceState:
             views: dict[str, ProjectView] = {}
             for project in projects:
                 views[project.id] = self._build(project, by_project.get(project.id, []), signers)
+            covered = {row.id: row.max_exp or 0 for row in rows if row.state == keys.ACTIVE}
+            with self._exp_lock:
+                for key_id, mark in covered.items():
+                    covered[key_id] = max(mark, self._covered.get(key_id, 0))
+                self._covered = covered
             self._signers = signers
-            self.projects = views
+            old, self.projects = self.projects, views
             self.admin_tokens = tokens
             with self._client_lock:
                 self._client_generation += 1
@@ -152,6 +195,17 @@ class ServiceState:
                 self._misses = {}  # an id unknown before may name a client created since
                 self._miss_bytes = 0
             self.version = version
+            self.freshness.confirmed_at = confirmed
+        try:
+            self.reserve_exp()
+        except Exception as exc:  # the database went away meanwhile: the next sync retries
+            log.warning("could not reserve token expiry marks: %s", type(exc).__name__)
+        self.status.load()
+        for pid, view in views.items():
+            before = old.get(pid)
+            if before is not None and before.jwks.etag != view.jwks.etag:
+                for listener in list(self.key_listeners):
+                    listener(pid)
 
     def _build(self, project: Project, rows: list[Key], signers: dict[int, JWK]) -> ProjectView:
         now = self.clock()
@@ -178,6 +232,12 @@ class ServiceState:
             "token_endpoint": f"{issuer}/oauth2/token",
             "grant_types_supported": ["client_credentials"],
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "revocation_endpoint": f"{issuer}/oauth2/revoke",
+            "revocation_endpoint_auth_methods_supported": [
+                "client_secret_basic", "client_secret_post"],
+            "introspection_endpoint": f"{issuer}/oauth2/introspect",
+            "introspection_endpoint_auth_methods_supported": [
+                "client_secret_basic", "client_secret_post"],
             "id_token_signing_alg_values_supported": algs,
             "response_types_supported": ["token"],
             "jwkit_key_schedule": [
@@ -191,14 +251,19 @@ class ServiceState:
             max_token_ttl=project.max_token_ttl, jwks_max_age=project.jwks_max_age,
             jwks=Document.render({"keys": published}), discovery=Document.render(discovery),
             next_change=next_change, signer=signer, signer_key_id=signer_id,
-            token_signer=_token_signer(project.id, signer),
+            token_signer=_token_signer(project.id, signer), freshness=self.freshness,
+            token_status=bool(project.token_status),
         )
 
     # -- replication --------------------------------------------------------------------
 
     def sync(self) -> bool:
-        """Flush signed-``exp`` marks, then rebuild if another writer bumped the version."""
-        self.flush_max_exp()
+        """Top up the ``exp`` reservations and flush issuance records, then rebuild if another
+        writer bumped the version (everything) or the status version (the lists that changed);
+        either way the snapshot counts as confirmed now."""
+        self.reserve_exp()
+        self.status.flush()
+        confirmed = self.clock()
         with self.db.session() as session:
             version = session.execute(
                 select(StateRow.version).where(StateRow.id == 1)
@@ -206,30 +271,37 @@ class ServiceState:
         if version != self.version:
             self.reload()
             return True
-        return False
+        self.freshness.confirmed_at = confirmed
+        return self.status.refresh()
 
-    def note_signed(self, key_id: int, exp: int) -> None:
-        """Remember the latest ``exp`` signed by ``key_id`` (flushed by :meth:`sync`)."""
-        with self._exp_lock:
-            if self._pending_exp.get(key_id, 0) < exp:
-                self._pending_exp[key_id] = exp
+    def exp_covered(self, key_id: int, exp: int) -> bool:
+        """Whether a token of ``key_id`` expiring at ``exp`` is within the recorded mark (the
+        token endpoint refuses with 503 otherwise: the database has been away too long)."""
+        return exp <= self._covered.get(key_id, 0)
 
-    def flush_max_exp(self) -> None:
-        """Write the pending high-water marks; on failure keep them for the next attempt."""
-        with self._exp_lock:
-            pending, self._pending_exp = self._pending_exp, {}
-        if not pending:
+    def reserve_exp(self) -> None:
+        """Record, for each active key this replica signs with, an ``exp`` mark
+        ``exp_headroom`` seconds beyond the tokens it issues now, once less than half of that
+        headroom is left. One transaction, usually nothing to do."""
+        now = self.clock()
+        headroom = self.settings.exp_headroom
+        wanted: dict[int, int] = {}
+        for view in self.projects.values():
+            key_id = view.signer_key_id
+            if key_id is None:
+                continue
+            horizon = now + view.token_ttl
+            if self._covered.get(key_id, 0) < horizon + headroom // 2:
+                wanted[key_id] = horizon + headroom
+        if not wanted:
             return
-        try:
-            with self.db.session() as session, session.begin():
-                for key_id, exp in sorted(pending.items()):
-                    keys.raise_max_exp(session, key_id, exp)
-        except BaseException:
-            with self._exp_lock:
-                for key_id, exp in pending.items():
-                    if self._pending_exp.get(key_id, 0) < exp:
-                        self._pending_exp[key_id] = exp
-            raise
+        with self.db.session() as session, session.begin():
+            granted = {key_id: mark for key_id, mark in sorted(wanted.items())
+                       if keys.reserve_exp(session, key_id, mark)}
+        with self._exp_lock:
+            for key_id, mark in granted.items():
+                if self._covered.get(key_id, 0) < mark:
+                    self._covered[key_id] = mark
 
     # -- clients --------------------------------------------------------------------------
 
@@ -279,7 +351,31 @@ class ServiceState:
         return {cid: fresh[cid] for cid in ids if cid in fresh}
 
     def ready(self) -> bool:
-        """Database reachable and, once projects exist, a signing key loaded."""
-        if not self.db.ping():
+        """Database reachable and, once projects exist, a signing key loaded.
+
+        Never waits more than ``_READY_WAIT``: the ping runs in its own thread (one at a time,
+        bounded by the database deadline), and a ping still running means "not ready"."""
+        if not self._database_answers():
             return False
         return not self.projects or any(v.signer is not None for v in self.projects.values())
+
+    def _database_answers(self) -> bool:
+        with self._ping_lock:
+            ping = self._ping
+            if ping is None or not ping.is_alive():
+                ping = self._ping = _Ping(self.db)
+                ping.start()
+        ping.join(_READY_WAIT)
+        return not ping.is_alive() and ping.ok
+
+
+class _Ping(threading.Thread):
+    """One database ping, run aside so that a frozen database cannot hold ``/readyz``."""
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(name="jwkit-ready-ping", daemon=True)
+        self.db = db
+        self.ok = False
+
+    def run(self) -> None:
+        self.ok = self.db.ping()

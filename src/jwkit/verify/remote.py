@@ -203,6 +203,14 @@ class RemoteJWKSource(BaseKeySource):
             self._note_missing(kid, keys)
         return keys
 
+    def expire(self) -> None:
+        """Treat the cached set as expired now (an event said the keys changed): the next
+        :meth:`get_keys` refetches it, conditionally. The keys stay usable for
+        ``max_stale`` from now if that refetch fails."""
+        with self._lock:
+            self._expires_at = min(self._expires_at, self._clock())
+            self._retry_at = float("-inf")
+
     def close(self) -> None:
         """Close the HTTP client this source created (an injected one is left open)."""
         self._closed = True

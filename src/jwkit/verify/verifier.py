@@ -14,10 +14,12 @@ never reaches the network):
    (RFC 7515 §4.1.4, RFC 7517 §4);
 5. the signature, with the algorithm bound to that key (RFC 8725 §3.1);
 6. :class:`~jwkit.jose.jwt.ClaimsPolicy`: ``exp``/``nbf``/``iat``/``max_age``/``leeway``,
-   ``aud``, ``typ``, required claims (RFC 7519 §4.1, §7.2); ``iss`` was settled at step 3.
+   ``aud``, ``typ``, required claims (RFC 7519 §4.1, §7.2); ``iss`` was settled at step 3;
+7. ``check_status``: the token's entry in its Status List Token (draft-ietf-oauth-status-list
+   §8.3, :mod:`jwkit.verify.status`), only after every other check passed.
 
 The verified-token cache (:mod:`jwkit.verify.cache`) short-cuts a token string seen before,
-re-checking its time window on every hit.
+re-checking its time window and its status (step 7, from the cached list) on every hit.
 """
 
 from __future__ import annotations
@@ -39,9 +41,11 @@ from ..jose.algorithms import ALGORITHMS, Checker
 from ..jose.jwk import JWK, JWKSet
 from ..jose.jwt import Claims, ClaimsPolicy, adopt_claims, as_names
 from .cache import DEFAULT_CACHE_SIZE, CacheEntry, TokenCache, validity_window
+from .events import EventListener, events_url
 from .providers import SAFE_ALGORITHMS, preset_takes_issuer, resolve
 from .remote import REMOTE_OPTIONS, RemoteJWKSource
 from .sources import FileKeySource, KeySource, SourceHealth, StaticKeySource
+from .status import STATUS_OPTIONS, StatusChecker, build_checker
 
 __all__ = ["VERIFIER_OPTIONS", "Verifier", "check_azp"]
 
@@ -71,6 +75,8 @@ VERIFIER_OPTIONS = frozenset(
         "max_token_size",
         "azp",
         "clock",
+        "check_status",
+        *STATUS_OPTIONS,
     }
 )
 
@@ -98,7 +104,10 @@ class Verifier:
     by default, for a remote source, the asymmetric algorithms, and for local keys, the
     algorithms those keys allow. ``token_cache`` is ``True`` (10 000 entries), ``False``, or
     an entry count; each verifier has its own cache. ``clock`` returns POSIX
-    seconds (tests inject a frozen one).
+    seconds (tests inject a frozen one). ``check_status`` (``True``: check tokens that carry
+    a ``status`` claim; ``"required"``: refuse tokens without one; ``False``) and the
+    ``status_*`` options are described in :mod:`jwkit.verify.status` and
+    ``docs/revocation.md``.
 
     A verifier built by a ``from_*`` constructor owns its key source and closes it in
     :meth:`close` / :meth:`aclose`; a source passed in is left to its owner.
@@ -120,6 +129,8 @@ class Verifier:
         max_token_size: int = jws.DEFAULT_MAX_SIZE,
         azp: str | Collection[str] | None = None,
         clock: Callable[[], float] = time.time,
+        check_status: bool | str = True,
+        **status_options: Any,
     ) -> None:
         owns = False
         if isinstance(keys, JWK | JWKSet):
@@ -156,6 +167,18 @@ class Verifier:
         self.cache = cache
         if cache is not None:
             keys.subscribe(cache.drop_keys)
+        self._status = build_checker(
+            check_status,
+            status_options,
+            source=keys,
+            algorithms=self._algorithms,
+            issuers=self._issuers,
+            leeway=self._leeway,
+            clock=clock,
+        )
+        self._events: EventListener | None = None
+        if status_options.get("status_events"):
+            self._events = _listener(self, status_options)
 
     def _allow_list(self, algorithms: Collection[str] | None) -> frozenset[str]:
         if algorithms is not None:
@@ -300,8 +323,22 @@ class Verifier:
                     entry = cache.get(token)
                 if entry is not None:
                     if entry.not_before <= now < entry.not_after:
+                        status = self._status
+                        if status is not None:
+                            data = entry.claims._data
+                            # A token without a status claim costs one lookup here.
+                            if ("status" in data or status.required) and not status.quick(
+                                data, now
+                            ):
+                                status.check(data)
                         return entry.claims
-                    return self._revalidate(token, entry, now)
+                    claims = self._revalidate(token, entry, now)
+                    if self._status is not None:
+                        self._status.check(claims._data)
+                    return claims
+        events = self._events
+        if events is not None and not events.running:
+            events.start_thread()
         parsed, payload = jws.parse_object(token, self.max_token_size)
         header = parsed[0]
         route = self._route
@@ -338,6 +375,9 @@ class Verifier:
             start, end = validity_window(payload, leeway=self._leeway, max_age=self._max_age)
             cache.put(token, CacheEntry(claims, key, start, end))
             self._next_poll = now + POLL_INTERVAL  # the source was just consulted
+        status = self._status
+        if status is not None and not status.quick(payload, now):
+            status.check(payload)  # after caching: a revoked token is re-checked on each hit
         return claims
 
     async def verify_async(self, token: str | bytes) -> Claims:
@@ -356,8 +396,21 @@ class Verifier:
                     entry = cache.get(token)
                 if entry is not None:
                     if entry.not_before <= now < entry.not_after:
+                        status = self._status
+                        if status is not None:
+                            data = entry.claims._data
+                            if ("status" in data or status.required) and not status.quick(
+                                data, now
+                            ):
+                                await status.check_async(data)
                         return entry.claims
-                    return self._revalidate(token, entry, now)
+                    claims = self._revalidate(token, entry, now)
+                    if self._status is not None:
+                        await self._status.check_async(claims._data)
+                    return claims
+        events = self._events
+        if events is not None and not events.running:
+            events.start_task()
         parsed, payload = jws.parse_object(token, self.max_token_size)
         header = parsed[0]
         route = self._route
@@ -393,6 +446,9 @@ class Verifier:
             start, end = validity_window(payload, leeway=self._leeway, max_age=self._max_age)
             cache.put(token, CacheEntry(claims, key, start, end))
             self._next_poll = now + POLL_INTERVAL  # the source was just consulted
+        status = self._status
+        if status is not None and not status.quick(payload, now):
+            await status.check_async(payload)
         return claims
 
     def _route_for(self, header: Mapping[str, Any], keys: JWKSet) -> tuple[JWK, Checker] | None:
@@ -477,11 +533,24 @@ class Verifier:
         """The ``alg`` values this verifier accepts (fixed at construction)."""
         return self._algorithms
 
+    @property
+    def status(self) -> StatusChecker | None:
+        """The status list checker (``None`` with ``check_status=False``)."""
+        return self._status
+
     def close(self) -> None:
+        if self._events is not None:
+            self._events.close()
+        if self._status is not None:
+            self._status.close()
         if self._owns_source:
             self.source.close()
 
     async def aclose(self) -> None:
+        if self._events is not None:
+            await self._events.aclose()
+        if self._status is not None:
+            await self._status.aclose()
         if self._owns_source:
             await self.source.aclose()
 
@@ -520,4 +589,23 @@ def _single(keys: JWKSet) -> JWK | JWKSet:
 def _split(options: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     remote = {k: v for k, v in options.items() if k in REMOTE_OPTIONS}
     rest = {k: v for k, v in options.items() if k not in REMOTE_OPTIONS}
+    # Status lists come from the same kind of server as the keys: same transport settings.
+    for name in ("allow_insecure_http", "http_client", "async_http_client"):
+        if name in remote:
+            rest.setdefault(f"status_{name}", remote[name])
     return remote, rest
+
+
+def _listener(verifier: Verifier, options: Mapping[str, Any]) -> EventListener:
+    """The push listener of ``status_events=True``: the issuer's ``/events`` stream."""
+    issuers = verifier._issuers
+    if issuers is None or len(issuers) != 1:
+        raise ValueError("status_events=True needs exactly one issuer")
+    return EventListener(
+        events_url(issuers[0]),
+        checker=verifier._status,
+        source=verifier.source,
+        allow_insecure_http=bool(options.get("status_allow_insecure_http", False)),
+        http_client=options.get("status_http_client"),
+        async_http_client=options.get("status_async_http_client"),
+    )

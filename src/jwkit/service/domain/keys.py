@@ -3,16 +3,30 @@
 Rules (times are Unix seconds, ``max_age`` is the project's advertised ``jwks_max_age``):
 
 * Graceful rotation promotes the ``next`` key only once it has been published for at least
-  ``max_age`` (every verifier's cached JWKS then already holds it). The old active key becomes
+  ``max_age`` (every verifier's cached JWKS then already holds it), to the sub-second and on
+  every replica: times are whole seconds, so a key stored as published at ``t`` may have been
+  committed at ``t + 0.99``; and a replica serves a new key only once it has synced. So the
+  safe time is ``published_at + 1 + SYNC_MARGIN + max_age`` (:func:`activate_safe_at`), and a
+  replica that has not confirmed its snapshot for ``SYNC_MARGIN`` seconds shortens the
+  ``max-age`` it advertises to match (:meth:`jwkit.service.state.ProjectView.cache_max_age`).
+  With ``max_age == 0`` nothing is cached and no wait is needed. The old active key becomes
   ``retiring`` and a fresh ``next`` key is pre-published at once.
-* A ``retiring`` key leaves the JWKS only after the latest ``exp`` it signed (plus the clock-skew
-  leeway) has passed. Replicas flush their high-water ``exp`` at least once per sync interval, and
-  may sign with a just-retired key until they notice (within one sync interval), so the bound also
-  covers ``retired_at + SYNC_MARGIN``.
+* A ``retiring`` key leaves the JWKS only after the latest ``exp`` it may have signed (plus
+  the clock-skew leeway) has passed. That ``max_exp`` is an upper bound recorded *before* any
+  token reaches it: each replica reserves ``exp`` marks ahead of time (:func:`reserve_exp`,
+  ``JWKIT_EXP_HEADROOM`` seconds beyond what it signs now, renewed in the background), and only
+  while the key is still ``active``. A replica killed outright therefore loses nothing, and
+  one that missed the rotation cannot sign past the recorded mark.
 * Anything that would break a valid token raises :class:`Conflict` (HTTP 409) with the earliest
   safe time, unless ``emergency=True``.
 * "Replace now" activates a new key at once and revokes the previous active key at once; it needs
   ``confirm_invalidate=True`` when an active key exists.
+* Shared-secret (HS*) projects publish nothing: verifiers hold the secrets the admin API showed
+  once. So no HS key is ever created behind the admin's back (rotation and the scheduler do not
+  pre-publish a next key for them): an admin generates the next secret (``mode=next``, shown
+  once), gives it to every verifier, and rotation promotes that pre-shared key when due. Without
+  one, rotation is refused (even in an emergency: ``mode=replace`` is the way to swap a leaked
+  secret at once).
 
 Exactly one ``active`` key per project is guaranteed by a partial unique index; each transition
 locks the project row first (``SELECT … FOR UPDATE``) so concurrent replicas serialise, and every
@@ -25,7 +39,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session
 
 from jwkit.jose.jwk import JWK
@@ -50,8 +64,10 @@ __all__ = [
     "latest_key",
     "list_keys",
     "open_key",
+    "pre_shared",
     "raise_max_exp",
     "replace_now",
+    "reserve_exp",
     "revoke_key",
     "rotate",
     "run_due_transitions",
@@ -60,7 +76,8 @@ __all__ = [
 
 NEXT, ACTIVE, RETIRING, REVOKED = "next", "active", "retiring", "revoked"
 PUBLISHED_STATES = (NEXT, ACTIVE, RETIRING)
-#: Seconds a replica may keep signing with a just-retired key, plus one exp flush.
+#: Seconds a replica may serve a snapshot it has not confirmed against the database (it syncs
+#: every ``sync_interval``); also how long it may keep signing with a just-retired key.
 SYNC_MARGIN = 5
 DAY = 86400
 
@@ -127,8 +144,18 @@ def retire_safe_at(key: Key, clock_skew: int) -> int:
 
 
 def activate_safe_at(key: Key, project: Project) -> int:
-    """When a next key has been in every cached JWKS long enough to start signing."""
-    return (key.published_at or key.created_at) + project.jwks_max_age
+    """When a next key has been in every cached JWKS long enough to start signing.
+
+    ``published_at`` is truncated to the second (the commit may come up to a second later) and
+    replicas may serve the older JWKS for up to ``SYNC_MARGIN`` seconds after it: both are
+    added, unless ``jwks_max_age`` is 0 (nothing cached, nothing to wait for)."""
+    return _safe_after_publication(key.published_at or key.created_at, project)
+
+
+def _safe_after_publication(published: int, project: Project) -> int:
+    if project.jwks_max_age <= 0:
+        return published
+    return published + 1 + SYNC_MARGIN + project.jwks_max_age
 
 
 def _promote(session: Session, project: Project, vault: Vault, old: Key | None, new: Key,
@@ -149,10 +176,16 @@ def _promote(session: Session, project: Project, vault: Vault, old: Key | None, 
     _event(session, now, actor, "key.activated", new)
 
 
+def pre_shared(project: Project) -> bool:
+    """Whether the project verifies with shared secrets that only the admin can hand out."""
+    return project.algorithm.startswith("HS")
+
+
 def _ensure_next(session: Session, project: Project, vault: Vault, keys: list[Key], *,
-                 now: int, actor: str) -> Key:
+                 now: int, actor: str, handed_out: bool = False) -> Key | None:
+    """Keep a next key pre-published; for HS* only when its secret is handed out now."""
     nxt = _find(keys, NEXT)
-    if nxt is None:
+    if nxt is None and (handed_out or not pre_shared(project)):
         nxt = generate_key(session, project, vault, alg=project.algorithm, state=NEXT, now=now)
         _event(session, now, actor, "key.created", nxt, state=NEXT)
     return nxt
@@ -163,7 +196,7 @@ def bootstrap_keys(session: Session, project: Project, vault: Vault, *, now: int
     """A new project's first keys: one active key and one pre-published next key."""
     active = generate_key(session, project, vault, alg=project.algorithm, state=ACTIVE, now=now)
     _event(session, now, actor, "key.created", active, state=ACTIVE)
-    _ensure_next(session, project, vault, [], now=now, actor=actor)
+    _ensure_next(session, project, vault, [], now=now, actor=actor, handed_out=True)
     return active
 
 
@@ -171,7 +204,7 @@ def bootstrap_keys(session: Session, project: Project, vault: Vault, *, now: int
 class RotationResult:
     active: str
     retiring: str | None
-    next: str
+    next: str | None
 
 
 def rotate(session: Session, project_id: str, vault: Vault, *, now: int, actor: str,
@@ -180,11 +213,19 @@ def rotate(session: Session, project_id: str, vault: Vault, *, now: int, actor: 
     project = lock_project(session, project_id)
     keys = _keys(session, project_id, states=PUBLISHED_STATES)
     active, nxt = _find(keys, ACTIVE), _find(keys, NEXT)
+    if nxt is None and pre_shared(project):
+        raise Conflict(
+            f"this {project.algorithm} project has no pre-shared next secret: generate one "
+            "(mode=next; its secret is shown once), give it to every verifier, then rotate; "
+            "to swap a leaked secret at once, use mode=replace",
+            code="no_next_secret",
+        )
     if nxt is None:
         if active is not None and not emergency:
             raise Conflict(
                 "no next key is pre-published; create one with mode=next first",
-                code="no_next_key", earliest_safe_at=now + project.jwks_max_age,
+                code="no_next_key",
+                earliest_safe_at=_safe_after_publication(now, project),
             )
         nxt = generate_key(session, project, vault, alg=project.algorithm, state=NEXT, now=now)
         _event(session, now, actor, "key.created", nxt, state=NEXT)
@@ -196,6 +237,8 @@ def rotate(session: Session, project_id: str, vault: Vault, *, now: int, actor: 
                 code="rotation_too_early", earliest_safe_at=safe_at,
             )
     _promote(session, project, vault, active, nxt, now=now, actor=actor, old_state=RETIRING)
+    if pre_shared(project):  # the next secret must be generated (and shown) by an admin
+        return RotationResult(nxt.kid, active.kid if active else None, None)
     fresh = generate_key(session, project, vault, alg=project.algorithm, state=NEXT, now=now)
     _event(session, now, actor, "key.created", fresh, state=NEXT, emergency=emergency)
     return RotationResult(nxt.kid, active.kid if active else None, fresh.kid)
@@ -273,12 +316,29 @@ def revoke_key(session: Session, project_id: str, kid: str, vault: Vault, *, now
             raise Conflict("the active key signs tokens now; rotate first, or use emergency=true",
                            code="key_is_active", earliest_safe_at=earliest)
         nxt = _find(keys, NEXT)
+        if nxt is None and pre_shared(project):
+            raise Conflict("no pre-shared next secret to take over; replace the secret at once "
+                           "with mode=replace instead", code="no_next_secret")
         if nxt is None:
             nxt = generate_key(session, project, vault, alg=project.algorithm, state=NEXT, now=now)
         _promote(session, project, vault, key, nxt, now=now, actor=actor, old_state=REVOKED)
         remaining = [k for k in keys if k.state == NEXT]
         _ensure_next(session, project, vault, remaining, now=now, actor=actor)
     return key
+
+
+def reserve_exp(session: Session, key_id: int, exp: int) -> bool:
+    """Record, before signing, that ``key_id`` may sign tokens expiring up to ``exp``.
+
+    Only an ``active`` key takes a reservation (the row lock orders it against a concurrent
+    rotation), so a retiring key's ``max_exp`` never moves once its successor signs. Returns
+    whether the key is still active (its ``max_exp`` is then at least ``exp``)."""
+    result = session.execute(
+        update(Key)
+        .where(Key.id == key_id, Key.state == ACTIVE)
+        .values(max_exp=case((Key.max_exp > exp, Key.max_exp), else_=exp))
+    )
+    return bool(getattr(result, "rowcount", 0))
 
 
 def raise_max_exp(session: Session, key_id: int, exp: int) -> None:
@@ -335,7 +395,8 @@ def run_due_transitions(session: Session, project_id: str, vault: Vault, *, now:
     active, nxt = _find(keys, ACTIVE), _find(keys, NEXT)
     if active is not None and nxt is None:
         nxt = _ensure_next(session, project, vault, keys, now=now, actor=actor)
-        done.append(f"pre-published {nxt.kid}")
+        if nxt is not None:
+            done.append(f"pre-published {nxt.kid}")
     elif active is not None and nxt is not None and project.rotation_days:
         due = (active.activated_at or active.created_at) + project.rotation_days * DAY
         if now >= max(due, activate_safe_at(nxt, project)):

@@ -36,7 +36,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, delete, select, update
+from sqlalchemy import ColumnElement, and_, case, delete, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -184,6 +184,18 @@ def retry_after(session: Session, address: str, username: str, *, now: float) ->
 
 
 def prune(session: Session, *, now: float) -> int:
-    """Delete counters whose lock has ended and that saw no attempt for ``MAX_DELAY``."""
+    """Delete counters whose lock has ended and that saw no attempt for ``MAX_DELAY``.
+
+    On PostgreSQL rows another transaction holds are skipped (``FOR UPDATE SKIP LOCKED``): a
+    sweep never waits on a login, so the two cannot deadlock."""
+    if session.get_bind().dialect.name == "postgresql":
+        keys = (
+            select(LoginFailure.address, LoginFailure.user_hash)
+            .where(_stale(now))
+            .with_for_update(skip_locked=True)
+        )
+        pair = tuple_(LoginFailure.address, LoginFailure.user_hash)
+        result = session.execute(delete(LoginFailure).where(pair.in_(keys)))
+        return int(getattr(result, "rowcount", 0) or 0)
     result = session.execute(delete(LoginFailure).where(_stale(now)))
     return int(getattr(result, "rowcount", 0) or 0)

@@ -47,6 +47,7 @@ class ProjectSpec:
     max_token_ttl: int = DEFAULT_MAX_TOKEN_TTL
     jwks_max_age: int = DEFAULT_JWKS_MAX_AGE
     rotation_days: int | None = None
+    token_status: bool = True
 
 
 def issuer_for(public_url: str, project_id: str) -> str:
@@ -79,6 +80,7 @@ def create_project(session: Session, spec: ProjectSpec, *, now: int, actor: str)
         jwks_max_age=spec.jwks_max_age,
         rotation_days=spec.rotation_days,
         created_at=now,
+        token_status=spec.token_status,
     )
     session.add(project)
     session.flush()
@@ -110,7 +112,7 @@ def list_projects(session: Session) -> list[Project]:
 
 
 _UPDATABLE = ("name", "audience", "algorithm", "token_ttl", "max_token_ttl", "jwks_max_age",
-              "rotation_days")
+              "rotation_days", "token_status")
 
 
 def update_project(
@@ -155,5 +157,6 @@ def project_to_json(project: Project, public_url: str) -> dict[str, Any]:
         "max_token_ttl": project.max_token_ttl,
         "jwks_max_age": project.jwks_max_age,
         "rotation_days": project.rotation_days,
+        "token_status": bool(project.token_status),
         "created_at": isoformat(project.created_at),
     }

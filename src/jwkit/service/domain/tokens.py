@@ -10,10 +10,12 @@ from jwkit.jose.jwk import JWK
 from jwkit.jose.jwt import Encoder
 from jwkit.service.domain.common import InvalidInput
 
-__all__ = ["RESERVED_CLAIMS", "check_extra_claims", "mint", "token_encoder"]
+__all__ = ["RESERVED_CLAIMS", "check_extra_claims", "mint", "new_jti", "token_encoder"]
 
 #: Claims the service sets itself; callers cannot override them.
-RESERVED_CLAIMS = frozenset({"iss", "sub", "exp", "iat", "nbf", "jti", "client_id", "scope"})
+RESERVED_CLAIMS = frozenset(
+    {"iss", "sub", "exp", "iat", "nbf", "jti", "client_id", "scope", "sid", "status"}
+)
 _HEADERS = {"typ": "at+jwt"}  # RFC 9068 §2.1
 
 
@@ -21,6 +23,11 @@ def token_encoder(key: JWK) -> Encoder:
     """The access-token encoder for ``key``; the service keeps one per active key.
     Raises :class:`~jwkit.errors.JWKError` if the key cannot sign."""
     return Encoder(key, headers=_HEADERS)
+
+
+def new_jti() -> str:
+    """A fresh token id: 128 random bits, base64url."""
+    return secrets.token_urlsafe(16)
 
 
 def check_extra_claims(claims: Mapping[str, Any]) -> None:
@@ -45,17 +52,25 @@ def mint(
     extra: Mapping[str, Any] | None = None,
     client_id: str | None = None,
     scope: str | None = None,
+    jti: str | None = None,
+    sid: str | None = None,
+    status: tuple[str, int] | None = None,
 ) -> tuple[str, int]:
     """Sign an access token with ``key`` (or its :func:`token_encoder`, for keys that sign
-    many); return ``(token, exp)``."""
+    many); return ``(token, exp)``. ``status`` is ``(list URI, index)``: the token's entry
+    in a Token Status List (draft-ietf-oauth-status-list §6.2)."""
     exp = now + ttl
     claims: dict[str, Any] = {"iss": issuer, "sub": subject, "aud": audience}
     if extra:
         claims.update(extra)
-    claims.update(exp=exp, iat=now, jti=secrets.token_urlsafe(16))
+    claims.update(exp=exp, iat=now, jti=jti or new_jti())
     if client_id is not None:
         claims["client_id"] = client_id
     if scope is not None:
         claims["scope"] = scope
+    if sid is not None:
+        claims["sid"] = sid
+    if status is not None:
+        claims["status"] = {"status_list": {"idx": status[1], "uri": status[0]}}
     encoder = key if isinstance(key, Encoder) else token_encoder(key)
     return encoder.encode(claims), exp

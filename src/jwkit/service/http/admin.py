@@ -9,30 +9,53 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.security import HTTPBearer
 from sqlalchemy import select
+from starlette.routing import Match, Route
+from starlette.types import Receive, Scope, Send
 
-from jwkit.service.domain import audit, clients, keys, projects
+from jwkit.service.domain import audit, clients, keys, projects, revocation
 from jwkit.service.domain.common import InvalidInput, NotFound, isoformat
 from jwkit.service.domain.projects import issuer_for
-from jwkit.service.domain.tokens import check_extra_claims, mint
+from jwkit.service.domain.tokens import check_extra_claims, mint, new_jti
 from jwkit.service.http.auth import AdminRoute
 from jwkit.service.http.metrics import TRANSITIONS
 from jwkit.service.http.schemas import (
+    ERROR_RESPONSES,
+    NOT_NULL,
     ClientCreate,
+    ClientList,
+    ClientOut,
     KeyCreate,
     ProjectCreate,
+    ProjectList,
+    ProjectOut,
     ProjectUpdate,
+    RevocationCreate,
     RevokeBody,
     RotateBody,
     TokenMint,
+    TokenOut,
 )
 from jwkit.service.runtime import Service
+from jwkit.service.statuslists import now_ms
 from jwkit.service.store.models import AuditEvent
 
-__all__ = ["router"]
+__all__ = ["ROUTER_OPTIONS", "router"]
 
-router = APIRouter(prefix="/api/v1", route_class=AdminRoute, tags=["admin"])
+# The bearer scheme only documents the admin token in the OpenAPI document (AdminRoute does
+# the authentication, console sessions included); ERROR_RESPONSES documents every refusal.
+_BEARER = HTTPBearer(auto_error=False, description="The admin token (JWKIT_ADMIN_TOKEN)")
+#: How every router of the admin API is made (``inspect.py`` has one too).
+ROUTER_OPTIONS: dict[str, Any] = {
+    "prefix": "/api/v1",
+    "route_class": AdminRoute,
+    "tags": ["admin"],
+    "dependencies": [Depends(_BEARER)],
+    "responses": ERROR_RESPONSES,
+}
+router = APIRouter(**ROUTER_OPTIONS)
 JSON = dict[str, Any]
 
 
@@ -57,7 +80,7 @@ def _shared_secrets(svc: Service, rows: list[Any]) -> dict[str, Any] | None:
     return {"keys": [jwk.to_dict(private=True) for jwk in secret]}
 
 
-@router.post("/projects", status_code=201)
+@router.post("/projects", status_code=201, responses={201: {"model": ProjectOut}})
 def create_project(request: Request, body: ProjectCreate) -> JSON:
     """Create a project with an active key and a pre-published next key."""
     svc = _service(request)
@@ -75,7 +98,7 @@ def create_project(request: Request, body: ProjectCreate) -> JSON:
     return out
 
 
-@router.get("/projects")
+@router.get("/projects", responses={200: {"model": ProjectList}})
 def list_projects(request: Request) -> JSON:
     svc = _service(request)
     with svc.read() as session:
@@ -83,7 +106,7 @@ def list_projects(request: Request) -> JSON:
         return {"projects": [projects.project_to_json(p, svc.settings.public_url) for p in rows]}
 
 
-@router.get("/projects/{project_id}")
+@router.get("/projects/{project_id}", responses={200: {"model": ProjectOut}})
 def get_project(request: Request, project_id: str) -> JSON:
     svc = _service(request)
     with svc.read() as session:
@@ -91,11 +114,11 @@ def get_project(request: Request, project_id: str) -> JSON:
         return projects.project_to_json(project, svc.settings.public_url)
 
 
-@router.patch("/projects/{project_id}")
+@router.patch("/projects/{project_id}", responses={200: {"model": ProjectOut}})
 def update_project(request: Request, project_id: str, body: ProjectUpdate) -> JSON:
     svc = _service(request)
     changes = {name: getattr(body, name) for name in body.model_fields_set}
-    for name in ("name", "algorithm", "token_ttl", "max_token_ttl", "jwks_max_age"):
+    for name in NOT_NULL:
         if name in changes and changes[name] is None:
             raise InvalidInput(f"{name} cannot be null", field=name)
     with svc.write() as session:
@@ -195,12 +218,16 @@ def revoke_key(request: Request, project_id: str, kid: str,
     return out
 
 
-@router.post("/projects/{project_id}/tokens")
+@router.post("/projects/{project_id}/tokens", responses={200: {"model": TokenOut}})
 def mint_token(request: Request, project_id: str, body: TokenMint) -> JSON:
     """Mint an access token for a trusted backend, within the project's maximum lifetime."""
     svc = _service(request)
     extra = body.claims or {}
     check_extra_claims(extra)
+    known = svc.state.projects.get(project_id)
+    # The status index comes from this replica's block (reserved first if none is left,
+    # outside the signing transaction).
+    slot = svc.state.status.slot(project_id) if known and known.token_status else None
     with svc.db.session() as session, session.begin():
         project = projects.get_project(session, project_id)
         ttl = body.ttl if body.ttl is not None else project.token_ttl
@@ -212,19 +239,31 @@ def mint_token(request: Request, project_id: str, body: TokenMint) -> JSON:
         now = svc.clock()
         aud = extra.get("aud", project.audience)
         claims = {k: v for k, v in extra.items() if k != "aud"}
+        jti = new_jti()
         try:
             token, exp = mint(view.signer, issuer=issuer_for(svc.settings.public_url, project.id),
-                              audience=aud, subject=body.sub, ttl=ttl, now=now, extra=claims)
+                              audience=aud, subject=body.sub, ttl=ttl, now=now, extra=claims,
+                              jti=jti, sid=body.sid,
+                              status=None if slot is None else (slot.uri, slot.idx))
         except (TypeError, ValueError) as exc:
             raise InvalidInput("claims must be JSON values", field="claims") from exc
         keys.raise_max_exp(session, view.signer_key_id, exp)
+        if slot is not None:
+            revocation.record_issued_now(
+                session,
+                revocation.Issued(project_id, jti, slot.list_id, slot.idx, body.sub, body.sid,
+                                  None, now_ms(), exp, 0),
+                now=now, clock_skew=svc.settings.clock_skew, list_ttl=svc.settings.status_list_ttl,
+            )
         audit.record(session, now=now, actor=_actor(request), action="token.minted",
                      project_id=project_id, kid=view.signer.kid,
                      detail={"sub": body.sub, "exp": exp}, bump=False)
     return {"access_token": token, "token_type": "Bearer", "expires_in": ttl}
 
 
-@router.post("/projects/{project_id}/clients", status_code=201)
+@router.post(
+    "/projects/{project_id}/clients", status_code=201, responses={201: {"model": ClientOut}}
+)
 def create_client(request: Request, project_id: str, body: ClientCreate) -> JSON:
     """Create an OAuth client; ``client_secret`` appears in this response only."""
     svc = _service(request)
@@ -238,7 +277,7 @@ def create_client(request: Request, project_id: str, body: ClientCreate) -> JSON
     return out
 
 
-@router.get("/projects/{project_id}/clients")
+@router.get("/projects/{project_id}/clients", responses={200: {"model": ClientList}})
 def list_clients(request: Request, project_id: str) -> JSON:
     svc = _service(request)
     with svc.read() as session:
@@ -273,3 +312,112 @@ def list_events(
             .limit(limit)
         ).scalars()
         return {"events": [audit.event_to_json(e) for e in rows]}
+
+
+_KINDS = revocation.KINDS
+
+
+@router.post("/projects/{project_id}/revocations", status_code=201)
+def create_revocation(request: Request, project_id: str, body: RevocationCreate) -> JSON:
+    """Mark every live token matching exactly one of ``jti``, ``sub``, ``sid``, ``client_id``
+    INVALID (or ``suspended``; ``valid`` lifts a suspension). Answers how many live tokens
+    changed and ``effective_by``: when every verifier honouring the list's ``ttl`` sees it.
+    Tokens signed on any replica before this answer are caught, even those not yet recorded."""
+    svc = _service(request)
+    chosen = [(k, getattr(body, k)) for k in _KINDS if getattr(body, k) is not None]
+    if len(chosen) != 1:
+        raise InvalidInput("give exactly one of jti, sub, sid, client_id", field="jti")
+    kind, value = chosen[0]
+    svc.state.status.flush()  # this replica's pending issuance records first
+    with svc.db.session() as session, session.begin():
+        now = svc.clock()
+        rule = revocation.revoke(
+            session, project_id, kind, value, status=body.status, now=now,
+            actor=_actor(request), clock_skew=svc.settings.clock_skew,
+            effective_by=revocation.effective_time(now, svc.settings.status_list_ttl,
+                                                   svc.settings.sync_interval),
+        )
+        out = revocation.revocation_to_json(rule, now)
+    svc.state.status.refresh()  # re-sign the lists that changed, here, now
+    return out
+
+
+@router.get("/projects/{project_id}/revocations")
+def list_revocations(
+    request: Request,
+    project_id: str,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,18}$")] = None,
+) -> JSON:
+    """Revocations, newest first; pass ``next_cursor`` as ``cursor`` for the next page."""
+    svc = _service(request)
+    with svc.read() as session:
+        projects.get_project(session, project_id)
+        rows = revocation.list_revocations(
+            session, project_id, limit=limit, before=int(cursor) if cursor else None
+        )
+    now = svc.clock()
+    return {
+        "revocations": [revocation.revocation_to_json(r, now) for r in rows],
+        "next_cursor": str(rows[-1].id) if len(rows) == limit else None,
+    }
+
+
+@router.get("/projects/{project_id}/tokens")
+def find_tokens(
+    request: Request,
+    project_id: str,
+    sub: Annotated[str | None, Query(min_length=1, max_length=255)] = None,
+    sid: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
+    client_id: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    jti: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> JSON:
+    """Live tokens (with a status) matching exactly one of ``sub``, ``sid``, ``client_id``,
+    ``jti``, newest first. Tokens signed in the last second may not be recorded yet."""
+    svc = _service(request)
+    given = {"sub": sub, "sid": sid, "client_id": client_id, "jti": jti}
+    chosen = [(k, v) for k, v in given.items() if v is not None]
+    if len(chosen) != 1:
+        raise InvalidInput("give exactly one of sub, sid, client_id, jti", field="sub")
+    svc.state.status.flush()
+    with svc.read() as session:
+        project = projects.get_project(session, project_id)
+        rows = revocation.find_tokens(session, project_id, chosen[0][0], chosen[0][1],
+                                      now=svc.clock(), clock_skew=svc.settings.clock_skew,
+                                      limit=limit)
+        issuer = issuer_for(svc.settings.public_url, project.id)
+        return {"tokens": [revocation.token_to_json(row, n, issuer) for row, n in rows]}
+
+
+class _MethodNotAllowed:
+    """The last route of each admin path, for the methods the path does not have: 405 with
+    an ``Allow`` header that lists every method of the path (RFC 9110 §15.5.6). Starlette's
+    own 405 names only the methods of the first route of the path (``Allow: POST`` for
+    ``GET``/``POST`` ``/projects``). The router's routes are looked up per request, so a
+    route added to it after this one is still reached, never shadowed."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        allowed: set[str] = set()
+        for route in router.routes:
+            if not isinstance(route, Route) or route.endpoint is self:
+                continue
+            match, child = route.matches(scope)
+            if match is Match.FULL:
+                scope.update(child)
+                await route.handle(scope, receive, send)
+                return
+            if match is Match.PARTIAL and route.methods:
+                allowed.update(route.methods)
+        response = Response(
+            b'{"error":"method_not_allowed","message":"Method Not Allowed"}',
+            status_code=405,
+            headers={"Allow": ", ".join(sorted(allowed))},
+            media_type="application/json",
+        )
+        await response(scope, receive, send)
+
+
+_METHOD_NOT_ALLOWED = _MethodNotAllowed()
+for _path in sorted({r.path for r in router.routes if isinstance(r, Route)}):
+    router.routes.append(Route(_path, _METHOD_NOT_ALLOWED, include_in_schema=False))

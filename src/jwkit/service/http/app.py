@@ -33,6 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from jwkit.service import notify, scheduler
 from jwkit.service.domain.common import unix_now
 from jwkit.service.http import admin, metrics, public
+from jwkit.service.http import revocation as token_status
 from jwkit.service.http.auth import MAX_BODY, AdminAuth, authenticate_request
 from jwkit.service.http.errors import install_error_handlers
 from jwkit.service.runtime import Service
@@ -98,7 +99,7 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], int] = u
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            await run_in_threadpool(service.state.flush_max_exp)
+            await run_in_threadpool(service.state.status.flush)
 
     app = FastAPI(
         title="jwkit key service",
@@ -116,6 +117,7 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], int] = u
         app.add_middleware(public.PublicFastPath, service=service)
     for route in public.public_routes():
         app.router.routes.append(route)
+    app.router.routes.extend(token_status.routes())
     if settings.metrics != "off":
         endpoint = metrics.metrics_endpoint
         if settings.metrics == "admin":

@@ -9,11 +9,11 @@ module for an :class:`Answer` and serialises it — as a Starlette response
 status line and default headers on the wire. ``tests/service/test_wire.py`` and
 ``tests/service/test_fast_path_off.py`` hold the writers together byte for byte.
 
-A new public document (a status list, say) gets a builder here returning an :class:`Answer`
-(reuse :func:`document` if it is a cached :class:`~jwkit.service.state.Document` with an
-ETag), a route in :func:`~jwkit.service.http.public.public_routes` that writes it with
-:func:`~jwkit.service.http.public.answer_response`, and, only if it is hot, a branch in
-:class:`~jwkit.service.http.public.PublicFastPath` and :mod:`.wire`.
+A new public document gets a builder here returning an :class:`Answer` (a cached document
+with an ETag is :func:`published` with its content type, as :func:`status_list` does), a
+route that writes it with :func:`~jwkit.service.http.public.answer_response`, and, only if
+it is hot, a branch in :mod:`.wire` that serialises the same builder's answer (see
+``_prebuilt`` there).
 
 Header names are lowercase, in the order they are sent; ``content-length`` is there whenever
 the answer has a body to describe (``HEAD`` sends a ``GET``'s fields and no body).
@@ -28,12 +28,16 @@ from jwkit.service.state import Document
 __all__ = [
     "JSON",
     "JWKS",
+    "STATUS_LIST",
     "Answer",
     "Headers",
     "document",
     "etag_matches",
     "internal_error",
+    "no_status_list",
     "not_found",
+    "published",
+    "status_list",
     "token",
     "token_fields",
 ]
@@ -43,11 +47,14 @@ Headers = tuple[tuple[bytes, bytes], ...]
 #: Content types (RFC 7517 §8.5 for a JWK Set).
 JWKS = b"application/jwk-set+json"
 JSON = b"application/json"
+#: A Status List Token (draft-ietf-oauth-status-list §5.1, §14.7).
+STATUS_LIST = b"application/statuslist+jwt"
 _CONTENT_TYPES = {"jwks": JWKS, "discovery": JSON}
 
 _NO_STORE: Headers = ((b"cache-control", b"no-store"), (b"pragma", b"no-cache"))
 _CHALLENGE: Headers = ((b"www-authenticate", b'Basic realm="jwkit"'),)
 _NOT_FOUND = b'{"error":"not_found","message":"no such project"}'
+_NO_LIST = b'{"error":"not_found","message":"no such status list"}'
 _INTERNAL = b'{"error":"internal_error","message":"an unexpected error occurred"}'
 
 
@@ -71,20 +78,34 @@ def etag_matches(header: str, etag: str) -> bool:
     return any(part.strip().removeprefix("W/") == bare for part in header.split(","))
 
 
-def document(name: str, doc: Document, max_age: int, if_none_match: str | None = None) -> Answer:
-    """A JWKS (``name`` ``"jwks"``) or discovery document: ``200`` with a strong ETag and
-    ``Cache-Control: public, max-age``, or ``304`` without a body when ``if_none_match``
-    matches (RFC 9110 §13.1.2, §15.4.5)."""
+def published(body: bytes, etag: str, content_type: bytes, max_age: int,
+              if_none_match: str | None = None) -> Answer:
+    """A published document anyone may cache: ``200`` with its strong ETag,
+    ``Cache-Control: public, max-age`` and CORS for every origin, or ``304`` without a body
+    when ``if_none_match`` matches (RFC 9110 §13.1.2, §15.4.5)."""
     cached: Headers = (
-        (b"etag", doc.etag.encode()),
+        (b"etag", etag.encode()),
         (b"cache-control", b"public, max-age=%d" % max_age),
         (b"access-control-allow-origin", b"*"),
     )
-    if if_none_match is not None and etag_matches(if_none_match, doc.etag):
+    if if_none_match is not None and etag_matches(if_none_match, etag):
         return Answer(304, cached, b"")
-    return Answer(
-        200, (*cached, _length(doc.body), (b"content-type", _CONTENT_TYPES[name])), doc.body
-    )
+    return Answer(200, (*cached, _length(body), (b"content-type", content_type)), body)
+
+
+def document(name: str, doc: Document, max_age: int, if_none_match: str | None = None) -> Answer:
+    """A project's JWKS (``name`` ``"jwks"``) or discovery document (:func:`published`)."""
+    return published(doc.body, doc.etag, _CONTENT_TYPES[name], max_age, if_none_match)
+
+
+def status_list(body: bytes, etag: str, max_age: int, if_none_match: str | None = None) -> Answer:
+    """A signed Status List Token (:func:`published`)."""
+    return published(body, etag, STATUS_LIST, max_age, if_none_match)
+
+
+def no_status_list() -> Answer:
+    """The answer for a status list that does not exist."""
+    return Answer(404, (_length(_NO_LIST), (b"content-type", JSON)), _NO_LIST)
 
 
 def not_found() -> Answer:

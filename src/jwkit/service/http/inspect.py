@@ -32,13 +32,13 @@ from jwkit.jose.jwt import ClaimsPolicy, parse_claims
 from jwkit.service.domain import audit, keys, projects
 from jwkit.service.domain.common import isoformat
 from jwkit.service.domain.projects import issuer_for
-from jwkit.service.http.auth import AdminRoute
+from jwkit.service.http.admin import ROUTER_OPTIONS
 from jwkit.service.runtime import Service
 from jwkit.service.store.models import AuditEvent, Key
 
 __all__ = ["TokenInspect", "inspect_token", "router"]
 
-router = APIRouter(prefix="/api/v1", route_class=AdminRoute, tags=["admin"])
+router = APIRouter(**ROUTER_OPTIONS)
 JSON = dict[str, Any]
 
 _STATE_TEXT = {

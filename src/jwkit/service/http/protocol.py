@@ -127,7 +127,7 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         heads, was_in_head = self._heads, self._in_head
-        super().data_received(data)
+        HttpToolsProtocol.data_received(self, data)
         if self._in_head and not self.transport.is_closing():
             if was_in_head and heads == self._heads:
                 self._head_received += len(data)  # the same head is still coming in
@@ -158,7 +158,11 @@ class GuardedProtocol(HttpToolsProtocol):
         self._head_size += size
         if size > self._line_max or self._head_size > self._head_max:
             self._refuse(431, b"request header fields too large")
-        super().on_header(name, value)
+        # uvicorn's on_header, inline (one call less per header field):
+        name = name.lower()
+        if name == b"expect" and value.lower() == b"100-continue":
+            self.expect_100_continue = True
+        self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         self._end_head()

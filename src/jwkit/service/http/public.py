@@ -28,12 +28,15 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from jwkit.service.domain.clients import ClientRecord, secret_matches
-from jwkit.service.domain.tokens import mint
+from jwkit.service.domain.common import ServiceError
+from jwkit.service.domain.revocation import Issued
+from jwkit.service.domain.tokens import mint, new_jti
 from jwkit.service.http import documents
 from jwkit.service.http.documents import Answer
 from jwkit.service.http.metrics import DOCUMENTS, ERRORS, TOKENS, Tally
 from jwkit.service.runtime import Service
 from jwkit.service.state import ProjectView
+from jwkit.service.statuslists import now_ms
 
 __all__ = [
     "COUNT",
@@ -254,11 +257,26 @@ def grant_token(service: Service, view: ProjectView, request: TokenRequest,
     if signer is None or key_id is None:
         return _oauth_error("temporarily_unavailable", "no active signing key", 503)
     now = service.clock()
+    if not service.state.exp_covered(key_id, now + view.token_ttl):  # recorded before signing
+        return _oauth_error("temporarily_unavailable", "try again shortly", 503)
+    slot = None
+    if view.token_status:
+        try:
+            slot = service.state.status.slot(view.id)  # from the replica's block: no I/O
+        except (DBAPIError, ServiceError):
+            ERRORS.labels("database_unavailable").inc()
+            return _oauth_error("temporarily_unavailable", "try again shortly", 503)
+    jti = new_jti()
     access_token, exp = mint(
         signer, issuer=view.issuer, audience=view.audience, subject=client_id,
-        ttl=view.token_ttl, now=now, client_id=client_id, scope=granted or None,
+        ttl=view.token_ttl, now=now, client_id=client_id, scope=granted or None, jti=jti,
+        status=None if slot is None else (slot.uri, slot.idx),
     )
-    service.state.note_signed(key_id, exp)
+    if slot is not None:
+        service.state.status.note_issued(Issued(
+            view.id, jti, slot.list_id, slot.idx, client_id, None, client_id, now_ms(), exp,
+            slot.rules_seen,
+        ))
     _ISSUED.n += 1
     # json.dumps({"access_token", "token_type", "expires_in"[, "scope"]}), byte for byte:
     # a compact JWS is base64url and dots, which JSON never escapes; only the scope (from the
@@ -302,6 +320,12 @@ async def _token_answer(service: Service, view: ProjectView, request: Request) -
         except DBAPIError:  # the database is down: cached clients keep working meanwhile
             ERRORS.labels("database_unavailable").inc()
             return _oauth_error("temporarily_unavailable", "try again shortly", 503)
+    if view.token_status and service.state.status.low(view.id):
+        # Reserve the next block of status indices off the event loop (one write per block).
+        try:
+            await run_in_threadpool(service.state.status.refill, view.id)
+        except (DBAPIError, ServiceError):
+            pass  # grant_token answers 503 if no index is left
     return grant_token(service, view, parsed, record)
 
 

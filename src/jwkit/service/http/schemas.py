@@ -2,30 +2,139 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
 __all__ = [
+    "ERROR_RESPONSES",
     "Algorithm",
     "ClientCreate",
+    "ClientList",
+    "ClientOut",
+    "ErrorBody",
     "KeyCreate",
     "ProjectCreate",
+    "ProjectList",
+    "ProjectOut",
     "ProjectUpdate",
+    "RevocationCreate",
     "RevokeBody",
     "RotateBody",
     "TokenMint",
+    "TokenOut",
 ]
 
 Algorithm = Literal[
     "ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
     "EdDSA", "HS256",
 ]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+# Python's whitespace (what strip_whitespace removes), spelled out so that the OpenAPI pattern
+# and the server agree on what a blank name is (JSON Schema's \s is not Python's).
+_BLANK = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+Name = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=200, strip_whitespace=True, pattern=f"[^{_BLANK}]"),
+]
 Audience = Annotated[str, StringConstraints(min_length=1, max_length=500)]
 # RFC 6749 §3.3 scope-token: 1*( %x21 / %x23-5B / %x5D-7E )
 ScopeToken = Annotated[str, StringConstraints(pattern=r"^[\x21\x23-\x5b\x5d-\x7e]{1,100}$")]
-Ttl = Annotated[int, Field(ge=1, le=30 * 86400)]
+
+
+def _integral(value: object) -> object:
+    """JSON Schema's ``integer`` includes ``1.0``: accept a float with no fraction as the
+    int it is (the models stay strict otherwise: no ``"1"``, no ``true``)."""
+    if type(value) is float and value.is_integer():
+        return int(value)
+    return value
+
+
+# (The validator after the Field, so that the bounds show as minimum/maximum in the schema.)
+Ttl = Annotated[int, Field(ge=1, le=30 * 86400), BeforeValidator(_integral)]
+MaxAge = Annotated[int, Field(ge=0, le=7 * 86400), BeforeValidator(_integral)]
+RotationDays = Annotated[int, Field(ge=1, le=3650), BeforeValidator(_integral)]
+
+
+class ErrorBody(BaseModel):
+    """Every refusal of the admin API (see ``errors.py``): a stable ``error`` code and a
+    message; some add members (``detail`` for 422, ``earliest_safe_at`` for 409)."""
+
+    model_config = ConfigDict(extra="allow")
+    error: str
+    message: str
+
+
+#: The refusals every admin operation may answer, for the OpenAPI document.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": words}
+    for status, words in [
+        (400, "The body could not be read (not UTF-8, not JSON)"),
+        (401, "No or wrong admin credentials"),
+        (403, "Missing or wrong CSRF token (console sessions)"),
+        (404, "No such project, key or client"),
+        (409, "The change conflicts with the key lifecycle"),
+        (413, "The body is too large"),
+        (422, "The request is invalid"),
+        (503, "The database is unavailable; retry later"),
+    ]
+}
+
+
+# -- answers (documentation only: the handlers return dicts; schemathesis checks each answer
+# against these, and infers from ``id``/``client_id`` which ids later requests can use) -----
+
+
+class _Answer(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class ProjectOut(_Answer):
+    """A project (``POST`` adds ``active_kid``, and ``secret_jwks`` for HS256 projects)."""
+
+    id: str
+    name: str
+    issuer: str
+    audience: str | None
+    jwks_uri: str
+    discovery_url: str
+    token_endpoint: str
+    algorithm: Algorithm
+    token_ttl: int
+    max_token_ttl: int
+    jwks_max_age: int
+    rotation_days: int | None
+    created_at: str
+
+
+class ProjectList(_Answer):
+    projects: list[ProjectOut]
+
+
+class ClientOut(_Answer):
+    """An OAuth client (``POST`` adds ``client_secret``, shown that once)."""
+
+    client_id: str
+    name: str
+    scopes: list[str]
+    created_at: str
+
+
+class ClientList(_Answer):
+    clients: list[ClientOut]
+
+
+class TokenOut(_Answer):
+    access_token: str
+    token_type: Literal["Bearer"]
+    expires_in: int
 
 
 class _Body(BaseModel):
@@ -38,18 +147,40 @@ class ProjectCreate(_Body):
     audience: Audience | None = None
     token_ttl: Ttl = 900
     max_token_ttl: Ttl = 86400
-    jwks_max_age: Annotated[int, Field(ge=0, le=7 * 86400)] = 300
-    rotation_days: Annotated[int, Field(ge=1, le=3650)] | None = None
+    jwks_max_age: MaxAge = 300
+    rotation_days: RotationDays | None = None
+    #: Access tokens carry a Token Status List ``status`` claim (revocable).
+    token_status: bool = True
+
+
+#: Members of :class:`ProjectUpdate` that may be left out but not set to null (the admin
+#: API refuses null for them with 422 ``invalid_input``).
+NOT_NULL = ("name", "algorithm", "token_ttl", "max_token_ttl", "jwks_max_age", "token_status")
+
+
+def _not_null_in_schema(schema: dict[str, Any]) -> None:
+    # "May be left out" is not "may be null": the OpenAPI document says what the API does.
+    properties = schema.get("properties", {})
+    for name in NOT_NULL:
+        prop = properties[name]
+        options = [o for o in prop.pop("anyOf") if o != {"type": "null"}]
+        prop.pop("default", None)
+        prop.update(options[0] if len(options) == 1 else {"anyOf": options})
 
 
 class ProjectUpdate(_Body):
+    """A partial update: members left out keep their value; ``audience`` and
+    ``rotation_days`` may be set to ``null`` (no audience check, no scheduled rotation)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra=_not_null_in_schema)
     name: Name | None = None
     algorithm: Algorithm | None = None
     audience: Audience | None = None
     token_ttl: Ttl | None = None
     max_token_ttl: Ttl | None = None
-    jwks_max_age: Annotated[int, Field(ge=0, le=7 * 86400)] | None = None
-    rotation_days: Annotated[int, Field(ge=1, le=3650)] | None = None
+    jwks_max_age: MaxAge | None = None
+    rotation_days: RotationDays | None = None
+    token_status: bool | None = None
 
 
 class KeyCreate(_Body):
@@ -66,10 +197,38 @@ class RevokeBody(_Body):
     emergency: bool = False
 
 
+# A session id: 1 to 128 printable ASCII characters, no spaces.
+SessionId = Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]{1,128}$")]
+
+
 class TokenMint(_Body):
     sub: Annotated[str, StringConstraints(min_length=1, max_length=255)]
     claims: dict[str, Any] | None = None
     ttl: Ttl | None = None
+    #: Becomes the token's ``sid`` claim: revoke every token of a session by it.
+    sid: SessionId | None = None
+
+    @field_validator("claims")
+    @classmethod
+    def _claims_are_text(cls, claims: dict[str, Any] | None) -> dict[str, Any] | None:
+        # A lone surrogate ("\\ud800") has no UTF-8 form: verifiers refuse such tokens.
+        if claims is not None:
+            try:
+                json.dumps(claims, ensure_ascii=False).encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("claims must be Unicode text (no lone surrogates)") from None
+        return claims
+
+
+class RevocationCreate(_Body):
+    """Exactly one of ``jti``, ``sub``, ``sid``, ``client_id``; ``status`` ``invalid`` (the
+    default, final), ``suspended``, or ``valid`` (lifts a suspension)."""
+
+    jti: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    sub: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = None
+    sid: SessionId | None = None
+    client_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    status: Literal["invalid", "suspended", "valid"] = "invalid"
 
 
 class ClientCreate(_Body):

@@ -43,12 +43,14 @@ from __future__ import annotations
 
 import logging
 from asyncio import TimerHandle
+from collections.abc import Callable
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from jwkit.service.domain.clients import ClientRecord
 from jwkit.service.http import documents
+from jwkit.service.http.events import close_all as close_event_streams
 from jwkit.service.http.metrics import ERRORS, WIRE
 from jwkit.service.http.protocol import GuardedProtocol, find_service
 from jwkit.service.http.public import (
@@ -64,6 +66,7 @@ from jwkit.service.http.public import (
     token_precheck_passes,
 )
 from jwkit.service.state import ProjectView
+from jwkit.service.statuslists import ListDoc
 
 __all__ = ["FastDocumentProtocol"]
 
@@ -75,6 +78,7 @@ _TOKEN_FALLBACK = frozenset({b"transfer-encoding", b"expect"})
 _JWKS = JWKS_SUFFIX.encode()
 _DISCOVERY = DISCOVERY_SUFFIX.encode()
 _TOKEN = TOKEN_SUFFIX.encode()
+_STATUSLISTS = b"/statuslists/"
 _MAX_PREBUILT = 4096
 _CLOSE = b"connection: close\r\n"
 
@@ -113,6 +117,25 @@ def _fields(headers: documents.Headers) -> bytes:
     return b"".join(name + b": " + value + b"\r\n" for name, value in headers)
 
 
+def _cached_response(
+    cache_key: tuple[str, str], defaults: Any, etag: str, max_age: int,
+    build: Callable[[], documents.Answer],
+) -> _Prebuilt:
+    """The complete 200 answer ``build`` makes (a ``documents`` builder's), from
+    :data:`_PREBUILT` while its default headers, ETag and ``max-age`` stay the same."""
+    cached = _PREBUILT.get(cache_key)
+    if cached is None or cached.defaults is not defaults or cached.etag != etag or (
+        cached.max_age != max_age
+    ):
+        answer = build()
+        head = STATUS_LINE[answer.status] + _default_lines(defaults) + _fields(answer.headers)
+        cached = _Prebuilt(defaults, etag, max_age, head, answer.body)
+        if len(_PREBUILT) >= _MAX_PREBUILT:
+            _PREBUILT.clear()  # deleted projects' entries must not pile up
+        _PREBUILT[cache_key] = cached
+    return cached
+
+
 class FastDocumentProtocol(GuardedProtocol):
     """uvicorn's httptools protocol with a one-write path for JWKS, discovery and tokens."""
 
@@ -128,6 +151,7 @@ class FastDocumentProtocol(GuardedProtocol):
         )
         # A document request being answered here: (document name, project view).
         self._fast: tuple[str, ProjectView] | None = None
+        self._status_doc: ListDoc | None = None  # a status list being answered here
         # A token request being answered here: (view, Authorization, its credentials, the
         # cached client) and the body received so far.
         self._token: tuple[ProjectView, str, tuple[str, str], ClientRecord | None] | None = None
@@ -145,7 +169,12 @@ class FastDocumentProtocol(GuardedProtocol):
         # ten entries and a copy of the lifespan state) is left to _begin_scope, for requests
         # that go to the app.
         self._idle_since = None  # busy: the lazy keep-alive timer must not close us now
-        self._begin_head()
+        # GuardedProtocol._begin_head, inline (this runs for every request):
+        self._heads += 1
+        self._in_head = True
+        self._head_size = self._head_received = 0
+        if self._head_timer is None:
+            self._arm_head_timer()
         self.url = b""
         self.expect_100_continue = False
         self.headers = []
@@ -159,13 +188,19 @@ class FastDocumentProtocol(GuardedProtocol):
 
     def on_headers_complete(self) -> None:
         self._fast = None
+        self._status_doc = None
         self._token = None
-        self._end_head()
+        self._in_head = False  # GuardedProtocol._end_head, inline:
+        if len(self.url) > self._line_max:
+            self._refuse(414, b"request target too long")
         if self._enabled and self._connection_free():
             method = self.parser.get_method()
             if method == b"GET":
                 self._fast = self._document()
                 if self._fast is not None:
+                    return
+                self._status_doc = self._status_list()
+                if self._status_doc is not None:
                     return
             elif method == b"POST" and self._token_request():
                 return
@@ -201,27 +236,45 @@ class FastDocumentProtocol(GuardedProtocol):
             return "discovery", view
         return None
 
+    def _status_list(self) -> ListDoc | None:
+        """The status list of ``GET /p/{project}/statuslists/{n}`` (plain requests only)."""
+        if any(name in _GET_FALLBACK for name, _ in self.headers):
+            return None
+        path = self.url.split(b"?", 1)[0]
+        if not path.startswith(b"/p/") or b"%" in path:
+            return None
+        project, sep, number = path[3:].partition(_STATUSLISTS)
+        if not sep or not number.isdigit() or len(number) > 9:
+            return None
+        service = self._service
+        assert service is not None
+        return service.state.status.document(project.decode("ascii", "replace"), int(number))
+
+    def _prebuilt_status(self, doc: ListDoc) -> _Prebuilt:
+        """The 200 response to a GET of a status list (what the ASGI route answers)."""
+        service = self._service
+        assert service is not None
+        max_age = doc.max_age(service.clock())
+        prebuilt = _cached_response(
+            (doc.project_id, f"statuslist/{doc.number}"), self.server_state.default_headers,
+            doc.etag, max_age, lambda: documents.status_list(doc.body, doc.etag, max_age),
+        )
+        WIRE.n += 1
+        return prebuilt
+
     def _prebuilt(self, view: ProjectView, name: str) -> _Prebuilt:
         """The 200 response to a GET of ``view``'s document ``name``, counted as served."""
         service = self._service
         assert service is not None
         doc = view.jwks if name == "jwks" else view.discovery
-        defaults = self.server_state.default_headers
         max_age = view.cache_max_age(service.clock())
-        cache_key = (view.id, name)
-        cached = _PREBUILT.get(cache_key)
-        if cached is None or cached.defaults is not defaults or cached.etag != doc.etag or (
-            cached.max_age != max_age
-        ):
-            answer = documents.document(name, doc, max_age)
-            head = STATUS_LINE[answer.status] + _default_lines(defaults) + _fields(answer.headers)
-            cached = _Prebuilt(defaults, doc.etag, max_age, head, answer.body)
-            if len(_PREBUILT) >= _MAX_PREBUILT:
-                _PREBUILT.clear()  # deleted projects' entries must not pile up
-            _PREBUILT[cache_key] = cached
+        prebuilt = _cached_response(
+            (view.id, name), self.server_state.default_headers, doc.etag, max_age,
+            lambda: documents.document(name, doc, max_age),
+        )
         COUNT[name, "200"].n += 1
         WIRE.n += 1
-        return cached
+        return prebuilt
 
     def _token_request(self) -> bool:
         """Take a plain client_secret_basic token request whose client is cached."""
@@ -249,6 +302,8 @@ class FastDocumentProtocol(GuardedProtocol):
         hit, record = service.state.cached_client(creds[0])
         if not hit:
             return False  # the ASGI path looks the client up in the database once
+        if view.token_status and service.state.status.low(view.id):
+            return False  # the ASGI path reserves the next block of status indices first
         self._token = (view, authorization, creds, record)
         self._token_body = b""
         return True
@@ -260,23 +315,26 @@ class FastDocumentProtocol(GuardedProtocol):
             if len(self._token_body) + len(body) <= MAX_FORM:  # Content-Length was checked
                 self._token_body += body
             return
-        if self._fast is None:
+        if self._fast is None and self._status_doc is None:
             super().on_body(body)
 
     def on_message_complete(self) -> None:
-        fast, token = self._fast, self._token
-        if fast is None and token is None:
+        fast, token, status_doc = self._fast, self._token, self._status_doc
+        if fast is None and token is None and status_doc is None:
             super().on_message_complete()
             return
-        self._fast = self._token = None
+        self._fast = self._token = self._status_doc = None
         keep_alive = (
             self.parser.get_http_version() != "1.0"
             and self.parser.should_keep_alive()
             and not self._close_after
         )
-        if fast is not None:
-            name, view = fast
-            prebuilt = self._prebuilt(view, name)
+        if fast is not None or status_doc is not None:
+            if status_doc is not None:
+                prebuilt = self._prebuilt_status(status_doc)
+            else:
+                assert fast is not None
+                prebuilt = self._prebuilt(fast[1], fast[0])
             if keep_alive:
                 response = prebuilt.response
             else:
@@ -363,6 +421,7 @@ class FastDocumentProtocol(GuardedProtocol):
         super().connection_lost(exc)
 
     def shutdown(self) -> None:
+        close_event_streams()  # open /events streams end, so their connections can close
         if self._token is not None:  # a token request's body is still coming in
             self._close_after = True
             return

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Float,
     ForeignKey,
     Index,
@@ -27,10 +28,13 @@ __all__ = [
     "Base",
     "Client",
     "ConsoleSession",
+    "IssuedToken",
     "Key",
     "LoginFailure",
     "Project",
+    "Revocation",
     "ServiceState",
+    "StatusList",
 ]
 
 
@@ -50,6 +54,8 @@ class Project(Base):
     jwks_max_age: Mapped[int] = mapped_column(Integer)
     rotation_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[int] = mapped_column(BigInteger)
+    #: Whether issued access tokens carry a Token Status List ``status`` claim.
+    token_status: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class Key(Base):
@@ -120,6 +126,9 @@ class ServiceState(Base):
     version: Mapped[int] = mapped_column(BigInteger)
     audit_seq: Mapped[int] = mapped_column(BigInteger)
     audit_head: Mapped[str] = mapped_column(String(64))
+    #: Bumped by every change of a token status (revocations, issuance records that a
+    #: revocation rule caught); replicas rebuild only the lists whose ``status_seq`` moved.
+    status_version: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class AdminCredential(Base):
@@ -156,3 +165,92 @@ class LoginFailure(Base):
     failures: Mapped[int] = mapped_column(Integer)
     locked_until: Mapped[float] = mapped_column(Float)
     last_failure: Mapped[float] = mapped_column(Float, index=True)
+
+
+class StatusList(Base):
+    """One Token Status List of a project (draft-ietf-oauth-status-list), served at
+    ``{issuer}/statuslists/{number}``. Replicas reserve blocks of indices by advancing
+    ``next_index``; a full list is recycled only after ``reuse_after`` (every token that held
+    one of its indices expired, plus clock skew and the list's cache lifetime)."""
+
+    __tablename__ = "status_lists"
+    __table_args__ = (UniqueConstraint("project_id", "number", name="uq_status_lists_number"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    number: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(Integer)
+    next_index: Mapped[int] = mapped_column(Integer)
+    reuse_after: Mapped[int] = mapped_column(BigInteger)
+    status_seq: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class IssuedToken(Base):
+    """One access token that carries a status: where its status lives and what a revocation
+    by ``sub``, ``sid``, ``client_id`` or ``jti`` matches. ``rules_seen`` is the highest
+    revocation id the issuing replica knew when it signed: a revocation with a higher id that
+    matches applies when the record is written (see :mod:`jwkit.service.domain.revocation`)."""
+
+    __tablename__ = "issued_tokens"
+    __table_args__ = (
+        Index("ix_issued_tokens_sub", "project_id", "sub"),
+        # Partial: most tokens have no sid and few a status other than VALID; an index a row
+        # does not enter costs its insert nothing. No index on client_id: a client's tokens
+        # have it as their sub (see domain.revocation._matching).
+        Index(
+            "ix_issued_tokens_sid",
+            "project_id",
+            "sid",
+            sqlite_where=text("sid IS NOT NULL"),
+            postgresql_where=text("sid IS NOT NULL"),
+        ),
+        Index(
+            "ix_issued_tokens_list_status",
+            "list_id",
+            "status",
+            sqlite_where=text("status != 0"),
+            postgresql_where=text("status != 0"),
+        ),
+        # SQLite: the rows live in the primary key's B-tree (one tree fewer per insert).
+        {"sqlite_with_rowid": False},
+    )
+
+    project_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    list_id: Mapped[int] = mapped_column(Integer, ForeignKey("status_lists.id", ondelete="CASCADE"))
+    idx: Mapped[int] = mapped_column(Integer)
+    sub: Mapped[str] = mapped_column(String(255))
+    sid: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    client_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    issued_ms: Mapped[int] = mapped_column(BigInteger)
+    exp: Mapped[int] = mapped_column(BigInteger)
+    rules_seen: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[int] = mapped_column(Integer, default=0)
+    status_changed_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class Revocation(Base):
+    """One revocation request: every live token of the project whose ``kind`` (``jti``,
+    ``sub``, ``sid``, ``client_id``) equals ``value`` got ``status`` (``invalid``,
+    ``suspended``, or ``valid`` to lift a suspension). Ids grow in commit order per project
+    (the project row is locked while one is written)."""
+
+    __tablename__ = "revocations"
+    __table_args__ = (Index("ix_revocations_project", "project_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("projects.id", ondelete="CASCADE")
+    )
+    kind: Mapped[str] = mapped_column(String(16))
+    value: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    count: Mapped[int] = mapped_column(Integer)
+    effective_by: Mapped[int] = mapped_column(BigInteger)

@@ -9,6 +9,7 @@ the session cookie and the ``X-CSRF-Token`` header.
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 from collections.abc import Callable
 from pathlib import Path
@@ -250,7 +251,11 @@ def _project_context(request: Request, project_id: str) -> dict[str, Any]:
     project = admin.get_project(request, project_id)
     key_list = admin.list_keys(request, project_id)["keys"]
     active = next((k for k in key_list if k["state"] == "active"), None)
-    return {"project": project, "keys": key_list, "active_key": active}
+    upcoming = next((k for k in key_list if k["state"] == "next"), None)
+    # HS*: verifiers hold secrets shown once, so rotation needs a next secret an admin shared.
+    pre_shared = str(project["algorithm"]).startswith("HS")
+    return {"project": project, "keys": key_list, "active_key": active, "next_key": upcoming,
+            "pre_shared": pre_shared}
 
 
 async def _project_page(
@@ -311,8 +316,38 @@ async def tokens_page(request: Request, project_id: str) -> Response:
                                reserved=sorted(RESERVED_CLAIMS))
 
 
+@router.get("/projects/{project_id}/sessions")
+async def sessions_page(request: Request, project_id: str) -> Response:
+    """Sessions and revocation: find live tokens, revoke, watch revocations propagate."""
+    settings = _service(request).settings
+
+    def recent(ctx: dict[str, Any]) -> dict[str, Any]:
+        rows = admin.list_revocations(request, project_id, limit=20, cursor=None)["revocations"]
+        for row in rows:
+            row["by"] = next(k for k in ("jti", "sub", "sid", "client_id") if k in row)
+            row["value"] = row[row["by"]]
+        return {"revocations": rows}
+
+    return await _project_page(request, project_id, "sessions.html", "sessions", more=recent,
+                               ttl=settings.status_list_ttl,
+                               sync=math.ceil(settings.sync_interval))
+
+
 _AUDIT_FILTERS = ("project_id", "action", "actor", "kid")
 ACTION_PREFIXES = ("project.", "key.", "client.", "token.", "admin.")
+
+
+def _audit_context(request: Request, filters: dict[str, str]) -> dict[str, Any]:
+    events = inspect.audit_events(request, limit=200, before=None, **{
+        k: (v or None) for k, v in filters.items()})["events"]
+    chain = inspect.audit_verify(request)
+    names = [(p["id"], p["name"]) for p in admin.list_projects(request)["projects"]]
+    return {"events": events, "chain": chain, "project_choices": names,
+            "filters": filters, "actions": ACTION_PREFIXES}
+
+
+def _audit_filters(request: Request) -> dict[str, str]:
+    return {name: request.query_params.get(name, "").strip()[:200] for name in _AUDIT_FILTERS}
 
 
 @router.get("/audit")
@@ -320,15 +355,16 @@ async def audit_page(request: Request) -> Response:
     info = await _session(request)
     if info is None:
         return _to_login()
-    filters = {name: request.query_params.get(name, "").strip()[:200] for name in _AUDIT_FILTERS}
+    filters = _audit_filters(request)
+    ctx = await run_in_threadpool(_audit_context, request, filters)
+    return _render(request, "audit.html", _base(info, nav="audit", **ctx))
 
-    def load() -> dict[str, Any]:
-        events = inspect.audit_events(request, limit=200, before=None, **{
-            k: (v or None) for k, v in filters.items()})["events"]
-        chain = inspect.audit_verify(request)
-        names = [(p["id"], p["name"]) for p in admin.list_projects(request)["projects"]]
-        return {"events": events, "chain": chain, "project_choices": names}
 
-    ctx = await run_in_threadpool(load)
-    return _render(request, "audit.html", _base(info, nav="audit", filters=filters,
-                                                 actions=ACTION_PREFIXES, **ctx))
+@router.get("/projects/{project_id}/audit")
+async def project_audit_page(request: Request, project_id: str) -> Response:
+    """The audit log of one project, under the project's tabs."""
+    filters = {**_audit_filters(request), "project_id": project_id}
+    return await _project_page(
+        request, project_id, "audit.html", "audit",
+        more=lambda ctx: _audit_context(request, filters),
+    )

@@ -50,8 +50,9 @@ def _ts(value: Any) -> float | None:
     if not isinstance(value, str) or not value:
         return None
     try:
-        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(
-            tzinfo=timezone.utc).timestamp()
+        return (
+            datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
+        )
     except ValueError:
         return None
 
@@ -89,16 +90,23 @@ def _segments(key: dict[str, Any], now: float) -> list[tuple[str, float, float, 
     state = key.get("state")
     if state == "next" and activates is not None and activates > now:
         out.append(("active", activates, activates, True))
+    if state == "retiring" and retires is not None and retires > now:
+        out.append(("retiring", now, retires, True))  # the time left until it may leave the JWKS
     if state in ("active", "retiring") and retires is not None and retires > now:
         out.append(("retiring" if state == "active" else "revoked", retires, retires, True))
     return [(s, a, max(a, b), p) for s, a, b, p in out]
 
 
 def build_timeline(key_list: list[dict[str, Any]], now: float) -> Timeline:
-    """Lay out one row per key (newest on top) on a shared time axis ending after ``now``."""
+    """Lay out one row per key (newest on top) on a shared time axis ending after ``now``.
+
+    The axis covers what happened and the retiring keys' remaining time; a scheduled change
+    further away (a rotation in 90 days) is drawn at the right edge, its date in its title,
+    so it does not squeeze the rest into a sliver."""
     rows_data = [(k, _segments(k, now)) for k in reversed(key_list)]
     starts = [a for _, segs in rows_data for _, a, _, _ in segs] or [now - 3600]
-    ends = [b for _, segs in rows_data for _, _, b, _ in segs] + [now]
+    ends = [b for _, segs in rows_data for _, a, b, p in segs if not p or b > a]
+    ends.append(now)
     lo, hi = min(starts), max(ends)
     span = max(hi - lo, 60.0)
     lo -= span * 0.02
@@ -106,14 +114,15 @@ def build_timeline(key_list: list[dict[str, Any]], now: float) -> Timeline:
     plot = WIDTH - LABEL - 10
 
     def x(ts: float) -> float:
-        return round(LABEL + (ts - lo) / (hi - lo) * plot, 1)
+        return round(LABEL + (min(ts, hi) - lo) / (hi - lo) * plot, 1)
 
     rows = []
     for i, (key, segs) in enumerate(rows_data):
         bars = []
         for state, a, b, planned in segs:
             width = max(x(b) - x(a), 4.0)
-            bars.append(Bar(state, x(a), round(width, 1), _iso(a), _iso(b), planned))
+            left = min(x(a), WIDTH - 10 - width)  # a marker clamped to the right edge stays in
+            bars.append(Bar(state, left, round(width, 1), _iso(a), _iso(b), planned))
         kid = str(key.get("kid", ""))
         label = kid if len(kid) <= 18 else kid[:8] + "…" + kid[-8:]
         rows.append(Row(kid, label, TOP + i * ROW_HEIGHT, bars))

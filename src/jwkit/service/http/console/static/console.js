@@ -99,7 +99,8 @@
     confirmation_required: "Replacing the active key invalidates every token it signed; confirm to proceed.",
     csrf_failed: "The request was refused because its security token is missing or wrong. Reload the page and try again.",
     unauthorized: "Your session has ended. Log in again to continue.",
-    no_active_key: "This project has no active signing key."
+    no_active_key: "This project has no active signing key.",
+    no_next_secret: "This shared-secret project has no pre-shared next secret to rotate to. Generate the next secret (Overview, Shared secret), give it to every verifier, then rotate; to swap a leaked secret at once, replace it there."
   };
 
   function describeError(result) {
@@ -123,12 +124,33 @@
     if (box) { box.textContent = text || ""; }
   }
 
+  /* The toast is a popover: shown (again) after a modal opened, it is painted on top of the top
+   * layer, above the side panel and dialogs. It lives inside the topmost open modal, since a
+   * modal makes everything outside it inert (and a person could not select its text). */
+  var toastTimer = null, modals = [];
+  function placeToast(el, show) {
+    var host = modals.length ? modals[modals.length - 1] : document.body;
+    var popover = typeof el.showPopover === "function";
+    if (el.parentNode !== host) {
+      if (popover && el.matches(":popover-open")) { el.hidePopover(); }
+      host.appendChild(el);
+    }
+    if (popover && show) {
+      if (el.matches(":popover-open")) { el.hidePopover(); }
+      el.showPopover();
+    }
+  }
   function toast(text) {
     var el = $("#toast");
     if (!el) { return; }
     el.textContent = text;
+    placeToast(el, true);
     el.classList.add("show");
-    window.setTimeout(function () { el.classList.remove("show"); }, 4000);
+    window.clearTimeout(toastTimer);
+    toastTimer = window.setTimeout(function () {
+      el.classList.remove("show");
+      if (typeof el.hidePopover === "function" && el.matches(":popover-open")) { el.hidePopover(); }
+    }, 4000);
   }
 
   function reloadWith(message) {
@@ -155,7 +177,7 @@
 
   function openDialog(dialog, opener, initial) {
     dialog._opener = opener || document.activeElement;
-    if (!dialog.open) { dialog.showModal(); }
+    if (!dialog.open) { dialog.showModal(); modals.push(dialog); }
     var first = initial || focusables(dialog)[0];
     if (first) { first.focus(); }
   }
@@ -176,6 +198,9 @@
   $$("dialog").forEach(function (dialog) {
     dialog.addEventListener("keydown", trapFocus);
     dialog.addEventListener("close", function () {
+      modals = modals.filter(function (d) { return d !== dialog; });
+      var note = $("#toast");
+      if (note && dialog.contains(note)) { placeToast(note, note.classList.contains("show")); }
       var opener = dialog._opener;
       dialog._opener = null;
       if (opener && document.body.contains(opener) && typeof opener.focus === "function") { opener.focus(); }
@@ -199,8 +224,8 @@
     checkBox.hidden = !options.check;
     typedInput.value = "";
     checkInput.checked = false;
-    if (options.typed) { $("#confirm-typed-label").textContent = "Type " + options.typed + " to confirm"; }
-    if (options.check) { $("#confirm-check-label").textContent = options.check; }
+    $("#confirm-typed-label").textContent = options.typed ? "Type " + options.typed + " to confirm" : "";
+    $("#confirm-check-label").textContent = options.check || "";
     function refresh() {
       var ok = true;
       if (options.typed && typedInput.value !== options.typed) { ok = false; }
@@ -307,9 +332,24 @@
       api("POST", "/api/v1/projects", body).then(function (r) {
         busy(button, false);
         if (!r.ok) { showFormError(createProject, describeError(r)); return; }
-        go("/console/projects/" + encodeURIComponent(r.data.id), "Project " + r.data.name + " created.");
+        var target = "/console/projects/" + encodeURIComponent(r.data.id);
+        if (r.data.secret_jwks) { showProjectSecret(r.data, target); return; }
+        go(target, "Project " + r.data.name + " created.");
       });
     });
+  }
+
+  function showProjectSecret(project, target) {
+    var dialog = $("#project-secret-dialog");
+    var text = JSON.stringify(project.secret_jwks, null, 2);
+    $("#project-secret-json").textContent = text;
+    dialog.addEventListener("close", function () {
+      $("#project-secret-json").textContent = "";
+      go(target, "Project " + project.name + " created.");
+    });
+    $("#copy-project-secret").addEventListener("click", function () { copyText(text, "Secret key set copied"); });
+    $("#download-project-secret").addEventListener("click", function () { download("secret_jwks.json", text + "\n"); });
+    openDialog(dialog, $('button[type="submit"]', createProject), $("#copy-project-secret"));
   }
 
   var settings = $("#project-settings");
@@ -332,7 +372,7 @@
     deleteProject.addEventListener("click", function () {
       confirmAction({
         title: "Delete project " + projectName + "?",
-        body: "This removes the project, its keys and its clients. Every token it issued stops verifying. This cannot be undone.",
+        body: "This removes the project, its keys and its clients, and empties its JWKS: verifiers that follow the JWKS URL reject its tokens once their cached key set expires; verifiers holding a downloaded key may keep accepting them until they expire. This cannot be undone.",
         ok: "Delete project",
         typed: projectName
       }).then(function (yes) {
@@ -354,7 +394,15 @@
     Object.keys(jwk).forEach(function (k) { if (!(k in out)) { out[k] = jwk[k]; } });
     return out;
   }
-  var shownKey = null;
+  var shownKey = null, shownName = "public_key.json";
+  function showSecret(value, filename, advice) {
+    shownKey = JSON.stringify(value, null, 2);
+    shownName = filename;
+    $("#new-key-json").textContent = shownKey;
+    $("#new-key-advice").textContent = advice;
+    $("#new-key").hidden = false;
+    $("#copy-key").focus();
+  }
   function forgetKey() {
     shownKey = null;
     var box = $("#new-key");
@@ -378,8 +426,9 @@
         var hasKey = latest.getAttribute("data-has-key") === "true";
         var ask = hasKey ? confirmAction({
           title: "Invalidate the current key?",
-          body: "Generating a new key invalidates the previous one (" + $("#latest-kid").textContent +
-            ") at once: every token it signed stops verifying. The new key signs from now on.",
+          body: "The new key signs from now on and the previous one (" + $("#latest-kid").textContent +
+            ") leaves the JWKS at once. Verifiers that follow the JWKS URL reject its tokens once their cached key set expires; " +
+            "a verifier holding a downloaded public_key.json keeps accepting them until they expire if it checks only signature and claims (jwkit's Verifier, which also checks the status list, refuses them once it fetches the new list), and rejects new tokens until you give it the new key.",
           ok: "Invalidate and generate"
         }) : Promise.resolve(true);
         ask.then(function (yes) {
@@ -407,9 +456,58 @@
           });
         });
       });
-      $("#copy-key").addEventListener("click", function () { if (shownKey) { copyText(shownKey, "Public key copied"); } });
-      $("#download-key").addEventListener("click", function () { if (shownKey) { download("public_key.json", shownKey + "\n"); } });
     }
+    var nextSecret = $("#generate-next-secret");
+    if (nextSecret) {
+      nextSecret.addEventListener("click", function () {
+        var hasNext = nextSecret.getAttribute("data-has-next") === "true";
+        var ask = hasNext ? confirmAction({
+          title: "Replace the next secret?",
+          body: "The next secret " + $("#next-kid").textContent + " is dropped, even if you already gave it to verifiers; the new one takes its place. The active secret is not affected.",
+          ok: "Generate a new next secret",
+          danger: false
+        }) : Promise.resolve(true);
+        ask.then(function (yes) {
+          if (!yes) { return; }
+          busy(nextSecret, true);
+          $("#generate-error").textContent = "";
+          api("POST", base + "/keys", { mode: "next" }).then(function (r) {
+            busy(nextSecret, false);
+            if (!r.ok) { $("#generate-error").textContent = describeError(r); return; }
+            showSecret(r.data.secret_jwk, "secret_jwk_next.json",
+              "Add this key to the \"keys\" of secret_jwks.json on every verifier. The next rotation promotes it; until then the current secret keeps signing.");
+            nextSecret.setAttribute("data-has-next", "true");
+            $("#next-kid").textContent = r.data.kid;
+            $$("[data-next-secret-warning]").forEach(function (el) { el.hidden = true; });
+            toast("Next secret " + r.data.kid + " generated: shown once.");
+          });
+        });
+      });
+      $("#replace-secret").addEventListener("click", function () {
+        confirmAction({
+          title: "Replace the shared secret now?",
+          body: "A new secret signs from now on and the current one (" + $("#latest-kid").textContent +
+            ") is revoked. Verifiers reject new tokens until they have the new secret, and keep accepting tokens of the old one until they expire unless you remove it from their file.",
+          ok: "Replace the secret",
+          check: "I understand that verifiers reject new tokens until they have the new secret"
+        }).then(function (yes) {
+          if (!yes) { return; }
+          $("#generate-error").textContent = "";
+          api("POST", base + "/keys", { mode: "replace", confirm_invalidate: true }).then(function (r) {
+            if (!r.ok) { $("#generate-error").textContent = describeError(r); return; }
+            showSecret({ keys: [r.data.secret_jwk] }, "secret_jwks.json",
+              "This is the whole key set now: replace secret_jwks.json on every verifier with it. It holds no next secret: generate one before the next rotation.");
+            $("#latest-kid").textContent = r.data.kid;
+            $("#check-kid").textContent = r.data.kid;
+            toast("Secret replaced: " + r.data.kid + " signs from now on.");
+          });
+        });
+      });
+    }
+    $("#copy-key").addEventListener("click", function () {
+      if (shownKey) { copyText(shownKey, shownName === "public_key.json" ? "Public key copied" : "Secret copied"); }
+    });
+    $("#download-key").addEventListener("click", function () { if (shownKey) { download(shownName, shownKey + "\n"); } });
   }
 
   /* ---- keys and rotation ---------------------------------------------------------------- */
@@ -421,7 +519,8 @@
     var p = document.createElement("p");
     p.textContent = "The key service refused: " + describeError(r);
     keysMessage.appendChild(p);
-    if (r.status === 409 && retry) {
+    var code = r.data && r.data.error;
+    if (r.status === 409 && retry && code !== "no_next_secret") { /* no emergency path around it */
       var btn = document.createElement("button");
       btn.type = "button";
       btn.className = "btn btn-danger-outline";
@@ -624,6 +723,7 @@
     $("#inspect-payload").textContent = data.payload ? JSON.stringify(data.payload, null, 2) : "—";
     var times = $("#inspect-times");
     times.textContent = "";
+    $("#inspect-times-box").hidden = !(data.payload && ["iat", "nbf", "exp"].some(function (n) { return typeof data.payload[n] === "number"; }));
     ["iat", "nbf", "exp"].forEach(function (name) {
       if (!data.payload || typeof data.payload[name] !== "number") { return; }
       var dt = document.createElement("dt");
@@ -673,6 +773,14 @@
   /* ---- start ---------------------------------------------------------------------------- */
   localizeTimes(document);
   localizeTicks();
+  /* Keep "now" on screen when the timeline is wider than its card (phones). */
+  var timeline = $("#timeline");
+  if (timeline) {
+    var wrap = timeline.parentNode, now = $(".now-line", timeline);
+    var scale = timeline.getBoundingClientRect().width / timeline.viewBox.baseVal.width;
+    var nowX = Number(now.getAttribute("x1")) * scale;
+    if (nowX > wrap.clientWidth - 24) { wrap.scrollLeft = nowX - wrap.clientWidth * 0.6; }
+  }
   try {
     var flash = window.sessionStorage.getItem("jwkit-flash");
     if (flash) { window.sessionStorage.removeItem("jwkit-flash"); toast(flash); }

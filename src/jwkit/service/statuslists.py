@@ -1,0 +1,396 @@
+"""What one replica holds for token status: signed status lists, index blocks, pending records.
+
+:class:`StatusRegistry` keeps every project's status lists as signed Status List Tokens
+(``typ: statuslist+jwt``, draft-ietf-oauth-status-list §5.1) with a strong ETag, rebuilt only
+for the lists whose ``status_seq`` moved past the replica's ``status_version`` (so a revocation
+re-signs one list, not every project), and re-signed before their ``exp``. The token endpoint
+takes indices from a block reserved ahead (:meth:`StatusRegistry.take`, no database round
+trip); the issuance records go to the database in batches (:meth:`StatusRegistry.flush`,
+called by every sync and before a revocation scans).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple
+
+from sqlalchemy import func, select
+
+from jwkit.errors import JWKError
+from jwkit.jose.jwk import JWK
+from jwkit.jose.jwt import Encoder
+from jwkit.jose.statuslist import StatusList
+from jwkit.service.domain import revocation
+from jwkit.service.domain.common import ServiceError
+from jwkit.service.domain.revocation import BITS, BLOCK_LIFETIME, Block, Issued
+from jwkit.service.settings import Settings
+from jwkit.service.store.db import Database
+from jwkit.service.store.models import Revocation, ServiceState
+from jwkit.service.store.models import StatusList as ListRow
+
+if TYPE_CHECKING:
+    from jwkit.service.state import ProjectView
+
+__all__ = ["STATUS_EXP", "ListDoc", "Slot", "StatusRegistry"]
+
+log = logging.getLogger("jwkit.service")
+
+#: Lifetime of a signed Status List Token (``exp - iat``); it is re-signed at half of it.
+STATUS_EXP = 6 * 3600
+_HEADERS = {"typ": "statuslist+jwt"}  # §5.1
+
+
+@dataclass(frozen=True, slots=True)
+class ListDoc:
+    """One signed status list, ready to serve."""
+
+    project_id: str
+    number: int
+    list_id: int
+    uri: str
+    seq: int
+    statuses: StatusList
+    body: bytes
+    etag: str
+    iat: int
+    exp: int
+    ttl: int
+    kid: str | None
+
+    def max_age(self, now: int) -> int:
+        """``Cache-Control: max-age``: the ``ttl``, never beyond ``exp``."""
+        return max(0, min(self.ttl, self.exp - now))
+
+
+class Slot(NamedTuple):
+    """One index handed to a token about to be signed (a tuple: one per token)."""
+
+    uri: str
+    list_id: int
+    idx: int
+    rules_seen: int
+
+
+@dataclass(slots=True)
+class _Snapshot:
+    docs: dict[int, ListDoc]  # number -> list
+    rules_seen: int
+
+
+class _Cursor:
+    __slots__ = ("block", "next", "spare", "uri")
+
+    def __init__(self, block: Block, uri: str) -> None:
+        self.block = block
+        self.next = block.start
+        self.uri = uri
+        self.spare: tuple[Block, str] | None = None
+
+
+class StatusRegistry:
+    """The replica's status lists and allocator; thread-safe swaps, lock-free reads."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        clock: Callable[[], int],
+        views: Callable[[], Mapping[str, ProjectView]],
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.clock = clock
+        self.views = views
+        self.version = -1
+        self.snapshots: dict[str, _Snapshot] = {}
+        #: Called with (project_id, list URI) when a list's statuses changed (not on re-sign).
+        self.listeners: list[Callable[[str, str], None]] = []
+        self._cursors: dict[str, _Cursor] = {}
+        self._pending: list[Issued] = []
+        self._lock = threading.RLock()
+        self._alloc_lock = threading.Lock()
+        self._refill_lock = threading.Lock()
+        self._pending_lock = threading.Lock()
+        self._encoders: dict[int, Encoder] = {}
+
+    @property
+    def ttl(self) -> int:
+        return self.settings.status_list_ttl
+
+    # -- snapshots ----------------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Rebuild every project's lists (after a full reload: keys or projects changed)."""
+        with self._lock:
+            self._load(None)
+
+    def refresh(self) -> bool:
+        """Rebuild the lists that changed since the last load; re-sign those due. ``True`` if
+        anything was rebuilt."""
+        with self._lock:
+            with self.db.session() as session:
+                version = session.execute(
+                    select(ServiceState.status_version).where(ServiceState.id == 1)
+                ).scalar_one()
+            changed = version != self.version
+            if changed:
+                self._load(self.version)
+            self._resign_due()
+            return changed
+
+    def _load(self, since: int | None) -> None:
+        views = self.views()
+        now = self.clock()
+        skew = self.settings.clock_skew
+        with self.db.session() as session:
+            version = session.execute(
+                select(ServiceState.status_version).where(ServiceState.id == 1)
+            ).scalar_one()
+            stmt = select(ListRow)
+            if since is not None:
+                stmt = stmt.where(ListRow.status_seq > since)
+            rows = list(
+                session.execute(stmt.order_by(ListRow.project_id, ListRow.number)).scalars()
+            )
+            statuses = revocation.live_statuses(
+                session, [r.id for r in rows], now=now, clock_skew=skew
+            )
+            rules: dict[str, int] = {
+                str(pid): int(top or 0)
+                for pid, top in session.execute(
+                    select(Revocation.project_id, func.max(Revocation.id)).group_by(
+                        Revocation.project_id
+                    )
+                ).all()
+            }
+        old = self.snapshots
+        snapshots: dict[str, _Snapshot] = {}
+        for pid, view in views.items():
+            prev = old.get(pid)
+            docs = dict(prev.docs) if prev is not None and since is not None else {}
+            if prev is not None and since is None:
+                # A full reload keeps lists it can (same key, same contents, not due).
+                docs = {
+                    n: d
+                    for n, d in prev.docs.items()
+                    if view.signer is not None and d.kid == view.signer.kid
+                }
+            snapshots[pid] = _Snapshot(docs, int(rules.get(pid) or 0))
+        events: list[tuple[str, str]] = []
+        for row in rows:
+            snap = snapshots.get(row.project_id)
+            owner = views.get(row.project_id)
+            if snap is None or owner is None:
+                continue
+            prev_doc = snap.docs.get(row.number)
+            if since is None and prev_doc is not None and prev_doc.seq == row.status_seq:
+                continue
+            lst = StatusList(row.size, BITS)
+            for idx, status in statuses.get(row.id, []):
+                if idx < row.size:
+                    lst[idx] = status
+            doc = self._sign(owner, row.number, row.id, row.status_seq, lst, now)
+            if doc is None:
+                snap.docs.pop(row.number, None)
+                continue
+            snap.docs[row.number] = doc
+            if prev_doc is None or prev_doc.seq != doc.seq:
+                events.append((row.project_id, doc.uri))
+        self.snapshots = snapshots
+        self.version = version
+        for pid, uri in events:
+            self._emit(pid, uri)
+
+    def _encoder(self, key: JWK) -> Encoder:
+        encoder = self._encoders.get(id(key))
+        if encoder is None:
+            if len(self._encoders) > 1000:
+                self._encoders.clear()
+            encoder = self._encoders[id(key)] = Encoder(key, headers=_HEADERS)
+        return encoder
+
+    def _sign(
+        self, view: ProjectView, number: int, list_id: int, seq: int, lst: StatusList, now: int
+    ) -> ListDoc | None:
+        if view.signer is None:
+            return None
+        uri = revocation.list_uri(view.issuer, number)
+        claims = {
+            "iss": view.issuer,
+            "sub": uri,
+            "iat": now,
+            "exp": now + STATUS_EXP,
+            "ttl": self.ttl,
+            "status_list": lst.encode(),
+        }
+        try:
+            body = self._encoder(view.signer).encode(claims).encode("ascii")
+        except JWKError:
+            log.error("project %s: its active key cannot sign status lists", view.id)
+            return None
+        etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+        return ListDoc(
+            view.id,
+            number,
+            list_id,
+            uri,
+            seq,
+            lst,
+            body,
+            etag,
+            now,
+            now + STATUS_EXP,
+            self.ttl,
+            view.signer.kid,
+        )
+
+    def _resign_due(self) -> None:
+        now = self.clock()
+        views = self.views()
+        for pid, snap in self.snapshots.items():
+            view = views.get(pid)
+            if view is None:
+                continue
+            for number, doc in list(snap.docs.items()):
+                if now - doc.iat >= STATUS_EXP // 2 or now < doc.iat:
+                    fresh = self._sign(view, number, doc.list_id, doc.seq, doc.statuses, now)
+                    if fresh is not None:
+                        snap.docs[number] = fresh
+
+    def _emit(self, project_id: str, uri: str) -> None:
+        for listener in list(self.listeners):
+            try:
+                listener(project_id, uri)
+            except Exception as exc:  # a listener must never break a reload
+                log.warning("status listener failed: %s", type(exc).__name__)
+
+    def document(self, project_id: str, number: int) -> ListDoc | None:
+        snap = self.snapshots.get(project_id)
+        return None if snap is None else snap.docs.get(number)
+
+    def status_of(self, project_id: str, uri: str, idx: int) -> int | None:
+        """The published status of entry ``idx`` of list ``uri``; ``None`` if unknown."""
+        snap = self.snapshots.get(project_id)
+        if snap is None:
+            return None
+        for doc in snap.docs.values():
+            if doc.uri == uri:
+                return doc.statuses[idx] if 0 <= idx < len(doc.statuses) else None
+        return None
+
+    def rules_seen(self, project_id: str) -> int:
+        snap = self.snapshots.get(project_id)
+        return 0 if snap is None else snap.rules_seen
+
+    # -- allocation ---------------------------------------------------------------------------
+
+    def take(self, project_id: str) -> Slot | None:
+        """The next index of the replica's block (no I/O); ``None`` when it has none left."""
+        now = self.clock()
+        with self._alloc_lock:
+            cursor = self._cursors.get(project_id)
+            if cursor is None:
+                return None
+            block = cursor.block
+            if cursor.next >= block.end or now - block.reserved_at >= BLOCK_LIFETIME:
+                if cursor.spare is None:
+                    return None
+                block, uri = cursor.spare
+                cursor.block, cursor.uri, cursor.next, cursor.spare = block, uri, block.start, None
+            idx = cursor.next
+            cursor.next = idx + 1
+            uri = cursor.uri
+        return Slot(uri, block.list_id, idx, self.rules_seen(project_id))
+
+    def low(self, project_id: str) -> bool:
+        """Whether the replica should reserve its next block before signing more tokens."""
+        cursor = self._cursors.get(project_id)
+        if cursor is None:
+            return True
+        if cursor.spare is not None:
+            return False
+        block = cursor.block
+        return (
+            block.end - cursor.next < (block.end - block.start) // 2
+            or self.clock() - block.reserved_at >= BLOCK_LIFETIME // 2
+        )
+
+    def refill(self, project_id: str) -> None:
+        """Reserve a block for the project unless another thread just did (one write)."""
+        with self._refill_lock:
+            if not self.low(project_id):
+                return
+            view = self.views().get(project_id)
+            if view is None:
+                return
+            with self.db.session() as session, session.begin():
+                block = revocation.reserve_block(
+                    session,
+                    project_id,
+                    now=self.clock(),
+                    clock_skew=self.settings.clock_skew,
+                    list_ttl=self.ttl,
+                )
+            uri = revocation.list_uri(view.issuer, block.number)
+            with self._alloc_lock:
+                cursor = self._cursors.get(project_id)
+                exhausted = (
+                    cursor is None
+                    or cursor.next >= cursor.block.end
+                    or (self.clock() - cursor.block.reserved_at >= BLOCK_LIFETIME)
+                )
+                if cursor is None or exhausted:
+                    self._cursors[project_id] = _Cursor(block, uri)
+                else:
+                    cursor.spare = (block, uri)
+        if self.document(project_id, block.number) is None:
+            self.refresh()  # a list this replica just created: publish it before its tokens
+
+    def slot(self, project_id: str) -> Slot:
+        """:meth:`take`, reserving a block first if none is left (a database write)."""
+        slot = self.take(project_id)
+        if slot is None:
+            self.refill(project_id)
+            slot = self.take(project_id)
+        if slot is None:
+            raise ServiceError("no status list index is available", code="status_unavailable")
+        return slot
+
+    # -- issuance records ---------------------------------------------------------------------
+
+    def note_issued(self, record: Issued) -> None:
+        with self._pending_lock:
+            self._pending.append(record)
+
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def flush(self) -> None:
+        """Write the pending issuance records in one transaction; keep them on failure."""
+        with self._pending_lock:
+            batch, self._pending = self._pending, []
+        if not batch:
+            return
+        try:
+            with self.db.session() as session, session.begin():
+                revocation.record_issued(
+                    session,
+                    batch,
+                    now=self.clock(),
+                    clock_skew=self.settings.clock_skew,
+                    list_ttl=self.ttl,
+                )
+        except BaseException:
+            with self._pending_lock:
+                self._pending = batch + self._pending
+            raise
+
+
+def now_ms() -> int:
+    """Wall-clock milliseconds, for ordering issuance records."""
+    return time.time_ns() // 1_000_000
