@@ -1,5 +1,6 @@
 """Every Python block of the quickstart pages runs, as a reader would run it: the blocks of a
-page in order, in one fresh interpreter; the key service page against a real ``jwkit serve``."""
+page in order, in one fresh interpreter; the key service page against a real ``jwkit serve``.
+jwkit's warning about a verifier without an audience fails the page: a quickstart shows none."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ pytestmark = pytest.mark.docs
 ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "docs" / "quickstart"
 PAGES = sorted(QUICKSTART.glob("*.md"))
+#: The start of jwkit's ``AudienceWarning`` (``-W`` matches a message by its beginning).
+NO_AUDIENCE = "this Verifier has no audience"
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +41,8 @@ def run_page(page: Path, cwd: Path, env: dict[str, str]) -> str:
     blocks = [(str(b.page.relative_to(ROOT)), b.line, b.code) for b in python_blocks(page) if b.run]
     assert blocks, f"{page.name} has no Python block that runs"
     done = subprocess.run(
-        [sys.executable, "-c", RUNNER], input=json.dumps(blocks), cwd=cwd, env=env,
-        capture_output=True, text=True, timeout=90, check=False,
+        [sys.executable, "-W", f"error:{NO_AUDIENCE}", "-c", RUNNER], input=json.dumps(blocks),
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=90, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
