@@ -3,13 +3,17 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+# The Python the venv runs; mypy also checks the code for it when it is newer than the oldest
+# one the package claims (pyproject's [tool.mypy] python_version).
+PYV     = $(shell $(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+MYPY_OLDEST := $(shell sed -n 's/^python_version = "\(.*\)"/\1/p' pyproject.toml)
 
-.PHONY: install run demo test test-fast lint format bench fuzz clean
+.PHONY: install run demo test test-fast lint format bench fuzz dist docs docs-serve clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[all,test]'
+	$(BIN)/python -m pip install -q -e '.[all,test,docs]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -22,16 +26,24 @@ run: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/jwkit demo
 
-## Lint, then the whole suite (unit, vectors, interop, HTTP, SQLite, PostgreSQL, browser).
+## Lint, then the whole suite (unit, vectors, interop, HTTP, SQLite, PostgreSQL, browser, the
+## built wheel in a fresh venv, the strict docs build and its code blocks), with branch coverage
+## of jwkit and a floor under it: 86.37 % (lines and branches) measured on 2026-12-06 without
+## the browser, PostgreSQL, release and docs tests; the whole suite covers at least that.
+COV_FLOOR := 86
 test: $(STAMP) lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --cov=jwkit --cov-branch --cov-report=term:skip-covered \
+		--cov-fail-under=$(COV_FLOOR)
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not postgres and not browser and not interop" -x -q
+	$(BIN)/python -m pytest -m "not postgres and not browser and not interop and not release and not docs" -x -q
 
+## ruff, then mypy --strict for the oldest Python the package claims (requires-python) and for
+## the Python installed in the venv when that one is newer.
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff check src tests benchmarks examples docs/_hooks
 	$(BIN)/mypy
+	test "$(PYV)" = "$(MYPY_OLDEST)" || $(BIN)/mypy --python-version $(PYV) --cache-dir .mypy_cache/newest
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix src tests benchmarks examples
@@ -46,5 +58,18 @@ FUZZ_SECONDS ?= 300
 fuzz: $(STAMP)
 	$(BIN)/python -m tests.fuzz.run --seconds $(FUZZ_SECONDS)
 
+## The release: sdist and wheel in dist/ (version from src/jwkit/_version.py).
+## tests/release installs the wheel into a fresh venv; JWKIT_DIST_DIR=dist tests these very files.
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+
+## The documentation site in site/ (strict: a broken link or reference fails the build).
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --site-dir site
+
+docs-serve: $(STAMP)
+	$(BIN)/mkdocs serve
+
 clean:
-	rm -rf $(VENV) .jwkit .pytest_cache .mypy_cache .ruff_cache build dist
+	rm -rf $(VENV) .jwkit .pytest_cache .mypy_cache .ruff_cache build dist site

@@ -6,6 +6,7 @@ The verification SDK (:class:`Verifier`), the JOSE core (:class:`JWK`, :class:`J
 
 from __future__ import annotations
 
+from ._version import __version__
 from .errors import (
     AlgorithmNotAllowed,
     ClaimError,
@@ -33,8 +34,6 @@ from .jose import jws, jwt
 from .jose.jwk import JWK, JWKSet
 from .jose.jwt import Claims, ClaimsPolicy
 from .verify import MultiVerifier, Verifier, providers
-
-__version__ = "0.1.0"
 
 __all__ = [
     "JWK",

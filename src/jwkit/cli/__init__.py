@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import click
 
+from .._version import __version__
 from ._output import EXIT_INPUT
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="jwkit", prog_name="jwkit")
+@click.version_option(version=__version__, prog_name="jwkit")
 def main() -> None:
     """jwkit: generate, publish and verify JSON Web Keys and the tokens they sign."""
 

@@ -48,6 +48,7 @@ __all__ = [
 logger = logging.getLogger("jwkit.integrations")
 
 DEFAULT_REALM = "api"
+"""The ``realm`` of every ``WWW-Authenticate: Bearer`` answer unless one is configured."""
 
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")

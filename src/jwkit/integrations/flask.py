@@ -40,6 +40,7 @@ from jwkit.jose.jwt import Claims
 __all__ = ["EXTENSION_KEY", "JWKit", "denial_response", "require_token"]
 
 EXTENSION_KEY = "jwkit"
+"""Where :class:`JWKit` registers itself: ``app.extensions["jwkit"]``."""
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -131,7 +131,7 @@ class Algorithm:
 
         Everything that depends only on the key (its type, its curve, the objects
         ``cryptography`` needs) is settled here, once; a key of the wrong type gets a checker
-        that refuses every signature. :meth:`jwkit.JWK.checker` keeps one per algorithm.
+        that refuses every signature. :meth:`jwkit.JWK._checker` keeps one per algorithm.
         """
         raise NotImplementedError  # pragma: no cover - abstract
 

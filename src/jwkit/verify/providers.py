@@ -58,7 +58,7 @@ class ProviderConfig:
     ``jwks_url`` is ``None`` when the keys come from OpenID discovery (``discovery``) or are
     local (``keys``). ``issuer`` is the exact ``iss`` value (a tuple when several spellings
     are valid); ``issuer_template`` replaces it for multi-tenant setups (use
-    :class:`~jwkit.verify.verifier.MultiVerifier`). ``audience`` is set when the provider
+    :class:`~jwkit.verify.multi.MultiVerifier`). ``audience`` is set when the provider
     fixes it (Firebase: the project id).
     """
 
@@ -237,7 +237,7 @@ def firebase(project_id: str) -> ProviderConfig:
 
 def entra(tenant_id: str) -> ProviderConfig:
     """Microsoft Entra ID v2.0 tokens. ``common``/``organizations``/``consumers`` give an
-    issuer *template* (``{tenantid}``) for :class:`~jwkit.verify.verifier.MultiVerifier`."""
+    issuer *template* (``{tenantid}``) for :class:`~jwkit.verify.multi.MultiVerifier`."""
     tenant = _token(tenant_id, "tenant_id")
     base = f"https://login.microsoftonline.com/{tenant}"
     jwks = f"{base}/discovery/v2.0/keys"
@@ -275,6 +275,7 @@ PRESETS: Mapping[str, Callable[..., ProviderConfig]] = {
     "supertokens": supertokens,
     "transcodes": transcodes,
 }
+"""Every preset by name: a function of the provider's parameters to a :class:`ProviderConfig`."""
 
 
 def preset_takes_issuer(name: str) -> bool:

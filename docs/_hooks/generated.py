@@ -1,0 +1,167 @@
+"""MkDocs hook: pages made at build time from the sources they describe.
+
+* ``security.md``: the repository's ``SECURITY.md`` (one text, two places), its links to
+  ``docs/`` made relative to the site;
+* ``reference/openapi.json``: the admin API's OpenAPI document, taken from the app that
+  ``jwkit serve`` runs (built on a throwaway SQLite home, never started);
+* ``reference/admin-api.md``: that document rendered as a page, so the site needs no script
+  from elsewhere to show it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from mkdocs.config.defaults import MkDocsConfig
+from mkdocs.structure.files import File, Files
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def on_files(files: Files, config: MkDocsConfig) -> Files:
+    security = (ROOT / "SECURITY.md").read_text(encoding="utf-8")
+    security = re.sub(r"\]\(docs/", "](", security)
+    files.append(File.generated(config, "security.md", content=security))
+    document = openapi_document()
+    files.append(
+        File.generated(
+            config, "reference/openapi.json", content=json.dumps(document, indent=2) + "\n"
+        )
+    )
+    files.append(File.generated(config, "reference/admin-api.md", content=render(document)))
+    return files
+
+
+def openapi_document() -> dict[str, Any]:
+    """The admin API's OpenAPI document, as ``GET /api/v1/openapi.json`` serves it."""
+    from jwkit.service.http.app import create_app
+    from jwkit.service.runtime import Service
+    from jwkit.service.settings import Settings
+
+    with tempfile.TemporaryDirectory(prefix="jwkit-docs-") as home:
+        settings = Settings(
+            home=Path(home),
+            public_url="https://keys.example.com",
+            # Throwaway credentials of a service that never answers a request.
+            admin_token=secrets.token_urlsafe(32),
+            admin_password=secrets.token_urlsafe(16),
+            scheduler_interval=0,
+        )
+        service = Service.open(settings)
+        try:
+            app = create_app(settings, service=service, background=False)
+            document: dict[str, Any] = app.openapi()
+        finally:
+            service.close()
+    return document
+
+
+def _ref_name(ref: str) -> str:
+    return ref.rsplit("/", 1)[-1]
+
+
+def _anchor(name: str) -> str:
+    return "schema-" + re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def _type(schema: dict[str, Any]) -> str:
+    """A short, linked spelling of a JSON schema's type."""
+    if "$ref" in schema:
+        name = _ref_name(schema["$ref"])
+        return f"[`{name}`](#{_anchor(name)})"
+    for combinator in ("anyOf", "oneOf", "allOf"):
+        if combinator in schema:
+            return " or ".join(_type(s) for s in schema[combinator])
+    kind = schema.get("type")
+    if kind == "array":
+        return f"array of {_type(schema.get('items', {}))}"
+    if "enum" in schema:
+        return " \\| ".join(f"`{json.dumps(v)}`" for v in schema["enum"])
+    if "const" in schema:
+        return f"`{json.dumps(schema['const'])}`"
+    if kind == "object" and "additionalProperties" in schema:
+        extra = schema["additionalProperties"]
+        return "object" if extra is True else f"object of {_type(extra)}"
+    return f"`{kind}`" if kind else "any"
+
+
+def _cell(text: str) -> str:
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+def render(document: dict[str, Any]) -> str:
+    """The admin part (``/api/...``) of an OpenAPI document as Markdown."""
+    out = [
+        "# Admin HTTP API",
+        "",
+        f"{document['info']['title']}, API version {document['info']['version']}. Generated at",
+        "build time from the app `jwkit serve` runs; the machine-readable document is",
+        "[openapi.json](openapi.json) (the service also serves it at `/api/v1/openapi.json`",
+        "and a browsable page at `/api/docs`, as the `api_docs` setting allows: see the",
+        "[operator guide](../service.md#admin-api)).",
+        "",
+        "Every route needs the admin token (`Authorization: Bearer <token>`) or a console",
+        "session with its CSRF header; a refusal is JSON with a stable `error` code.",
+        "",
+    ]
+    for path, operations in document["paths"].items():
+        if not path.startswith("/api/"):
+            continue
+        for method, op in operations.items():
+            out += [f"## `{method.upper()} {path}`", ""]
+            if op.get("summary"):
+                out += [f"**{op['summary']}**", ""]
+            if op.get("description"):
+                out += [op["description"].strip(), ""]
+            params = op.get("parameters", [])
+            if params:
+                out += [
+                    "| parameter | in | type | required | description |",
+                    "|---|---|---|---|---|",
+                ]
+                out += [
+                    f"| `{p['name']}` | {p['in']} | {_type(p.get('schema', {}))} | "
+                    f"{'yes' if p.get('required') else 'no'} | {_cell(p.get('description', ''))} |"
+                    for p in params
+                ]
+                out.append("")
+            body = op.get("requestBody", {}).get("content", {})
+            for media, content in body.items():
+                out += [f"Request body (`{media}`): {_type(content.get('schema', {}))}", ""]
+            out += ["| status | meaning | body |", "|---|---|---|"]
+            for status, response in op.get("responses", {}).items():
+                bodies = [
+                    _type(c.get("schema", {}))
+                    for c in response.get("content", {}).values()
+                    if c.get("schema")
+                ]
+                out.append(
+                    f"| {status} | {_cell(response.get('description', ''))} | "
+                    f"{', '.join(bodies) or '—'} |"
+                )
+            out.append("")
+    schemas = document.get("components", {}).get("schemas", {})
+    if schemas:
+        out += ["## Schemas", ""]
+    for name, schema in schemas.items():
+        out += [f"### `{name}` {{ #{_anchor(name)} }}", ""]
+        if schema.get("description"):
+            out += [_cell(schema["description"]), ""]
+        props = schema.get("properties", {})
+        required = set(schema.get("required", []))
+        if props:
+            out += ["| field | type | required | description |", "|---|---|---|---|"]
+            out += [
+                f"| `{field}` | {_type(prop)} | {'yes' if field in required else 'no'} | "
+                f"{_cell(prop.get('description', ''))} |"
+                for field, prop in props.items()
+            ]
+            out.append("")
+        elif "enum" in schema or "type" in schema:
+            out += [f"Type: {_type(schema)}", ""]
+    return "\n".join(out) + "\n"
