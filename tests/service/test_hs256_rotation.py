@@ -94,7 +94,7 @@ def test_rotation_promotes_only_a_pre_shared_next_secret(
     nxt = r.json()["secret_jwk"]
     assert nxt["kid"] == r.json()["kid"] and r.json()["state"] == "next"
     verifier_keys = {"keys": [*verifier_keys["keys"], nxt]}
-    clock.advance(61)
+    clock.advance(61 + 6)  # jwks_max_age, plus the promotion margin (1 s + 5 s)
     rotated = client.post(f"/api/v1/projects/{pid}/keys/rotate", json={}, headers=AUTH).json()
     assert rotated == {"active": nxt["kid"], "retiring": second, "next": None}
     assert _verify(client, created, verifier_keys, clock()) == nxt["kid"]
