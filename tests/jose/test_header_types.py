@@ -51,7 +51,9 @@ def signed(header: dict[str, Any], claims: Any = CLAIMS) -> str:
 
 
 def _verifier() -> Verifier:
-    return Verifier(KEY, algorithms=["HS256"], clock=lambda: float(NOW), token_cache=False)
+    return Verifier(
+        KEY, algorithms=["HS256"], audience=None, clock=lambda: float(NOW), token_cache=False
+    )
 
 
 def _paths() -> dict[str, Callable[[str], object]]:
