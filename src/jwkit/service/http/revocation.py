@@ -66,7 +66,7 @@ async def status_list(request: Request) -> Response:
     service: Service = request.app.state.service
     number = request.path_params["number"]
     doc = None
-    if number.isdigit() and len(number) <= 9:
+    if number.isascii() and number.isdigit() and len(number) <= 9:  # not "\u00b2", not "\u0661"
         doc = service.state.status.document(request.path_params["project"], int(number))
     if doc is None:
         return answer_response(documents.no_status_list())
@@ -187,7 +187,11 @@ def _issued(
     """The issuance record of a token presented in full, when its list is one of ours."""
     prefix = f"{view.issuer}/statuslists/"
     number = uri[len(prefix) :] if uri.startswith(prefix) else ""
-    doc = service.state.status.document(view.id, int(number)) if number.isdigit() else None
+    doc = (
+        service.state.status.document(view.id, int(number))
+        if number.isascii() and number.isdigit()
+        else None
+    )
     jti, sub, exp = claims.get("jti"), claims.get("sub"), claims.get("exp")
     if (
         doc is None
@@ -216,6 +220,8 @@ async def revoke(request: Request) -> Response:
     ok = TokenAnswer(200, b"{}")
     if claims is None:
         return _answer(ok)  # RFC 7009 §2.2: invalid tokens do not cause an error
+    if claims["exp"] + service.settings.clock_skew < service.clock():
+        return _answer(ok)  # expired past any verifier's leeway: invalid, nothing to revoke
     if claims.get("client_id") != client.client_id:
         return _answer(_error("unauthorized_client", "the token was not issued to this client"))
     ref = _status_ref(claims)
