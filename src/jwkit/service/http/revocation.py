@@ -7,7 +7,8 @@ list's ``ttl`` (draft-ietf-oauth-status-list §8): never a database query.
 
 ``POST {issuer}/oauth2/revoke`` and ``POST {issuer}/oauth2/introspect`` authenticate the client
 like the token endpoint (``client_secret_basic`` or ``client_secret_post``). A client revokes
-only tokens issued to it; an unknown, malformed, expired or foreign token gets ``200`` and no
+only tokens issued to it (a live token of another client: ``400 unauthorized_client``,
+§2.1); an unknown, malformed or expired token, or one of another project, gets ``200`` and no
 change (RFC 7009 §2.2). Introspection answers ``{"active": false}`` for any token that does
 not verify against the project's keys, has expired, or whose status is not VALID
 (RFC 7662 §2.2), and the token's claims with ``"active": true`` otherwise.
