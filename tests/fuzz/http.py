@@ -409,3 +409,14 @@ def _closes_by_itself(port: int, raw: bytes) -> bool:
         except OSError:
             pass
     return True
+
+
+def parser_refused(answer: httpx.Response) -> bool:
+    """uvicorn's HTTP parser refused the request (a control byte in a header value, say)
+    before jwkit saw it: exchange() holds those answers to their own rules."""
+    return (
+        answer.status_code == 400
+        and answer.headers.get("connection") == "close"
+        and answer.headers.get("content-type", "").startswith("text/plain")
+        and answer.content in (UNPARSEABLE, b"")
+    )

@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -36,7 +37,7 @@ from hypothesis import strategies as st
 from jwkit.jose import jwt
 from jwkit.jose.jwk import JWK
 
-from .http import UNPARSEABLE, LiveService, parse_answers
+from .http import LiveService, parse_answers, parser_refused
 
 EXAMPLES = int(os.environ.get("JWKIT_PUBLIC_FUZZ_EXAMPLES", "120"))
 FUZZ = settings(
@@ -122,14 +123,6 @@ def tokens(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tokens]:
 def http(tokens: Tokens) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=tokens.live.server.url, timeout=10) as client:
         yield client
-
-
-def _parser_refused(answer: httpx.Response) -> bool:
-    return (
-        answer.status_code == 400
-        and answer.headers.get("connection") == "close"
-        and answer.content in (UNPARSEABLE, b"")
-    )
 
 
 def _basic(client_id: str, secret: str) -> str:
@@ -224,7 +217,7 @@ def test_revoke_and_introspect_answer_per_rfc_7009_and_7662(
             return
         status = answer.status_code
         assert status < 500, answer.text
-        if _parser_refused(answer):
+        if parser_refused(answer):
             return
         assert answer.headers["content-type"].startswith("application/json"), answer.headers
         out: dict[str, Any] = answer.json()
@@ -348,12 +341,13 @@ def test_status_lists_answer_200_304_or_404(tokens: Tokens, http: httpx.Client) 
     def run(name: str, method: str, inm: str | None, project: str) -> None:
         headers = {} if inm is None else {"if-none-match": inm}
         try:
-            answer = http.request(method, f"{project}/{name}", headers=headers)
+            # One path segment, as sent ("1#" is not list 1 with a fragment).
+            answer = http.request(method, f"{project}/{quote(name, safe='')}", headers=headers)
         except (httpx.LocalProtocolError, httpx.InvalidURL, UnicodeEncodeError):
             return
         status = answer.status_code
         assert status < 500, (name, answer.text)
-        if _parser_refused(answer):
+        if parser_refused(answer):
             return
         assert status in (200, 304, 404, 405, 400), (name, status, answer.text)
         canonical = name.isascii() and name.isdigit() and int(name) == int(number)
