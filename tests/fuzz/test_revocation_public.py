@@ -349,6 +349,9 @@ def test_status_lists_answer_200_304_or_404(tokens: Tokens, http: httpx.Client) 
         assert status < 500, (name, answer.text)
         if parser_refused(answer):
             return
+        if status == 307:  # "n/" (decoded from n%2F): Starlette's redirect to "n", same origin
+            assert answer.headers["location"].startswith(tokens.live.server.url), answer.headers
+            return
         assert status in (200, 304, 404, 405, 400), (name, status, answer.text)
         canonical = name.isascii() and name.isdigit() and int(name) == int(number)
         if status in (200, 304):
