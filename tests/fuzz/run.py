@@ -88,8 +88,8 @@ def _run_atheris(target: str, seconds: int) -> dict[str, object]:
 def _run_http(seconds: int) -> dict[str, object]:
     started = time.monotonic()
     command = [
-        sys.executable, "-m", "pytest", "tests/fuzz/test_http.py", "-q", "-p", "no:cacheprovider",
-        "--timeout", str(seconds + 600), "-x",
+        sys.executable, "-m", "pytest", "tests/fuzz/test_http.py", "-q", "-s",
+        "-p", "no:cacheprovider", "--timeout", str(seconds + 600), "-x",
     ]  # fmt: skip
     env_seconds = {"JWKIT_FUZZ_SECONDS": str(seconds)}
 
