@@ -1,6 +1,7 @@
 """The long fuzz run (``make fuzz``): atheris (libFuzzer, coverage-guided) on every in-process
-target of :mod:`tests.fuzz.targets`, then the HTTP target (:mod:`tests.fuzz.http`) through
-hypothesis against a real ``jwkit serve``.
+target of :mod:`tests.fuzz.targets`, then the HTTP target (:mod:`tests.fuzz.http`) and the
+public endpoints' fuzzers (``public``: ``test_public.py``, ``test_revocation_public.py``)
+through hypothesis against a real ``jwkit serve``.
 
     python -m tests.fuzz.run [--seconds N] [TARGET ...]      # all targets, N seconds each
     python -m tests.fuzz.run --worker TARGET [libFuzzer flags]  # one atheris process
@@ -87,8 +88,8 @@ def _run_atheris(target: str, seconds: int) -> dict[str, object]:
 def _run_http(seconds: int) -> dict[str, object]:
     started = time.monotonic()
     command = [
-        sys.executable, "-m", "pytest", "tests/fuzz/test_http.py", "-q", "-p", "no:cacheprovider",
-        "--timeout", str(seconds + 600), "-x",
+        sys.executable, "-m", "pytest", "tests/fuzz/test_http.py", "-q", "-s",
+        "-p", "no:cacheprovider", "--timeout", str(seconds + 600), "-x",
     ]  # fmt: skip
     env_seconds = {"JWKIT_FUZZ_SECONDS": str(seconds)}
 
@@ -110,6 +111,33 @@ def _run_http(seconds: int) -> dict[str, object]:
     }
 
 
+def _run_public(seconds: int) -> dict[str, object]:
+    """The public endpoints' hypothesis fuzzers (token endpoint, documents, token status), with
+    as many examples as about ``seconds`` allows (about 50 a second on a busy machine)."""
+    started = time.monotonic()
+    examples = max(120, seconds * 50)
+    command = [
+        sys.executable, "-m", "pytest", "tests/fuzz/test_public.py",
+        "tests/fuzz/test_revocation_public.py", "-q", "-p", "no:cacheprovider",
+        "--timeout", str(seconds * 10 + 600), "-x",
+    ]  # fmt: skip
+    done = subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, check=False,
+        env={**os.environ, "JWKIT_PUBLIC_FUZZ_EXAMPLES": str(examples)},
+    )  # fmt: skip
+    log = done.stdout + done.stderr
+    (WORK / "public.log").write_text(log)
+    return {
+        "target": "public",
+        "engine": "hypothesis",
+        "seconds": round(time.monotonic() - started),
+        "executions": f"{examples} examples x 5 fuzzers",
+        "coverage": "-",
+        "corpus": "-",
+        "findings": "see " + str(WORK / "public.log") if done.returncode else 0,
+    }
+
+
 def main() -> int:
     if len(sys.argv) > 2 and sys.argv[1] == "--worker":
         _worker(sys.argv[2], sys.argv[3:])
@@ -118,12 +146,13 @@ def main() -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=300, help="per target")
-    parser.add_argument("targets", nargs="*", default=[*TARGETS, "http"])
+    parser.add_argument("targets", nargs="*", default=[*TARGETS, "http", "public"])
     args = parser.parse_args()
     WORK.mkdir(exist_ok=True)
     results = []
     for target in args.targets:
-        result = _run_http(args.seconds) if target == "http" else _run_atheris(target, args.seconds)
+        runner = {"http": _run_http, "public": _run_public}.get(target)
+        result = runner(args.seconds) if runner else _run_atheris(target, args.seconds)
         results.append(result)
         print(" ".join(f"{k}={v}" for k, v in result.items()), flush=True)
     failed = [r["target"] for r in results if r["findings"]]

@@ -10,8 +10,9 @@ most the project's maximum, an ``alg`` the project's key family can use) and JSO
 cannot say so; a request that breaks one is schema-valid and refused with 422, so 422 is
 an expected answer to schema-valid data.
 
-The public endpoints (JWKS, discovery, token) are not in the OpenAPI document;
-``test_public.py`` fuzzes them with hypothesis, ``test_http.py`` at the byte level.
+The public endpoints (JWKS, discovery, token, status lists, revocation, introspection, events)
+are not in the OpenAPI document; ``test_public.py`` and ``test_revocation_public.py`` fuzz them
+with hypothesis, ``test_http.py`` at the byte level.
 """
 
 from __future__ import annotations
@@ -177,3 +178,23 @@ def test_the_openapi_document_names_the_admin_token_and_every_refusal(live: Live
         for method, operation in operations.items():
             assert operation["security"] == [{"HTTPBearer": []}], (method, path)
             assert {"401", "404", "422", "503"} <= set(operation["responses"]), (method, path)
+
+
+def test_the_revocation_endpoints_are_in_the_document_schemathesis_runs_on(
+    live: LiveService,
+) -> None:
+    """The admin revocation endpoints are fuzzed from the document like the rest; the body of
+    a revocation says "exactly one selector" (schemathesis found it mostly refused data that
+    the document called valid)."""
+    document = live_openapi(live)
+    paths = document["paths"]
+    assert set(paths["/api/v1/projects/{project_id}/revocations"]) == {"get", "post"}
+    assert set(paths["/api/v1/projects/{project_id}/tokens"]) == {"get", "post"}
+    body = document["components"]["schemas"]["RevocationCreate"]
+    assert [one["required"] for one in body["oneOf"]] == [["jti"], ["sub"], ["sid"], ["client_id"]]
+    with live.server.api() as api:
+        project = api.post("/api/v1/projects", json={"name": "one of"}).json()["id"]
+        url = f"/api/v1/projects/{project}/revocations"
+        assert api.post(url, json={"sub": "a", "jti": None}).status_code == 201
+        for refused in ({}, {"sub": "a", "sid": "b"}, {"jti": None}):
+            assert api.post(url, json=refused).status_code == 422, refused

@@ -94,3 +94,17 @@ def test_well_formed_answers_parse() -> None:
     assert [a.body for a in parse_answers(GOOD + head, heads=1)] == [b"ok", b""]
     with pytest.raises(Finding, match="shorter"):
         parse_answers(GOOD + head, heads=0)
+
+
+def test_an_event_stream_the_client_ended_is_well_formed_but_only_last() -> None:
+    from .http import _open_stream, parse_answers
+
+    head = (
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+    )
+    for tail in (b"", b"1c\r\nretry: 1000\n", b"8\r\n: ping\n\n\r\n", b"8\r\n: ping\n\n\r\n8\r"):
+        answers = parse_answers(head + tail, heads=0)
+        assert [a.status for a in answers] == [200] and _open_stream(tail, 0)
+    for bad in (b"8\r\n: ping\n\nXX", b"zz\r\n", b"8\r\n: ping\n\n\r\n" + GOOD):
+        with pytest.raises(Finding):
+            parse_answers(head + bad, heads=0)

@@ -35,6 +35,12 @@ __all__ = ["QUEUE", "EventHub", "close_all", "events"]
 QUEUE = 64
 _JSON = "application/json"
 _HUBS: weakref.WeakSet[EventHub] = weakref.WeakSet()
+_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-store"),
+    (b"access-control-allow-origin", b"*"),
+    (b"x-accel-buffering", b"no"),
+]
 
 
 def close_all() -> None:
@@ -121,6 +127,12 @@ class _Stream(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         hub = self.hub
+        if scope.get("method") == "HEAD":
+            # The headers a GET would get, and the end: a HEAD has no body to stream, and a
+            # stream left open would hold the connection and a listener's place for ever.
+            await send({"type": "http.response.start", "status": 200, "headers": _HEADERS})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
         queue = hub.subscribe(self.project_id)
         if queue is None:
             body = b'{"error":"too_many_listeners","message":"try again shortly"}'
@@ -138,12 +150,7 @@ class _Stream(Response):
                 {
                     "type": "http.response.start",
                     "status": 200,
-                    "headers": [
-                        (b"content-type", b"text/event-stream; charset=utf-8"),
-                        (b"cache-control", b"no-store"),
-                        (b"access-control-allow-origin", b"*"),
-                        (b"x-accel-buffering", b"no"),
-                    ],
+                    "headers": _HEADERS,
                 }
             )
             started = True

@@ -7,7 +7,8 @@ list's ``ttl`` (draft-ietf-oauth-status-list §8): never a database query.
 
 ``POST {issuer}/oauth2/revoke`` and ``POST {issuer}/oauth2/introspect`` authenticate the client
 like the token endpoint (``client_secret_basic`` or ``client_secret_post``). A client revokes
-only tokens issued to it; an unknown, malformed, expired or foreign token gets ``200`` and no
+only tokens issued to it (a live token of another client: ``400 unauthorized_client``,
+§2.1); an unknown, malformed or expired token, or one of another project, gets ``200`` and no
 change (RFC 7009 §2.2). Introspection answers ``{"active": false}`` for any token that does
 not verify against the project's keys, has expired, or whose status is not VALID
 (RFC 7662 §2.2), and the token's claims with ``"active": true`` otherwise.
@@ -66,7 +67,7 @@ async def status_list(request: Request) -> Response:
     service: Service = request.app.state.service
     number = request.path_params["number"]
     doc = None
-    if number.isdigit() and len(number) <= 9:
+    if number.isascii() and number.isdigit() and len(number) <= 9:  # not "\u00b2", not "\u0661"
         doc = service.state.status.document(request.path_params["project"], int(number))
     if doc is None:
         return answer_response(documents.no_status_list())
@@ -187,7 +188,11 @@ def _issued(
     """The issuance record of a token presented in full, when its list is one of ours."""
     prefix = f"{view.issuer}/statuslists/"
     number = uri[len(prefix) :] if uri.startswith(prefix) else ""
-    doc = service.state.status.document(view.id, int(number)) if number.isdigit() else None
+    doc = (
+        service.state.status.document(view.id, int(number))
+        if number.isascii() and number.isdigit()
+        else None
+    )
     jti, sub, exp = claims.get("jti"), claims.get("sub"), claims.get("exp")
     if (
         doc is None
@@ -216,6 +221,8 @@ async def revoke(request: Request) -> Response:
     ok = TokenAnswer(200, b"{}")
     if claims is None:
         return _answer(ok)  # RFC 7009 §2.2: invalid tokens do not cause an error
+    if claims["exp"] + service.settings.clock_skew < service.clock():
+        return _answer(ok)  # expired past any verifier's leeway: invalid, nothing to revoke
     if claims.get("client_id") != client.client_id:
         return _answer(_error("unauthorized_client", "the token was not issued to this client"))
     ref = _status_ref(claims)
