@@ -247,9 +247,10 @@ def jwkit_setup(base: str) -> dict[str, str]:
         if r.status_code != 201:
             raise BenchError(f"jwkit: creating the client answered {r.status_code}: {r.text}")
         created = r.json()
-        r = client.post("/api/v1/projects",
-                        json={"name": "bench-nostatus", "algorithm": "ES256",
-                              "token_status": False})
+        r = client.post(
+            "/api/v1/projects",
+            json={"name": "bench-nostatus", "algorithm": "ES256", "token_status": False},
+        )
         if r.status_code != 201:
             raise BenchError(f"jwkit: creating the project answered {r.status_code}: {r.text}")
         plain = r.json()
@@ -675,8 +676,7 @@ def report(targets: list[Target], args: argparse.Namespace, work: Path) -> None:
     v = versions()
     if PIN.server and PIN.wrk:
         placement = (
-            f"every server pinned to CPU {PIN.server[-1]} and wrk to CPU {PIN.wrk[-1]} "
-            "(`taskset`)"
+            f"every server pinned to CPU {PIN.server[-1]} and wrk to CPU {PIN.wrk[-1]} (`taskset`)"
         )
     else:
         placement = "the load generator and the servers share them (not pinned)"
@@ -738,11 +738,17 @@ def report(targets: list[Target], args: argparse.Namespace, work: Path) -> None:
     def cpu(name: str, endpoint: str) -> float:
         return min(by[name, endpoint].cpu_us)
 
-    needed = [("oidc-provider", "jwks"), ("jwkit", "jwks"), ("oidc-provider", "token"),
-              ("jwkit", "token"), ("uvicorn-bare", "jwks")]
+    needed = [
+        ("oidc-provider", "jwks"),
+        ("jwkit", "jwks"),
+        ("oidc-provider", "token"),
+        ("jwkit", "token"),
+        ("uvicorn-bare", "jwks"),
+    ]
     print(
-        "" if not all(k in by for k in needed) else
-        f"\nServer CPU per request, oidc-provider / jwkit: JWKS "
+        ""
+        if not all(k in by for k in needed)
+        else f"\nServer CPU per request, oidc-provider / jwkit: JWKS "
         f"{cpu('oidc-provider', 'jwks') / cpu('jwkit', 'jwks'):.2f}x, token "
         f"{cpu('oidc-provider', 'token') / cpu('jwkit', 'token'):.2f}x. The bare ASGI app "
         f"({cpu('uvicorn-bare', 'jwks'):.0f} µs) is what uvicorn alone costs per response."
@@ -823,12 +829,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
     parser.add_argument("--workers", type=int, default=1, help="processes per server")
     parser.add_argument(
-        "--server-cpus", help='taskset CPU list for every server (default: the first CPU; "" '
-        "with --wrk-cpus \"\": no pinning)"
+        "--server-cpus",
+        help='taskset CPU list for every server (default: the first CPU; "" '
+        'with --wrk-cpus "": no pinning)',
     )
     parser.add_argument("--wrk-cpus", help="taskset CPU list for wrk (default: the second CPU)")
     parser.add_argument(
-        "--only", default="",
+        "--only",
+        default="",
         help="comma-separated endpoints to measure (jwks, jwks-distinct, token, token-nostatus, "
         "statuslist); default all. Without jwks, oidc-provider and the other JWKS servers are "
         "not measured.",
@@ -872,8 +880,14 @@ def main(argv: list[str] | None = None) -> int:
         jw_auth = basic(jw["client_id"], jw["client_secret"])
         check_token(jw["token"], jw_auth, form, jw["jwks"], jw["issuer"], jw["audience"])
         plain_auth = basic(jw["plain_client_id"], jw["plain_client_secret"])
-        check_token(jw["plain_token"], plain_auth, form, jw["plain_jwks"], jw["plain_issuer"],
-                    jw["plain_audience"])
+        check_token(
+            jw["plain_token"],
+            plain_auth,
+            form,
+            jw["plain_jwks"],
+            jw["plain_issuer"],
+            jw["plain_audience"],
+        )
         jw_lua = token_script(work / "jwkit-token.lua", jw_auth, form)
         plain_lua = token_script(work / "jwkit-token-nostatus.lua", plain_auth, form)
         distinct = distinct_script(work / "distinct.lua")
@@ -885,16 +899,20 @@ def main(argv: list[str] | None = None) -> int:
         check_statuslist(nginx_list_url, expected=list_body)
         status_targets = [
             Target("jwkit", "token-nostatus", jw["plain_token"], jwkit_server, script=plain_lua),
-            Target("nginx", "statuslist", nginx_list_url, nginx_list,
-                   body_bytes=len(list_body)),
-            Target("jwkit", "statuslist", jw["statuslist"], jwkit_server,
-                   body_bytes=len(list_body)),
+            Target("nginx", "statuslist", nginx_list_url, nginx_list, body_bytes=len(list_body)),
+            Target(
+                "jwkit", "statuslist", jw["statuslist"], jwkit_server, body_bytes=len(list_body)
+            ),
         ]
         if not with_oidc:
-            targets = [t for t in [
-                Target("jwkit", "token", jw["token"], jwkit_server, script=jw_lua),
-                *status_targets,
-            ] if t.endpoint in only]
+            targets = [
+                t
+                for t in [
+                    Target("jwkit", "token", jw["token"], jwkit_server, script=jw_lua),
+                    *status_targets,
+                ]
+                if t.endpoint in only
+            ]
             run_targets(targets, args)
             report_status(targets)
             return 0
@@ -956,9 +974,12 @@ def run_targets(targets: list[Target], args: argparse.Namespace) -> None:
     for n in range(args.rounds):
         for target in targets:
             run_wrk(target, args.duration, args, record=True)
-            print(f"round {n + 1} {target.name} {target.endpoint}: "
-                  f"{target.rates[-1]:,.0f} req/s, {target.cpu_us[-1]:.0f} µs CPU/req",
-                  file=sys.stderr, flush=True)
+            print(
+                f"round {n + 1} {target.name} {target.endpoint}: "
+                f"{target.rates[-1]:,.0f} req/s, {target.cpu_us[-1]:.0f} µs CPU/req",
+                file=sys.stderr,
+                flush=True,
+            )
 
 
 def report_status(targets: list[Target]) -> None:
@@ -974,8 +995,10 @@ def report_status(targets: list[Target]) -> None:
             continue
         ratio = by[name, endpoint].best / by[against, against_endpoint].best
         verdict = "met" if ratio >= minimum else "**not met**"
-        print(f"| {name} {ENDPOINTS[endpoint]} >= {minimum}x {against} "
-              f"{ENDPOINTS[against_endpoint]} | {ratio:.2f}x | {verdict} |")
+        print(
+            f"| {name} {ENDPOINTS[endpoint]} >= {minimum}x {against} "
+            f"{ENDPOINTS[against_endpoint]} | {ratio:.2f}x | {verdict} |"
+        )
 
 
 if __name__ == "__main__":

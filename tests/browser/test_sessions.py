@@ -19,7 +19,7 @@ pytestmark = pytest.mark.browser
 
 def _status(server: Server, project: dict[str, Any], token: str) -> int:
     ref = jwt.decode_unverified(token)[1]["status"]["status_list"]
-    body = httpx.get(server.url + ref["uri"][ref["uri"].index("/p/"):]).text
+    body = httpx.get(server.url + ref["uri"][ref["uri"].index("/p/") :]).text
     jwks = JWKSet.from_json(httpx.get(project["jwks_uri"]).content)
     claims = jwt.decode(body, jwks, algorithms=["ES256"], typ="statuslist+jwt")
     return StatusList.decode(claims["status_list"])[ref["idx"]]
@@ -31,9 +31,12 @@ def test_find_and_revoke_a_users_sessions(
 ) -> None:
     project = make_project()
     pid = project["id"]
-    tokens = [api.post(f"/api/v1/projects/{pid}/tokens",
-                       json={"sub": "mallory", "sid": f"tab-{n}"}).json()["access_token"]
-              for n in range(2)]
+    tokens = [
+        api.post(
+            f"/api/v1/projects/{pid}/tokens", json={"sub": "mallory", "sid": f"tab-{n}"}
+        ).json()["access_token"]
+        for n in range(2)
+    ]
     other = api.post(f"/api/v1/projects/{pid}/tokens", json={"sub": "trent"}).json()
     context = new_context(browser, server, width=width)
     page = context.new_page()
@@ -57,7 +60,8 @@ def test_find_and_revoke_a_users_sessions(
         dialog = page.locator("#confirm-dialog")
         expect(dialog).to_be_visible()
         expect(dialog.locator("#confirm-body")).to_contain_text(
-            "The 2 live tokens of user “mallory” will be marked INVALID")
+            "The 2 live tokens of user “mallory” will be marked INVALID"
+        )
         expect(dialog.locator("#confirm-body")).to_contain_text("ttl (60 s) by")
         shot(page, f"12-revoke-confirm-{width}", full_page=False)
         # Cancelling changes nothing.
@@ -84,13 +88,13 @@ def test_find_and_revoke_a_users_sessions(
 
         # Revoke directly by session, with a validation error first.
         page.get_by_role("button", name="Revoke…").click()
-        expect(page.locator("#revoke-direct [data-error]")).to_have_text(
-            "Enter a value to revoke.")
+        expect(page.locator("#revoke-direct [data-error]")).to_have_text("Enter a value to revoke.")
         page.get_by_label("Revoke by").select_option("sub")
         page.locator("#rd-value").fill("trent")
         page.get_by_role("button", name="Revoke…").click()
         expect(dialog.locator("#confirm-body")).to_contain_text(
-            "Every live token of user “trent” will be marked INVALID")
+            "Every live token of user “trent” will be marked INVALID"
+        )
         with page.expect_navigation():
             dialog.get_by_role("button", name="Revoke").click()
         expect(page.locator("#revocations-table tbody tr")).to_have_count(2)

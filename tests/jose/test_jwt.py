@@ -240,5 +240,7 @@ def test_encoder_makes_what_encode_makes(alg: str) -> None:
     with pytest.raises(ValueError):
         encoder.encode({"x": float("nan")})
     with pytest.raises(JWKError):
-        jwt.Encoder(key.public() if alg != "HS256" else JWK.from_secret(b"k" * 32, "HS256"),
-                    headers={"alg": "RS256" if alg == "HS256" else alg})
+        jwt.Encoder(
+            key.public() if alg != "HS256" else JWK.from_secret(b"k" * 32, "HS256"),
+            headers={"alg": "RS256" if alg == "HS256" else alg},
+        )

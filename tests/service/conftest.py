@@ -129,9 +129,7 @@ def oauth_client(client: SyncClient, project: dict[str, Any]) -> dict[str, Any]:
 
 
 def server_env(home: Path, **extra: str) -> dict[str, str]:
-    return serve.server_env(
-        home, admin_token=ADMIN_TOKEN, admin_password=ADMIN_PASSWORD, **extra
-    )
+    return serve.server_env(home, admin_token=ADMIN_TOKEN, admin_password=ADMIN_PASSWORD, **extra)
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ ROUTES = sorted(
     if isinstance(route, APIRoute)
     for method in route.methods
 )
-PRIVATE_MEMBERS = ("\"d\"", "\"p\"", "\"q\"", "\"dp\"", "\"dq\"", "\"qi\"", "\"k\"", "PRIVATE KEY")
+PRIVATE_MEMBERS = ('"d"', '"p"', '"q"', '"dp"', '"dq"', '"qi"', '"k"', "PRIVATE KEY")
 
 
 def _fill(path: str) -> str:
@@ -45,44 +45,66 @@ def test_route_table_is_the_admin_router(client: SyncClient, service: Service) -
 
     # The app's own route table, as its OpenAPI document publishes it.
     app = create_app(service.settings, service=service, background=False)
-    api = {(m.upper(), path) for path, ops in app.openapi()["paths"].items()
-           if path.startswith("/api/") for m in ops}
+    api = {
+        (m.upper(), path)
+        for path, ops in app.openapi()["paths"].items()
+        if path.startswith("/api/")
+        for m in ops
+    }
     assert api == set(ROUTES) and len(ROUTES) >= 15
 
 
 @pytest.mark.parametrize(("method", "path"), ROUTES, ids=[f"{m} {p}" for m, p in ROUTES])
 @pytest.mark.parametrize(
     "headers",
-    [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic YWRtaW46eA=="},
-     {"Authorization": "Bearer"}, {"Cookie": "jwkit_session=forged"}],
+    [
+        {},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": "Basic YWRtaW46eA=="},
+        {"Authorization": "Bearer"},
+        {"Cookie": "jwkit_session=forged"},
+    ],
     ids=["missing", "wrong", "basic", "empty", "forged-cookie"],
 )
 def test_every_admin_route_rejects_missing_or_wrong_credentials(
     client: SyncClient, method: str, path: str, headers: dict[str, str]
 ) -> None:
-    r = client.request(method, _fill(path), headers=headers | {"content-type": "application/json"},
-                       content=b"{not json")
+    r = client.request(
+        method,
+        _fill(path),
+        headers=headers | {"content-type": "application/json"},
+        content=b"{not json",
+    )
     assert r.status_code == 401, r.text
     assert r.json()["error"] == "unauthorized"
     assert r.headers["www-authenticate"].startswith("Bearer")
 
 
 def test_project_crud(client: SyncClient) -> None:
-    r = client.post("/api/v1/projects", json={"name": "Shop", "algorithm": "EdDSA",
-                                              "rotation_days": 30}, headers=AUTH)
+    r = client.post(
+        "/api/v1/projects",
+        json={"name": "Shop", "algorithm": "EdDSA", "rotation_days": 30},
+        headers=AUTH,
+    )
     assert r.status_code == 201
     p = r.json()
     assert p["id"].startswith("proj_") and p["audience"] == p["id"]
     assert p["issuer"] == f"http://testserver/p/{p['id']}"
     assert p["jwks_uri"] == p["issuer"] + "/.well-known/jwks.json"
     assert p["discovery_url"] == p["issuer"] + "/.well-known/openid-configuration"
-    assert (p["algorithm"], p["token_ttl"], p["max_token_ttl"], p["jwks_max_age"],
-            p["rotation_days"]) == ("EdDSA", 900, 86400, 300, 30)
+    assert (
+        p["algorithm"],
+        p["token_ttl"],
+        p["max_token_ttl"],
+        p["jwks_max_age"],
+        p["rotation_days"],
+    ) == ("EdDSA", 900, 86400, 300, 30)
     assert client.get(f"/api/v1/projects/{p['id']}", headers=AUTH).json()["name"] == "Shop"
     listed = client.get("/api/v1/projects", headers=AUTH).json()["projects"]
     assert [x["id"] for x in listed] == [p["id"]]
-    r = client.patch(f"/api/v1/projects/{p['id']}",
-                     json={"name": "Shop 2", "rotation_days": None}, headers=AUTH)
+    r = client.patch(
+        f"/api/v1/projects/{p['id']}", json={"name": "Shop 2", "rotation_days": None}, headers=AUTH
+    )
     assert r.status_code == 200
     assert (r.json()["name"], r.json()["rotation_days"]) == ("Shop 2", None)
     assert client.delete(f"/api/v1/projects/{p['id']}", headers=AUTH).status_code == 204
@@ -95,7 +117,7 @@ def test_project_crud(client: SyncClient) -> None:
     [
         (b"{broken", None),
         (b"[]", None),
-        (b"\"name\"", None),
+        (b'"name"', None),
         (json.dumps({}).encode(), "name"),
         (json.dumps({"name": 5}).encode(), "name"),
         (json.dumps({"name": ""}).encode(), "name"),
@@ -108,13 +130,13 @@ def test_project_crud(client: SyncClient) -> None:
         (json.dumps({"name": "x", "token_ttl": 10**30}).encode(), "token_ttl"),
         (json.dumps({"name": "x", "rotation_days": 0}).encode(), "rotation_days"),
         (json.dumps({"name": "x", "unknown": 1}).encode(), "unknown"),
-        (json.dumps({"name": "x", "token_ttl": 7200, "max_token_ttl": 3600}).encode(),
-         "token_ttl"),
+        (json.dumps({"name": "x", "token_ttl": 7200, "max_token_ttl": 3600}).encode(), "token_ttl"),
     ],
 )
 def test_invalid_project_bodies_are_422(client: SyncClient, body: bytes, field: str | None) -> None:
-    r = client.post("/api/v1/projects", content=body,
-                    headers=AUTH | {"content-type": "application/json"})
+    r = client.post(
+        "/api/v1/projects", content=body, headers=AUTH | {"content-type": "application/json"}
+    )
     assert r.status_code == 422, r.text
     data = r.json()
     assert data["detail"]
@@ -147,8 +169,7 @@ def test_invalid_project_bodies_are_422(client: SyncClient, body: bytes, field: 
 def test_invalid_nested_bodies_are_422(
     client: SyncClient, project: dict[str, Any], method: str, suffix: str, body: Any
 ) -> None:
-    r = client.request(method, f"/api/v1/projects/{project['id']}{suffix}", json=body,
-                       headers=AUTH)
+    r = client.request(method, f"/api/v1/projects/{project['id']}{suffix}", json=body, headers=AUTH)
     assert r.status_code == 422, r.text
     assert r.json()["detail"]
 
@@ -192,9 +213,11 @@ def test_key_endpoints(client: SyncClient, project: dict[str, Any], clock: FakeC
     assert r.json()["error"] == "rotation_too_early" and r.json()["earliest_safe_at"]
     r = client.post(f"/api/v1/projects/{pid}/keys", json={"mode": "replace"}, headers=AUTH)
     assert r.status_code == 409 and r.json()["error"] == "confirmation_required"
-    r = client.post(f"/api/v1/projects/{pid}/keys",
-                    json={"mode": "replace", "confirm_invalidate": True, "alg": "RS256"},
-                    headers=AUTH)
+    r = client.post(
+        f"/api/v1/projects/{pid}/keys",
+        json={"mode": "replace", "confirm_invalidate": True, "alg": "RS256"},
+        headers=AUTH,
+    )
     assert r.status_code == 201
     created = r.json()
     assert set(created) >= {"kid", "created_at", "public_jwk"}
@@ -207,8 +230,11 @@ def test_key_endpoints(client: SyncClient, project: dict[str, Any], clock: FakeC
     assert r.json()["retiring"] == created["kid"]
     r = client.post(f"/api/v1/projects/{pid}/keys/{created['kid']}/revoke", headers=AUTH)
     assert r.status_code == 409 and r.json()["error"] == "key_still_in_use"
-    r = client.post(f"/api/v1/projects/{pid}/keys/{created['kid']}/revoke",
-                    json={"emergency": True}, headers=AUTH)
+    r = client.post(
+        f"/api/v1/projects/{pid}/keys/{created['kid']}/revoke",
+        json={"emergency": True},
+        headers=AUTH,
+    )
     assert r.status_code == 200 and r.json()["state"] == "revoked"
     everything = client.get(f"/api/v1/projects/{pid}/keys", headers=AUTH).text
     for member in PRIVATE_MEMBERS:
@@ -217,15 +243,18 @@ def test_key_endpoints(client: SyncClient, project: dict[str, Any], clock: FakeC
 
 def test_mint_token_and_events(client: SyncClient, project: dict[str, Any]) -> None:
     pid = project["id"]
-    r = client.post(f"/api/v1/projects/{pid}/tokens",
-                    json={"sub": "user-1", "ttl": 60, "claims": {"role": "admin", "aud": "api"}},
-                    headers=AUTH)
+    r = client.post(
+        f"/api/v1/projects/{pid}/tokens",
+        json={"sub": "user-1", "ttl": 60, "claims": {"role": "admin", "aud": "api"}},
+        headers=AUTH,
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["token_type"] == "Bearer" and body["expires_in"] == 60
     jwks = JWKSet.from_json(client.get(f"/p/{pid}/.well-known/jwks.json").text)
-    claims = jwt.decode(body["access_token"], jwks, algorithms=["ES256"],
-                        issuer=project["issuer"], audience="api")
+    claims = jwt.decode(
+        body["access_token"], jwks, algorithms=["ES256"], issuer=project["issuer"], audience="api"
+    )
     assert claims["sub"] == "user-1" and claims["role"] == "admin"
     assert claims["exp"] - claims["iat"] == 60 and claims["jti"]
     assert claims.header["typ"] == "at+jwt"
@@ -241,8 +270,9 @@ def test_mint_token_and_events(client: SyncClient, project: dict[str, Any]) -> N
 
 def test_clients_secret_shown_once(client: SyncClient, project: dict[str, Any]) -> None:
     pid = project["id"]
-    r = client.post(f"/api/v1/projects/{pid}/clients", json={"name": "svc", "scopes": ["a"]},
-                    headers=AUTH)
+    r = client.post(
+        f"/api/v1/projects/{pid}/clients", json={"name": "svc", "scopes": ["a"]}, headers=AUTH
+    )
     assert r.status_code == 201
     created = r.json()
     assert len(created["client_secret"]) >= 43  # 256 bits in base64url
@@ -273,8 +303,9 @@ def test_console_session_cookie_and_csrf(client: SyncClient, service: Service) -
     assert client.get("/api/v1/projects", headers=cookie).status_code == 200
     r = client.post("/api/v1/projects", json={"name": "x"}, headers=cookie)
     assert r.status_code == 403 and r.json()["error"] == "csrf_failed"
-    r = client.post("/api/v1/projects", json={"name": "x"},
-                    headers=cookie | {"X-CSRF-Token": "wrong"})
+    r = client.post(
+        "/api/v1/projects", json={"name": "x"}, headers=cookie | {"X-CSRF-Token": "wrong"}
+    )
     assert r.status_code == 403
     r = client.post("/api/v1/projects", json={"name": "x"}, headers=cookie | {"X-CSRF-Token": csrf})
     assert r.status_code == 201
@@ -285,7 +316,9 @@ def test_console_session_cookie_and_csrf(client: SyncClient, service: Service) -
 
 
 def test_bug_becomes_json_500_without_secrets(
-    client: SyncClient, project: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
+    client: SyncClient,
+    project: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     # A genuine bug is simulated by breaking the renderer; the handler must answer JSON 500.
@@ -303,16 +336,19 @@ def test_bug_becomes_json_500_without_secrets(
 
 def test_oversized_body_is_413(client: SyncClient) -> None:
     body = json.dumps({"name": "x" * (2 << 20)}).encode()
-    r = client.post("/api/v1/projects", content=body,
-                    headers=AUTH | {"content-type": "application/json"})
+    r = client.post(
+        "/api/v1/projects", content=body, headers=AUTH | {"content-type": "application/json"}
+    )
     assert r.status_code == 413 and r.json()["error"] == "payload_too_large"
 
 
 @pytest.mark.parametrize(
     "url",
-    ["/api/v1/audit/events?before=99999999999999999999999",
-     "/api/v1/audit/events?before=9223372036854775808",
-     "/api/v1/projects/{pid}/events?after=99999999999999999999999"],
+    [
+        "/api/v1/audit/events?before=99999999999999999999999",
+        "/api/v1/audit/events?before=9223372036854775808",
+        "/api/v1/projects/{pid}/events?after=99999999999999999999999",
+    ],
 )
 def test_huge_integers_in_queries_are_422_not_500(
     client: SyncClient, project: dict[str, Any], url: str

@@ -22,8 +22,10 @@ from .conftest import FakeClock
 def pid(service: Service, clock: FakeClock) -> Iterator[str]:
     with service.write() as s:
         project = projects.create_project(
-            s, projects.ProjectSpec(name="p", jwks_max_age=300, max_token_ttl=3600),
-            now=clock(), actor="t",
+            s,
+            projects.ProjectSpec(name="p", jwks_max_age=300, max_token_ttl=3600),
+            now=clock(),
+            actor="t",
         )
         keys.bootstrap_keys(s, project, service.vault, now=clock(), actor="t")
         project_id = project.id
@@ -101,8 +103,9 @@ def test_active_key_cannot_be_revoked_without_emergency(
         keys.revoke_key(s, pid, active, service.vault, now=clock(), actor="t", clock_skew=60)
     assert info.value.code == "key_is_active"
     with service.write() as s:
-        keys.revoke_key(s, pid, active, service.vault, now=clock(), actor="t", clock_skew=60,
-                        emergency=True)
+        keys.revoke_key(
+            s, pid, active, service.vault, now=clock(), actor="t", clock_skew=60, emergency=True
+        )
     assert states(service, pid)[active] == "revoked"
     assert len(by_state(service, pid, "active")) == 1
     assert len(by_state(service, pid, "next")) == 1
@@ -114,8 +117,9 @@ def test_replace_now_needs_confirmation(service: Service, clock: FakeClock, pid:
         keys.replace_now(s, pid, service.vault, now=clock(), actor="t")
     assert info.value.code == "confirmation_required"
     with service.write() as s:
-        new = keys.replace_now(s, pid, service.vault, now=clock(), actor="t",
-                               confirm_invalidate=True, alg="EdDSA")
+        new = keys.replace_now(
+            s, pid, service.vault, now=clock(), actor="t", confirm_invalidate=True, alg="EdDSA"
+        )
         new_kid = new.kid
     assert states(service, pid)[old] == "revoked"
     assert by_state(service, pid, "active") == [new_kid]

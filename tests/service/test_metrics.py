@@ -27,8 +27,11 @@ def _setup(server: ServerProcess) -> tuple[dict[str, Any], dict[str, Any]]:
     r = httpx.post(f"{server.url}/api/v1/projects", json={"name": "metrics"}, headers=AUTH)
     assert r.status_code == 201, r.text
     project = r.json()
-    r = httpx.post(f"{server.url}/api/v1/projects/{project['id']}/clients",
-                   json={"name": "backend", "scopes": ["read"]}, headers=AUTH)
+    r = httpx.post(
+        f"{server.url}/api/v1/projects/{project['id']}/clients",
+        json={"name": "backend", "scopes": ["read"]},
+        headers=AUTH,
+    )
     assert r.status_code == 201, r.text
     return project, r.json()
 
@@ -42,17 +45,21 @@ def _documents(server: ServerProcess, project: dict[str, Any], n: int) -> set[in
         if i % 4 == 3:
             r = httpx.get(f"{base}/jwks.json", headers={**_CLOSE, "If-None-Match": "*"})
         else:
-            r = httpx.get(f"{base}/{'jwks.json' if i % 2 else 'openid-configuration'}",
-                          headers=_CLOSE)
+            r = httpx.get(
+                f"{base}/{'jwks.json' if i % 2 else 'openid-configuration'}", headers=_CLOSE
+            )
         statuses.add(r.status_code)
     return statuses
 
 
 def _tokens(server: ServerProcess, project: dict[str, Any], cl: dict[str, Any], n: int) -> None:
     for _ in range(n):
-        r = httpx.post(f"{server.url}/p/{project['id']}/oauth2/token", headers=_CLOSE,
-                       data={"grant_type": "client_credentials"},
-                       auth=(cl["client_id"], cl["client_secret"]))
+        r = httpx.post(
+            f"{server.url}/p/{project['id']}/oauth2/token",
+            headers=_CLOSE,
+            data={"grant_type": "client_credentials"},
+            auth=(cl["client_id"], cl["client_secret"]),
+        )
         assert r.status_code == 200, r.text
 
 
@@ -66,10 +73,13 @@ def _documents_by_worker(metrics_dir: Path, statuses: tuple[str, ...]) -> dict[s
     counts = {}
     for path in metrics_dir.glob("counter_*.db"):
         merged = MultiProcessCollector.merge([str(path)], accumulate=False)
-        counts[path.stem] = sum(sample.value for metric in merged
-                                if metric.name == "jwkit_document_requests"
-                                for sample in metric.samples
-                                if sample.labels["status"] in statuses)
+        counts[path.stem] = sum(
+            sample.value
+            for metric in merged
+            if metric.name == "jwkit_document_requests"
+            for sample in metric.samples
+            if sample.labels["status"] in statuses
+        )
     return counts
 
 
@@ -79,8 +89,10 @@ def _settled(scraper: httpx.Client, documents: int, tokens: int) -> str:
     deadline = time.monotonic() + 5
     while True:
         text = scraper.get("/metrics").text
-        seen = (_total(text, "jwkit_document_requests_total"),
-                _total(text, "jwkit_tokens_issued_total"))
+        seen = (
+            _total(text, "jwkit_document_requests_total"),
+            _total(text, "jwkit_tokens_issued_total"),
+        )
         if seen == (documents, tokens):
             return text
         assert seen[0] <= documents and seen[1] <= tokens, seen

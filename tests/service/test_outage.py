@@ -84,8 +84,12 @@ def _outage_and_recovery(
                          ).status_code == 200  # fmt: skip
         issued = _token(server, project, client)
         assert issued.status_code == 200, issued.text
-        with Verifier.from_jwks_url(jwks_url, allow_insecure_http=True,
-                                    issuer=project["issuer"], audience=project["audience"]) as v:
+        with Verifier.from_jwks_url(
+            jwks_url,
+            allow_insecure_http=True,
+            issuer=project["issuer"],
+            audience=project["audience"],
+        ) as v:
             assert v.verify(issued.json()["access_token"])["client_id"] == client["client_id"]
         assert _token(server, project, gone).status_code == 401  # its miss is remembered
         first_time = _token(server, project, unseen)  # its secret hash is not cached yet

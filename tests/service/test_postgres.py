@@ -25,17 +25,21 @@ pytestmark = [pytest.mark.postgres, pytest.mark.timeout(240)]
 
 
 def _open(tmp_path: Path, url: str, clock: FakeClock, name: str = "a") -> Service:
-    return Service.open(make_settings(tmp_path / name, database_url=url, master_key=MASTER_KEY),
-                        clock=clock)
+    return Service.open(
+        make_settings(tmp_path / name, database_url=url, master_key=MASTER_KEY), clock=clock
+    )
 
 
 def _active_count(url: str) -> dict[str, int]:
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
-            rows = conn.execute(text(
-                "SELECT p.id, count(k.id) FROM projects p LEFT JOIN keys k "
-                "ON k.project_id = p.id AND k.state = 'active' GROUP BY p.id")).all()
+            rows = conn.execute(
+                text(
+                    "SELECT p.id, count(k.id) FROM projects p LEFT JOIN keys k "
+                    "ON k.project_id = p.id AND k.state = 'active' GROUP BY p.id"
+                )
+            ).all()
     finally:
         engine.dispose()
     return {r[0]: r[1] for r in rows}
@@ -46,8 +50,9 @@ def test_lifecycle_and_unique_active_on_postgres(tmp_path: Path, pg_url: str) ->
     svc = _open(tmp_path, pg_url, clock)
     try:
         with svc.write() as s:
-            project = projects.create_project(s, projects.ProjectSpec(name="pg"), now=clock(),
-                                              actor="t")
+            project = projects.create_project(
+                s, projects.ProjectSpec(name="pg"), now=clock(), actor="t"
+            )
             keys.bootstrap_keys(s, project, svc.vault, now=clock(), actor="t")
             pid = project.id
         with pytest.raises(Conflict), svc.write() as s:
@@ -74,8 +79,11 @@ def test_concurrent_rotations_and_schedulers_keep_one_active(tmp_path: Path, pg_
     try:
         with replicas[0].write() as s:
             project = projects.create_project(
-                s, projects.ProjectSpec(name="race", jwks_max_age=0, rotation_days=1),
-                now=clock(), actor="t")
+                s,
+                projects.ProjectSpec(name="race", jwks_max_age=0, rotation_days=1),
+                now=clock(),
+                actor="t",
+            )
             keys.bootstrap_keys(s, project, replicas[0].vault, now=clock(), actor="t")
             pid = project.id
         errors: list[BaseException] = []
@@ -102,8 +110,10 @@ def test_concurrent_rotations_and_schedulers_keep_one_active(tmp_path: Path, pg_
 
         clock.advance(86400)
         results: list[list[str]] = []
-        sched = [threading.Thread(target=lambda s=svc: results.append(scheduler.run_once(s)))
-                 for svc in replicas]
+        sched = [
+            threading.Thread(target=lambda s=svc: results.append(scheduler.run_once(s)))
+            for svc in replicas
+        ]
         for t in sched:
             t.start()
         for t in sched:
@@ -122,8 +132,12 @@ def test_two_servers_on_one_database(spawn: Any, tmp_path: Path, pg_url: str) ->
     (tmp_path / "b").mkdir()
     a = spawn(tmp_path / "a", **env)
     b = spawn(tmp_path / "b", **env)
-    created = httpx.post(f"{a.url}/api/v1/projects", json={"name": "rep", "jwks_max_age": 0},
-                         headers=AUTH, timeout=30)
+    created = httpx.post(
+        f"{a.url}/api/v1/projects",
+        json={"name": "rep", "jwks_max_age": 0},
+        headers=AUTH,
+        timeout=30,
+    )
     assert created.status_code == 201
     pid = created.json()["id"]
     statuses: list[int] = []
@@ -153,13 +167,19 @@ def test_two_servers_on_one_database(spawn: Any, tmp_path: Path, pg_url: str) ->
     assert ra.content == rb.content
     engine = create_engine(pg_url)
     with engine.connect() as conn:
-        kids = {r[0] for r in conn.execute(text(
-            "SELECT kid FROM keys WHERE project_id = :p AND state <> 'revoked'"), {"p": pid})}
+        kids = {
+            r[0]
+            for r in conn.execute(
+                text("SELECT kid FROM keys WHERE project_id = :p AND state <> 'revoked'"),
+                {"p": pid},
+            )
+        }
     engine.dispose()
     assert {k["kid"] for k in ra.json()["keys"]} == kids
     # A token from one replica verifies against the other's JWKS.
-    token = httpx.post(f"{b.url}/api/v1/projects/{pid}/tokens", json={"sub": "x"},
-                       headers=AUTH, timeout=30).json()["access_token"]
+    token = httpx.post(
+        f"{b.url}/api/v1/projects/{pid}/tokens", json={"sub": "x"}, headers=AUTH, timeout=30
+    ).json()["access_token"]
     from jwkit.jose import jwt
     from jwkit.jose.jwk import JWKSet
 
@@ -177,8 +197,8 @@ def test_no_plaintext_private_key_in_postgres(tmp_path: Path, pg_url: str) -> No
         with svc.write() as s:
             for alg in ("ES256", "RS256", "EdDSA", "HS256"):
                 project = projects.create_project(
-                    s, projects.ProjectSpec(name=alg.lower(), algorithm=alg), now=clock(),
-                    actor="t")
+                    s, projects.ProjectSpec(name=alg.lower(), algorithm=alg), now=clock(), actor="t"
+                )
                 keys.bootstrap_keys(s, project, svc.vault, now=clock(), actor="t")
         with svc.read() as s:
             rows = list(s.execute(select(Key)).scalars())
@@ -189,15 +209,18 @@ def test_no_plaintext_private_key_in_postgres(tmp_path: Path, pg_url: str) -> No
     engine = create_engine(pg_url)
     try:
         with engine.connect() as conn:
-            tables = [r[0] for r in conn.execute(text(
-                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"))]
+            tables = [
+                r[0]
+                for r in conn.execute(
+                    text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+                )
+            ]
             dump = "\n".join(
-                str(r[0]) for t in tables
+                str(r[0])
+                for t in tables
                 for r in conn.execute(text(f'SELECT row_to_json(t)::text FROM "{t}" t'))
             )
-            raw = b"".join(
-                bytes(r[0]) for r in conn.execute(text("SELECT ciphertext FROM keys"))
-            )
+            raw = b"".join(bytes(r[0]) for r in conn.execute(text("SELECT ciphertext FROM keys")))
     finally:
         engine.dispose()
     assert "keys" in tables and len(dump) > 1000
@@ -212,9 +235,7 @@ def test_no_plaintext_private_key_in_postgres(tmp_path: Path, pg_url: str) -> No
         assert marker not in dump
 
 
-def test_replicas_learn_of_changes_through_notify(
-    spawn: Any, tmp_path: Path, pg_url: str
-) -> None:
+def test_replicas_learn_of_changes_through_notify(spawn: Any, tmp_path: Path, pg_url: str) -> None:
     """With polling slowed to 30 s, only LISTEN/NOTIFY can make B see A's change quickly."""
     env = {"JWKIT_DATABASE_URL": pg_url, "JWKIT_MASTER_KEY": MASTER_KEY,
            "JWKIT_SYNC_INTERVAL": "30"}  # fmt: skip
@@ -284,9 +305,7 @@ def _timed(method: str, url: str, **kwargs: Any) -> tuple[httpx.Response, float]
     return r, time.monotonic() - started
 
 
-def test_frozen_database_gives_503_in_seconds_and_recovers(
-    spawn: Any, tmp_path: Path
-) -> None:
+def test_frozen_database_gives_503_in_seconds_and_recovers(spawn: Any, tmp_path: Path) -> None:
     """PostgreSQL under SIGSTOP (the postmaster and every backend) accepts connections and
     ACKs data but answers nothing: the admin API answers 503 with Retry-After within its
     deadline, /readyz at once, the public documents from memory; after SIGCONT everything

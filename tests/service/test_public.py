@@ -36,11 +36,13 @@ def test_jwks_document(client: SyncClient, project: dict[str, Any]) -> None:
         assert "d" not in key
     again = client.get(f"/p/{project['id']}/.well-known/jwks.json", headers={"If-None-Match": etag})
     assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == etag
-    weak = client.get(f"/p/{project['id']}/.well-known/jwks.json",
-                      headers={"If-None-Match": f'"other", W/{etag}'})
+    weak = client.get(
+        f"/p/{project['id']}/.well-known/jwks.json", headers={"If-None-Match": f'"other", W/{etag}'}
+    )
     assert weak.status_code == 304
-    other = client.get(f"/p/{project['id']}/.well-known/jwks.json",
-                       headers={"If-None-Match": '"other"'})
+    other = client.get(
+        f"/p/{project['id']}/.well-known/jwks.json", headers={"If-None-Match": '"other"'}
+    )
     assert other.status_code == 200
 
 
@@ -76,7 +78,9 @@ def test_discovery_document(client: SyncClient, project: dict[str, Any]) -> None
     assert d["token_endpoint"] == project["issuer"] + "/oauth2/token"
     assert d["grant_types_supported"] == ["client_credentials"]
     assert set(d["token_endpoint_auth_methods_supported"]) == {
-        "client_secret_basic", "client_secret_post"}
+        "client_secret_basic",
+        "client_secret_post",
+    }
     assert d["id_token_signing_alg_values_supported"] == ["ES256"]
     schedule = {s["state"]: s for s in d["jwkit_key_schedule"]}
     assert set(schedule) == {"active", "next"}
@@ -86,22 +90,35 @@ def test_discovery_document(client: SyncClient, project: dict[str, Any]) -> None
 def test_unknown_project_is_404(client: SyncClient) -> None:
     for path in ("/.well-known/jwks.json", "/.well-known/openid-configuration"):
         assert client.get(f"/p/proj_nope{path}").status_code == 404
-    r = client.post("/p/proj_nope/oauth2/token", content=b"grant_type=client_credentials",
-                    headers=FORM)
+    r = client.post(
+        "/p/proj_nope/oauth2/token", content=b"grant_type=client_credentials", headers=FORM
+    )
     assert r.status_code == 404
 
 
-def _decode(client: SyncClient, project: dict[str, Any], token: str,
-            now: float | None = None) -> Any:
+def _decode(
+    client: SyncClient, project: dict[str, Any], token: str, now: float | None = None
+) -> Any:
     jwks = JWKSet.from_json(client.get(f"/p/{project['id']}/.well-known/jwks.json").text)
-    return jwt.decode(token, jwks, algorithms=["ES256"], issuer=project["issuer"],
-                      audience=project["audience"], typ="at+jwt", now=now)
+    return jwt.decode(
+        token,
+        jwks,
+        algorithms=["ES256"],
+        issuer=project["issuer"],
+        audience=project["audience"],
+        typ="at+jwt",
+        now=now,
+    )
 
 
-def test_client_secret_basic(client: SyncClient, project: dict[str, Any],
-                             oauth_client: dict[str, Any]) -> None:
-    r = client.post(f"/p/{project['id']}/oauth2/token", content=b"grant_type=client_credentials",
-                    headers=FORM | _basic(oauth_client["client_id"], oauth_client["client_secret"]))
+def test_client_secret_basic(
+    client: SyncClient, project: dict[str, Any], oauth_client: dict[str, Any]
+) -> None:
+    r = client.post(
+        f"/p/{project['id']}/oauth2/token",
+        content=b"grant_type=client_credentials",
+        headers=FORM | _basic(oauth_client["client_id"], oauth_client["client_secret"]),
+    )
     assert r.status_code == 200, r.text
     assert r.headers["cache-control"] == "no-store" and r.headers["pragma"] == "no-cache"
     body = r.json()
@@ -113,11 +130,18 @@ def test_client_secret_basic(client: SyncClient, project: dict[str, Any],
     assert claims["exp"] - claims["iat"] == 900
 
 
-def test_client_secret_post_with_scope(client: SyncClient, project: dict[str, Any],
-                                       oauth_client: dict[str, Any]) -> None:
-    r = client.post(f"/p/{project['id']}/oauth2/token", data={
-        "grant_type": "client_credentials", "client_id": oauth_client["client_id"],
-        "client_secret": oauth_client["client_secret"], "scope": "read"})
+def test_client_secret_post_with_scope(
+    client: SyncClient, project: dict[str, Any], oauth_client: dict[str, Any]
+) -> None:
+    r = client.post(
+        f"/p/{project['id']}/oauth2/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": oauth_client["client_id"],
+            "client_secret": oauth_client["client_secret"],
+            "scope": "read",
+        },
+    )
     assert r.status_code == 200, r.text
     assert r.json()["scope"] == "read"
     assert _decode(client, project, r.json()["access_token"])["scope"] == "read"
@@ -128,8 +152,12 @@ def test_client_secret_post_with_scope(client: SyncClient, project: dict[str, An
     [
         ("grant_type=password", "basic", 400, "unsupported_grant_type"),
         ("", "basic", 400, "invalid_request"),
-        ("grant_type=client_credentials&grant_type=client_credentials", "basic", 400,
-         "invalid_request"),
+        (
+            "grant_type=client_credentials&grant_type=client_credentials",
+            "basic",
+            400,
+            "invalid_request",
+        ),
         ("grant_type=client_credentials&scope=admin", "basic", 400, "invalid_scope"),
         ("grant_type=client_credentials&scope=read%20%20write", "basic", 400, "invalid_scope"),
         ("grant_type=client_credentials", "wrong", 401, "invalid_client"),
@@ -137,13 +165,24 @@ def test_client_secret_post_with_scope(client: SyncClient, project: dict[str, An
         ("grant_type=client_credentials", "garbage", 401, "invalid_client"),
         ("grant_type=client_credentials&client_secret=x", "basic", 400, "invalid_request"),
         ("grant_type=client_credentials&client_id=cli_other", "basic", 400, "invalid_request"),
-        ("grant_type=client_credentials&client_id=cli_nope&client_secret=x", "none", 401,
-         "invalid_client"),
+        (
+            "grant_type=client_credentials&client_id=cli_nope&client_secret=x",
+            "none",
+            401,
+            "invalid_client",
+        ),
         ("%zz=1&&", "basic", 400, "invalid_request"),
     ],
 )
-def test_token_errors(client: SyncClient, project: dict[str, Any], oauth_client: dict[str, Any],
-                      form: str, auth: str, status: int, error: str) -> None:
+def test_token_errors(
+    client: SyncClient,
+    project: dict[str, Any],
+    oauth_client: dict[str, Any],
+    form: str,
+    auth: str,
+    status: int,
+    error: str,
+) -> None:
     headers = dict(FORM)
     if auth == "basic":
         headers |= _basic(oauth_client["client_id"], oauth_client["client_secret"])
@@ -175,18 +214,23 @@ def test_client_of_another_project_is_rejected(
     client: SyncClient, project: dict[str, Any], oauth_client: dict[str, Any]
 ) -> None:
     other = client.post("/api/v1/projects", json={"name": "other"}, headers=AUTH).json()
-    r = client.post(f"/p/{other['id']}/oauth2/token", content=b"grant_type=client_credentials",
-                    headers=FORM | _basic(oauth_client["client_id"], oauth_client["client_secret"]))
+    r = client.post(
+        f"/p/{other['id']}/oauth2/token",
+        content=b"grant_type=client_credentials",
+        headers=FORM | _basic(oauth_client["client_id"], oauth_client["client_secret"]),
+    )
     assert r.status_code == 401
 
 
-def test_deleted_client_stops_working(client: SyncClient, project: dict[str, Any],
-                                      oauth_client: dict[str, Any]) -> None:
+def test_deleted_client_stops_working(
+    client: SyncClient, project: dict[str, Any], oauth_client: dict[str, Any]
+) -> None:
     url = f"/p/{project['id']}/oauth2/token"
     headers = FORM | _basic(oauth_client["client_id"], oauth_client["client_secret"])
     assert client.post(url, content=b"grant_type=client_credentials", headers=headers).is_success
-    r = client.delete(f"/api/v1/projects/{project['id']}/clients/{oauth_client['client_id']}",
-                      headers=AUTH)
+    r = client.delete(
+        f"/api/v1/projects/{project['id']}/clients/{oauth_client['client_id']}", headers=AUTH
+    )
     assert r.status_code == 204
     r = client.post(url, content=b"grant_type=client_credentials", headers=headers)
     assert r.status_code == 401
@@ -213,8 +257,11 @@ def test_replace_now_invalidates_old_tokens(
     url = f"/p/{project['id']}/oauth2/token"
     headers = FORM | _basic(oauth_client["client_id"], oauth_client["client_secret"])
     old = client.post(url, content=b"grant_type=client_credentials", headers=headers).json()
-    r = client.post(f"/api/v1/projects/{project['id']}/keys",
-                    json={"mode": "replace", "confirm_invalidate": True}, headers=AUTH)
+    r = client.post(
+        f"/api/v1/projects/{project['id']}/keys",
+        json={"mode": "replace", "confirm_invalidate": True},
+        headers=AUTH,
+    )
     assert r.status_code == 201
     with pytest.raises((KeyNotFound, InvalidSignature)):
         _decode(client, project, old["access_token"])
@@ -223,8 +270,9 @@ def test_replace_now_invalidates_old_tokens(
 
 
 def test_hs256_project_hands_its_secrets_over_once(client: SyncClient) -> None:
-    created = client.post("/api/v1/projects", json={"name": "hmac", "algorithm": "HS256"},
-                          headers=AUTH).json()
+    created = client.post(
+        "/api/v1/projects", json={"name": "hmac", "algorithm": "HS256"}, headers=AUTH
+    ).json()
     pid = created["id"]
     secrets = created["secret_jwks"]  # active + next, shown in this response only
     assert len(secrets["keys"]) == 2 and all(k["kty"] == "oct" for k in secrets["keys"])
@@ -232,27 +280,37 @@ def test_hs256_project_hands_its_secrets_over_once(client: SyncClient) -> None:
     assert jwks.json() == {"keys": []}
     listed = client.get(f"/api/v1/projects/{pid}/keys", headers=AUTH).json()["keys"]
     assert all(k["public_jwk"] is None for k in listed)
-    for response in (client.get(f"/api/v1/projects/{pid}", headers=AUTH),
-                     client.get(f"/api/v1/projects/{pid}/keys", headers=AUTH)):
+    for response in (
+        client.get(f"/api/v1/projects/{pid}", headers=AUTH),
+        client.get(f"/api/v1/projects/{pid}/keys", headers=AUTH),
+    ):
         assert all(k["k"] not in response.text for k in secrets["keys"])
     r = client.post(f"/api/v1/projects/{pid}/tokens", json={"sub": "u"}, headers=AUTH)
     assert r.status_code == 200
-    claims = jwt.decode(r.json()["access_token"], JWKSet.from_dict(secrets),
-                        algorithms=["HS256"], issuer=created["issuer"],
-                        audience=created["audience"])
+    claims = jwt.decode(
+        r.json()["access_token"],
+        JWKSet.from_dict(secrets),
+        algorithms=["HS256"],
+        issuer=created["issuer"],
+        audience=created["audience"],
+    )
     assert claims["sub"] == "u"
     new = client.post(f"/api/v1/projects/{pid}/keys", json={"mode": "next"}, headers=AUTH)
     assert new.status_code == 201 and new.json()["secret_jwk"]["kid"] == new.json()["kid"]
     assert new.json()["public_jwk"] is None
 
 
-def test_health_ready_metrics(client: SyncClient, project: dict[str, Any],
-                              oauth_client: dict[str, Any]) -> None:
+def test_health_ready_metrics(
+    client: SyncClient, project: dict[str, Any], oauth_client: dict[str, Any]
+) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     assert client.get("/readyz").json() == {"status": "ready"}
     client.get(f"/p/{project['id']}/.well-known/jwks.json")
-    client.post(f"/p/{project['id']}/oauth2/token", content=b"grant_type=client_credentials",
-                headers=FORM | _basic(oauth_client["client_id"], oauth_client["client_secret"]))
+    client.post(
+        f"/p/{project['id']}/oauth2/token",
+        content=b"grant_type=client_credentials",
+        headers=FORM | _basic(oauth_client["client_id"], oauth_client["client_secret"]),
+    )
     text = client.get("/metrics", headers=AUTH).text
     assert 'jwkit_tokens_issued_total{grant="client_credentials"}' in text
     assert 'jwkit_document_requests_total{document="jwks",status="200"}' in text
@@ -266,8 +324,11 @@ def test_token_endpoint_records_the_latest_exp(
 
     from jwkit.service.store.models import Key
 
-    r = client.post(f"/p/{project['id']}/oauth2/token", content=b"grant_type=client_credentials",
-                    headers=FORM | _basic(oauth_client["client_id"], oauth_client["client_secret"]))
+    r = client.post(
+        f"/p/{project['id']}/oauth2/token",
+        content=b"grant_type=client_credentials",
+        headers=FORM | _basic(oauth_client["client_id"], oauth_client["client_secret"]),
+    )
     claims = _decode(client, project, r.json()["access_token"])
     with service.read() as s:  # recorded before signing: no flush to wait for
         max_exp = s.execute(select(Key.max_exp).where(Key.kid == claims.header["kid"])).scalar()

@@ -21,8 +21,11 @@ from .conftest import AUTH, FakeClock, SyncClient, make_settings
 
 
 def _token(client: SyncClient, project: dict[str, Any], cl: dict[str, Any]) -> str:
-    r = client.post(f"/p/{project['id']}/oauth2/token", data={"grant_type": "client_credentials"},
-                    auth=(cl["client_id"], cl["client_secret"]))
+    r = client.post(
+        f"/p/{project['id']}/oauth2/token",
+        data={"grant_type": "client_credentials"},
+        auth=(cl["client_id"], cl["client_secret"]),
+    )
     assert r.status_code == 200, r.text
     return str(r.json()["access_token"])
 
@@ -38,8 +41,9 @@ def _mint(client: SyncClient, pid: str, sub: str, sid: str | None = None) -> str
 
 def _claims(client: SyncClient, project: dict[str, Any], token: str) -> dict[str, Any]:
     jwks = JWKSet.from_json(client.get(f"/p/{project['id']}/.well-known/jwks.json").content)
-    return jwt.decode(token, jwks, algorithms=["ES256"], issuer=project["issuer"],
-                      typ="at+jwt").to_dict()
+    return jwt.decode(
+        token, jwks, algorithms=["ES256"], issuer=project["issuer"], typ="at+jwt"
+    ).to_dict()
 
 
 def _list(client: SyncClient, project: dict[str, Any], uri: str) -> tuple[StatusList, Any]:
@@ -48,8 +52,9 @@ def _list(client: SyncClient, project: dict[str, Any], uri: str) -> tuple[Status
     assert r.status_code == 200, r.text
     assert r.headers["content-type"] == "application/statuslist+jwt"
     jwks = JWKSet.from_json(client.get(f"/p/{project['id']}/.well-known/jwks.json").content)
-    claims = jwt.decode(r.text, jwks, algorithms=["ES256"], typ="statuslist+jwt",
-                        issuer=project["issuer"])
+    claims = jwt.decode(
+        r.text, jwks, algorithms=["ES256"], typ="statuslist+jwt", issuer=project["issuer"]
+    )
     assert claims["sub"] == uri
     return StatusList.decode(claims["status_list"]), claims
 
@@ -140,14 +145,16 @@ def test_revoke_by_sub_sid_jti_and_client(
     listed = client.get(url, headers=AUTH, params={"limit": 2}).json()
     assert [x.get("sub") for x in listed["revocations"]] == ["alice", None]
     assert listed["revocations"][1]["jti"] == jti
-    rest = client.get(url, headers=AUTH, params={"limit": 50,
-                                                 "cursor": listed["next_cursor"]}).json()
+    rest = client.get(
+        url, headers=AUTH, params={"limit": 50, "cursor": listed["next_cursor"]}
+    ).json()
     assert len(rest["revocations"]) == 4
     assert rest["next_cursor"] is None
     assert rest["revocations"][-1]["sid"] == "s1"
 
-    events = client.get(f"/api/v1/projects/{pid}/events", headers=AUTH,
-                        params={"limit": 1000}).json()["events"]
+    events = client.get(
+        f"/api/v1/projects/{pid}/events", headers=AUTH, params={"limit": 1000}
+    ).json()["events"]
     actions = [e["action"] for e in events]
     assert actions.count("token.revoked") == 3
     assert actions.count("token.suspended") == 1
@@ -160,10 +167,17 @@ def revocation_time(ts: int) -> str:
     return str(isoformat(ts))
 
 
-@pytest.mark.parametrize("body", [
-    {}, {"sub": "a", "sid": "b"}, {"sub": ""}, {"sid": "has space"}, {"sub": "a", "x": 1},
-    {"sub": "a", "status": "gone"},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"sub": "a", "sid": "b"},
+        {"sub": ""},
+        {"sid": "has space"},
+        {"sub": "a", "x": 1},
+        {"sub": "a", "status": "gone"},
+    ],
+)
 def test_revocation_body_is_checked(
     client: SyncClient, project: dict[str, Any], body: dict[str, Any]
 ) -> None:
@@ -173,11 +187,15 @@ def test_revocation_body_is_checked(
 
 def test_mint_sid_is_validated(client: SyncClient, project: dict[str, Any]) -> None:
     for sid in ["", "a b", "x" * 129, "é"]:
-        r = client.post(f"/api/v1/projects/{project['id']}/tokens",
-                        json={"sub": "a", "sid": sid}, headers=AUTH)
+        r = client.post(
+            f"/api/v1/projects/{project['id']}/tokens", json={"sub": "a", "sid": sid}, headers=AUTH
+        )
         assert r.status_code == 422, sid
-    r = client.post(f"/api/v1/projects/{project['id']}/tokens",
-                    json={"sub": "a", "claims": {"sid": "x"}}, headers=AUTH)
+    r = client.post(
+        f"/api/v1/projects/{project['id']}/tokens",
+        json={"sub": "a", "claims": {"sid": "x"}},
+        headers=AUTH,
+    )
     assert r.status_code == 422
 
 
@@ -185,8 +203,9 @@ def test_find_tokens(client: SyncClient, project: dict[str, Any]) -> None:
     pid = project["id"]
     _mint(client, pid, "carol", sid="c1")
     _mint(client, pid, "carol", sid="c2")
-    found = client.get(f"/api/v1/projects/{pid}/tokens", params={"sub": "carol"},
-                       headers=AUTH).json()["tokens"]
+    found = client.get(
+        f"/api/v1/projects/{pid}/tokens", params={"sub": "carol"}, headers=AUTH
+    ).json()["tokens"]
     assert sorted(t["sid"] for t in found) == ["c1", "c2"]
     assert all(t["status"] == "valid" for t in found)
     assert client.get(f"/api/v1/projects/{pid}/tokens", headers=AUTH).status_code == 422
@@ -195,8 +214,9 @@ def test_find_tokens(client: SyncClient, project: dict[str, Any]) -> None:
 def test_status_off_keeps_tokens_as_before(
     client: SyncClient, oauth_client: dict[str, Any], project: dict[str, Any]
 ) -> None:
-    r = client.patch(f"/api/v1/projects/{project['id']}", json={"token_status": False},
-                     headers=AUTH)
+    r = client.patch(
+        f"/api/v1/projects/{project['id']}", json={"token_status": False}, headers=AUTH
+    )
     assert r.json()["token_status"] is False
     claims = _claims(client, project, _token(client, project, oauth_client))
     assert "status" not in claims
@@ -219,17 +239,26 @@ def test_oauth_revoke_and_introspect(
         assert r.json() == {"active": False}
     # Unauthenticated or wrong secret: 401, like the token endpoint.
     assert client.post(f"/p/{pid}/oauth2/introspect", data={"token": token}).status_code == 401
-    assert client.post(f"/p/{pid}/oauth2/introspect", data={"token": token},
-                       auth=(creds[0], "wrong")).status_code == 401
+    assert (
+        client.post(
+            f"/p/{pid}/oauth2/introspect", data={"token": token}, auth=(creds[0], "wrong")
+        ).status_code
+        == 401
+    )
     # A token the client does not own is refused; junk is accepted and ignored.
     other = _mint(client, pid, "dave")
     r = client.post(f"/p/{pid}/oauth2/revoke", data={"token": other}, auth=creds)
     assert r.status_code == 400
     assert r.json()["error"] == "unauthorized_client"
-    assert client.post(f"/p/{pid}/oauth2/revoke", data={"token": "garbage"},
-                       auth=creds).status_code == 200
-    r = client.post(f"/p/{pid}/oauth2/revoke", data={"token": token, "token_type_hint":
-                                                      "access_token"}, auth=creds)
+    assert (
+        client.post(f"/p/{pid}/oauth2/revoke", data={"token": "garbage"}, auth=creds).status_code
+        == 200
+    )
+    r = client.post(
+        f"/p/{pid}/oauth2/revoke",
+        data={"token": token, "token_type_hint": "access_token"},
+        auth=creds,
+    )
     assert r.status_code == 200
     assert _status(client, project, token) == INVALID
     r = client.post(f"/p/{pid}/oauth2/introspect", data={"token": token}, auth=creds)
@@ -254,13 +283,13 @@ def test_a_token_signed_on_another_replica_just_before_a_revocation_is_caught(
     try:
         project = app_a.post("/api/v1/projects", json={"name": "r"}, headers=AUTH).json()
         pid = project["id"]
-        cl = app_a.post(f"/api/v1/projects/{pid}/clients", json={"name": "c"},
-                        headers=AUTH).json()
+        cl = app_a.post(f"/api/v1/projects/{pid}/clients", json={"name": "c"}, headers=AUTH).json()
         b.state.sync()
         early = _token(app_b, project, cl)  # on B, not written yet
         assert b.state.status.pending() == 1
-        r = app_a.post(f"/api/v1/projects/{pid}/revocations",
-                       json={"client_id": cl["client_id"]}, headers=AUTH)
+        r = app_a.post(
+            f"/api/v1/projects/{pid}/revocations", json={"client_id": cl["client_id"]}, headers=AUTH
+        )
         assert r.json()["count"] == 0  # A could not see it ...
         b.state.sync()  # ... B's batch meets the rule
         a.state.sync()
@@ -292,19 +321,25 @@ def test_lists_roll_over_and_are_reused_only_after_their_tokens_expired(
         with svc.write() as session:
             from jwkit.service.domain import keys, projects
 
-            p = projects.create_project(session, projects.ProjectSpec(name="roll"),
-                                        now=clock(), actor="t")
+            p = projects.create_project(
+                session, projects.ProjectSpec(name="roll"), now=clock(), actor="t"
+            )
             keys.bootstrap_keys(session, p, svc.vault, now=clock(), actor="t")
             pid = p.id
 
         def reserve() -> revocation.Block:
             with svc.db.session() as s, s.begin():
-                return revocation.reserve_block(s, pid, now=clock(), clock_skew=60,
-                                                list_ttl=60, size=8, block=4)
+                return revocation.reserve_block(
+                    s, pid, now=clock(), clock_skew=60, list_ttl=60, size=8, block=4
+                )
 
         blocks = [reserve() for _ in range(4)]
         assert [(b.number, b.start, b.end) for b in blocks] == [
-            (1, 0, 4), (1, 4, 8), (2, 0, 4), (2, 4, 8)]
+            (1, 0, 4),
+            (1, 4, 8),
+            (2, 0, 4),
+            (2, 4, 8),
+        ]
         assert reserve().number == 3  # nothing expired yet: a new list
         clock.advance(revocation.BLOCK_LIFETIME + 24 * 3600 + 60 + 60 + 1)
         assert (reserve().number, reserve().number) == (3, 1)  # list 3's room first, then 1
@@ -325,9 +360,12 @@ def test_migration_keeps_existing_projects_without_status(tmp_path: Path) -> Non
         cfg = _alembic_config()
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "0002")
-        conn.execute(text(
-            "INSERT INTO projects (id, name, audience, algorithm, token_ttl, max_token_ttl, "
-            "jwks_max_age, created_at) VALUES ('p_old', 'old', 'a', 'ES256', 60, 60, 60, 0)"))
+        conn.execute(
+            text(
+                "INSERT INTO projects (id, name, audience, algorithm, token_ttl, max_token_ttl, "
+                "jwks_max_age, created_at) VALUES ('p_old', 'old', 'a', 'ES256', 60, 60, 60, 0)"
+            )
+        )
     db.migrate()
     engine = create_engine(url)
     with engine.connect() as conn:

@@ -28,8 +28,12 @@ def _api(server: ServerProcess, method: str, path: str, body: Any = None) -> Any
 
 
 def _client_token(server: ServerProcess, pid: str, cl: dict[str, Any]) -> str:
-    r = httpx.post(f"{server.url}/p/{pid}/oauth2/token", data={"grant_type": "client_credentials"},
-                   auth=(cl["client_id"], cl["client_secret"]), timeout=30)
+    r = httpx.post(
+        f"{server.url}/p/{pid}/oauth2/token",
+        data={"grant_type": "client_credentials"},
+        auth=(cl["client_id"], cl["client_secret"]),
+        timeout=30,
+    )
     assert r.status_code == 200, r.text
     return str(r.json()["access_token"])
 
@@ -42,14 +46,16 @@ def _ref(token: str) -> tuple[str, int]:
 
 def _status(server: ServerProcess, project: dict[str, Any], token: str) -> int:
     uri, idx = _ref(token)
-    path = uri[uri.index("/p/"):]
+    path = uri[uri.index("/p/") :]
     r = httpx.get(server.url + path, timeout=10)
     assert r.status_code == 200, r.text
     assert r.headers["content-type"] == "application/statuslist+jwt"
-    jwks = JWKSet.from_json(httpx.get(f"{server.url}/p/{project['id']}/.well-known/jwks.json",
-                                      timeout=10).content)
-    claims = jwt.decode(r.text, jwks, algorithms=["ES256"], typ="statuslist+jwt",
-                        issuer=project["issuer"])
+    jwks = JWKSet.from_json(
+        httpx.get(f"{server.url}/p/{project['id']}/.well-known/jwks.json", timeout=10).content
+    )
+    claims = jwt.decode(
+        r.text, jwks, algorithms=["ES256"], typ="statuslist+jwt", issuer=project["issuer"]
+    )
     assert claims["sub"] == uri
     return StatusList.decode(claims["status_list"])[idx]
 
@@ -113,8 +119,9 @@ def test_revoke_on_a_real_server_with_push(spawn: Any) -> None:
         assert _status(server, project, token) == VALID
         assert second.next(timeout=5)[0] == "status"
         # The key set changing is pushed too.
-        _api(server, "POST", f"/projects/{pid}/keys",
-             {"mode": "replace", "confirm_invalidate": True})
+        _api(
+            server, "POST", f"/projects/{pid}/keys", {"mode": "replace", "confirm_invalidate": True}
+        )
         name, data = reader.next(timeout=5)
         while name != "keys":
             name, data = reader.next(timeout=5)
@@ -134,8 +141,12 @@ def test_revoke_on_a_real_server_with_push(spawn: Any) -> None:
     # RFC 7009 over real HTTP: the client revokes its own token (one of the new key).
     token = _client_token(server, pid, cl)
     assert _status(server, project, token) == VALID
-    r = httpx.post(f"{server.url}/p/{pid}/oauth2/revoke", data={"token": token},
-                   auth=(cl["client_id"], cl["client_secret"]), timeout=10)
+    r = httpx.post(
+        f"{server.url}/p/{pid}/oauth2/revoke",
+        data={"token": token},
+        auth=(cl["client_id"], cl["client_secret"]),
+        timeout=10,
+    )
     assert r.status_code == 200
     assert _status(server, project, token) == INVALID
 
@@ -144,9 +155,13 @@ def test_revoke_on_a_real_server_with_push(spawn: Any) -> None:
 def test_two_replicas_on_postgres(spawn: Any, tmp_path: Path, pg_url: str) -> None:
     """A revocation on A reaches the list B serves within a second (NOTIFY), and a token B
     signed a moment before a revocation by ``sub`` on A is caught."""
-    env = {"JWKIT_DATABASE_URL": pg_url, "JWKIT_MASTER_KEY": MASTER_KEY,
-           "JWKIT_PUBLIC_URL": "http://replicas.test", "JWKIT_SYNC_INTERVAL": "30",
-           "JWKIT_EVENTS_HEARTBEAT": "0.5"}
+    env = {
+        "JWKIT_DATABASE_URL": pg_url,
+        "JWKIT_MASTER_KEY": MASTER_KEY,
+        "JWKIT_PUBLIC_URL": "http://replicas.test",
+        "JWKIT_SYNC_INTERVAL": "30",
+        "JWKIT_EVENTS_HEARTBEAT": "0.5",
+    }
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     a = spawn(tmp_path / "a", **env)
@@ -208,8 +223,9 @@ def test_cli_revoke_and_list(spawn: Any) -> None:
     assert "tab-9" in listed.output.splitlines()[1]
     as_json = runner.invoke(main, [*base, "--json", "revocations", "list", pid])
     assert '"sid": "tab-9"' in as_json.output
-    plain = runner.invoke(main, [*base, "--json", "projects", "create", "old-style",
-                                 "--no-token-status"])
+    plain = runner.invoke(
+        main, [*base, "--json", "projects", "create", "old-style", "--no-token-status"]
+    )
     assert plain.exit_code == 0, plain.output
     assert '"token_status": false' in plain.output
 
@@ -223,8 +239,12 @@ def test_a_verifier_on_replica_b_rejects_a_token_revoked_on_a(tmp_path: Path, pg
     from .conftest import server_env
 
     b = ServerProcess(tmp_path / "b", {})
-    env = {"JWKIT_DATABASE_URL": pg_url, "JWKIT_MASTER_KEY": MASTER_KEY,
-           "JWKIT_PUBLIC_URL": b.url, "JWKIT_EVENTS_HEARTBEAT": "0.5"}
+    env = {
+        "JWKIT_DATABASE_URL": pg_url,
+        "JWKIT_MASTER_KEY": MASTER_KEY,
+        "JWKIT_PUBLIC_URL": b.url,
+        "JWKIT_EVENTS_HEARTBEAT": "0.5",
+    }
     b.env = server_env(tmp_path / "b", **env)
     a = ServerProcess(tmp_path / "a", server_env(tmp_path / "a", **env))
     try:
@@ -280,7 +300,7 @@ def test_status_lists_answer_alike_on_the_parser_path_and_the_asgi_route(spawn: 
     project = _api(server, "POST", "/projects", {"name": "wire"})
     token = _api(server, "POST", f"/projects/{project['id']}/tokens", {"sub": "h"})
     uri, _ = _ref(token["access_token"])
-    path = uri[uri.index("/p/"):]
+    path = uri[uri.index("/p/") :]
     before = _wire_count(server)
     fast = _exchange(server, _get(path), 1)[0]
     assert _wire_count(server) == before + 1
@@ -289,8 +309,13 @@ def test_status_lists_answer_alike_on_the_parser_path_and_the_asgi_route(spawn: 
     (fs, fh, fb), (ss, sh, sb) = _split(fast), _split(slow)
     assert fs == ss == "HTTP/1.1 200 OK"
     assert fb == sb and fb.count(b".") == 2
-    for name in ("etag", "cache-control", "content-type", "content-length",
-                 "access-control-allow-origin"):
+    for name in (
+        "etag",
+        "cache-control",
+        "content-type",
+        "content-length",
+        "access-control-allow-origin",
+    ):
         assert fh[name] == sh[name], name
     assert fh["content-type"] == "application/statuslist+jwt"
     assert set(fh) == set(sh)

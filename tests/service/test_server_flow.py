@@ -33,18 +33,25 @@ def _api(server: ServerProcess, method: str, path: str, body: Any = None) -> Any
 
 
 def _client_token(server: ServerProcess, project: dict[str, Any], cl: dict[str, Any]) -> str:
-    r = httpx.post(f"{server.url}/p/{project['id']}/oauth2/token",
-                   data={"grant_type": "client_credentials"},
-                   auth=(cl["client_id"], cl["client_secret"]), timeout=30)
+    r = httpx.post(
+        f"{server.url}/p/{project['id']}/oauth2/token",
+        data={"grant_type": "client_credentials"},
+        auth=(cl["client_id"], cl["client_secret"]),
+        timeout=30,
+    )
     assert r.status_code == 200, r.text
     return str(r.json()["access_token"])
 
 
 def _verifier(project: dict[str, Any], **options: Any) -> Verifier:
     options.setdefault("token_cache", False)
-    return Verifier.from_jwks_url(project["jwks_uri"], allow_insecure_http=True,
-                                  issuer=project["issuer"], audience=project["audience"],
-                                  **options)
+    return Verifier.from_jwks_url(
+        project["jwks_uri"],
+        allow_insecure_http=True,
+        issuer=project["issuer"],
+        audience=project["audience"],
+        **options,
+    )
 
 
 def test_replace_now_is_seen_by_a_running_verifier_with_its_token_cache(spawn: Any) -> None:
@@ -59,8 +66,12 @@ def test_replace_now_is_seen_by_a_running_verifier_with_its_token_cache(spawn: A
     try:
         assert verifier.verify(before)["client_id"] == cl["client_id"]
         assert verifier.verify(before)  # now a token-cache hit
-        replaced = _api(server, "POST", f"/projects/{project['id']}/keys",
-                        {"mode": "replace", "confirm_invalidate": True})
+        replaced = _api(
+            server,
+            "POST",
+            f"/projects/{project['id']}/keys",
+            {"mode": "replace", "confirm_invalidate": True},
+        )
         after = _client_token(server, project, cl)
         assert verifier.verify(after).header["kid"] == replaced["kid"]
         time.sleep(1.1)  # cache hits re-poll the key source at most once per second
@@ -88,8 +99,12 @@ def test_whole_flow_rotation_and_replace_now(spawn: Any, tmp_path: Path) -> None
         assert verifier.verify(new_token).header["kid"] == rotated["active"]
         assert rotated["active"] != rotated["retiring"]
 
-        replaced = _api(server, "POST", f"/projects/{project['id']}/keys",
-                        {"mode": "replace", "confirm_invalidate": True})
+        replaced = _api(
+            server,
+            "POST",
+            f"/projects/{project['id']}/keys",
+            {"mode": "replace", "confirm_invalidate": True},
+        )
         newest = _client_token(server, project, cl)
     finally:
         verifier.close()
@@ -125,9 +140,15 @@ def _active_counts(url: str) -> tuple[dict[str, int], set[str]]:
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
-            counts = {r[0]: r[1] for r in conn.execute(text(
-                "SELECT p.id, (SELECT count(*) FROM keys k WHERE k.project_id = p.id "
-                "AND k.state = 'active') FROM projects p"))}
+            counts = {
+                r[0]: r[1]
+                for r in conn.execute(
+                    text(
+                        "SELECT p.id, (SELECT count(*) FROM keys k WHERE k.project_id = p.id "
+                        "AND k.state = 'active') FROM projects p"
+                    )
+                )
+            }
             kids = {r[0] for r in conn.execute(text("SELECT kid FROM keys"))}
     finally:
         engine.dispose()
@@ -146,25 +167,33 @@ def test_sigkill_during_rotations_loses_nothing(
     else:
         url, env = f"sqlite:///{tmp_path / '.jwkit' / 'jwkit.db'}", {}
     server = spawn(**env)
-    projects = [_api(server, "POST", "/projects", {"name": f"k{i}", "jwks_max_age": 0})
-                for i in range(3)]
+    projects = [
+        _api(server, "POST", "/projects", {"name": f"k{i}", "jwks_max_age": 0}) for i in range(3)
+    ]
     for round_ in range(3):
         stop = threading.Event()
         acknowledged: set[str] = set()
 
-        def hammer(p: dict[str, Any], url: str, stop: threading.Event,
-                   acknowledged: set[str]) -> None:
+        def hammer(
+            p: dict[str, Any], url: str, stop: threading.Event, acknowledged: set[str]
+        ) -> None:
             while not stop.is_set():
                 try:
-                    r = httpx.post(f"{url}/api/v1/projects/{p['id']}/keys/rotate",
-                                   json={"emergency": True}, headers=AUTH, timeout=5)
+                    r = httpx.post(
+                        f"{url}/api/v1/projects/{p['id']}/keys/rotate",
+                        json={"emergency": True},
+                        headers=AUTH,
+                        timeout=5,
+                    )
                 except httpx.HTTPError:
                     return
                 if r.status_code == 200:
                     acknowledged.update(v for v in r.json().values() if v)
 
-        threads = [threading.Thread(target=hammer, args=(p, server.url, stop, acknowledged))
-                   for p in projects]
+        threads = [
+            threading.Thread(target=hammer, args=(p, server.url, stop, acknowledged))
+            for p in projects
+        ]
         for t in threads:
             t.start()
         time.sleep(0.7 + 0.3 * round_)
@@ -240,8 +269,9 @@ def test_admin_cli_against_a_server(spawn: Any) -> None:
     assert refused.exit_code == 0
     conflict = runner.invoke(main, [*base, "keys", "generate", pid, "--mode", "replace"])
     assert conflict.exit_code == 1 and "confirmation_required" in conflict.output
-    wrong = runner.invoke(main, ["admin", "--url", server.url, "--token", "nope",
-                                 "projects", "list"])
+    wrong = runner.invoke(
+        main, ["admin", "--url", server.url, "--token", "nope", "projects", "list"]
+    )
     assert wrong.exit_code == 1 and "401" in wrong.output
 
 
@@ -255,8 +285,9 @@ def test_first_start_prints_credentials_once(tmp_path: Path) -> None:
         token = re.search(r"admin API token:\s+(\S+)", log)
         assert token is not None and re.search(r"console login:\s+admin / \S+", log)
         assert f"console at {server.url}/console" in log
-        r = httpx.get(f"{server.url}/api/v1/projects",
-                      headers={"Authorization": f"Bearer {token.group(1)}"})
+        r = httpx.get(
+            f"{server.url}/api/v1/projects", headers={"Authorization": f"Bearer {token.group(1)}"}
+        )
         assert r.status_code == 200
     finally:
         server.stop()
@@ -271,8 +302,9 @@ def test_first_start_prints_credentials_once(tmp_path: Path) -> None:
 def test_background_scheduler_retires_keys(spawn: Any) -> None:
     # the retiring key stays until its reserved exp mark: token_ttl + JWKIT_EXP_HEADROOM
     server = spawn(JWKIT_SCHEDULER_INTERVAL="1", JWKIT_CLOCK_SKEW="0", JWKIT_EXP_HEADROOM="10")
-    project = _api(server, "POST", "/projects",
-                   {"name": "sched", "jwks_max_age": 0, "token_ttl": 1})
+    project = _api(
+        server, "POST", "/projects", {"name": "sched", "jwks_max_age": 0, "token_ttl": 1}
+    )
     rotated = _api(server, "POST", f"/projects/{project['id']}/keys/rotate")
     deadline = time.monotonic() + 60
     jwks_url = f"{server.url}/p/{project['id']}/.well-known/jwks.json"
@@ -282,8 +314,9 @@ def test_background_scheduler_retires_keys(spawn: Any) -> None:
             break
         time.sleep(0.5)
     assert rotated["retiring"] not in kids and rotated["active"] in kids
-    states = {k["kid"]: k["state"] for k in _api(server, "GET",
-                                                 f"/projects/{project['id']}/keys")["keys"]}
+    states = {
+        k["kid"]: k["state"] for k in _api(server, "GET", f"/projects/{project['id']}/keys")["keys"]
+    }
     assert states[rotated["retiring"]] == "revoked"
     events = _api(server, "GET", f"/projects/{project['id']}/events")["events"]
     assert any(e["actor"] == "scheduler" and e["action"] == "key.revoked" for e in events)

@@ -47,11 +47,13 @@ def test_wrong_master_key_and_tampering() -> None:
     flipped = bytearray(sealed.ciphertext)
     flipped[-1] ^= 1
     with pytest.raises(VaultError):
-        Vault(KEY_A).open(SealedKey(sealed.wrapped_dek, bytes(flipped), sealed.kek_id),
-                          project_id="p", kid="k")
+        Vault(KEY_A).open(
+            SealedKey(sealed.wrapped_dek, bytes(flipped), sealed.kek_id), project_id="p", kid="k"
+        )
     with pytest.raises(VaultError):
-        Vault(KEY_A).open(SealedKey(b"\x01short", sealed.ciphertext, sealed.kek_id),
-                          project_id="p", kid="k")
+        Vault(KEY_A).open(
+            SealedKey(b"\x01short", sealed.ciphertext, sealed.kek_id), project_id="p", kid="k"
+        )
 
 
 def test_rewrap_moves_only_the_data_key() -> None:

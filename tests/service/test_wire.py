@@ -23,8 +23,10 @@ from jwkit.jose.jwk import JWKSet
 from .conftest import AUTH, ServerProcess
 
 #: Tests that count answers of the wire path; the others hold with JWKIT_FAST_PATH=false too.
-wire_only = pytest.mark.skipif(os.environ.get("JWKIT_FAST_PATH", "").lower() in ("false", "0"),
-                               reason="the parser-level fast path is off (JWKIT_FAST_PATH)")
+wire_only = pytest.mark.skipif(
+    os.environ.get("JWKIT_FAST_PATH", "").lower() in ("false", "0"),
+    reason="the parser-level fast path is off (JWKIT_FAST_PATH)",
+)
 
 
 def _project(server: ServerProcess, **body: Any) -> dict[str, Any]:
@@ -173,8 +175,11 @@ def test_key_changes_show_at_once(server: ServerProcess) -> None:
     project = _project(server, jwks_max_age=0)
     jwks = f"/p/{project['id']}/.well-known/jwks.json"
     first = _split(_exchange(server, _get(jwks), 1)[0])
-    r = httpx.post(f"{server.url}/api/v1/projects/{project['id']}/keys",
-                   json={"mode": "replace", "confirm_invalidate": True}, headers=AUTH)
+    r = httpx.post(
+        f"{server.url}/api/v1/projects/{project['id']}/keys",
+        json={"mode": "replace", "confirm_invalidate": True},
+        headers=AUTH,
+    )
     assert r.status_code == 201
     second = _split(_exchange(server, _get(jwks), 1)[0])
     assert second[1]["etag"] != first[1]["etag"]
@@ -215,13 +220,18 @@ def test_repeated_document_requests_follow_the_snapshot(server: ServerProcess) -
         for _ in range(4):  # one send per request
             sock.sendall(jwks)
             answers.append(_split(_read_one(sock)))
-        r = httpx.post(f"{server.url}/api/v1/projects/{project['id']}/keys",
-                       json={"mode": "replace", "confirm_invalidate": True}, headers=AUTH)
+        r = httpx.post(
+            f"{server.url}/api/v1/projects/{project['id']}/keys",
+            json={"mode": "replace", "confirm_invalidate": True},
+            headers=AUTH,
+        )
         assert r.status_code == 201
         sock.sendall(jwks)
         rotated = _split(_read_one(sock))
-        assert httpx.delete(f"{server.url}/api/v1/projects/{project['id']}",
-                            headers=AUTH).status_code == 204
+        assert (
+            httpx.delete(f"{server.url}/api/v1/projects/{project['id']}", headers=AUTH).status_code
+            == 204
+        )
         sock.sendall(jwks)
         gone = _split(_read_one(sock))
         sock.sendall(_get("/healthz"))  # the connection still works after the fall-back
@@ -230,7 +240,8 @@ def test_repeated_document_requests_follow_the_snapshot(server: ServerProcess) -
     for status, headers, body in answers[1:]:
         assert (status, body) == answers[0][::2]
         assert {k: v for k, v in headers.items() if k != "date"} == {
-            k: v for k, v in answers[0][1].items() if k != "date"}
+            k: v for k, v in answers[0][1].items() if k != "date"
+        }
     assert rotated[0] == "HTTP/1.1 200 OK" and rotated[1]["etag"] != answers[0][1]["etag"]
     assert r.json()["kid"].encode() in rotated[2]
     assert gone[0] == "HTTP/1.1 404 Not Found"
@@ -249,20 +260,35 @@ def test_pipelined_identical_requests_are_each_answered(server: ServerProcess) -
 
 
 def _client(server: ServerProcess, project: dict[str, Any], *scopes: str) -> tuple[str, str]:
-    r = httpx.post(f"{server.url}/api/v1/projects/{project['id']}/clients",
-                   json={"name": "wire", "scopes": list(scopes)}, headers=AUTH)
+    r = httpx.post(
+        f"{server.url}/api/v1/projects/{project['id']}/clients",
+        json={"name": "wire", "scopes": list(scopes)},
+        headers=AUTH,
+    )
     r.raise_for_status()
     return r.json()["client_id"], r.json()["client_secret"]
 
 
-def _token_request(project: dict[str, Any], form: str, *extra: str, chunked: bool = False,
-                   ctype: str = "application/x-www-form-urlencoded") -> bytes:
+def _token_request(
+    project: dict[str, Any],
+    form: str,
+    *extra: str,
+    chunked: bool = False,
+    ctype: str = "application/x-www-form-urlencoded",
+) -> bytes:
     """A token POST; ``chunked`` sends the same form with chunked framing, which the wire
     path leaves to the ASGI path."""
     body = form.encode()
     framing = ["Transfer-Encoding: chunked"] if chunked else [f"Content-Length: {len(body)}"]
-    lines = [f"POST /p/{project['id']}/oauth2/token HTTP/1.1", "Host: 127.0.0.1",
-             f"Content-Type: {ctype}", *framing, *extra, "", ""]
+    lines = [
+        f"POST /p/{project['id']}/oauth2/token HTTP/1.1",
+        "Host: 127.0.0.1",
+        f"Content-Type: {ctype}",
+        *framing,
+        *extra,
+        "",
+        "",
+    ]
     if chunked:
         body = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body) if body else b"0\r\n\r\n"
     return "\r\n".join(lines).encode() + body
@@ -295,9 +321,14 @@ def test_token_fast_and_asgi_paths_answer_alike(server: ServerProcess) -> None:
         assert list(answer) == ["access_token", "token_type", "expires_in", "scope"]
         assert answer["token_type"] == "Bearer" and answer["scope"] == "read"
         assert body == json.dumps(answer).encode()  # the same serialisation
-        claims = jwt.decode(answer["access_token"], jwks, algorithms=["ES256"],
-                            issuer=project["issuer"], audience=project["audience"],
-                            typ="at+jwt")
+        claims = jwt.decode(
+            answer["access_token"],
+            jwks,
+            algorithms=["ES256"],
+            issuer=project["issuer"],
+            audience=project["audience"],
+            typ="at+jwt",
+        )
         assert claims["sub"] == claims["client_id"] == client_id and claims["scope"] == "read"
     assert set(fast[1]) == set(slow[1]) == set(first[1])
 
@@ -317,8 +348,9 @@ def test_token_fast_and_asgi_paths_answer_alike(server: ServerProcess) -> None:
         count = _wire_count(server)
         fast_raw = _exchange(server, _token_request(project, form, authorization), 1)[0]
         assert _wire_count(server) == count + 1, form
-        slow_raw = _exchange(server, _token_request(project, form, authorization,
-                                                    chunked=True), 1)[0]
+        slow_raw = _exchange(server, _token_request(project, form, authorization, chunked=True), 1)[
+            0
+        ]
         (fs, fh, fb), (ss, sh, sb) = _split(fast_raw), _split(slow_raw)
         assert (fs, fb) == (ss, sb), form
         assert fs.split()[1] in ("400", "401"), (form, fs)
@@ -348,8 +380,9 @@ def test_token_requests_the_wire_path_leaves_to_asgi(server: ServerProcess) -> N
     # An unknown client is looked up once, then refused on the wire like a wrong secret.
     unknown = _basic("cli_unknown", "x")
     for _ in range(2):
-        raw = _exchange(server, _token_request(project, "grant_type=client_credentials",
-                                               unknown), 1)[0]
+        raw = _exchange(
+            server, _token_request(project, "grant_type=client_credentials", unknown), 1
+        )[0]
         assert raw.startswith(b"HTTP/1.1 401")
     assert _wire_count(server) == before + 1
 
@@ -380,8 +413,7 @@ def test_a_request_under_way_is_not_cut_by_the_keep_alive_timeout(
 
     project = _project(server)
     client_id, secret = _client(server, project, "read")
-    token = _token_request(project, "grant_type=client_credentials",
-                           _basic(client_id, secret))
+    token = _token_request(project, "grant_type=client_credentials", _basic(client_id, secret))
     _exchange(server, token, 1)  # the client is cached: the next ones go on the wire
     jwks = _get(f"/p/{project['id']}/.well-known/jwks.json")
     address = ("127.0.0.1", server.port)

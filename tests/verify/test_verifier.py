@@ -193,7 +193,6 @@ def test_token_without_kid(es_key: JWK) -> None:
         two.verify(token)
 
 
-
 @pytest.mark.parametrize("mode", ["sync", "async"])
 def test_a_remembered_route_follows_the_key_set(mode: str) -> None:
     # Two keys with the same kid sign tokens with the same header (one cached header object),
@@ -225,6 +224,7 @@ def test_algorithms_are_fixed_at_construction(es_key: JWK) -> None:
     with pytest.raises(AttributeError):
         verifier.algorithms = frozenset({"HS256"})  # type: ignore[misc]
     assert verifier.algorithms == {"ES256"}
+
 
 def test_claims_shortcuts(es_key: JWK) -> None:
     verifier = Verifier(es_key.public(), audience=AUDIENCE)

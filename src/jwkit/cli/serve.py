@@ -71,11 +71,15 @@ MIN_PASSWORD_LENGTH = 12
 def _weak_secrets(token: str | None, password: str | None) -> list[str]:
     weak = []
     if token is not None and (len(token) < MIN_TOKEN_LENGTH or len(set(token)) < 10):
-        weak.append(f"JWKIT_ADMIN_TOKEN is weak: use at least {MIN_TOKEN_LENGTH} random "
-                    "characters, e.g. from `openssl rand -base64 32`")
+        weak.append(
+            f"JWKIT_ADMIN_TOKEN is weak: use at least {MIN_TOKEN_LENGTH} random "
+            "characters, e.g. from `openssl rand -base64 32`"
+        )
     if password is not None and (len(password) < MIN_PASSWORD_LENGTH or len(set(password)) < 6):
-        weak.append(f"JWKIT_ADMIN_PASSWORD is weak: use at least {MIN_PASSWORD_LENGTH} "
-                    "characters that are hard to guess")
+        weak.append(
+            f"JWKIT_ADMIN_PASSWORD is weak: use at least {MIN_PASSWORD_LENGTH} "
+            "characters that are hard to guess"
+        )
     return weak
 
 
@@ -94,8 +98,9 @@ def _weak_secrets(token: str | None, password: str | None) -> list[str]:
 @click.option(
     "--workers", type=click.IntRange(1, 64), default=None, help="Worker processes [default: 1]."
 )
-@click.option("--access-log/--no-access-log", default=False, show_default=True,
-              help="Log every request.")
+@click.option(
+    "--access-log/--no-access-log", default=False, show_default=True, help="Log every request."
+)
 def serve(access_log: bool, **flags: object) -> None:
     """Run the key service (JWKS, discovery, tokens, admin API, console).
 
@@ -135,8 +140,10 @@ def serve(access_log: bool, **flags: object) -> None:
     except MasterKeyError as exc:
         fail_input(str(exc))
     except VaultError:
-        fail_input("the stored keys cannot be opened with this master key "
-                   "(JWKIT_MASTER_KEY or $JWKIT_HOME/master.key)")
+        fail_input(
+            "the stored keys cannot be opened with this master key "
+            "(JWKIT_MASTER_KEY or $JWKIT_HOME/master.key)"
+        )
     except InsecurePathError as exc:
         fail_input(str(exc))
     except SQLAlchemyError as exc:
@@ -150,8 +157,10 @@ def serve(access_log: bool, **flags: object) -> None:
         if generated.password:
             click.echo(f"  console login:    {generated.username} / {generated.password}")
     elif token is None or password is None:
-        click.echo("jwkit: admin credentials were printed at first start; lost them? "
-                   "run `jwkit admin reset-credentials` in this folder")
+        click.echo(
+            "jwkit: admin credentials were printed at first start; lost them? "
+            "run `jwkit admin reset-credentials` in this folder"
+        )
     click.echo(f"jwkit: console at {settings.public_url}/console")
     docs = "" if settings.api_docs == "off" else " (docs: /api/docs)"
     click.echo(f"jwkit: admin API at {settings.public_url}/api/v1{docs}", nl=True)

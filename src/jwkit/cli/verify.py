@@ -84,8 +84,9 @@ def verify(
         raise click.UsageError(str(exc)) from None
     for warning in caught:
         if issubclass(warning.category, AudienceWarning):
-            click.echo("note: no --audience given, so a token for any audience is accepted",
-                       err=True)
+            click.echo(
+                "note: no --audience given, so a token for any audience is accepted", err=True
+            )
         else:
             click.secho(f"warning: {warning.message}", fg="yellow", err=True)
     try:

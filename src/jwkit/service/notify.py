@@ -40,8 +40,8 @@ async def listen(database_url: str, wake: asyncio.Event) -> None:
     """
     import psycopg
 
-    conninfo = make_url(database_url).set(drivername="postgresql").render_as_string(
-        hide_password=False
+    conninfo = (
+        make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
     )
     delay = 0.5
     while True:
@@ -58,7 +58,8 @@ async def listen(database_url: str, wake: asyncio.Event) -> None:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the database went away: the poll still runs meanwhile
-            log.warning("change listener disconnected (%s); retrying in %.1fs",
-                        type(exc).__name__, delay)
+            log.warning(
+                "change listener disconnected (%s); retrying in %.1fs", type(exc).__name__, delay
+            )
             await asyncio.sleep(delay)
             delay = min(delay * 2, _MAX_DELAY)

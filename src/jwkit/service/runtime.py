@@ -29,8 +29,9 @@ log = logging.getLogger("jwkit.service")
 class Service:
     """Everything a replica needs, wired once."""
 
-    def __init__(self, settings: Settings, db: Database, vault: Vault,
-                 clock: Callable[[], int] = unix_now) -> None:
+    def __init__(
+        self, settings: Settings, db: Database, vault: Vault, clock: Callable[[], int] = unix_now
+    ) -> None:
         self.settings = settings
         self.db = db
         self.vault = vault
@@ -39,8 +40,9 @@ class Service:
         self.generated: admins.GeneratedCredentials | None = None
 
     @classmethod
-    def open(cls, settings: Settings, *, clock: Callable[[], int] = unix_now,
-             migrate: bool = True) -> Service:
+    def open(
+        cls, settings: Settings, *, clock: Callable[[], int] = unix_now, migrate: bool = True
+    ) -> Service:
         private_dir(settings.home)  # 0700, tightened if it exists (see service.files)
         master = load_master_key(
             settings.master_key.get_secret_value() if settings.master_key else None,

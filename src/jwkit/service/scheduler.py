@@ -32,7 +32,10 @@ def run_once(service: Service) -> list[str]:
         try:
             with service.db.session() as session, session.begin():
                 actions = keys.run_due_transitions(
-                    session, pid, service.vault, now=service.clock(),
+                    session,
+                    pid,
+                    service.vault,
+                    now=service.clock(),
                     clock_skew=service.settings.clock_skew,
                 )
         except NotFound:

@@ -127,8 +127,9 @@ def _token_signer(project_id: str, key: JWK | None) -> Encoder | None:
 class ServiceState:
     """The replica's in-memory view; thread-safe swaps, lock-free reads."""
 
-    def __init__(self, settings: Settings, db: Database, vault: Vault,
-                 clock: Callable[[], int]) -> None:
+    def __init__(
+        self, settings: Settings, db: Database, vault: Vault, clock: Callable[[], int]
+    ) -> None:
         self.settings = settings
         self.db = db
         self.vault = vault
@@ -168,10 +169,13 @@ class ServiceState:
                     select(StateRow.version).where(StateRow.id == 1)
                 ).scalar_one()
                 projects = list(session.execute(select(Project)).scalars())
-                rows = list(session.execute(
-                    select(Key).where(Key.state.in_(keys.PUBLISHED_STATES))
-                    .order_by(Key.created_at, Key.id)
-                ).scalars())
+                rows = list(
+                    session.execute(
+                        select(Key)
+                        .where(Key.state.in_(keys.PUBLISHED_STATES))
+                        .order_by(Key.created_at, Key.id)
+                    ).scalars()
+                )
                 tokens = admins.token_hashes(session)
                 known = self._reread_clients(session)
             by_project: dict[str, list[Key]] = {}
@@ -213,8 +217,11 @@ class ServiceState:
         published = [json.loads(k.public_jwk) for k in rows if k.public_jwk]
         sched = keys.schedule(project, rows, self.settings.clock_skew)
         future = [t for s in sched for t in (s.activates_at, s.retires_at) if t and t > now]
-        overdue = any(t is not None and t <= now and s.state != keys.ACTIVE
-                      for s in sched for t in (s.retires_at,))
+        overdue = any(
+            t is not None and t <= now and s.state != keys.ACTIVE
+            for s in sched
+            for t in (s.retires_at,)
+        )
         next_change = min(future) if future else None
         if overdue:
             next_change = now + int(max(self.settings.scheduler_interval, 1))
@@ -234,26 +241,42 @@ class ServiceState:
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             "revocation_endpoint": f"{issuer}/oauth2/revoke",
             "revocation_endpoint_auth_methods_supported": [
-                "client_secret_basic", "client_secret_post"],
+                "client_secret_basic",
+                "client_secret_post",
+            ],
             "introspection_endpoint": f"{issuer}/oauth2/introspect",
             "introspection_endpoint_auth_methods_supported": [
-                "client_secret_basic", "client_secret_post"],
+                "client_secret_basic",
+                "client_secret_post",
+            ],
             "id_token_signing_alg_values_supported": algs,
             # RFC 8414 §2: no grant of ours uses an authorization endpoint, so none is listed
             # and no response_type is supported.
             "response_types_supported": [],
             "jwkit_key_schedule": [
-                {"kid": s.kid, "state": s.state, "activates_at": s.activates_at,
-                 "retires_at": s.retires_at}
+                {
+                    "kid": s.kid,
+                    "state": s.state,
+                    "activates_at": s.activates_at,
+                    "retires_at": s.retires_at,
+                }
                 for s in sched
             ],
         }
         return ProjectView(
-            id=project.id, issuer=issuer, audience=project.audience, token_ttl=project.token_ttl,
-            max_token_ttl=project.max_token_ttl, jwks_max_age=project.jwks_max_age,
-            jwks=Document.render({"keys": published}), discovery=Document.render(discovery),
-            next_change=next_change, signer=signer, signer_key_id=signer_id,
-            token_signer=_token_signer(project.id, signer), freshness=self.freshness,
+            id=project.id,
+            issuer=issuer,
+            audience=project.audience,
+            token_ttl=project.token_ttl,
+            max_token_ttl=project.max_token_ttl,
+            jwks_max_age=project.jwks_max_age,
+            jwks=Document.render({"keys": published}),
+            discovery=Document.render(discovery),
+            next_change=next_change,
+            signer=signer,
+            signer_key_id=signer_id,
+            token_signer=_token_signer(project.id, signer),
+            freshness=self.freshness,
             token_status=bool(project.token_status),
         )
 
@@ -267,9 +290,7 @@ class ServiceState:
         self.status.flush()
         confirmed = self.clock()
         with self.db.session() as session:
-            version = session.execute(
-                select(StateRow.version).where(StateRow.id == 1)
-            ).scalar_one()
+            version = session.execute(select(StateRow.version).where(StateRow.id == 1)).scalar_one()
         if version != self.version:
             self.reload()
             return True
@@ -298,8 +319,11 @@ class ServiceState:
         if not wanted:
             return
         with self.db.session() as session, session.begin():
-            granted = {key_id: mark for key_id, mark in sorted(wanted.items())
-                       if keys.reserve_exp(session, key_id, mark)}
+            granted = {
+                key_id: mark
+                for key_id, mark in sorted(wanted.items())
+                if keys.reserve_exp(session, key_id, mark)
+            }
         with self._exp_lock:
             for key_id, mark in granted.items():
                 if self._covered.get(key_id, 0) < mark:

@@ -61,7 +61,6 @@ _Route = tuple[Mapping[str, Any] | None, JWKSet | None, JWK, Checker]
 _NO_ROUTE = cast(_Route, (None, None, None, None))
 
 
-
 class AudienceWarning(UserWarning):
     """A :class:`Verifier` was built without ``audience=``: it accepts a token meant for any
     API of the same issuer (RFC 8725 §3.9). Pass the ``aud`` your API expects, or

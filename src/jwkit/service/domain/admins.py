@@ -54,8 +54,9 @@ class GeneratedCredentials:
     password: str | None
 
 
-def ensure_admin(session: Session, *, token: str | None, password: str | None,
-                 now: int) -> GeneratedCredentials | None:
+def ensure_admin(
+    session: Session, *, token: str | None, password: str | None, now: int
+) -> GeneratedCredentials | None:
     """Store the configured admin token/password hashes, or generate the missing ones on
     first start. Returns what was generated (to show once), else ``None``."""
     row = session.execute(
@@ -136,8 +137,15 @@ def create_session(session: Session, username: str, *, now: int, ttl: int) -> tu
     session_id = secrets.token_urlsafe(32)
     csrf = secrets.token_urlsafe(32)
     session.execute(delete(ConsoleSession).where(ConsoleSession.expires_at < now))
-    session.add(ConsoleSession(id_hash=_sid_hash(session_id), username=username, csrf_token=csrf,
-                               created_at=now, expires_at=now + ttl))
+    session.add(
+        ConsoleSession(
+            id_hash=_sid_hash(session_id),
+            username=username,
+            csrf_token=csrf,
+            created_at=now,
+            expires_at=now + ttl,
+        )
+    )
     return session_id, csrf
 
 
@@ -156,8 +164,9 @@ def secrets_equal(expected: str, supplied: str) -> bool:
     """Constant-time comparison of two secrets of any text: ``hmac.compare_digest`` refuses
     ``str`` with non-ASCII characters (a ``TypeError``), so both are compared as UTF-8 bytes
     (lone surrogates passed through), and anything an attacker sends is simply unequal."""
-    return hmac.compare_digest(expected.encode("utf-8", "surrogatepass"),
-                               supplied.encode("utf-8", "surrogatepass"))
+    return hmac.compare_digest(
+        expected.encode("utf-8", "surrogatepass"), supplied.encode("utf-8", "surrogatepass")
+    )
 
 
 def csrf_matches(info: SessionInfo, supplied: str | None) -> bool:

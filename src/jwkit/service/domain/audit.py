@@ -25,8 +25,16 @@ __all__ = ["ChainReport", "event_to_json", "record", "verify_chain"]
 GENESIS = "0" * 64
 
 
-def _digest(prev: str, seq: int, at: int, actor: str, action: str,
-            project_id: str | None, kid: str | None, detail: str) -> str:
+def _digest(
+    prev: str,
+    seq: int,
+    at: int,
+    actor: str,
+    action: str,
+    project_id: str | None,
+    kid: str | None,
+    detail: str,
+) -> str:
     body = json.dumps(
         [seq, at, actor, action, project_id, kid, detail], separators=(",", ":"), ensure_ascii=True
     )
@@ -57,8 +65,15 @@ def record(
     seq = state.audit_seq + 1
     digest = _digest(state.audit_head, seq, now, actor, action, project_id, kid, text)
     event = AuditEvent(
-        seq=seq, at=now, actor=actor, action=action, project_id=project_id, kid=kid,
-        detail=text, prev_hash=state.audit_head, hash=digest,
+        seq=seq,
+        at=now,
+        actor=actor,
+        action=action,
+        project_id=project_id,
+        kid=kid,
+        detail=text,
+        prev_hash=state.audit_head,
+        hash=digest,
     )
     session.add(event)
     state.audit_seq = seq
@@ -103,9 +118,16 @@ def verify_chain(session: Session, *, batch: int = 1000) -> ChainReport:
     count = 0
     last = 0
     while True:
-        rows = session.execute(
-            select(AuditEvent).where(AuditEvent.seq > last).order_by(AuditEvent.seq).limit(batch)
-        ).scalars().all()
+        rows = (
+            session.execute(
+                select(AuditEvent)
+                .where(AuditEvent.seq > last)
+                .order_by(AuditEvent.seq)
+                .limit(batch)
+            )
+            .scalars()
+            .all()
+        )
         if not rows:
             break
         for ev in rows:
@@ -113,8 +135,9 @@ def verify_chain(session: Session, *, batch: int = 1000) -> ChainReport:
                 return ChainReport(False, count, expected_seq, "an entry is missing")
             if ev.prev_hash != prev:
                 return ChainReport(False, count, ev.seq, "prev_hash does not match")
-            digest = _digest(prev, ev.seq, ev.at, ev.actor, ev.action, ev.project_id, ev.kid,
-                             ev.detail)
+            digest = _digest(
+                prev, ev.seq, ev.at, ev.actor, ev.action, ev.project_id, ev.kid, ev.detail
+            )
             if digest != ev.hash:
                 return ChainReport(False, count, ev.seq, "entry content was altered")
             prev = ev.hash

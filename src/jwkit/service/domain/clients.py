@@ -56,42 +56,65 @@ class ClientRecord:
     scopes: frozenset[str]
 
 
-def create_client(session: Session, project_id: str, *, name: str, scopes: list[str],
-                  now: int, actor: str) -> tuple[Client, str]:
+def create_client(
+    session: Session, project_id: str, *, name: str, scopes: list[str], now: int, actor: str
+) -> tuple[Client, str]:
     """Create a client; return it with its plaintext secret (shown once, never stored)."""
     get_project(session, project_id)
     secret = secrets.token_urlsafe(32)  # 256 bits
     client = Client(
-        id=new_id("cli"), project_id=project_id, name=name, secret_hash=hash_secret(secret),
-        scopes=" ".join(sorted(set(scopes))), created_at=now,
+        id=new_id("cli"),
+        project_id=project_id,
+        name=name,
+        secret_hash=hash_secret(secret),
+        scopes=" ".join(sorted(set(scopes))),
+        created_at=now,
     )
     session.add(client)
     session.flush()
-    audit.record(session, now=now, actor=actor, action="client.created", project_id=project_id,
-                 detail={"client_id": client.id, "scopes": sorted(set(scopes))})
+    audit.record(
+        session,
+        now=now,
+        actor=actor,
+        action="client.created",
+        project_id=project_id,
+        detail={"client_id": client.id, "scopes": sorted(set(scopes))},
+    )
     return client, secret
 
 
 def list_clients(session: Session, project_id: str) -> list[Client]:
     get_project(session, project_id)
-    return list(session.execute(
-        select(Client).where(Client.project_id == project_id).order_by(Client.created_at, Client.id)
-    ).scalars())
+    return list(
+        session.execute(
+            select(Client)
+            .where(Client.project_id == project_id)
+            .order_by(Client.created_at, Client.id)
+        ).scalars()
+    )
 
 
-def delete_client(session: Session, project_id: str, client_id: str, *, now: int,
-                  actor: str) -> None:
+def delete_client(
+    session: Session, project_id: str, client_id: str, *, now: int, actor: str
+) -> None:
     client = session.get(Client, client_id)
     if client is None or client.project_id != project_id:
         raise NotFound(f"no client {client_id!r} in this project")
     session.delete(client)
-    audit.record(session, now=now, actor=actor, action="client.deleted", project_id=project_id,
-                 detail={"client_id": client_id})
+    audit.record(
+        session,
+        now=now,
+        actor=actor,
+        action="client.deleted",
+        project_id=project_id,
+        detail={"client_id": client_id},
+    )
 
 
 def _record(client: Client) -> ClientRecord:
-    return ClientRecord(client.id, client.project_id, client.secret_hash,
-                        frozenset(client.scopes.split()))
+    return ClientRecord(
+        client.id, client.project_id, client.secret_hash, frozenset(client.scopes.split())
+    )
 
 
 def load_client(session: Session, client_id: str) -> ClientRecord | None:

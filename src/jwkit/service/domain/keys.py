@@ -92,8 +92,14 @@ def generate_key(
     sealed = vault.seal(jwk.to_json(private=True).encode(), project_id=project.id, kid=kid)
     public = None if jwk.kty == "oct" else json.dumps(jwk.public().to_dict(), sort_keys=True)
     key = Key(
-        project_id=project.id, kid=kid, alg=alg, state=state, public_jwk=public,
-        wrapped_dek=sealed.wrapped_dek, ciphertext=sealed.ciphertext, kek_id=sealed.kek_id,
+        project_id=project.id,
+        kid=kid,
+        alg=alg,
+        state=state,
+        public_jwk=public,
+        wrapped_dek=sealed.wrapped_dek,
+        ciphertext=sealed.ciphertext,
+        kek_id=sealed.kek_id,
         created_at=now,
         published_at=now if state in PUBLISHED_STATES else None,
         activated_at=now if state == ACTIVE else None,
@@ -133,8 +139,15 @@ def _find(keys: list[Key], state: str) -> Key | None:
 
 
 def _event(session: Session, now: int, actor: str, action: str, key: Key, **detail: Any) -> None:
-    audit.record(session, now=now, actor=actor, action=action, project_id=key.project_id,
-                 kid=key.kid, detail=detail or None)
+    audit.record(
+        session,
+        now=now,
+        actor=actor,
+        action=action,
+        project_id=key.project_id,
+        kid=key.kid,
+        detail=detail or None,
+    )
 
 
 def retire_safe_at(key: Key, clock_skew: int) -> int:
@@ -158,8 +171,17 @@ def _safe_after_publication(published: int, project: Project) -> int:
     return published + 1 + SYNC_MARGIN + project.jwks_max_age
 
 
-def _promote(session: Session, project: Project, vault: Vault, old: Key | None, new: Key,
-             *, now: int, actor: str, old_state: str) -> None:
+def _promote(
+    session: Session,
+    project: Project,
+    vault: Vault,
+    old: Key | None,
+    new: Key,
+    *,
+    now: int,
+    actor: str,
+    old_state: str,
+) -> None:
     if old is not None:
         old.state = old_state
         if old_state == RETIRING:
@@ -181,8 +203,16 @@ def pre_shared(project: Project) -> bool:
     return project.algorithm.startswith("HS")
 
 
-def _ensure_next(session: Session, project: Project, vault: Vault, keys: list[Key], *,
-                 now: int, actor: str, handed_out: bool = False) -> Key | None:
+def _ensure_next(
+    session: Session,
+    project: Project,
+    vault: Vault,
+    keys: list[Key],
+    *,
+    now: int,
+    actor: str,
+    handed_out: bool = False,
+) -> Key | None:
     """Keep a next key pre-published; for HS* only when its secret is handed out now."""
     nxt = _find(keys, NEXT)
     if nxt is None and (handed_out or not pre_shared(project)):
@@ -191,8 +221,9 @@ def _ensure_next(session: Session, project: Project, vault: Vault, keys: list[Ke
     return nxt
 
 
-def bootstrap_keys(session: Session, project: Project, vault: Vault, *, now: int,
-                   actor: str) -> Key:
+def bootstrap_keys(
+    session: Session, project: Project, vault: Vault, *, now: int, actor: str
+) -> Key:
     """A new project's first keys: one active key and one pre-published next key."""
     active = generate_key(session, project, vault, alg=project.algorithm, state=ACTIVE, now=now)
     _event(session, now, actor, "key.created", active, state=ACTIVE)
@@ -207,8 +238,15 @@ class RotationResult:
     next: str | None
 
 
-def rotate(session: Session, project_id: str, vault: Vault, *, now: int, actor: str,
-           emergency: bool = False) -> RotationResult:
+def rotate(
+    session: Session,
+    project_id: str,
+    vault: Vault,
+    *,
+    now: int,
+    actor: str,
+    emergency: bool = False,
+) -> RotationResult:
     """Graceful rotation (see module docstring); ``emergency`` skips the publication wait."""
     project = lock_project(session, project_id)
     keys = _keys(session, project_id, states=PUBLISHED_STATES)
@@ -234,7 +272,8 @@ def rotate(session: Session, project_id: str, vault: Vault, *, now: int, actor: 
         if now < safe_at:
             raise Conflict(
                 "the next key has not been published for the advertised JWKS cache lifetime",
-                code="rotation_too_early", earliest_safe_at=safe_at,
+                code="rotation_too_early",
+                earliest_safe_at=safe_at,
             )
     _promote(session, project, vault, active, nxt, now=now, actor=actor, old_state=RETIRING)
     if pre_shared(project):  # the next secret must be generated (and shown) by an admin
@@ -244,8 +283,16 @@ def rotate(session: Session, project_id: str, vault: Vault, *, now: int, actor: 
     return RotationResult(nxt.kid, active.kid if active else None, fresh.kid)
 
 
-def replace_now(session: Session, project_id: str, vault: Vault, *, now: int, actor: str,
-                alg: str | None = None, confirm_invalidate: bool = False) -> Key:
+def replace_now(
+    session: Session,
+    project_id: str,
+    vault: Vault,
+    *,
+    now: int,
+    actor: str,
+    alg: str | None = None,
+    confirm_invalidate: bool = False,
+) -> Key:
     """A new key is active at once; the previous active key is revoked at once."""
     project = lock_project(session, project_id)
     alg = alg or project.algorithm
@@ -265,8 +312,9 @@ def replace_now(session: Session, project_id: str, vault: Vault, *, now: int, ac
     return new
 
 
-def add_next_key(session: Session, project_id: str, vault: Vault, *, now: int, actor: str,
-                 alg: str | None = None) -> Key:
+def add_next_key(
+    session: Session, project_id: str, vault: Vault, *, now: int, actor: str, alg: str | None = None
+) -> Key:
     """Pre-publish a new next key (a previous next key, which never signed, is dropped)."""
     project = lock_project(session, project_id)
     alg = alg or project.algorithm
@@ -285,8 +333,17 @@ def add_next_key(session: Session, project_id: str, vault: Vault, *, now: int, a
     return key
 
 
-def revoke_key(session: Session, project_id: str, kid: str, vault: Vault, *, now: int,
-               actor: str, clock_skew: int, emergency: bool = False) -> Key:
+def revoke_key(
+    session: Session,
+    project_id: str,
+    kid: str,
+    vault: Vault,
+    *,
+    now: int,
+    actor: str,
+    clock_skew: int,
+    emergency: bool = False,
+) -> Key:
     """Take a key out of the JWKS. Idempotent for an already revoked key."""
     project = lock_project(session, project_id)
     key = session.execute(
@@ -300,8 +357,11 @@ def revoke_key(session: Session, project_id: str, kid: str, vault: Vault, *, now
     if key.state == RETIRING:
         safe_at = retire_safe_at(key, clock_skew)
         if now < safe_at and not emergency:
-            raise Conflict("tokens signed by this key may still be valid",
-                           code="key_still_in_use", earliest_safe_at=safe_at)
+            raise Conflict(
+                "tokens signed by this key may still be valid",
+                code="key_still_in_use",
+                earliest_safe_at=safe_at,
+            )
         key.state, key.revoked_at = REVOKED, now
         _event(session, now, actor, "key.revoked", key, emergency=emergency)
     elif key.state == NEXT:
@@ -316,13 +376,18 @@ def revoke_key(session: Session, project_id: str, kid: str, vault: Vault, *, now
             nxt = _find(keys, NEXT)
             when = activate_safe_at(nxt, project) if nxt is not None else None
             rotate = f" (possible from {isoformat(when)})" if when and when > now else ""
-            raise Conflict(f"the active key signs tokens now; rotate first{rotate}, then revoke "
-                           "it once its tokens have expired, or use emergency=true",
-                           code="key_is_active")
+            raise Conflict(
+                f"the active key signs tokens now; rotate first{rotate}, then revoke "
+                "it once its tokens have expired, or use emergency=true",
+                code="key_is_active",
+            )
         nxt = _find(keys, NEXT)
         if nxt is None and pre_shared(project):
-            raise Conflict("no pre-shared next secret to take over; replace the secret at once "
-                           "with mode=replace instead", code="no_next_secret")
+            raise Conflict(
+                "no pre-shared next secret to take over; replace the secret at once "
+                "with mode=replace instead",
+                code="no_next_secret",
+            )
         if nxt is None:
             nxt = generate_key(session, project, vault, alg=project.algorithm, state=NEXT, now=now)
         _promote(session, project, vault, key, nxt, now=now, actor=actor, old_state=REVOKED)
@@ -378,13 +443,15 @@ def schedule(project: Project, keys: list[Key], clock_skew: int) -> list[KeySche
                 activates = max(rotation_at, activate_safe_at(key, project))
             out.append(KeySchedule(key.kid, key.state, activates, None))
         elif key.state == RETIRING:
-            out.append(KeySchedule(key.kid, key.state, key.activated_at,
-                                   retire_safe_at(key, clock_skew)))
+            out.append(
+                KeySchedule(key.kid, key.state, key.activated_at, retire_safe_at(key, clock_skew))
+            )
     return out
 
 
-def run_due_transitions(session: Session, project_id: str, vault: Vault, *, now: int,
-                        clock_skew: int) -> list[str]:
+def run_due_transitions(
+    session: Session, project_id: str, vault: Vault, *, now: int, clock_skew: int
+) -> list[str]:
     """The scheduler's job for one project: revoke retiring keys past their safe time, rotate
     when the policy says so and it is safe, keep a next key pre-published. Idempotent."""
     actor = "scheduler"

@@ -28,8 +28,17 @@ __all__ = [
 
 DEFAULT_ALGORITHM = "ES256"
 SUPPORTED_ALGORITHMS = (
-    "ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
-    "EdDSA", "HS256",
+    "ES256",
+    "ES384",
+    "ES512",
+    "RS256",
+    "RS384",
+    "RS512",
+    "PS256",
+    "PS384",
+    "PS512",
+    "EdDSA",
+    "HS256",
 )
 DEFAULT_TOKEN_TTL = 15 * 60
 DEFAULT_MAX_TOKEN_TTL = 24 * 3600
@@ -84,8 +93,14 @@ def create_project(session: Session, spec: ProjectSpec, *, now: int, actor: str)
     )
     session.add(project)
     session.flush()
-    audit.record(session, now=now, actor=actor, action="project.created", project_id=pid,
-                 detail={"name": spec.name, "algorithm": spec.algorithm})
+    audit.record(
+        session,
+        now=now,
+        actor=actor,
+        action="project.created",
+        project_id=pid,
+        detail={"name": spec.name, "algorithm": spec.algorithm},
+    )
     return project
 
 
@@ -111,8 +126,16 @@ def list_projects(session: Session) -> list[Project]:
     return list(session.execute(select(Project).order_by(Project.created_at, Project.id)).scalars())
 
 
-_UPDATABLE = ("name", "audience", "algorithm", "token_ttl", "max_token_ttl", "jwks_max_age",
-              "rotation_days", "token_status")
+_UPDATABLE = (
+    "name",
+    "audience",
+    "algorithm",
+    "token_ttl",
+    "max_token_ttl",
+    "jwks_max_age",
+    "rotation_days",
+    "token_status",
+)
 
 
 def update_project(
@@ -131,8 +154,14 @@ def update_project(
         if name == "audience" and value is None:
             value = project.id
         setattr(project, name, value)
-    audit.record(session, now=now, actor=actor, action="project.updated", project_id=project.id,
-                 detail={"fields": sorted(changes)})
+    audit.record(
+        session,
+        now=now,
+        actor=actor,
+        action="project.updated",
+        project_id=project.id,
+        detail={"fields": sorted(changes)},
+    )
     return project
 
 

@@ -143,10 +143,14 @@ def list_keys(request: Request, project_id: str) -> JSON:
     with svc.read() as session:
         project = projects.get_project(session, project_id)
         rows = keys.list_keys(session, project_id)
-        sched = {s.kid: s for s in keys.schedule(
-            project, [k for k in rows if k.state in keys.PUBLISHED_STATES],
-            svc.settings.clock_skew,
-        )}
+        sched = {
+            s.kid: s
+            for s in keys.schedule(
+                project,
+                [k for k in rows if k.state in keys.PUBLISHED_STATES],
+                svc.settings.clock_skew,
+            )
+        }
         out = []
         for row in rows:
             item = keys.key_to_json(row)
@@ -165,19 +169,33 @@ def create_key(request: Request, project_id: str, body: KeyCreate) -> JSON:
     with svc.write() as session:
         if body.mode == "replace":
             key = keys.replace_now(
-                session, project_id, svc.vault, now=svc.clock(), actor=_actor(request),
-                alg=body.alg, confirm_invalidate=body.confirm_invalidate,
+                session,
+                project_id,
+                svc.vault,
+                now=svc.clock(),
+                actor=_actor(request),
+                alg=body.alg,
+                confirm_invalidate=body.confirm_invalidate,
             )
         else:
             key = keys.add_next_key(
-                session, project_id, svc.vault, now=svc.clock(), actor=_actor(request),
+                session,
+                project_id,
+                svc.vault,
+                now=svc.clock(),
+                actor=_actor(request),
                 alg=body.alg,
             )
         out = keys.key_to_json(key)
         secrets = _shared_secrets(svc, [key])
     TRANSITIONS.labels(body.mode).inc()
-    created = {"kid": out["kid"], "created_at": out["created_at"], "state": out["state"],
-               "alg": out["alg"], "public_jwk": out["public_jwk"]}
+    created = {
+        "kid": out["kid"],
+        "created_at": out["created_at"],
+        "state": out["state"],
+        "alg": out["alg"],
+        "public_jwk": out["public_jwk"],
+    }
     if secrets is not None:
         created["secret_jwk"] = secrets["keys"][0]
     return created
@@ -198,21 +216,33 @@ def rotate_keys(request: Request, project_id: str, body: RotateBody | None = Non
     svc = _service(request)
     emergency = body.emergency if body else False
     with svc.write() as session:
-        result = keys.rotate(session, project_id, svc.vault, now=svc.clock(),
-                             actor=_actor(request), emergency=emergency)
+        result = keys.rotate(
+            session,
+            project_id,
+            svc.vault,
+            now=svc.clock(),
+            actor=_actor(request),
+            emergency=emergency,
+        )
     TRANSITIONS.labels("rotate").inc()
     return {"active": result.active, "retiring": result.retiring, "next": result.next}
 
 
 @router.post("/projects/{project_id}/keys/{kid}/revoke")
-def revoke_key(request: Request, project_id: str, kid: str,
-               body: RevokeBody | None = None) -> JSON:
+def revoke_key(request: Request, project_id: str, kid: str, body: RevokeBody | None = None) -> JSON:
     svc = _service(request)
     emergency = body.emergency if body else False
     with svc.write() as session:
-        key = keys.revoke_key(session, project_id, kid, svc.vault, now=svc.clock(),
-                              actor=_actor(request), clock_skew=svc.settings.clock_skew,
-                              emergency=emergency)
+        key = keys.revoke_key(
+            session,
+            project_id,
+            kid,
+            svc.vault,
+            now=svc.clock(),
+            actor=_actor(request),
+            clock_skew=svc.settings.clock_skew,
+            emergency=emergency,
+        )
         out = keys.key_to_json(key)
     TRANSITIONS.labels("revoke").inc()
     return out
@@ -247,24 +277,52 @@ def mint_token(request: Request, project_id: str, body: TokenMint) -> JSON:
         jti = new_jti()
         try:
             # RFC 9068 §2.2: client_id is required; the caller of the admin API is the client.
-            token, exp = mint(view.signer, issuer=issuer_for(svc.settings.public_url, project.id),
-                              audience=aud, subject=body.sub, ttl=ttl, now=now, extra=claims,
-                              jti=jti, sid=body.sid, client_id=_actor(request),
-                              scope=_scope(body.scope),
-                              status=None if slot is None else (slot.uri, slot.idx))
+            token, exp = mint(
+                view.signer,
+                issuer=issuer_for(svc.settings.public_url, project.id),
+                audience=aud,
+                subject=body.sub,
+                ttl=ttl,
+                now=now,
+                extra=claims,
+                jti=jti,
+                sid=body.sid,
+                client_id=_actor(request),
+                scope=_scope(body.scope),
+                status=None if slot is None else (slot.uri, slot.idx),
+            )
         except (TypeError, ValueError) as exc:
             raise InvalidInput("claims must be JSON values", field="claims") from exc
         keys.raise_max_exp(session, view.signer_key_id, exp)
         if slot is not None:
             revocation.record_issued_now(
                 session,
-                revocation.Issued(project_id, jti, slot.list_id, slot.idx, body.sub, body.sid,
-                                  None, now_ms(), exp, 0),
-                now=now, clock_skew=svc.settings.clock_skew, list_ttl=svc.settings.status_list_ttl,
+                revocation.Issued(
+                    project_id,
+                    jti,
+                    slot.list_id,
+                    slot.idx,
+                    body.sub,
+                    body.sid,
+                    None,
+                    now_ms(),
+                    exp,
+                    0,
+                ),
+                now=now,
+                clock_skew=svc.settings.clock_skew,
+                list_ttl=svc.settings.status_list_ttl,
             )
-        audit.record(session, now=now, actor=_actor(request), action="token.minted",
-                     project_id=project_id, kid=view.signer.kid,
-                     detail={"sub": body.sub, "exp": exp}, bump=False)
+        audit.record(
+            session,
+            now=now,
+            actor=_actor(request),
+            action="token.minted",
+            project_id=project_id,
+            kid=view.signer.kid,
+            detail={"sub": body.sub, "exp": exp},
+            bump=False,
+        )
     return {"access_token": token, "token_type": "Bearer", "expires_in": ttl}
 
 
@@ -276,7 +334,11 @@ def create_client(request: Request, project_id: str, body: ClientCreate) -> JSON
     svc = _service(request)
     with svc.write() as session:
         client, secret = clients.create_client(
-            session, project_id, name=body.name, scopes=body.scopes, now=svc.clock(),
+            session,
+            project_id,
+            name=body.name,
+            scopes=body.scopes,
+            now=svc.clock(),
             actor=_actor(request),
         )
         out = clients.client_to_json(client)
@@ -288,16 +350,20 @@ def create_client(request: Request, project_id: str, body: ClientCreate) -> JSON
 def list_clients(request: Request, project_id: str) -> JSON:
     svc = _service(request)
     with svc.read() as session:
-        return {"clients": [clients.client_to_json(c)
-                            for c in clients.list_clients(session, project_id)]}
+        return {
+            "clients": [
+                clients.client_to_json(c) for c in clients.list_clients(session, project_id)
+            ]
+        }
 
 
 @router.delete("/projects/{project_id}/clients/{client_id}", status_code=204)
 def delete_client(request: Request, project_id: str, client_id: str) -> Response:
     svc = _service(request)
     with svc.write() as session:
-        clients.delete_client(session, project_id, client_id, now=svc.clock(),
-                              actor=_actor(request))
+        clients.delete_client(
+            session, project_id, client_id, now=svc.clock(), actor=_actor(request)
+        )
     return Response(status_code=204)
 
 
@@ -339,10 +405,17 @@ def create_revocation(request: Request, project_id: str, body: RevocationCreate)
     with svc.db.session() as session, session.begin():
         now = svc.clock()
         rule = revocation.revoke(
-            session, project_id, kind, value, status=body.status, now=now,
-            actor=_actor(request), clock_skew=svc.settings.clock_skew,
-            effective_by=revocation.effective_time(now, svc.settings.status_list_ttl,
-                                                   svc.settings.sync_interval),
+            session,
+            project_id,
+            kind,
+            value,
+            status=body.status,
+            now=now,
+            actor=_actor(request),
+            clock_skew=svc.settings.clock_skew,
+            effective_by=revocation.effective_time(
+                now, svc.settings.status_list_ttl, svc.settings.sync_interval
+            ),
         )
         out = revocation.revocation_to_json(rule, now)
     svc.state.status.refresh()  # re-sign the lists that changed, here, now
@@ -390,9 +463,15 @@ def find_tokens(
     svc.state.status.flush()
     with svc.read() as session:
         project = projects.get_project(session, project_id)
-        rows = revocation.find_tokens(session, project_id, chosen[0][0], chosen[0][1],
-                                      now=svc.clock(), clock_skew=svc.settings.clock_skew,
-                                      limit=limit)
+        rows = revocation.find_tokens(
+            session,
+            project_id,
+            chosen[0][0],
+            chosen[0][1],
+            now=svc.clock(),
+            clock_skew=svc.settings.clock_skew,
+            limit=limit,
+        )
         issuer = issuer_for(svc.settings.public_url, project.id)
         return {"tokens": [revocation.token_to_json(row, n, issuer) for row, n in rows]}
 

@@ -74,9 +74,14 @@ async def _background(service: Service) -> None:
                 await listener
 
 
-def create_app(settings: Settings | None = None, *, clock: Callable[[], int] = unix_now,
-               service: Service | None = None, background: bool = True,
-               fast_path: bool | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Callable[[], int] = unix_now,
+    service: Service | None = None,
+    background: bool = True,
+    fast_path: bool | None = None,
+) -> FastAPI:
     """Build the ASGI app. Pass ``service`` to share one across apps (tests).
 
     ``fast_path`` (default: the ``fast_path`` setting) adds
@@ -151,10 +156,14 @@ async def _openapi(request: Request) -> Response:
 
 class _TooLarge(HTTPException):
     def __init__(self) -> None:
-        super().__init__(413, detail={
-            "error": "payload_too_large",
-            "message": f"request bodies are limited to {MAX_BODY} bytes",
-        }, headers={"Connection": "close"})
+        super().__init__(
+            413,
+            detail={
+                "error": "payload_too_large",
+                "message": f"request bodies are limited to {MAX_BODY} bytes",
+            },
+            headers={"Connection": "close"},
+        )
 
 
 class BodyLimit:

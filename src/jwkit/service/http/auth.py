@@ -155,10 +155,13 @@ class AdminRoute(APIRoute):
             await authenticate_request(request)
             length = request.headers.get("content-length", "0")
             if not length.isdigit() or int(length) > MAX_BODY:
-                raise HTTPException(413, detail={
-                    "error": "payload_too_large",
-                    "message": f"request bodies are limited to {MAX_BODY} bytes",
-                })
+                raise HTTPException(
+                    413,
+                    detail={
+                        "error": "payload_too_large",
+                        "message": f"request bodies are limited to {MAX_BODY} bytes",
+                    },
+                )
             return await handler(request)
 
         return guarded

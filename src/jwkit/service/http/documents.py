@@ -78,8 +78,9 @@ def etag_matches(header: str, etag: str) -> bool:
     return any(part.strip().removeprefix("W/") == bare for part in header.split(","))
 
 
-def published(body: bytes, etag: str, content_type: bytes, max_age: int,
-              if_none_match: str | None = None) -> Answer:
+def published(
+    body: bytes, etag: str, content_type: bytes, max_age: int, if_none_match: str | None = None
+) -> Answer:
     """A published document anyone may cache: ``200`` with its strong ETag,
     ``Cache-Control: public, max-age`` and CORS for every origin, or ``304`` without a body
     when ``if_none_match`` matches (RFC 9110 §13.1.2, §15.4.5)."""

@@ -37,9 +37,16 @@ __all__ = ["CatchAll", "install_error_handlers"]
 log = logging.getLogger("jwkit.service.http")
 
 _HTTP_CODES = {
-    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-    405: "method_not_allowed", 406: "not_acceptable", 409: "conflict",
-    413: "payload_too_large", 415: "unsupported_media_type", 422: "validation_error",
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
     429: "too_many_requests",
 }
 
@@ -74,8 +81,10 @@ def plain_message(field: str, kind: str, ctx: Mapping[str, Any] | None) -> str:
     if kind == "too_long":
         return f"{name} may hold at most {ctx.get('max_length')} entries"
     if kind == "string_pattern_mismatch" and field.split(".")[0] in ("scope", "scopes"):
-        return ("a scope is 1 to 100 printable ASCII characters without spaces, "
-                'double quotes or backslashes (RFC 6749 §3.3), e.g. "read:orders"')
+        return (
+            "a scope is 1 to 100 printable ASCII characters without spaces, "
+            'double quotes or backslashes (RFC 6749 §3.3), e.g. "read:orders"'
+        )
     if kind == "literal_error":
         return f"{name} must be one of {ctx.get('expected')}"
     if kind in ("int_type", "int_parsing", "int_from_float"):
@@ -130,11 +139,17 @@ async def _database(request: Request, exc: Exception) -> JSONResponse:
     ):
         return await _bug(request, exc)
     ERRORS.labels("database_unavailable").inc()
-    log.warning("database unavailable on %s %s: %s", request.method, request.url.path,
-                type(exc.orig if isinstance(exc, DBAPIError) else exc).__name__)
+    log.warning(
+        "database unavailable on %s %s: %s",
+        request.method,
+        request.url.path,
+        type(exc.orig if isinstance(exc, DBAPIError) else exc).__name__,
+    )
     return JSONResponse(
-        {"error": "database_unavailable",
-         "message": "the database cannot be reached; try again shortly"},
+        {
+            "error": "database_unavailable",
+            "message": "the database cannot be reached; try again shortly",
+        },
         status_code=503,
         headers={"Retry-After": "5"},
     )
@@ -145,9 +160,11 @@ async def _bad_data(request: Request, exc: Exception) -> JSONResponse:
     integer out of its range): the input is wrong, not the service."""
     ERRORS.labels("bad_request").inc()
     return JSONResponse(
-        {"error": "bad_request",
-         "message": "the request holds a value the database cannot store (such as a NUL "
-                    "character)"},
+        {
+            "error": "bad_request",
+            "message": "the request holds a value the database cannot store (such as a NUL "
+            "character)",
+        },
         status_code=400,
     )
 

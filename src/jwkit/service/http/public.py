@@ -65,8 +65,11 @@ log = logging.getLogger("jwkit.service.http")
 _JSON = "application/json"
 MAX_FORM = 8192
 # Children bound once, counted as plain ints (see Tally): the hot path only adds one.
-COUNT = {(doc, status): Tally(DOCUMENTS.labels(doc, status))
-         for doc in ("jwks", "discovery") for status in ("200", "304", "404")}
+COUNT = {
+    (doc, status): Tally(DOCUMENTS.labels(doc, status))
+    for doc in ("jwks", "discovery")
+    for status in ("200", "304", "404")
+}
 _ISSUED = Tally(TOKENS.labels("client_credentials"))
 
 
@@ -85,8 +88,9 @@ def answer_response(answer: Answer) -> Response:
     return _AnswerResponse(answer)
 
 
-def document_answer(service: Service, view: ProjectView, name: str,
-                    if_none_match: str | None) -> Answer:
+def document_answer(
+    service: Service, view: ProjectView, name: str, if_none_match: str | None
+) -> Answer:
     """``view``'s JWKS (``name`` ``"jwks"``) or discovery answer, counted."""
     doc = view.jwks if name == "jwks" else view.discovery
     answer = documents.document(name, doc, view.cache_max_age(service.clock()), if_none_match)
@@ -158,8 +162,7 @@ def _parse_form_general(raw: bytes) -> dict[str, str] | None:
     """:func:`_parse_form` for any body: ``parse_qsl``, strict, repeated names refused."""
     try:
         text = raw.decode("utf-8")
-        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text),
-                          errors="strict")
+        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text), errors="strict")
     except (UnicodeDecodeError, ValueError):
         return None
     out: dict[str, str] = {}
@@ -241,12 +244,15 @@ def parse_token_request(
     return TokenRequest(form, client_id, secret)
 
 
-def grant_token(service: Service, view: ProjectView, request: TokenRequest,
-                record: ClientRecord | None) -> TokenAnswer:
+def grant_token(
+    service: Service, view: ProjectView, request: TokenRequest, record: ClientRecord | None
+) -> TokenAnswer:
     """Authenticate the client (``record``, from the client cache) and sign its token."""
     client_id = request.client_id
-    if record is None or record.project_id != view.id or not secret_matches(
-        request.secret, record.secret_hash
+    if (
+        record is None
+        or record.project_id != view.id
+        or not secret_matches(request.secret, record.secret_hash)
     ):
         return _oauth_error("invalid_client", "client authentication failed", 401)
     requested = request.form.get("scope")
@@ -272,22 +278,42 @@ def grant_token(service: Service, view: ProjectView, request: TokenRequest,
             return _oauth_error("temporarily_unavailable", "try again shortly", 503)
     jti = new_jti()
     access_token, exp = mint(
-        signer, issuer=view.issuer, audience=view.audience, subject=client_id,
-        ttl=view.token_ttl, now=now, client_id=client_id, scope=granted or None, jti=jti,
+        signer,
+        issuer=view.issuer,
+        audience=view.audience,
+        subject=client_id,
+        ttl=view.token_ttl,
+        now=now,
+        client_id=client_id,
+        scope=granted or None,
+        jti=jti,
         status=None if slot is None else (slot.uri, slot.idx),
     )
     if slot is not None:
-        service.state.status.note_issued(Issued(
-            view.id, jti, slot.list_id, slot.idx, client_id, None, client_id, now_ms(), exp,
-            slot.rules_seen,
-        ))
+        service.state.status.note_issued(
+            Issued(
+                view.id,
+                jti,
+                slot.list_id,
+                slot.idx,
+                client_id,
+                None,
+                client_id,
+                now_ms(),
+                exp,
+                slot.rules_seen,
+            )
+        )
     _ISSUED.n += 1
     # json.dumps({"access_token", "token_type", "expires_in"[, "scope"]}), byte for byte:
     # a compact JWS is base64url and dots, which JSON never escapes; only the scope (from the
     # request, checked against the client's) goes through the encoder.
     scope = b', "scope": ' + json.dumps(granted).encode() if granted else b""
-    return TokenAnswer(200, b'{"access_token": "%s", "token_type": "Bearer", "expires_in": %d%s}'
-                       % (access_token.encode("ascii"), view.token_ttl, scope))
+    return TokenAnswer(
+        200,
+        b'{"access_token": "%s", "token_type": "Bearer", "expires_in": %d%s}'
+        % (access_token.encode("ascii"), view.token_ttl, scope),
+    )
 
 
 async def token(request: Request) -> Response:
@@ -425,8 +451,9 @@ class PublicFastPath:
                 inm = value.decode("latin-1")
                 break
         answer = document_answer(self.service, view, name, inm)
-        await send({"type": "http.response.start", "status": answer.status,
-                    "headers": answer.headers})
+        await send(
+            {"type": "http.response.start", "status": answer.status, "headers": answer.headers}
+        )
         await send({"type": "http.response.body", "body": answer.body})
 
 

@@ -118,14 +118,20 @@ def _fields(headers: documents.Headers) -> bytes:
 
 
 def _cached_response(
-    cache_key: tuple[str, str], defaults: Any, etag: str, max_age: int,
+    cache_key: tuple[str, str],
+    defaults: Any,
+    etag: str,
+    max_age: int,
     build: Callable[[], documents.Answer],
 ) -> _Prebuilt:
     """The complete 200 answer ``build`` makes (a ``documents`` builder's), from
     :data:`_PREBUILT` while its default headers, ETag and ``max-age`` stay the same."""
     cached = _PREBUILT.get(cache_key)
-    if cached is None or cached.defaults is not defaults or cached.etag != etag or (
-        cached.max_age != max_age
+    if (
+        cached is None
+        or cached.defaults is not defaults
+        or cached.etag != etag
+        or (cached.max_age != max_age)
     ):
         answer = build()
         head = STATUS_LINE[answer.status] + _default_lines(defaults) + _fields(answer.headers)
@@ -256,8 +262,11 @@ class FastDocumentProtocol(GuardedProtocol):
         assert service is not None
         max_age = doc.max_age(service.clock())
         prebuilt = _cached_response(
-            (doc.project_id, f"statuslist/{doc.number}"), self.server_state.default_headers,
-            doc.etag, max_age, lambda: documents.status_list(doc.body, doc.etag, max_age),
+            (doc.project_id, f"statuslist/{doc.number}"),
+            self.server_state.default_headers,
+            doc.etag,
+            max_age,
+            lambda: documents.status_list(doc.body, doc.etag, max_age),
         )
         WIRE.n += 1
         return prebuilt
@@ -269,7 +278,10 @@ class FastDocumentProtocol(GuardedProtocol):
         doc = view.jwks if name == "jwks" else view.discovery
         max_age = view.cache_max_age(service.clock())
         prebuilt = _cached_response(
-            (view.id, name), self.server_state.default_headers, doc.etag, max_age,
+            (view.id, name),
+            self.server_state.default_headers,
+            doc.etag,
+            max_age,
             lambda: documents.document(name, doc, max_age),
         )
         COUNT[name, "200"].n += 1
@@ -361,33 +373,39 @@ class FastDocumentProtocol(GuardedProtocol):
         assert service is not None
         try:
             parsed = parse_token_request(body, authorization, creds)
-            answer = parsed if isinstance(parsed, TokenAnswer) else grant_token(
-                service, view, parsed, record
+            answer = (
+                parsed
+                if isinstance(parsed, TokenAnswer)
+                else grant_token(service, view, parsed, record)
             )
         except Exception as exc:  # a bug: answer like PublicFastPath does
             ERRORS.labels("internal").inc()
             log.error("unhandled %s on the token endpoint", type(exc).__name__, exc_info=exc)
             written = documents.internal_error()
-            return b"".join([
-                STATUS_LINE[written.status],
-                _default_lines(self.server_state.default_headers),
-                _fields(written.headers),
-                b"\r\n" if keep_alive else _CLOSE + b"\r\n",
-                written.body,
-            ])
+            return b"".join(
+                [
+                    STATUS_LINE[written.status],
+                    _default_lines(self.server_state.default_headers),
+                    _fields(written.headers),
+                    b"\r\n" if keep_alive else _CLOSE + b"\r\n",
+                    written.body,
+                ]
+            )
         # documents.token(status, body), serialised: its fixed fields kept as bytes per status.
         status = answer.status
         fields = _TOKEN_FIELDS.get(status)
         if fields is None:
             fields = _TOKEN_FIELDS[status] = _fields(documents.token_fields(status))
-        return b"".join([
-            STATUS_LINE[status],
-            _default_lines(self.server_state.default_headers),
-            fields,
-            b"content-length: %d\r\n" % len(answer.body),
-            b"\r\n" if keep_alive else _CLOSE + b"\r\n",
-            answer.body,
-        ])
+        return b"".join(
+            [
+                STATUS_LINE[status],
+                _default_lines(self.server_state.default_headers),
+                fields,
+                b"content-length: %d\r\n" % len(answer.body),
+                b"\r\n" if keep_alive else _CLOSE + b"\r\n",
+                answer.body,
+            ]
+        )
 
     # -- keep-alive and shutdown -------------------------------------------------------------
 

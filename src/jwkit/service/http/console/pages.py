@@ -106,20 +106,41 @@ def _base(info: SessionInfo, **extra: Any) -> dict[str, Any]:
 
 
 def _error_page(request: Request, info: SessionInfo, exc: ServiceError) -> Response:
-    return _render(request, "error.html", _base(info, status=exc.status, message=exc.message),
-                   status=exc.status)
+    return _render(
+        request,
+        "error.html",
+        _base(info, status=exc.status, message=exc.message),
+        status=exc.status,
+    )
 
 
 # -- login / logout --------------------------------------------------------------------------
 
 
-def _login_page(request: Request, *, error: str | None = None, status: int = 200,
-                username: str = "", retry_after: int = 0) -> Response:
+def _login_page(
+    request: Request,
+    *,
+    error: str | None = None,
+    status: int = 200,
+    username: str = "",
+    retry_after: int = 0,
+) -> Response:
     token = secrets.token_urlsafe(32)
-    response = _render(request, "login.html", {"login_csrf": token, "error": error,
-                                               "username": username}, status=status)
-    response.set_cookie(LOGIN_CSRF_COOKIE, token, max_age=3600, path="/console/login",
-                        httponly=True, samesite="strict", secure=_secure(request))
+    response = _render(
+        request,
+        "login.html",
+        {"login_csrf": token, "error": error, "username": username},
+        status=status,
+    )
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE,
+        token,
+        max_age=3600,
+        path="/console/login",
+        httponly=True,
+        samesite="strict",
+        secure=_secure(request),
+    )
     if retry_after:
         response.headers["Retry-After"] = str(retry_after)
     return response
@@ -152,34 +173,50 @@ async def login_submit(request: Request) -> Response:
     supplied = _field(form, "csrf_token") if form is not None else ""
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not supplied or not expected or not secrets_equal(expected, supplied):
-        return _login_page(request, status=403, username=username[:200],
-                           error="The login form expired or was not sent by this page. "
-                                 "Please try again.")
+        return _login_page(
+            request,
+            status=403,
+            username=username[:200],
+            error="The login form expired or was not sent by this page. Please try again.",
+        )
     address = client_key(request.client.host if request.client else None)
     slots = get_auth(request).password_slots
     if not slots.take():  # bound the argon2 work anyone, known or not, can start at once
         log.warning("console login refused: %d password checks already running", slots.size)
-        return _login_page(request, status=503, username=username[:200], retry_after=1,
-                           error="The console is busy checking other logins. "
-                                 "Try again in a moment.")
+        return _login_page(
+            request,
+            status=503,
+            username=username[:200],
+            retry_after=1,
+            error="The console is busy checking other logins. Try again in a moment.",
+        )
     try:
         return await _password_login(request, address, username, password)
     except SQLAlchemyError as exc:  # fail closed: no unthrottled guess, no stack trace
         log.warning("console login refused, database unavailable: %s", type(exc).__name__)
-        return _login_page(request, status=503, username=username[:200], retry_after=5,
-                           error="The console cannot reach its database, so logins are "
-                                 "refused for now. Try again shortly.")
+        return _login_page(
+            request,
+            status=503,
+            username=username[:200],
+            retry_after=5,
+            error="The console cannot reach its database, so logins are "
+            "refused for now. Try again shortly.",
+        )
     finally:
         slots.give_back()
 
 
 def _too_many(request: Request, username: str, wait: int) -> Response:
-    return _login_page(request, status=429, username=username[:200], retry_after=wait,
-                       error=f"Too many failed attempts. Try again in {wait} seconds.")
+    return _login_page(
+        request,
+        status=429,
+        username=username[:200],
+        retry_after=wait,
+        error=f"Too many failed attempts. Try again in {wait} seconds.",
+    )
 
 
-async def _password_login(request: Request, address: str, username: str,
-                          password: str) -> Response:
+async def _password_login(request: Request, address: str, username: str, password: str) -> Response:
     """Reserve the attempt (refused while locked), then check the argon2 password; start a
     session. Database errors propagate."""
     throttle = _throttle(request)
@@ -194,13 +231,21 @@ async def _password_login(request: Request, address: str, username: str,
         log.warning("console login failed for a user from %s", address)
         if attempt.retry_after:
             return _too_many(request, username, attempt.retry_after)
-        return _login_page(request, status=401, username=username[:200],
-                           error="Wrong username or password.")
+        return _login_page(
+            request, status=401, username=username[:200], error="Wrong username or password."
+        )
     await run_in_threadpool(throttle.success, address, username)
     session_id, _csrf = await run_in_threadpool(auth.create_session, username)
     response = RedirectResponse("/console/projects", status_code=303)
-    response.set_cookie(SESSION_COOKIE, session_id, max_age=_service(request).settings.session_ttl,
-                        path="/", httponly=True, samesite="strict", secure=_secure(request))
+    response.set_cookie(
+        SESSION_COOKIE,
+        session_id,
+        max_age=_service(request).settings.session_ttl,
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=_secure(request),
+    )
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/console/login")
     return security_headers(response)
 
@@ -217,14 +262,18 @@ async def logout(request: Request) -> Response:
     except Exception:
         supplied = ""
     if not supplied or not secrets_equal(info.csrf_token, supplied):
-        return _render(request, "error.html",
-                       _base(info, status=403, message="Missing or wrong CSRF token."),
-                       status=403)
+        return _render(
+            request,
+            "error.html",
+            _base(info, status=403, message="Missing or wrong CSRF token."),
+            status=403,
+        )
     cookie = request.cookies.get(SESSION_COOKIE, "")
     await run_in_threadpool(get_auth(request).delete_session, cookie)
     response = RedirectResponse("/console/login", status_code=303)
-    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict",
-                           secure=_secure(request))
+    response.delete_cookie(
+        SESSION_COOKIE, path="/", httponly=True, samesite="strict", secure=_secure(request)
+    )
     return security_headers(response)
 
 
@@ -243,8 +292,11 @@ async def projects_page(request: Request) -> Response:
     if info is None:
         return _to_login()
     data = await run_in_threadpool(admin.list_projects, request)
-    return _render(request, "projects.html", _base(
-        info, projects=data["projects"], algorithms=SUPPORTED_ALGORITHMS, nav="projects"))
+    return _render(
+        request,
+        "projects.html",
+        _base(info, projects=data["projects"], algorithms=SUPPORTED_ALGORITHMS, nav="projects"),
+    )
 
 
 def _project_context(request: Request, project_id: str) -> dict[str, Any]:
@@ -254,8 +306,13 @@ def _project_context(request: Request, project_id: str) -> dict[str, Any]:
     upcoming = next((k for k in key_list if k["state"] == "next"), None)
     # HS*: verifiers hold secrets shown once, so rotation needs a next secret an admin shared.
     pre_shared = str(project["algorithm"]).startswith("HS")
-    return {"project": project, "keys": key_list, "active_key": active, "next_key": upcoming,
-            "pre_shared": pre_shared}
+    return {
+        "project": project,
+        "keys": key_list,
+        "active_key": active,
+        "next_key": upcoming,
+        "pre_shared": pre_shared,
+    }
 
 
 async def _project_page(
@@ -289,7 +346,10 @@ async def _project_page(
 @router.get("/projects/{project_id}")
 async def project_page(request: Request, project_id: str) -> Response:
     return await _project_page(
-        request, project_id, "project.html", "overview",
+        request,
+        project_id,
+        "project.html",
+        "overview",
         more=lambda ctx: {"snippets": snippets_for(ctx["project"])},
     )
 
@@ -297,7 +357,10 @@ async def project_page(request: Request, project_id: str) -> Response:
 @router.get("/projects/{project_id}/keys")
 async def keys_page(request: Request, project_id: str) -> Response:
     return await _project_page(
-        request, project_id, "keys.html", "keys",
+        request,
+        project_id,
+        "keys.html",
+        "keys",
         more=lambda ctx: {"timeline": build_timeline(ctx["keys"], _service(request).clock())},
     )
 
@@ -305,15 +368,19 @@ async def keys_page(request: Request, project_id: str) -> Response:
 @router.get("/projects/{project_id}/clients")
 async def clients_page(request: Request, project_id: str) -> Response:
     return await _project_page(
-        request, project_id, "clients.html", "clients",
+        request,
+        project_id,
+        "clients.html",
+        "clients",
         more=lambda ctx: {"clients": admin.list_clients(request, project_id)["clients"]},
     )
 
 
 @router.get("/projects/{project_id}/tokens")
 async def tokens_page(request: Request, project_id: str) -> Response:
-    return await _project_page(request, project_id, "tokens.html", "tokens",
-                               reserved=sorted(RESERVED_CLAIMS))
+    return await _project_page(
+        request, project_id, "tokens.html", "tokens", reserved=sorted(RESERVED_CLAIMS)
+    )
 
 
 @router.get("/projects/{project_id}/sessions")
@@ -328,9 +395,15 @@ async def sessions_page(request: Request, project_id: str) -> Response:
             row["value"] = row[row["by"]]
         return {"revocations": rows}
 
-    return await _project_page(request, project_id, "sessions.html", "sessions", more=recent,
-                               ttl=settings.status_list_ttl,
-                               sync=math.ceil(settings.sync_interval))
+    return await _project_page(
+        request,
+        project_id,
+        "sessions.html",
+        "sessions",
+        more=recent,
+        ttl=settings.status_list_ttl,
+        sync=math.ceil(settings.sync_interval),
+    )
 
 
 _AUDIT_FILTERS = ("project_id", "action", "actor", "kid")
@@ -338,12 +411,18 @@ ACTION_PREFIXES = ("project.", "key.", "client.", "token.", "admin.")
 
 
 def _audit_context(request: Request, filters: dict[str, str]) -> dict[str, Any]:
-    events = inspect.audit_events(request, limit=200, before=None, **{
-        k: (v or None) for k, v in filters.items()})["events"]
+    events = inspect.audit_events(
+        request, limit=200, before=None, **{k: (v or None) for k, v in filters.items()}
+    )["events"]
     chain = inspect.audit_verify(request)
     names = [(p["id"], p["name"]) for p in admin.list_projects(request)["projects"]]
-    return {"events": events, "chain": chain, "project_choices": names,
-            "filters": filters, "actions": ACTION_PREFIXES}
+    return {
+        "events": events,
+        "chain": chain,
+        "project_choices": names,
+        "filters": filters,
+        "actions": ACTION_PREFIXES,
+    }
 
 
 def _audit_filters(request: Request) -> dict[str, str]:
@@ -365,6 +444,9 @@ async def project_audit_page(request: Request, project_id: str) -> Response:
     """The audit log of one project, under the project's tabs."""
     filters = {**_audit_filters(request), "project_id": project_id}
     return await _project_page(
-        request, project_id, "audit.html", "audit",
+        request,
+        project_id,
+        "audit.html",
+        "audit",
         more=lambda ctx: _audit_context(request, filters),
     )
