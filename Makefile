@@ -38,16 +38,17 @@ test: $(STAMP) lint
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not postgres and not browser and not interop and not release and not docs" -x -q
 
-## ruff, then mypy --strict for the oldest Python the package claims (requires-python) and for
+## ruff (lint and format check), then mypy --strict for the oldest Python the package claims (requires-python) and for
 ## the Python installed in the venv when that one is newer.
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples docs/_hooks
+	$(BIN)/ruff format --check src tests benchmarks examples docs/_hooks
 	$(BIN)/mypy
 	test "$(PYV)" = "$(MYPY_OLDEST)" || $(BIN)/mypy --python-version $(PYV) --cache-dir .mypy_cache/newest
 
 format: $(STAMP)
-	$(BIN)/ruff check --fix src tests benchmarks examples
-	$(BIN)/ruff format src tests benchmarks examples
+	$(BIN)/ruff check --fix src tests benchmarks examples docs/_hooks
+	$(BIN)/ruff format src tests benchmarks examples docs/_hooks
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py

@@ -61,7 +61,7 @@ def main(selected: list[str]) -> int:
             f"## {title}\n\nCommand: `.venv/bin/python benchmarks/{script}`\n\n{output}\n"
         )
     if not selected or len(sections) == len(SCRIPTS):
-        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
         DOC.parent.mkdir(exist_ok=True)
         DOC.write_text(
             "# Benchmarks\n\n"

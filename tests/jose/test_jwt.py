@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -45,8 +45,8 @@ def test_valid_token_and_claims_view() -> None:
     assert claims.issuer == "https://a"
     assert claims.audience == ("api", "x")
     assert claims.scopes == frozenset({"read", "write"})
-    assert claims.expires_at == datetime.fromtimestamp(NOW + 60, tz=timezone.utc)
-    assert claims.issued_at == datetime.fromtimestamp(NOW, tz=timezone.utc)
+    assert claims.expires_at == datetime.fromtimestamp(NOW + 60, tz=UTC)
+    assert claims.issued_at == datetime.fromtimestamp(NOW, tz=UTC)
     assert claims.header["alg"] == "ES256" and claims.header["typ"] == "JWT"
     assert dict(claims) == claims.to_dict()
     with pytest.raises(TypeError):
@@ -190,7 +190,7 @@ def test_payload_must_be_a_json_object(payload: bytes) -> None:
 
 
 def test_now_accepts_datetime_and_rejects_junk() -> None:
-    when = datetime.fromtimestamp(NOW, tz=timezone.utc)
+    when = datetime.fromtimestamp(NOW, tz=UTC)
     assert decode({"exp": NOW + 10}, now=when)
     with pytest.raises(TypeError):
         decode({"exp": NOW + 10}, now="now")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -160,12 +160,12 @@ def test_rfc7515_jwt_is_expired(ex_id: str) -> None:
 def test_rfc7515_jwt_valid_in_2011(ex_id: str) -> None:
     example = RFC7515[ex_id]
     key = _key(example)
-    for now in (EXP_2011 - 1, datetime(2011, 3, 22, 18, 42, 59, tzinfo=timezone.utc)):
+    for now in (EXP_2011 - 1, datetime(2011, 3, 22, 18, 42, 59, tzinfo=UTC)):
         claims = jwt.decode(example["compact"], key, algorithms=[example["alg"]], now=now)
         assert claims["iss"] == "joe" and claims.issuer == "joe"
         assert claims["exp"] == EXP_2011
         assert claims["http://example.com/is_root"] is True
-        assert claims.expires_at == datetime.fromtimestamp(EXP_2011, tz=timezone.utc)
+        assert claims.expires_at == datetime.fromtimestamp(EXP_2011, tz=UTC)
     # Leeway applies to time claims: one second of it makes the instant of expiry acceptable.
     jwt.decode(example["compact"], key, algorithms=[example["alg"]], now=EXP_2011, leeway=1)
     # Claims are still checked: iss is compared exactly.

@@ -3,13 +3,13 @@ rotation neither squeezes the picture nor leaves it."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from jwkit.service.http.console.timeline import LABEL, WIDTH, build_timeline
 
 
 def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def test_retiring_time_left_is_drawn_and_far_schedules_are_clamped() -> None:

@@ -27,7 +27,7 @@ def _inspect(*args: str) -> Result:
 def _certificate(days_from_now: int) -> bytes:
     private = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "jwkit test")])
-    start = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=days_from_now)
+    start = dt.datetime.now(dt.UTC) + dt.timedelta(days=days_from_now)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)

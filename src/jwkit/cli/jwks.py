@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -224,7 +224,7 @@ def audit_pem(text: str, source: str, now: datetime | None = None) -> Inspection
     kind = "pem"
     if "-----BEGIN CERTIFICATE-----" in text:
         kind = "certificate"
-        found.extend(_certificate_findings(text, now or datetime.now(timezone.utc)))
+        found.extend(_certificate_findings(text, now or datetime.now(UTC)))
     try:
         key = JWK.from_pem(text)
     except JWKError as exc:

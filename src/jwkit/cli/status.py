@@ -22,7 +22,7 @@ import sys
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -68,7 +68,7 @@ def _when(value: Any) -> str:
     if type(value) not in (int, float):
         return repr(value)
     try:
-        stamp = datetime.fromtimestamp(value, tz=timezone.utc).isoformat(timespec="seconds")
+        stamp = datetime.fromtimestamp(value, tz=UTC).isoformat(timespec="seconds")
     except (OverflowError, OSError, ValueError):
         return repr(value)
     return f"{value} ({stamp})"

@@ -12,7 +12,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -114,7 +114,7 @@ class Claims(Mapping[str, Any]):
         value = self._data.get(name)
         if isinstance(value, int | float) and not isinstance(value, bool):
             if 0 <= value <= _MAX_TIME:
-                return datetime.fromtimestamp(value, tz=timezone.utc)
+                return datetime.fromtimestamp(value, tz=UTC)
         return None
 
     @property

@@ -295,7 +295,7 @@ class JWKSFetcher:
             # Cancelling at the deadline bounds the whole exchange (httpx's own timeout is per
             # read); leaving the ``stream()`` blocks on cancellation closes the connections.
             return await asyncio.wait_for(self._fetch_async(deadline, etag), self.timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise KeySourceError(self.timeout_message(), url=self.source_name) from None
         except httpx.TimeoutException:
             raise KeySourceError(self.timeout_message(), url=self.source_name) from None

@@ -36,7 +36,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -513,4 +513,4 @@ class RemoteJWKSource(BaseKeySource):
 
 
 def _utc(wall: float | None) -> datetime | None:
-    return None if wall is None else datetime.fromtimestamp(wall, tz=timezone.utc)
+    return None if wall is None else datetime.fromtimestamp(wall, tz=UTC)

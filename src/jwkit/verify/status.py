@@ -227,7 +227,7 @@ class StatusListFetcher(JWKSFetcher):
         deadline = time.monotonic() + self.timeout
         try:
             return await asyncio.wait_for(self._get_reply_async(deadline, etag), self.timeout)
-        except (asyncio.TimeoutError, httpx.TimeoutException):
+        except (TimeoutError, httpx.TimeoutException):
             raise KeySourceError(self.timeout_message(), url=self.url) from None
         except httpx.HTTPError as exc:
             raise KeySourceError(f"fetching {self.url} failed: {describe(exc)}") from None

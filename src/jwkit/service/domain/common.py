@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 __all__ = [
     "Conflict",
@@ -82,7 +82,7 @@ def isoformat(ts: int | None) -> str | None:
     """Unix seconds as RFC 3339 UTC (``2026-01-01T00:00:00Z``), ``None`` stays ``None``."""
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def new_id(prefix: str) -> str:

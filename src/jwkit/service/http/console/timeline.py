@@ -7,7 +7,7 @@ so the picture is drawn server-side without any script.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 __all__ = ["Bar", "Row", "Timeline", "build_timeline"]
@@ -50,21 +50,19 @@ def _ts(value: Any) -> float | None:
     if not isinstance(value, str) or not value:
         return None
     try:
-        return (
-            datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
-        )
+        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
     except ValueError:
         return None
 
 
 def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _tick(ts: float, span: float) -> str:
     """An axis label as precise as the span needs."""
     fmt = "%H:%M:%S" if span < 3600 else "%d %b %H:%M" if span < 7 * 86400 else "%Y-%m-%d"
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime(fmt) + " UTC"
+    return datetime.fromtimestamp(ts, tz=UTC).strftime(fmt) + " UTC"
 
 
 def _segments(key: dict[str, Any], now: float) -> list[tuple[str, float, float, bool]]:
@@ -129,7 +127,7 @@ def build_timeline(key_list: list[dict[str, Any]], now: float) -> Timeline:
     ticks = []
     for f in (0.06, 0.5, 0.94):
         ts = lo + (hi - lo) * f
-        iso = datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        iso = datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         ticks.append((x(ts), _tick(ts, hi - lo), iso))
     height = TOP + max(len(rows), 1) * ROW_HEIGHT + 10
     return Timeline(rows, WIDTH, height, LABEL, x(now), ticks)
