@@ -17,6 +17,7 @@ from jwkit.jose.jwk import JWKSet
 from jwkit.jose.statuslist import INVALID, VALID, StatusList
 
 from .conftest import AUTH, MASTER_KEY, ServerProcess
+from .test_wire import wire_only
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -293,6 +294,7 @@ def test_open_event_streams_do_not_hold_up_shutdown(spawn: Any) -> None:
     reader.close()
 
 
+@wire_only
 def test_status_lists_answer_alike_on_the_parser_path_and_the_asgi_route(spawn: Any) -> None:
     from .test_wire import _exchange, _get, _split, _wire_count
 

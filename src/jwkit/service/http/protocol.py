@@ -32,6 +32,7 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+from jwkit.service.http.events import close_all as close_event_streams
 from jwkit.service.runtime import Service
 from jwkit.service.settings import Settings
 
@@ -116,6 +117,12 @@ class GuardedProtocol(HttpToolsProtocol):
             self._refuse_now(408, b"the request head did not arrive in time")
         else:
             self.transport.close()
+
+    def shutdown(self) -> None:
+        # uvicorn waits for every connection to close before the app's lifespan ends, so open
+        # /events streams are ended here, when shutdown begins, in either mode of the service.
+        close_event_streams()
+        super().shutdown()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._head_timer is not None:

@@ -50,7 +50,6 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from jwkit.service.domain.clients import ClientRecord
 from jwkit.service.http import documents
-from jwkit.service.http.events import close_all as close_event_streams
 from jwkit.service.http.metrics import ERRORS, WIRE
 from jwkit.service.http.protocol import GuardedProtocol, find_service
 from jwkit.service.http.public import (
@@ -439,7 +438,6 @@ class FastDocumentProtocol(GuardedProtocol):
         super().connection_lost(exc)
 
     def shutdown(self) -> None:
-        close_event_streams()  # open /events streams end, so their connections can close
         if self._token is not None:  # a token request's body is still coming in
             self._close_after = True
             return
