@@ -356,3 +356,14 @@ def test_huge_integers_in_queries_are_422_not_500(
     # Found by schemathesis: SQLite cannot bind integers past 64 bits.
     r = client.get(url.format(pid=project["id"]), headers=AUTH)
     assert r.status_code == 422, r.text
+
+
+def test_the_schema_offers_exactly_the_supported_algorithms() -> None:
+    """The admin API's ``Algorithm`` type and the domain's list are written twice (a Literal
+    must be spelled out for the OpenAPI document): this holds them together."""
+    from typing import get_args
+
+    from jwkit.service.domain.projects import SUPPORTED_ALGORITHMS
+    from jwkit.service.http.schemas import Algorithm
+
+    assert get_args(Algorithm) == SUPPORTED_ALGORITHMS
