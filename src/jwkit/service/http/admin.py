@@ -274,7 +274,7 @@ def mint_token(request: Request, project_id: str, body: TokenMint) -> JSON:
         now = svc.clock()
         aud = extra.get("aud", project.audience)
         claims = {k: v for k, v in extra.items() if k != "aud"}
-        jti = new_jti()
+        jti = new_jti() if slot is None else new_jti(slot.list_id, slot.idx)
         try:
             # RFC 9068 §2.2: client_id is required; the caller of the admin API is the client.
             token, exp = mint(
