@@ -77,8 +77,11 @@ def pem_body_lines(pem: str) -> list[str]:
     return body
 
 
-def old_issuer_token(key: JWK, issuer: str, audience: str, *, exp: int, **claims: Any) -> str:
+def old_issuer_token(
+    key: JWK, issuer: str, audience: str, *, exp: int, iat: int | None = None, **claims: Any
+) -> str:
     """A token signed by another issuer's key (kid in the header, as Auth0 and Keycloak do)."""
-    body = {"iss": issuer, "aud": audience, "sub": "user-1", "iat": int(time.time()), "exp": exp}
+    issued = int(time.time()) - 1 if iat is None else iat
+    body = {"iss": issuer, "aud": audience, "sub": "user-1", "iat": issued, "exp": exp}
     body.update(claims)
     return jwt.encode(body, key)
