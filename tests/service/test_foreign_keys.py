@@ -193,6 +193,12 @@ def test_collisions_private_members_and_periods_are_refused(
     events = client.get(f"/api/v1/projects/{pid}/events", headers=AUTH).json()["events"]
     actions = [e["action"] for e in events if e["kid"] == "old-1"]
     assert actions == ["foreign_key.added", "foreign_key.renewed", "foreign_key.removed"]
+    # an ADFS-style kid (standard base64, with "/") can be removed too
+    slashed = JWK.generate("ES256", kid="adfs/Ab+c=").public().to_dict()
+    assert _add(client, pid, jwks={"keys": [slashed]}, until=until).status_code == 201
+    r = client.delete(f"/api/v1/projects/{pid}/foreign-keys/adfs%2FAb%2Bc%3D", headers=AUTH)
+    assert r.status_code == 204
+    assert "adfs/Ab+c=" not in _jwks(client, pid).text
 
 
 def test_http_jwks_url_needs_the_setting(client: SyncClient, service: Service) -> None:

@@ -73,7 +73,11 @@ def read_jwks(document: Any) -> tuple[list[JWK], list[str]]:
     missing or repeated ``kid`` values, or more than :data:`MAX_KEYS` keys."""
     if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
         raise _refuse('a JWK Set must be a JSON object with a "keys" array', "invalid_jwks")
-    if len(json.dumps(document)) > MAX_JWKS_BYTES:
+    try:
+        size = len(json.dumps(document))
+    except (TypeError, ValueError, RecursionError):
+        raise _refuse("the JWK Set is not plain JSON", "invalid_jwks") from None
+    if size > MAX_JWKS_BYTES:
         raise _refuse(f"the JWK Set is larger than {MAX_JWKS_BYTES} bytes", "jwks_too_large")
     entries = document["keys"]
     keys: list[JWK] = []

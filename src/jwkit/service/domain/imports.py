@@ -131,7 +131,7 @@ def _from_pem(pem: str, passphrase: str | None) -> JWK:
 def _from_jwk(data: dict[str, Any]) -> JWK:
     try:
         size = len(json.dumps(data))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         raise _refuse("the JWK is not a JSON object", "invalid_key", "jwk") from None
     if size > MAX_KEY_CHARS:
         raise _refuse(f"the JWK is longer than {MAX_KEY_CHARS} characters", "key_too_large", "jwk")

@@ -108,7 +108,7 @@ def add_foreign_keys(request: Request, project_id: str, body: ForeignKeysImport)
     return {"foreign_keys": out, "skipped": skipped}
 
 
-@router.delete("/projects/{project_id}/foreign-keys/{kid}", status_code=204)
+@router.delete("/projects/{project_id}/foreign-keys/{kid:path}", status_code=204)
 def remove_foreign_key(request: Request, project_id: str, kid: str) -> Response:
     """Take a foreign key out of the JWKS now."""
     svc = _service(request)
