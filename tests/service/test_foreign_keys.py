@@ -193,6 +193,10 @@ def test_collisions_private_members_and_periods_are_refused(
     events = client.get(f"/api/v1/projects/{pid}/events", headers=AUTH).json()["events"]
     actions = [e["action"] for e in events if e["kid"] == "old-1"]
     assert actions == ["foreign_key.added", "foreign_key.renewed", "foreign_key.removed"]
+    put = client.request("PUT", f"/api/v1/projects/{pid}/foreign-keys", headers=AUTH)
+    assert (put.status_code, put.headers["allow"]) == (405, "GET, POST")
+    get = client.get(f"/api/v1/projects/{pid}/keys/import", headers=AUTH)
+    assert (get.status_code, get.headers["allow"]) == (405, "POST")
     # an ADFS-style kid (standard base64, with "/") can be removed too
     slashed = JWK.generate("ES256", kid="adfs/Ab+c=").public().to_dict()
     assert _add(client, pid, jwks={"keys": [slashed]}, until=until).status_code == 201

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request, Response
 
 from jwkit.service.domain import foreign, imports, keys, projects
 from jwkit.service.domain.common import InvalidInput
-from jwkit.service.http.admin import ROUTER_OPTIONS
+from jwkit.service.http.admin import ROUTER_OPTIONS, answer_405_with_allow
 from jwkit.service.http.metrics import TRANSITIONS
 from jwkit.service.http.schemas import ForeignKeysImport, KeyImport
 from jwkit.service.runtime import Service
@@ -115,3 +115,6 @@ def remove_foreign_key(request: Request, project_id: str, kid: str) -> Response:
     with svc.write() as session:
         foreign.remove_foreign_key(session, project_id, kid, now=svc.clock(), actor=_actor(request))
     return Response(status_code=204)
+
+
+answer_405_with_allow(router)
