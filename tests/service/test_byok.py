@@ -254,9 +254,10 @@ def test_kid_and_key_collisions_are_refused(client: SyncClient, service: Service
 
 
 def _cli(
-    server: ServerProcess, *args: str, stdin: str | None = None
+    server: ServerProcess, *args: str, stdin: str | None = None, **extra: str
 ) -> subprocess.CompletedProcess[str]:
     env = {"JWKIT_ADMIN_URL": server.url, "JWKIT_ADMIN_TOKEN": ADMIN_TOKEN, "PATH": "/usr/bin:/bin"}
+    env.update(extra)
     return subprocess.run(
         [sys.executable, "-m", "jwkit.cli", "admin", *args],
         input=stdin,
@@ -330,3 +331,22 @@ def test_openssl_rsa_4096_through_the_cli_on_a_real_server(spawn: Any, tmp_path:
         private_d = JWK.from_pem(pem).to_dict(private=True)["d"]
         _no_private("\n".join([*answers, server.log(), dump]), [private_d])
         _no_private("\n".join([*answers, server.log(), dump]), secrets)
+
+
+def test_cli_reads_an_encrypted_pem_passphrase_from_the_environment(
+    spawn: Any, tmp_path: Path
+) -> None:
+    server = spawn()
+    with server.api() as api:
+        pid = api.post("/api/v1/projects", json={"name": "enc", "algorithm": "ES256"}).json()["id"]
+    path = tmp_path / "enc.pem"
+    pem, passphrase = _encrypted_pkcs8(tmp_path)
+    path.write_text(pem)
+    refused = _cli(server, "keys", "import", pid, str(path))
+    assert refused.returncode == 1
+    assert "passphrase_required" in refused.stderr and "JWKIT_KEY_PASSPHRASE" in refused.stderr
+    done = _cli(server, "keys", "import", pid, str(path), JWKIT_KEY_PASSPHRASE=passphrase)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("next key ")
+    output = refused.stdout + refused.stderr + done.stdout + done.stderr + server.log()
+    _no_private(output, [*pem_body_lines(pem), passphrase])
