@@ -382,3 +382,28 @@ def test_foreign_keys_and_import_on_postgres_with_two_replicas(tmp_path: Path, p
     finally:
         for replica in replicas:
             replica.close()
+
+
+def test_migration_0004_upgrades_downgrades_and_matches_the_model(tmp_path: Path) -> None:
+    from alembic import command
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+    from sqlalchemy import inspect
+
+    from jwkit.service.store.db import Database, _alembic_config
+    from jwkit.service.store.models import Base
+
+    db = Database(f"sqlite:///{tmp_path / 'm.db'}")
+    try:
+        db.migrate()
+        cfg = _alembic_config()
+        with db.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0003")
+        assert "foreign_keys" not in inspect(db.engine).get_table_names()
+        db.migrate()
+        with db.engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        assert [d for d in diff if "foreign_keys" in repr(d)] == []
+    finally:
+        db.dispose()
