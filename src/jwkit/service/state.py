@@ -37,7 +37,7 @@ from jwkit.jose.jwt import Encoder
 from jwkit.service.domain import admins, keys
 from jwkit.service.domain.clients import CLIENT_ID_MAX, ClientRecord, load_client, load_clients
 from jwkit.service.domain.projects import issuer_for
-from jwkit.service.domain.tokens import token_encoder
+from jwkit.service.domain.tokens import DPOP_ALGORITHMS, token_encoder
 from jwkit.service.settings import Settings
 from jwkit.service.statuslists import StatusRegistry
 from jwkit.service.store.db import Database
@@ -100,6 +100,8 @@ class ProjectView:
     #: Tokens carry a Token Status List ``status`` claim (the project's ``token_status``).
     token_status: bool = False
     freshness: Freshness | None = None
+    #: The token endpoint refuses requests without a DPoP proof (the project's setting).
+    dpop_required: bool = False
 
     def cache_max_age(self, now: int) -> int:
         """``max-age`` never beyond the next scheduled key change (never negative), and never
@@ -250,6 +252,8 @@ class ServiceState:
                 "client_secret_post",
             ],
             "id_token_signing_alg_values_supported": algs,
+            # RFC 9449 §5.1: the token endpoint takes DPoP proofs signed with these.
+            "dpop_signing_alg_values_supported": DPOP_ALGORITHMS,
             # RFC 8414 §2: no grant of ours uses an authorization endpoint, so none is listed
             # and no response_type is supported.
             "response_types_supported": [],
@@ -278,6 +282,7 @@ class ServiceState:
             token_signer=_token_signer(project.id, signer),
             freshness=self.freshness,
             token_status=bool(project.token_status),
+            dpop_required=bool(project.dpop_required),
         )
 
     # -- replication --------------------------------------------------------------------
