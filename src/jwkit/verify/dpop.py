@@ -32,7 +32,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import re
 import secrets
 import threading
@@ -97,6 +96,7 @@ _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _MAX_JTI = 256
 _MAX_KEYS = 1024  # imported proof keys remembered per verifier
+_MAX_URLS = 1024  # normalised URLs remembered per verifier
 _PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
 _UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 
@@ -388,22 +388,47 @@ class DPoPVerifier:
         if base_url is not None:
             base = normalize_htu(base_url)
             self._base = base[:-1] if base.endswith("/") else base
+        # Both keyed by text the client sent, bounded, and only ever holding results that
+        # text determines: a proof header segment -> its checked key and thumbprint; a URL ->
+        # its normalised form ("" when it is not a URL).
         self._keys: OrderedDict[str, tuple[JWK, str]] = OrderedDict()
         self._keys_lock = threading.Lock()
+        self._urls: dict[str, str] = {}
 
     # -- the proof ------------------------------------------------------------------------
+
+    def _normal(self, url: str) -> str:
+        """:func:`normalize_htu`, remembered; ``""`` for what is not an http(s) URL."""
+        found = self._urls.get(url)
+        if found is None:
+            try:
+                found = normalize_htu(url)
+            except ValueError:
+                found = ""
+            if len(self._urls) >= _MAX_URLS:
+                self._urls.clear()
+            self._urls[url] = found
+        return found
 
     def request_htu(self, url: str) -> str:
         """The normalised ``htu`` of a request to ``url`` as this server sees it (with
         ``base_url`` in place of its scheme and host, if set)."""
-        htu = normalize_htu(url)
+        htu = self._normal(url)
+        if not htu:
+            raise ValueError("not an absolute http(s) URL")
         if self._base is not None:
             path = htu[htu.index("/", htu.index("//") + 2) :]
             htu = self._base + path
         return htu
 
-    def _key(self, header: Mapping[str, Any]) -> tuple[JWK, str]:
-        """The proof's ``jwk`` header as a public key and its thumbprint (imported once)."""
+    def _key(self, header: Mapping[str, Any], segment: str) -> tuple[JWK, str]:
+        """The proof's ``jwk`` header as a public key and its thumbprint, imported once per
+        header ``segment`` (the same base64url text is the same header, so the same key)."""
+        with self._keys_lock:
+            found = self._keys.get(segment)
+            if found is not None:
+                self._keys.move_to_end(segment)
+                return found
         data = header.get("jwk")
         if not isinstance(data, Mapping):
             raise InvalidDPoPProof('the proof has no "jwk" header')
@@ -411,12 +436,6 @@ class DPoPVerifier:
             raise InvalidDPoPProof("the proof's jwk holds private key material")
         if data.get("kty") == "oct":
             raise InvalidDPoPProof("the proof's jwk is a symmetric key")
-        text = json.dumps(data, sort_keys=True, separators=(",", ":"))
-        with self._keys_lock:
-            found = self._keys.get(text)
-            if found is not None:
-                self._keys.move_to_end(text)
-                return found
         try:
             key = JWK.from_dict(data)
         except JWKError as exc:
@@ -425,7 +444,7 @@ class DPoPVerifier:
             raise InvalidDPoPProof("the proof's jwk is not a public key")
         found = (key, key.thumbprint())
         with self._keys_lock:
-            self._keys[text] = found
+            self._keys[segment] = found
             if len(self._keys) > _MAX_KEYS:
                 self._keys.popitem(last=False)
         return found
@@ -454,7 +473,7 @@ class DPoPVerifier:
         except InvalidToken as exc:
             raise InvalidDPoPProof(f"proof: {exc.message}") from None
         alg = parsed.alg
-        key, thumbprint = self._key(header)
+        key, thumbprint = self._key(header, proof.partition(".")[0])
         if not key.can_verify(alg):
             raise InvalidDPoPProof(f"the proof's jwk may not verify {alg}")
         try:
@@ -468,11 +487,8 @@ class DPoPVerifier:
         if claims.get("htm") != method:
             raise InvalidDPoPProof('the proof\'s "htm" is not the request method')
         proof_htu = claims.get("htu")
-        try:
-            if not isinstance(proof_htu, str) or normalize_htu(proof_htu) != htu:
-                raise ValueError
-        except ValueError:
-            raise InvalidDPoPProof('the proof\'s "htu" is not the request URL') from None
+        if not isinstance(proof_htu, str) or self._normal(proof_htu) != htu:
+            raise InvalidDPoPProof('the proof\'s "htu" is not the request URL')
         iat = claims.get("iat")
         if isinstance(iat, bool) or not isinstance(iat, int | float):
             raise InvalidDPoPProof('the proof has no numeric "iat"')
