@@ -245,3 +245,30 @@ def test_both_modes_bind_tokens_at_the_public_url(
     open_ = setup["open"]
     plain = _post(server, open_, setup["clients"][open_["id"]])
     assert plain.json()["token_type"] == "Bearer"
+
+
+def test_migration_keeps_existing_projects_without_dpop(tmp_path: Path) -> None:
+    """0004_dpop: projects made before it keep issuing bearer tokens (dpop_required false)."""
+    from alembic import command
+    from sqlalchemy import create_engine, text
+
+    from jwkit.service.store.db import Database, _alembic_config
+
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    db = Database(url)
+    with db.engine.begin() as conn:
+        cfg = _alembic_config()
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0003")
+        conn.execute(
+            text(
+                "INSERT INTO projects (id, name, audience, algorithm, token_ttl, max_token_ttl, "
+                "jwks_max_age, created_at) VALUES ('p_old', 'old', 'a', 'ES256', 60, 60, 60, 0)"
+            )
+        )
+    db.migrate()
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT dpop_required FROM projects")).scalar_one() in (0, False)
+    engine.dispose()
+    db.dispose()
