@@ -37,7 +37,7 @@ from jwkit.jose.jwt import Encoder
 from jwkit.service.domain import admins, foreign, keys
 from jwkit.service.domain.clients import CLIENT_ID_MAX, ClientRecord, load_client, load_clients
 from jwkit.service.domain.projects import issuer_for
-from jwkit.service.domain.tokens import token_encoder
+from jwkit.service.domain.tokens import DPOP_ALGORITHMS, token_encoder
 from jwkit.service.settings import Settings
 from jwkit.service.statuslists import StatusRegistry
 from jwkit.service.store.db import Database
@@ -102,6 +102,8 @@ class ProjectView:
     freshness: Freshness | None = None
     #: When the first foreign key published here reaches its end (the JWKS is rebuilt then).
     foreign_until: int | None = None
+    #: The token endpoint refuses requests without a DPoP proof (the project's setting).
+    dpop_required: bool = False
 
     def cache_max_age(self, now: int) -> int:
         """``max-age`` never beyond the next scheduled key change (never negative), and never
@@ -268,6 +270,8 @@ class ServiceState:
                 "client_secret_post",
             ],
             "id_token_signing_alg_values_supported": algs,
+            # RFC 9449 §5.1: the token endpoint takes DPoP proofs signed with these.
+            "dpop_signing_alg_values_supported": DPOP_ALGORITHMS,
             # RFC 8414 §2: no grant of ours uses an authorization endpoint, so none is listed
             # and no response_type is supported.
             "response_types_supported": [],
@@ -297,6 +301,7 @@ class ServiceState:
             freshness=self.freshness,
             token_status=bool(project.token_status),
             foreign_until=min((f.until for f in shown), default=None),
+            dpop_required=bool(project.dpop_required),
         )
 
     # -- replication --------------------------------------------------------------------

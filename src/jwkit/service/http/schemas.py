@@ -126,6 +126,8 @@ class ProjectOut(_Answer):
     jwks_max_age: int
     rotation_days: int | None
     created_at: str
+    #: The token endpoint requires a DPoP proof and issues DPoP-bound tokens only (RFC 9449).
+    dpop_required: bool = False
 
 
 class ProjectList(_Answer):
@@ -165,11 +167,21 @@ class ProjectCreate(_Body):
     rotation_days: RotationDays | None = None
     #: Access tokens carry a Token Status List ``status`` claim (revocable).
     token_status: bool = True
+    #: The token endpoint requires a DPoP proof (RFC 9449) and issues DPoP-bound tokens only.
+    dpop_required: bool = False
 
 
 #: Members of :class:`ProjectUpdate` that may be left out but not set to null (the admin
 #: API refuses null for them with 422 ``invalid_input``).
-NOT_NULL = ("name", "algorithm", "token_ttl", "max_token_ttl", "jwks_max_age", "token_status")
+NOT_NULL = (
+    "name",
+    "algorithm",
+    "token_ttl",
+    "max_token_ttl",
+    "jwks_max_age",
+    "token_status",
+    "dpop_required",
+)
 
 
 def _not_null_in_schema(schema: dict[str, Any]) -> None:
@@ -195,6 +207,7 @@ class ProjectUpdate(_Body):
     jwks_max_age: MaxAge | None = None
     rotation_days: RotationDays | None = None
     token_status: bool | None = None
+    dpop_required: bool | None = None
 
 
 class KeyCreate(_Body):

@@ -57,6 +57,8 @@ class Project(Base):
     created_at: Mapped[int] = mapped_column(BigInteger)
     #: Whether issued access tokens carry a Token Status List ``status`` claim.
     token_status: Mapped[bool] = mapped_column(Boolean, default=False)
+    # -- branch dpop (migration 0005_dpop): the token endpoint requires a DPoP proof.
+    dpop_required: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class Key(Base):
