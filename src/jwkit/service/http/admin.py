@@ -38,6 +38,7 @@ from jwkit.service.http.schemas import (
     TokenMint,
     TokenOut,
 )
+from jwkit.service.keys import KeyUnavailable
 from jwkit.service.runtime import Service
 from jwkit.service.statuslists import now_ms
 from jwkit.service.store.models import AuditEvent
@@ -269,7 +270,12 @@ def mint_token(request: Request, project_id: str, body: TokenMint) -> JSON:
         if ttl > project.max_token_ttl:
             raise InvalidInput(f"ttl must not exceed {project.max_token_ttl}", field="ttl")
         view = svc.state.projects.get(project_id)
-        if view is None or view.signer is None or view.signer_key_id is None:
+        if (
+            view is None
+            or view.signer is None
+            or view.token_signer is None
+            or view.signer_key_id is None
+        ):
             raise NotFound("this project has no active signing key", code="no_active_key")
         now = svc.clock()
         aud = extra.get("aud", project.audience)
@@ -278,7 +284,7 @@ def mint_token(request: Request, project_id: str, body: TokenMint) -> JSON:
         try:
             # RFC 9068 §2.2: client_id is required; the caller of the admin API is the client.
             token, exp = mint(
-                view.signer,
+                view.token_signer,
                 issuer=issuer_for(svc.settings.public_url, project.id),
                 audience=aud,
                 subject=body.sub,
@@ -293,6 +299,9 @@ def mint_token(request: Request, project_id: str, body: TokenMint) -> JSON:
             )
         except (TypeError, ValueError) as exc:
             raise InvalidInput("claims must be JSON values", field="claims") from exc
+        except KeyUnavailable as exc:
+            svc.state.key_alarm(project_id, exc, backend=view.signer.backend)
+            raise
         keys.raise_max_exp(session, view.signer_key_id, exp)
         if slot is not None:
             revocation.record_issued_now(
