@@ -159,7 +159,7 @@ class ServiceState:
         self._ping_lock = threading.Lock()
         #: Status lists, index blocks and issuance records (token status).
         self.status = StatusRegistry(settings, db, clock, lambda: self.projects)
-        self.status.key_alarm = lambda pid, exc: self.key_alarm(pid, exc)
+        self.status.key_alarm = lambda pid, exc, backend: self.key_alarm(pid, exc, backend=backend)
         #: Called with a project id when its published key set changed.
         self.key_listeners: list[Callable[[str], None]] = []
 

@@ -118,11 +118,11 @@ class StatusRegistry:
         self._pending_lock = threading.Lock()
         self._encoders: dict[int, Encoder] = {}
         #: Told when a project's key could not sign a list (the service state's alarm).
-        self.key_alarm: Callable[[str, KeyUnavailable], None] | None = None
+        self.key_alarm: Callable[[str, KeyUnavailable, str], None] | None = None
 
-    def _key_alarm(self, project_id: str, exc: KeyUnavailable) -> None:
+    def _key_alarm(self, project_id: str, exc: KeyUnavailable, backend: str) -> None:
         if self.key_alarm is not None:
-            self.key_alarm(project_id, exc)
+            self.key_alarm(project_id, exc, backend)
         else:
             log.error("project %s: its key cannot sign status lists: %s", project_id, exc.code)
 
@@ -242,7 +242,7 @@ class StatusRegistry:
             log.error("project %s: its active key cannot sign status lists", view.id)
             return None
         except KeyUnavailable as exc:  # the list keeps its last signed version meanwhile
-            self._key_alarm(view.id, exc)
+            self._key_alarm(view.id, exc, view.signer.backend)
             return None
         etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
         return ListDoc(

@@ -7,6 +7,7 @@ render. Private key material never appears in any response.
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -38,12 +39,14 @@ from jwkit.service.http.schemas import (
     TokenMint,
     TokenOut,
 )
-from jwkit.service.keys import KeyUnavailable
+from jwkit.service.keys import Keyring, KeyUnavailable
 from jwkit.service.runtime import Service
 from jwkit.service.statuslists import now_ms
 from jwkit.service.store.models import AuditEvent
 
 __all__ = ["ROUTER_OPTIONS", "router"]
+
+log = logging.getLogger("jwkit.service")
 
 # The bearer scheme only documents the admin token in the OpenAPI document (AdminRoute does
 # the authentication, console sessions included); ERROR_RESPONSES documents every refusal.
@@ -133,7 +136,14 @@ def update_project(request: Request, project_id: str, body: ProjectUpdate) -> JS
 def delete_project(request: Request, project_id: str) -> Response:
     svc = _service(request)
     with svc.write() as session:
+        held = [k for k in keys.list_keys(session, project_id) if k.key_handle]
         projects.delete_project(session, project_id, now=svc.clock(), actor=_actor(request))
+    for key in held:  # keys in a token (HSM) go with their project, once that is committed
+        try:
+            if isinstance(svc.vault, Keyring):
+                svc.vault.destroy(key)
+        except KeyUnavailable as exc:
+            log.warning("project %s: key %s not destroyed: %s", project_id, key.kid, exc.code)
     return Response(status_code=204)
 
 
@@ -196,6 +206,7 @@ def create_key(request: Request, project_id: str, body: KeyCreate) -> JSON:
         "state": out["state"],
         "alg": out["alg"],
         "public_jwk": out["public_jwk"],
+        "backend": out["backend"],
     }
     if secrets is not None:
         created["secret_jwk"] = secrets["keys"][0]

@@ -138,6 +138,8 @@ class Pkcs11Backend:
         try:
             # Login is per application: this session stays open so the others stay logged in.
             self._login = self._token.open(user_pin=config.pin, rw=True)
+        except pkcs11.exceptions.UserAlreadyLoggedIn:  # another backend of this process did
+            self._login = self._token.open(rw=True)
         except pkcs11.exceptions.PinIncorrect:
             raise KeyBackendError(
                 "the PKCS#11 token refused the PIN (JWKIT_PKCS11_PIN / JWKIT_PKCS11_PIN_FILE)"
