@@ -26,6 +26,7 @@ from tests.support import softhsm
 from tests.support.softhsm import SoftHSM
 
 from .conftest import (
+    ADMIN_PASSWORD,
     AUTH,
     FakeClock,
     ServerProcess,
@@ -268,6 +269,20 @@ def test_token_endpoint_rotation_replace_revoke_and_restart(
         assert (
             _verified_kid(server, project, {"client_id": client_id, "client_secret": secret}) == kid
         )
+
+    # The console's key page says where each key lives.
+    with httpx.Client(base_url=server.url, timeout=60) as console:
+        form = console.get("/console/login").text
+        csrf = form.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+        r = console.post(
+            "/console/login",
+            data={"username": "admin", "password": ADMIN_PASSWORD, "csrf_token": csrf},
+        )
+        assert r.status_code == 303, r.text
+        page = console.get(f"/console/projects/{next(iter(found))}/keys").text
+    assert 'data-backend="pkcs11">in a PKCS#11 token (HSM)' in page
+    assert "in this database" not in page
+    assert page.count("· HSM</span>") >= 2
 
     # No private key material in the database or the logs in this mode.
     server.stop()
