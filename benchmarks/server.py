@@ -320,7 +320,9 @@ def custody_targets(
         server, base = pair
         setup = custody_setup(base, alg)
         auth = basic(setup["client_id"], setup["client_secret"])
-        check_token(setup["token"], auth, form, setup["jwks"], setup["issuer"], setup["audience"])
+        check_token(
+            setup["token"], auth, form, setup["jwks"], setup["issuer"], setup["audience"], alg
+        )
         script = token_script(work / f"{endpoint}.lua", auth, form)
         targets.append(Target(server.name, endpoint, setup["token"], server, script=script))
     return targets
@@ -593,7 +595,13 @@ def basic(client_id: str, secret: str) -> str:
 
 
 def check_token(
-    url: str, authorization: str, form: str, jwks_url: str, issuer: str, audience: str
+    url: str,
+    authorization: str,
+    form: str,
+    jwks_url: str,
+    issuer: str,
+    audience: str,
+    alg: str = "ES256",
 ) -> dict[str, Any]:
     """POST the token request; the answer must hold a JWT that jwkit's Verifier accepts."""
     import httpx
@@ -620,7 +628,7 @@ def check_token(
         allow_insecure_http=True,
         issuer=issuer,
         audience=audience,
-        algorithms=["ES256"],
+        algorithms=[alg],
         typ="at+jwt",
     ) as verifier:
         claims = dict(verifier.verify(token))
