@@ -271,16 +271,7 @@ def custody_setup(base: str, alg: str) -> dict[str, str]:
 
     auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
     with httpx.Client(base_url=base, headers=auth, timeout=60) as client:
-        r = client.post("/api/v1/projects", json={"name": f"bench-{alg}", "algorithm": alg})
-        if r.status_code != 201:
-            raise BenchError(f"jwkit: creating the project answered {r.status_code}: {r.text}")
-        project = r.json()
-        r = client.post(
-            f"/api/v1/projects/{project['id']}/clients", json={"name": "bench", "scopes": [SCOPE]}
-        )
-        if r.status_code != 201:
-            raise BenchError(f"jwkit: creating the client answered {r.status_code}: {r.text}")
-        created = r.json()
+        project, created = project_with_client(client, {"name": f"bench-{alg}", "algorithm": alg})
     pid = project["id"]
     return {
         "issuer": project["issuer"],
@@ -338,40 +329,31 @@ def _wait_ready(base: str) -> None:
         time.sleep(0.2)
 
 
+def project_with_client(client: Any, body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Create a project (``body``) and an OAuth client with the bench scope in it."""
+    r = client.post("/api/v1/projects", json=body)
+    if r.status_code != 201:
+        raise BenchError(f"jwkit: creating the project answered {r.status_code}: {r.text}")
+    project = r.json()
+    r = client.post(
+        f"/api/v1/projects/{project['id']}/clients", json={"name": "bench", "scopes": [SCOPE]}
+    )
+    if r.status_code != 201:
+        raise BenchError(f"jwkit: creating the client answered {r.status_code}: {r.text}")
+    return project, r.json()
+
+
 def jwkit_setup(base: str) -> dict[str, str]:
     """An ES256 project and an OAuth client, through the admin API."""
     import httpx
 
+    _wait_ready(base)
     auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
     with httpx.Client(base_url=base, headers=auth, timeout=30) as client:
-        deadline = time.monotonic() + 30
-        while client.get("/readyz").status_code != 200:
-            if time.monotonic() > deadline:
-                raise BenchError("jwkit never became ready")
-            time.sleep(0.2)
-        r = client.post("/api/v1/projects", json={"name": "bench", "algorithm": "ES256"})
-        if r.status_code != 201:
-            raise BenchError(f"jwkit: creating the project answered {r.status_code}: {r.text}")
-        project = r.json()
-        r = client.post(
-            f"/api/v1/projects/{project['id']}/clients", json={"name": "bench", "scopes": [SCOPE]}
+        project, created = project_with_client(client, {"name": "bench", "algorithm": "ES256"})
+        plain, plain_client = project_with_client(
+            client, {"name": "bench-nostatus", "algorithm": "ES256", "token_status": False}
         )
-        if r.status_code != 201:
-            raise BenchError(f"jwkit: creating the client answered {r.status_code}: {r.text}")
-        created = r.json()
-        r = client.post(
-            "/api/v1/projects",
-            json={"name": "bench-nostatus", "algorithm": "ES256", "token_status": False},
-        )
-        if r.status_code != 201:
-            raise BenchError(f"jwkit: creating the project answered {r.status_code}: {r.text}")
-        plain = r.json()
-        r = client.post(
-            f"/api/v1/projects/{plain['id']}/clients", json={"name": "bench", "scopes": [SCOPE]}
-        )
-        if r.status_code != 201:
-            raise BenchError(f"jwkit: creating the client answered {r.status_code}: {r.text}")
-        plain_client = r.json()
     pid = project["id"]
     return {
         "plain_issuer": plain["issuer"],
