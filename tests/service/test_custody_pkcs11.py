@@ -208,6 +208,8 @@ def _spawn(
     home: Path, hsm: SoftHSM, started: list[ServerProcess], port: int = 0, **extra: str
 ) -> ServerProcess:
     env = server_env(home, **hsm.env(JWKIT_SCHEDULER_INTERVAL="0", **extra))
+    if "JWKIT_PKCS11_PIN_FILE" in extra:
+        del env["JWKIT_PKCS11_PIN"]
     server = ServerProcess(home, env, port=port)
     started.append(server)
     return server.start()
@@ -305,7 +307,11 @@ def test_two_replicas_share_one_token_and_see_a_deleted_key(
     port = free_port()  # one issuer (replica a's address) for both replicas
     issuer = {"JWKIT_PUBLIC_URL": f"http://127.0.0.1:{port}"}
     a = _spawn(tmp_path, hsm, servers, port, **issuer)
-    b = _spawn(tmp_path, hsm, servers, **issuer)  # same SQLite database, same token
+    pin = tmp_path / "pin"
+    pin.write_text(hsm.pin + "\n")
+    pin.chmod(0o600)
+    # same SQLite database, same token; the PIN from a file this time
+    b = _spawn(tmp_path, hsm, servers, **issuer, JWKIT_PKCS11_PIN_FILE=str(pin))
     project = _api(a, "POST", "/projects", {"name": "two", "jwks_max_age": 0})
     pid = project["id"]
     cl = _api(a, "POST", f"/projects/{pid}/clients", {"name": "svc"})
