@@ -277,7 +277,7 @@ def grant_token(
         except (DBAPIError, ServiceError):
             ERRORS.labels("database_unavailable").inc()
             return _oauth_error("temporarily_unavailable", "try again shortly", 503)
-    jti = new_jti()
+    jti = new_jti() if slot is None else new_jti(slot.list_id, slot.idx)
     try:
         access_token, exp = mint(
             signer,

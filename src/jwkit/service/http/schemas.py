@@ -21,7 +21,9 @@ __all__ = [
     "ClientList",
     "ClientOut",
     "ErrorBody",
+    "ForeignKeysImport",
     "KeyCreate",
+    "KeyImport",
     "ProjectCreate",
     "ProjectList",
     "ProjectOut",
@@ -259,3 +261,28 @@ class RevocationCreate(_Body):
 class ClientCreate(_Body):
     name: Name
     scopes: Annotated[list[ScopeToken], Field(max_length=50)] = []
+
+
+# -- custody-byok: bring your own key, foreign keys -------------------------------------------
+# A kid: 1 to 128 printable ASCII characters, no spaces.
+Kid = Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]{1,128}$")]
+
+
+class KeyImport(_Body):
+    """A private key to import as the next key: ``pem`` (PKCS#1, SEC1 or PKCS#8, encrypted
+    with ``passphrase``) or ``jwk``; ``kid`` defaults to the JWK's or the RFC 7638
+    thumbprint. Never echoed back."""
+
+    pem: Annotated[str, StringConstraints(min_length=1, max_length=16384)] | None = None
+    jwk: dict[str, Any] | None = None
+    passphrase: Annotated[str, StringConstraints(min_length=1, max_length=1024)] | None = None
+    kid: Kid | None = None
+
+
+class ForeignKeysImport(_Body):
+    """Another issuer's public keys, published until ``until`` (RFC 3339, at most 366 days
+    ahead): a JWK Set in ``jwks``, or fetched once from ``url``."""
+
+    until: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    jwks: dict[str, Any] | None = None
+    url: Annotated[str, StringConstraints(min_length=1, max_length=2048)] | None = None

@@ -3,8 +3,8 @@
 Existing keys are ``local`` (sealed in the database). ``key_handle`` is how a backend finds a
 key again (the PKCS#11 label); ``destroyed_at`` when a revoked key was destroyed there.
 
-Revision ID: 0004_custody_hsm
-Revises: 0003
+Revision ID: 0005_custody_hsm
+Revises: 0004_custody_byok
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004_custody_hsm"
-down_revision = "0003"
+revision = "0005_custody_hsm"
+down_revision = "0004_custody_byok"
 branch_labels = None
 depends_on = None
 
