@@ -18,7 +18,9 @@ from .conftest import ADMIN_PASSWORD, AUTH, FakeClock, SyncClient
 
 
 def _routers() -> list[Any]:
-    routers = [admin.router]
+    from jwkit.service.http import migration
+
+    routers = [admin.router, migration.router]
     try:  # the console's admin API additions, when installed
         from jwkit.service.http import inspect
     except ImportError:
@@ -27,7 +29,7 @@ def _routers() -> list[Any]:
 
 
 ROUTES = sorted(
-    (method, route.path)
+    (method, route.path_format)
     for router in _routers()
     for route in router.routes
     if isinstance(route, APIRoute)
