@@ -105,6 +105,7 @@ class OffloadPool:
         self._jobs: queue.SimpleQueue[tuple[_Check, bytes, bytes, asyncio.Future[bool], _Inbox]]
         self._jobs = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
+        self._idle = 0  # workers waiting for a job (changed under self._lock)
         self._inboxes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Inbox]
         self._inboxes = weakref.WeakKeyDictionary()
         self._last: tuple[weakref.ref[asyncio.AbstractEventLoop], _Inbox] | None = None
@@ -123,6 +124,21 @@ class OffloadPool:
         self._jobs.put((check, signing_input, signature, future, inbox))
         return future
 
+    def try_run(
+        self, check: _Check, signing_input: bytes, signature: bytes
+    ) -> Awaitable[bool] | None:
+        """:meth:`run` when a worker waits for a job; ``None`` when every worker is busy.
+
+        Then the caller had better check in place: the cores are busy anyway, and a check
+        queued behind busy workers would pay for the hop and wait besides. (This is what
+        :meth:`Verifier.verify_async` does: under full load the loop checks some signatures
+        itself, and no core idles.)"""
+        if self._idle <= self._jobs.qsize():
+            if self._threads:
+                return None
+            self._start()
+        return self.run(check, signing_input, signature)
+
     def _inbox(self, loop: asyncio.AbstractEventLoop) -> _Inbox:
         with self._lock:
             inbox = self._inboxes.get(loop)
@@ -138,9 +154,7 @@ class OffloadPool:
             if self._threads:
                 return
             for n in range(self.workers):
-                thread = threading.Thread(
-                    target=_work, args=(self._jobs,), name=f"{self.name}-{n}", daemon=True
-                )
+                thread = threading.Thread(target=self._work, name=f"{self.name}-{n}", daemon=True)
                 thread.start()
                 self._threads.append(thread)
 
@@ -157,21 +171,23 @@ class OffloadPool:
     def __repr__(self) -> str:
         return f"<OffloadPool {self.name!r} workers={self.workers}>"
 
-
-def _work(
-    jobs: queue.SimpleQueue[tuple[_Check, bytes, bytes, asyncio.Future[bool], _Inbox]],
-) -> None:
-    while True:
-        job = jobs.get()
-        if job is None:
-            return
-        check, signing_input, signature, future, inbox = job
-        try:
-            ok = check(signing_input, signature)
-        except BaseException as exc:  # handed to the awaiting task, as verify() would raise
-            inbox.deliver(future, False, exc)
-        else:
-            inbox.deliver(future, ok, None)
+    def _work(self) -> None:
+        jobs, lock = self._jobs, self._lock
+        while True:
+            with lock:
+                self._idle += 1
+            job = jobs.get()
+            with lock:
+                self._idle -= 1
+            if job is None:
+                return
+            check, signing_input, signature, future, inbox = job
+            try:
+                ok = check(signing_input, signature)
+            except BaseException as exc:  # handed to the awaiting task, as verify() would raise
+                inbox.deliver(future, False, exc)
+            else:
+                inbox.deliver(future, ok, None)
 
 
 class _ExecutorOffload:
@@ -180,7 +196,7 @@ class _ExecutorOffload:
     def __init__(self, executor: concurrent.futures.Executor) -> None:
         self.executor = executor
 
-    def run(self, check: _Check, signing_input: bytes, signature: bytes) -> Awaitable[bool]:
+    def try_run(self, check: _Check, signing_input: bytes, signature: bytes) -> Awaitable[bool]:
         return asyncio.get_running_loop().run_in_executor(
             self.executor, check, signing_input, signature
         )
