@@ -8,9 +8,11 @@ token cache) holds the GIL and stays on the loop, where a thread hop could not m
 :class:`OffloadPool` is the hop made cheap. A check goes to a worker through one
 ``queue.SimpleQueue``; results come back in batches: a worker that finishes while an earlier
 result still waits for the loop adds its result to that batch instead of waking the loop
-again. With many requests in flight this costs the loop a few microseconds per check, about a
-third of ``loop.run_in_executor``'s. Any :class:`concurrent.futures.Executor` works too
-(``Verifier(..., offload=executor)``), at that higher price.
+again. With many requests in flight a hop costs about 3 µs of CPU, a sixth of
+``loop.run_in_executor``'s (``docs/benchmarks.md``, "Every core"); when every worker is busy,
+:meth:`OffloadPool.try_run` declines and the loop checks the signature itself. Any
+:class:`concurrent.futures.Executor` works too (``Verifier(..., offload=executor)``), at that
+higher price.
 """
 
 from __future__ import annotations
