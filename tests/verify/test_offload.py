@@ -232,3 +232,20 @@ def test_with_every_worker_busy_the_loop_checks_in_place() -> None:
     finally:
         release.set()
         pool.close()
+
+
+def test_one_verifier_shared_by_threads_answers_each_its_own_token() -> None:
+    es = make_key("ES256", "k1")
+    verifier = _verifier(es, False, token_cache=False)
+    per_thread = {n: [token_for(es, {"jti": f"{n}-{i}"}) for i in range(30)] for n in range(4)}
+    seen: dict[int, list[str]] = {}
+
+    def work(n: int) -> None:
+        seen[n] = [verifier.verify(t)["jti"] for t in per_thread[n]]
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in per_thread]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert seen == {n: [f"{n}-{i}" for i in range(30)] for n in per_thread}

@@ -480,13 +480,9 @@ class Verifier:
     def verify(self, token: str | bytes) -> Claims:
         """Verify ``token`` and return its claims, or raise an :class:`~jwkit.InvalidToken`
         (or :class:`~jwkit.KeySourceError` when no keys can be had)."""
-        cache = self.cache
-        if cache is not None and type(token) is str:
-            entry = cache.get(token)
-            if entry is not None:
-                claims = self._hit(entry)
-                if claims is not None:
-                    return claims
+        claims = self._cached(token)
+        if claims is not None:
+            return claims
         call = _Call()
         for need in self._flow(token, call, False):
             call.answer = self.source.get_keys() if need is _KEYS else need.answer(self)
@@ -495,21 +491,23 @@ class Verifier:
     async def verify_async(self, token: str | bytes) -> Claims:
         """Like :meth:`verify`; key fetching does not block the event loop, and with
         ``offload`` an asymmetric signature check runs on a worker thread meanwhile."""
-        cache = self.cache
-        if cache is not None and type(token) is str:
-            entry = cache.get(token)
-            if entry is not None:
-                claims = self._hit(entry)
-                if claims is not None:
-                    return claims
+        claims = self._cached(token)
+        if claims is not None:
+            return claims
         call = _Call()
         for need in self._flow(token, call, self._offload is not None):
             call.answer = await need.answer_async(self)
         return call.claims
 
-    def _hit(self, entry: CacheEntry) -> Claims | None:
+    def _cached(self, token: str | bytes) -> Claims | None:
         """A cached token that needs nothing fetched: its claims; else ``None`` (then
         :meth:`_flow` decides, from the same entry)."""
+        cache = self.cache
+        if cache is None or type(token) is not str:
+            return None
+        entry = cache.get(token)
+        if entry is None:
+            return None
         now = self._clock()
         if now < self._next_poll and entry.not_before <= now < entry.not_after:
             claims = entry.claims
