@@ -48,14 +48,19 @@ def run_page(page: Path, cwd: Path, env: dict[str, str]) -> str:
     return done.stdout
 
 
-def test_the_three_quickstarts_are_there() -> None:
-    assert [p.name for p in PAGES] == ["key-service.md", "protect-an-api.md", "providers.md"]
+def test_the_quickstarts_are_there() -> None:
+    assert [p.name for p in PAGES] == [
+        "dpop.md",
+        "key-service.md",
+        "protect-an-api.md",
+        "providers.md",
+    ]
 
 
 @pytest.mark.parametrize("page", PAGES, ids=[p.stem for p in PAGES])
 def test_quickstart_blocks_run(page: Path, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("JWKIT_")}
-    if page.name == "key-service.md":
+    if page.name in ("key-service.md", "dpop.md"):
         server: ServerProcess = request.getfixturevalue("server")
         env.update(JWKIT_URL=server.url, JWKIT_ADMIN_TOKEN=server.env["JWKIT_ADMIN_TOKEN"])
     out = run_page(page, tmp_path, env)

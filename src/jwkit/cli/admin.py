@@ -24,6 +24,7 @@ _API_WORDS = (
 _CLI_HINTS = {
     "key_still_in_use": "wait until then, or pass --emergency to break those tokens now",
     "rotation_too_early": "wait until then, or pass --emergency to rotate now",
+    "passphrase_required": "set JWKIT_KEY_PASSPHRASE or pass --passphrase-prompt",
 }
 
 

@@ -15,11 +15,13 @@ from sqlalchemy.orm import Session
 
 from jwkit.service.domain import admins
 from jwkit.service.domain.common import unix_now
+from jwkit.service.domain.tokens import DPOP_ALGORITHMS
 from jwkit.service.files import private_dir
 from jwkit.service.settings import Settings
 from jwkit.service.state import ServiceState
 from jwkit.service.store.db import STARTUP_TIMEOUT, Database
 from jwkit.service.vault import Vault, load_master_key
+from jwkit.verify.dpop import DPoPVerifier
 
 __all__ = ["Service"]
 
@@ -37,6 +39,10 @@ class Service:
         self.vault = vault
         self.clock = clock
         self.state = ServiceState(settings, db, vault, clock)
+        #: Checks the token endpoint's DPoP proofs (RFC 9449 §5); its ``jti`` cache is this
+        #: replica's own (bounded), so a proof replayed to another replica within its iat
+        #: window is not caught there (docs/dpop.md).
+        self.dpop = DPoPVerifier(algorithms=DPOP_ALGORITHMS, clock=clock)
         self.generated: admins.GeneratedCredentials | None = None
 
     @classmethod

@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     events_max_listeners: int = Field(default=1000, ge=0, le=100_000)
     #: Seconds between ``: ping`` comments on ``/events``.
     events_heartbeat: float = Field(default=15.0, gt=0, le=300)
+    #: custody-byok: allow ``http://`` JWKS URLs when importing foreign keys (local tests
+    #: only; https is required otherwise).
+    foreign_jwks_allow_http: bool = False
 
     @field_validator("public_url")
     @classmethod

@@ -34,14 +34,14 @@ from sqlalchemy.orm import Session
 from jwkit.errors import JWKError
 from jwkit.jose.jwk import JWK
 from jwkit.jose.jwt import Encoder
-from jwkit.service.domain import admins, keys
+from jwkit.service.domain import admins, foreign, keys
 from jwkit.service.domain.clients import CLIENT_ID_MAX, ClientRecord, load_client, load_clients
 from jwkit.service.domain.projects import issuer_for
-from jwkit.service.domain.tokens import token_encoder
+from jwkit.service.domain.tokens import DPOP_ALGORITHMS, token_encoder
 from jwkit.service.settings import Settings
 from jwkit.service.statuslists import StatusRegistry
 from jwkit.service.store.db import Database
-from jwkit.service.store.models import Key, Project
+from jwkit.service.store.models import ForeignPublicKey, Key, Project
 from jwkit.service.store.models import ServiceState as StateRow
 from jwkit.service.vault import Vault
 
@@ -100,6 +100,10 @@ class ProjectView:
     #: Tokens carry a Token Status List ``status`` claim (the project's ``token_status``).
     token_status: bool = False
     freshness: Freshness | None = None
+    #: When the first foreign key published here reaches its end (the JWKS is rebuilt then).
+    foreign_until: int | None = None
+    #: The token endpoint refuses requests without a DPoP proof (the project's setting).
+    dpop_required: bool = False
 
     def cache_max_age(self, now: int) -> int:
         """``max-age`` never beyond the next scheduled key change (never negative), and never
@@ -177,6 +181,7 @@ class ServiceState:
                     ).scalars()
                 )
                 tokens = admins.token_hashes(session)
+                foreign_keys = foreign.published_foreign_keys(session, confirmed)
                 known = self._reread_clients(session)
             by_project: dict[str, list[Key]] = {}
             for row in rows:
@@ -184,7 +189,12 @@ class ServiceState:
             signers: dict[int, JWK] = {}
             views: dict[str, ProjectView] = {}
             for project in projects:
-                views[project.id] = self._build(project, by_project.get(project.id, []), signers)
+                views[project.id] = self._build(
+                    project,
+                    by_project.get(project.id, []),
+                    signers,
+                    foreign_keys.get(project.id, []),
+                )
             covered = {row.id: row.max_exp or 0 for row in rows if row.state == keys.ACTIVE}
             with self._exp_lock:
                 for key_id, mark in covered.items():
@@ -211,12 +221,22 @@ class ServiceState:
                 for listener in list(self.key_listeners):
                     listener(pid)
 
-    def _build(self, project: Project, rows: list[Key], signers: dict[int, JWK]) -> ProjectView:
+    def _build(
+        self,
+        project: Project,
+        rows: list[Key],
+        signers: dict[int, JWK],
+        foreign_rows: list[ForeignPublicKey] | None = None,
+    ) -> ProjectView:
         now = self.clock()
         issuer = issuer_for(self.settings.public_url, project.id)
         published = [json.loads(k.public_jwk) for k in rows if k.public_jwk]
+        # Foreign keys (domain.foreign) follow the project's own, until their end.
+        shown = [f for f in foreign_rows or () if f.until > now]
+        published += [json.loads(f.public_jwk) for f in shown]
         sched = keys.schedule(project, rows, self.settings.clock_skew)
         future = [t for s in sched for t in (s.activates_at, s.retires_at) if t and t > now]
+        future += [f.until for f in shown]
         overdue = any(
             t is not None and t <= now and s.state != keys.ACTIVE
             for s in sched
@@ -250,6 +270,8 @@ class ServiceState:
                 "client_secret_post",
             ],
             "id_token_signing_alg_values_supported": algs,
+            # RFC 9449 §5.1: the token endpoint takes DPoP proofs signed with these.
+            "dpop_signing_alg_values_supported": DPOP_ALGORITHMS,
             # RFC 8414 §2: no grant of ours uses an authorization endpoint, so none is listed
             # and no response_type is supported.
             "response_types_supported": [],
@@ -278,6 +300,8 @@ class ServiceState:
             token_signer=_token_signer(project.id, signer),
             freshness=self.freshness,
             token_status=bool(project.token_status),
+            foreign_until=min((f.until for f in shown), default=None),
+            dpop_required=bool(project.dpop_required),
         )
 
     # -- replication --------------------------------------------------------------------
@@ -291,11 +315,18 @@ class ServiceState:
         confirmed = self.clock()
         with self.db.session() as session:
             version = session.execute(select(StateRow.version).where(StateRow.id == 1)).scalar_one()
-        if version != self.version:
+        if version != self.version or self._foreign_key_ended(confirmed):
             self.reload()
             return True
         self.freshness.confirmed_at = confirmed
         return self.status.refresh()
+
+    def _foreign_key_ended(self, now: int) -> bool:
+        """Whether a foreign key published here has reached its end (no database change
+        marks it: every replica rebuilds on its own clock)."""
+        return any(
+            v.foreign_until is not None and v.foreign_until <= now for v in self.projects.values()
+        )
 
     def exp_covered(self, key_id: int, exp: int) -> bool:
         """Whether a token of ``key_id`` expiring at ``exp`` is within the recorded mark (the

@@ -8,6 +8,7 @@
 - The verified-token cache (:mod:`~jwkit.verify.cache`).
 - :class:`OffloadPool` (:mod:`~jwkit.verify.offload`): the worker threads that check
   signatures for ``verify_async``.
+- DPoP proofs next to DPoP-bound tokens (:mod:`~jwkit.verify.dpop`): :class:`DPoPVerifier`.
 
 Nothing here imports :mod:`jwkit.service`: the SDK installs without the server extra.
 """
@@ -15,6 +16,7 @@ Nothing here imports :mod:`jwkit.service`: the SDK installs without the server e
 from __future__ import annotations
 
 from .cache import TokenCache
+from .dpop import DPoPVerifier
 from .multi import MultiVerifier
 from .offload import OffloadPool
 from .providers import PRESETS, ProviderConfig, resolve
@@ -24,6 +26,7 @@ from .verifier import Verifier
 
 __all__ = [
     "PRESETS",
+    "DPoPVerifier",
     "FileKeySource",
     "KeySource",
     "MultiVerifier",

@@ -42,7 +42,7 @@ from jwkit.service.runtime import Service
 from jwkit.service.statuslists import now_ms
 from jwkit.service.store.models import AuditEvent
 
-__all__ = ["ROUTER_OPTIONS", "router"]
+__all__ = ["ROUTER_OPTIONS", "answer_405_with_allow", "router"]
 
 # The bearer scheme only documents the admin token in the OpenAPI document (AdminRoute does
 # the authentication, console sessions included); ERROR_RESPONSES documents every refusal.
@@ -274,7 +274,7 @@ def mint_token(request: Request, project_id: str, body: TokenMint) -> JSON:
         now = svc.clock()
         aud = extra.get("aud", project.audience)
         claims = {k: v for k, v in extra.items() if k != "aud"}
-        jti = new_jti()
+        jti = new_jti() if slot is None else new_jti(slot.list_id, slot.idx)
         try:
             # RFC 9068 §2.2: client_id is required; the caller of the admin API is the client.
             token, exp = mint(
@@ -483,9 +483,12 @@ class _MethodNotAllowed:
     ``GET``/``POST`` ``/projects``). The router's routes are looked up per request, so a
     route added to it after this one is still reached, never shadowed."""
 
+    def __init__(self, api: APIRouter) -> None:
+        self.api = api
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         allowed: set[str] = set()
-        for route in router.routes:
+        for route in self.api.routes:
             if not isinstance(route, Route) or route.endpoint is self:
                 continue
             match, child = route.matches(scope)
@@ -504,6 +507,12 @@ class _MethodNotAllowed:
         await response(scope, receive, send)
 
 
-_METHOD_NOT_ALLOWED = _MethodNotAllowed()
-for _path in sorted({r.path for r in router.routes if isinstance(r, Route)}):
-    router.routes.append(Route(_path, _METHOD_NOT_ALLOWED, include_in_schema=False))
+def answer_405_with_allow(api: APIRouter) -> None:
+    """Give each path of ``api`` a last route (:class:`_MethodNotAllowed`) that answers the
+    methods the path does not have; call it once all of ``api``'s routes are defined."""
+    handler = _MethodNotAllowed(api)
+    for path in sorted({r.path for r in api.routes if isinstance(r, Route)}):
+        api.routes.append(Route(path, handler, include_in_schema=False))
+
+
+answer_405_with_allow(router)
