@@ -43,11 +43,11 @@ def default_workers() -> int:
 class _Inbox:
     """Finished checks for one event loop, handed to it in batches."""
 
-    __slots__ = ("__weakref__", "_done", "_lock", "_loop", "_waking")
+    __slots__ = ("__weakref__", "_done", "_lock", "_waking", "loop")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         # Weak: the pool keeps inboxes in a WeakKeyDictionary keyed by their loop.
-        self._loop = weakref.ref(loop)
+        self.loop = weakref.ref(loop)
         self._done: collections.deque[tuple[asyncio.Future[bool], bool, BaseException | None]]
         self._done = collections.deque()
         self._lock = threading.Lock()
@@ -60,7 +60,7 @@ class _Inbox:
             if self._waking:
                 return  # the pending _drain takes this result too
             self._waking = True
-        loop = self._loop()
+        loop = self.loop()
         if loop is None:
             return
         try:
@@ -110,15 +110,13 @@ class OffloadPool:
         self._idle = 0  # workers waiting for a job (changed under self._lock)
         self._inboxes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Inbox]
         self._inboxes = weakref.WeakKeyDictionary()
-        self._last: tuple[weakref.ref[asyncio.AbstractEventLoop], _Inbox] | None = None
+        self._last: _Inbox | None = None
 
     def run(self, check: _Check, signing_input: bytes, signature: bytes) -> Awaitable[bool]:
         """``check(signing_input, signature)`` on a worker; await the result on this loop."""
         loop = asyncio.get_running_loop()
-        last = self._last
-        if last is not None and last[0]() is loop:
-            inbox = last[1]
-        else:
+        inbox = self._last  # the inbox of the loop that asked last (one read: thread-safe)
+        if inbox is None or inbox.loop() is not loop:
             inbox = self._inbox(loop)
         future = loop.create_future()
         if not self._threads:
@@ -146,7 +144,7 @@ class OffloadPool:
             inbox = self._inboxes.get(loop)
             if inbox is None:
                 inbox = self._inboxes[loop] = _Inbox(loop)
-            self._last = (weakref.ref(loop), inbox)
+            self._last = inbox
         return inbox
 
     def _start(self) -> None:
