@@ -8,6 +8,7 @@ script) would, with a key jwkit never held.
 
 from __future__ import annotations
 
+import base64
 import shutil
 import subprocess
 import time
@@ -64,7 +65,10 @@ def openssl_ec(path: Path, curve: str = "prime256v1") -> str:
 
 
 def pem_body_lines(pem: str) -> list[str]:
-    """The base64 lines of a PEM's private key block: none may appear in any output."""
+    """The base64 lines of a PEM's private key block that carry private bytes: none may appear
+    in any output. A line that decodes to bytes of the public key alone (an RSA key's
+    modulus, an EC key's point) is left out: the public JWK may show those bytes, and when
+    the alignment happens to match its base64url repeats the line."""
     lines = [ln.strip() for ln in pem.splitlines()]
     inside, body = False, []
     for line in lines:
@@ -74,7 +78,14 @@ def pem_body_lines(pem: str) -> list[str]:
             inside = False
         elif inside and len(line) >= 40:
             body.append(line)
-    return body
+    try:
+        key = serialization.load_pem_private_key(pem.encode(), password=None)
+    except (TypeError, ValueError):  # encrypted: every line is ciphertext
+        return body
+    public = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return [ln for ln in body if base64.b64decode(ln) not in public]
 
 
 def old_issuer_token(

@@ -157,7 +157,7 @@ def admin(ctx: click.Context, url: str, token: str | None, as_json: bool) -> Non
 
 
 _PROJECT_COLS = ["id", "name", "algorithm", "issuer", "rotation_days"]
-_KEY_COLS = ["kid", "alg", "state", "created_at", "activated_at", "retires_at"]
+_KEY_COLS = ["kid", "alg", "state", "created_at", "activated_at", "retires_at", "backend"]
 
 
 @admin.group("projects")

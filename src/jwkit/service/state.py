@@ -28,16 +28,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from jwkit.errors import JWKError
-from jwkit.jose.jwk import JWK
 from jwkit.jose.jwt import Encoder
-from jwkit.service.domain import admins, foreign, keys
+from jwkit.service.domain import admins, audit, foreign, keys
 from jwkit.service.domain.clients import CLIENT_ID_MAX, ClientRecord, load_client, load_clients
 from jwkit.service.domain.projects import issuer_for
 from jwkit.service.domain.tokens import DPOP_ALGORITHMS, token_encoder
+from jwkit.service.keys import LOCAL, Keyring, KeyUnavailable, Signer
 from jwkit.service.settings import Settings
 from jwkit.service.statuslists import StatusRegistry
 from jwkit.service.store.db import Database
@@ -92,7 +92,8 @@ class ProjectView:
     jwks: Document
     discovery: Document
     next_change: int | None
-    signer: JWK | None
+    #: The active key, wherever it lives (:mod:`jwkit.service.keys`).
+    signer: Signer | None
     signer_key_id: int | None
     max_exp: dict[int, int] = field(default_factory=dict)
     #: ``signer`` with its token header prepared, for the token endpoint.
@@ -118,11 +119,11 @@ class ProjectView:
         return max(0, age)
 
 
-def _token_signer(project_id: str, key: JWK | None) -> Encoder | None:
+def _token_signer(project_id: str, key: Signer | None) -> Encoder | None:
     if key is None:
         return None
     try:
-        return token_encoder(key)
+        return token_encoder(key.jwk, sign=key.external)
     except JWKError:  # never for keys this service made; one bad row must not stop the rest
         log.error("project %s: its active key cannot sign tokens", project_id)
         return None
@@ -150,7 +151,10 @@ class ServiceState:
         #: bumped by every reload: a lookup that started before one must not cache its answer.
         self._client_generation = 0
         self._client_lock = threading.Lock()
-        self._signers: dict[int, JWK] = {}
+        self._signers: dict[int, Signer] = {}
+        #: (kid, code) -> when this replica last raised a key custody alarm for it.
+        self._alarms: dict[tuple[str, str], int] = {}
+        self._alarm_lock = threading.Lock()
         self._covered: dict[int, int] = {}
         self.freshness = Freshness()
         self._lock = threading.Lock()
@@ -159,6 +163,7 @@ class ServiceState:
         self._ping_lock = threading.Lock()
         #: Status lists, index blocks and issuance records (token status).
         self.status = StatusRegistry(settings, db, clock, lambda: self.projects)
+        self.status.key_alarm = lambda pid, exc, backend: self.key_alarm(pid, exc, backend=backend)
         #: Called with a project id when its published key set changed.
         self.key_listeners: list[Callable[[str], None]] = []
 
@@ -186,7 +191,7 @@ class ServiceState:
             by_project: dict[str, list[Key]] = {}
             for row in rows:
                 by_project.setdefault(row.project_id, []).append(row)
-            signers: dict[int, JWK] = {}
+            signers: dict[int, Signer] = {}
             views: dict[str, ProjectView] = {}
             for project in projects:
                 views[project.id] = self._build(
@@ -215,6 +220,8 @@ class ServiceState:
         except Exception as exc:  # the database went away meanwhile: the next sync retries
             log.warning("could not reserve token expiry marks: %s", type(exc).__name__)
         self.status.load()
+        if isinstance(self.vault, Keyring) and self.vault.holds_elsewhere:
+            self.destroy_revoked()
         for pid, view in views.items():
             before = old.get(pid)
             if before is not None and before.jwks.etag != view.jwks.etag:
@@ -225,7 +232,7 @@ class ServiceState:
         self,
         project: Project,
         rows: list[Key],
-        signers: dict[int, JWK],
+        signers: dict[int, Signer],
         foreign_rows: list[ForeignPublicKey] | None = None,
     ) -> ProjectView:
         now = self.clock()
@@ -249,9 +256,10 @@ class ServiceState:
         active = [k for k in rows if k.state == keys.ACTIVE]
         if active:
             row = active[0]
-            signer = self._signers.get(row.id) or keys.open_key(row, self.vault)
-            signers[row.id] = signer
-            signer_id = row.id
+            signer = self._signers.get(row.id) or self._open_signer(row)
+            if signer is not None:
+                signers[row.id] = signer
+                signer_id = row.id
         algs = sorted({k.alg for k in rows}) or [project.algorithm]
         discovery = {
             "issuer": issuer,
@@ -303,6 +311,110 @@ class ServiceState:
             foreign_until=min((f.until for f in shown), default=None),
             dpop_required=bool(project.dpop_required),
         )
+
+    # -- key custody --------------------------------------------------------------------
+
+    def _open_signer(self, row: Key) -> Signer | None:
+        """The active key's signer (``local``: decrypted once; elsewhere: found by its
+        label and checked against the stored public key). A key its backend cannot give
+        back leaves the project without a signer (503 at the token endpoint) and raises an
+        alarm; a wrong master key still stops the service, as it always has."""
+        if not isinstance(self.vault, Keyring):
+            return Signer(keys.open_key(row, self.vault))
+        try:
+            return self.vault.signer(row)
+        except KeyUnavailable as exc:
+            self.key_alarm(row.project_id, exc, kid=row.kid, backend=row.backend)
+            return None
+
+    def key_alarm(
+        self,
+        project_id: str,
+        exc: KeyUnavailable,
+        *,
+        kid: str | None = None,
+        backend: str | None = None,
+    ) -> None:
+        """A key could not sign (gone from its token, a bad signature, the token away): an
+        error log line at once and a ``key.unavailable`` audit event, at most once a minute
+        per key and reason on this replica (written aside: the caller answers 503 now)."""
+        kid = kid or exc.kid or "?"
+        log.error(
+            "key custody alarm: project %s key %s (%s): %s [%s]",
+            project_id,
+            kid,
+            backend or "?",
+            exc.message,
+            exc.code,
+        )
+        now = self.clock()
+        with self._alarm_lock:
+            last = self._alarms.get((kid, exc.code))
+            if last is not None and now - last < 60:
+                return
+            self._alarms[(kid, exc.code)] = now
+        detail = {"reason": exc.code, "backend": backend or "?", "message": exc.message}
+
+        def write() -> None:
+            try:
+                with self.db.session() as session, session.begin():
+                    audit.record(
+                        session,
+                        now=now,
+                        actor="service",
+                        action="key.unavailable",
+                        project_id=project_id,
+                        kid=kid,
+                        detail=detail,
+                        bump=False,
+                    )
+            except Exception as err:  # the log line above is the alarm of last resort
+                log.warning("could not record the key alarm: %s", type(err).__name__)
+
+        threading.Thread(target=write, name="jwkit-key-alarm", daemon=True).start()
+
+    def destroy_revoked(self) -> list[str]:
+        """Destroy revoked keys that live outside the database (a PKCS#11 token) once the
+        revocation is committed; idempotent, and any replica may do it. Returns the kids."""
+        assert isinstance(self.vault, Keyring)
+        done: list[str] = []
+        with self.db.session() as session:
+            rows = list(
+                session.execute(
+                    select(Key).where(
+                        Key.state == keys.REVOKED,
+                        Key.backend != LOCAL,
+                        Key.destroyed_at.is_(None),
+                    )
+                ).scalars()
+            )
+        for row in rows:
+            try:
+                found = self.vault.destroy(row)
+            except KeyUnavailable as exc:
+                log.warning("could not destroy revoked key %s: %s", row.kid, exc.message)
+                continue
+            now = self.clock()
+            with self.db.session() as session, session.begin():
+                marked = session.execute(
+                    update(Key)
+                    .where(Key.id == row.id, Key.destroyed_at.is_(None))
+                    .values(destroyed_at=now)
+                )
+                if not getattr(marked, "rowcount", 0):
+                    continue  # another replica got there first
+                audit.record(
+                    session,
+                    now=now,
+                    actor="service",
+                    action="key.destroyed",
+                    project_id=row.project_id,
+                    kid=row.kid,
+                    detail={"backend": row.backend, "found": found},
+                    bump=False,
+                )
+            done.append(row.kid)
+        return done
 
     # -- replication --------------------------------------------------------------------
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from jwkit.jose.jwk import JWK
@@ -31,10 +31,11 @@ RESERVED_CLAIMS = frozenset(
 _HEADERS = {"typ": "at+jwt"}  # RFC 9068 §2.1
 
 
-def token_encoder(key: JWK) -> Encoder:
-    """The access-token encoder for ``key``; the service keeps one per active key.
-    Raises :class:`~jwkit.errors.JWKError` if the key cannot sign."""
-    return Encoder(key, headers=_HEADERS)
+def token_encoder(key: JWK, sign: Callable[[bytes], bytes] | None = None) -> Encoder:
+    """The access-token encoder for ``key``; the service keeps one per active key (``sign``:
+    the key signs elsewhere, ``key`` is its public half). Raises
+    :class:`~jwkit.errors.JWKError` if the key cannot sign."""
+    return Encoder(key, headers=_HEADERS, sign=sign)
 
 
 def new_jti(list_id: int | None = None, idx: int | None = None) -> str:

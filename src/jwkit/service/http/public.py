@@ -37,6 +37,7 @@ from jwkit.service.domain.tokens import mint, new_jti
 from jwkit.service.http import documents
 from jwkit.service.http.documents import Answer
 from jwkit.service.http.metrics import DOCUMENTS, ERRORS, TOKENS, Tally
+from jwkit.service.keys import KeyUnavailable
 from jwkit.service.runtime import Service
 from jwkit.service.state import ProjectView
 from jwkit.service.statuslists import now_ms
@@ -304,19 +305,23 @@ def grant_token(
             ERRORS.labels("database_unavailable").inc()
             return _oauth_error("temporarily_unavailable", "try again shortly", 503)
     jti = new_jti() if slot is None else new_jti(slot.list_id, slot.idx)
-    access_token, exp = mint(
-        signer,
-        issuer=view.issuer,
-        audience=view.audience,
-        subject=client_id,
-        ttl=view.token_ttl,
-        now=now,
-        client_id=client_id,
-        scope=granted or None,
-        jti=jti,
-        status=None if slot is None else (slot.uri, slot.idx),
-        jkt=jkt,
-    )
+    try:
+        access_token, exp = mint(
+            signer,
+            issuer=view.issuer,
+            audience=view.audience,
+            subject=client_id,
+            ttl=view.token_ttl,
+            now=now,
+            client_id=client_id,
+            scope=granted or None,
+            jti=jti,
+            status=None if slot is None else (slot.uri, slot.idx),
+            jkt=jkt,
+        )
+    except KeyUnavailable as exc:  # the key's token is away, the key gone, or a bad signature
+        service.state.key_alarm(view.id, exc, backend=view.signer.backend if view.signer else None)
+        return _oauth_error("temporarily_unavailable", "the signing key is unavailable", 503)
     if slot is not None:
         service.state.status.note_issued(
             Issued(

@@ -91,6 +91,12 @@ class Key(Base):
     retired_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     revoked_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     max_exp: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # custody-hsm (issue 15): where the private key lives (service/keys). ``local`` keys are
+    # sealed in wrapped_dek/ciphertext; others leave those empty and are found again by
+    # key_handle (the PKCS#11 label); destroyed_at: when a revoked key left its backend.
+    backend: Mapped[str] = mapped_column(String(16), default="local", server_default="local")
+    key_handle: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    destroyed_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class Client(Base):
