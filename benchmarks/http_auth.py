@@ -13,6 +13,14 @@ table. Goal: jwkit keeps at least 0.9 of the unprotected rate.
 
     python benchmarks/http_auth.py [--duration 16] [--rounds 8] [--connections 32]
                                    [--loader wrk|httpx] [--no-pin]
+    python benchmarks/http_auth.py --distinct [--duration 12] [--rounds 4]
+
+``--distinct`` (issue 16) measures instead the case the token cache cannot help: every request
+carries a token of its own (wrk picks the next of 60,000 pre-signed ES256 tokens, more than
+the verifier's cache holds). The variants are PyJWT and the jwkit ``BearerAuth`` dependency
+with ``verify_async`` offloading signature checks to a worker pool (the default) and without
+(``offload=False``); the servers are not pinned, so one uvicorn process may use every CPU,
+and the report shows each one's CPU use next to its req/s.
 
 Every variant is treated alike: all servers are pinned to one CPU and the load generator to
 another; every round starts fresh server processes and loads them in turn; each variant keeps
@@ -62,6 +70,14 @@ LABELS = {
     "jwkit-middleware-state": "jwkit `BearerAuthMiddleware`, claims from `request.state`",
     "pyjwt": "PyJWT `PyJWKClient` dependency",
 }
+# --distinct: every request a token of its own (issue 16)
+DISTINCT_MODES = ("pyjwt", "jwkit-offload-off", "jwkit")
+DISTINCT_LABELS = {
+    "pyjwt": "PyJWT `PyJWKClient` dependency",
+    "jwkit-offload-off": "jwkit `BearerAuth`, `offload=False` (checks on the event loop)",
+    "jwkit": "jwkit `BearerAuth`, offload on (the default)",
+}
+DISTINCT_TOKENS = 60_000
 # the rows the goal is about: jwkit protecting the endpoint
 GOAL_MODES = ("jwkit", "jwkit-middleware", "jwkit-middleware-state")
 AUDIENCE = "bench-api"
@@ -97,13 +113,16 @@ def build_app(mode: str, jwks_url: str) -> Any:
         async def me_noop(sub: Annotated[str, Depends(noop)]) -> dict[str, Any]:
             return {"sub": sub}
 
-    elif mode == "jwkit":
+    elif mode in ("jwkit", "jwkit-offload-off"):
         from jwkit import Claims
         from jwkit.integrations.fastapi import BearerAuth
         from jwkit.verify import Verifier
 
+        offload = mode == "jwkit"  # True is the default
         auth = BearerAuth(
-            Verifier.from_jwks_url(jwks_url, allow_insecure_http=True, audience=AUDIENCE)
+            Verifier.from_jwks_url(
+                jwks_url, allow_insecure_http=True, audience=AUDIENCE, offload=offload
+            )
         )
 
         @app.get("/me")
@@ -399,6 +418,91 @@ def cpu_per_request(
     return asyncio.run(run())
 
 
+_DISTINCT_LUA = """
+local tokens = {}
+for line in io.lines("%s") do tokens[#tokens + 1] = line end
+local i = 0
+request = function()
+  i = i + 1
+  if i > #tokens then i = 1 end
+  return wrk.format("GET", nil, {["Authorization"] = "Bearer " .. tokens[i]})
+end
+"""
+
+
+def run_distinct(duration: float, rounds: int, connections: int) -> None:
+    """Every request a distinct token: PyJWT, jwkit with and without offload (see the top)."""
+    import tempfile
+
+    if not shutil.which("wrk"):
+        raise SystemExit("--distinct needs wrk (it reads the tokens with a Lua script)")
+    sys.path.insert(0, str(ROOT / "src"))
+    from jwkit import JWK
+    from jwkit.jose import jwt
+
+    key = JWK.generate("ES256")
+    now = int(time.time())
+    tokens = [
+        jwt.encode({"sub": f"u{n}", "aud": AUDIENCE, "iat": now, "exp": now + 3600}, key)
+        for n in range(DISTINCT_TOKENS)
+    ]
+    body = json.dumps({"keys": [key.public().to_dict()]}).encode()
+    rates: dict[str, list[float]] = {mode: [] for mode in DISTINCT_MODES}
+    cpu: dict[str, list[float]] = {mode: [] for mode in DISTINCT_MODES}
+    slice_seconds = max(1, round(duration / rounds))
+    with tempfile.TemporaryDirectory() as tmp, jwks_server(body) as jwks_url:
+        listing = Path(tmp, "tokens.txt")
+        listing.write_text("\n".join(tokens) + "\n")
+        script = Path(tmp, "distinct.lua")
+        script.write_text(_DISTINCT_LUA % listing)
+        for r in range(rounds):
+            with app_servers(DISTINCT_MODES, jwks_url, -1) as servers:
+                for url, _ in servers.values():
+                    warm_up(url, tokens[-1], 50)
+                order = DISTINCT_MODES[r % 3 :] + DISTINCT_MODES[: r % 3]
+                for mode in order:
+                    url, pid = servers[mode]
+                    ran = server_cpu_seconds(pid)
+                    start = time.perf_counter()
+                    out = subprocess.run(
+                        [
+                            "wrk",
+                            "-t1",
+                            f"-c{connections}",
+                            f"-d{slice_seconds}s",
+                            "-s",
+                            str(script),
+                            url,
+                        ],
+                        capture_output=True,
+                        text=True,
+                        check=True,
+                    ).stdout
+                    elapsed = time.perf_counter() - start
+                    if re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out):
+                        raise SystemExit(f"{mode}: failed responses\n{out}")
+                    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
+                    if not match:
+                        raise SystemExit(f"cannot read wrk output:\n{out}")
+                    rates[mode].append(float(match.group(1)))
+                    cpu[mode].append((server_cpu_seconds(pid) - ran) / elapsed)
+    best = {mode: max(range(rounds), key=lambda i, m=mode: rates[m][i]) for mode in DISTINCT_MODES}
+    rate = {mode: rates[mode][best[mode]] for mode in DISTINCT_MODES}
+    load = os.getloadavg()[0]
+    print(
+        f"\nFastAPI endpoint, uvicorn (1 worker, not pinned), wrk with {connections} "
+        f"connections, every request a distinct ES256 token, best of {rounds} interleaved "
+        f"rounds of {slice_seconds:g} s, {os.cpu_count()} CPUs, load average {load:.1f} when done\n"
+    )
+    print("| endpoint | req/s | vs PyJWT | vs offload off | server CPU (cores) |")
+    print("|---|---:|---:|---:|---:|")
+    for mode in DISTINCT_MODES:
+        print(
+            f"| {DISTINCT_LABELS[mode]} | {rate[mode]:,.0f} | {rate[mode] / rate['pyjwt']:.2f}x "
+            f"| {rate[mode] / rate['jwkit-offload-off']:.2f}x | {cpu[mode][best[mode]]:.2f} |"
+        )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=16.0, help="seconds of load per variant")
@@ -413,7 +517,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--no-pin", action="store_true", help="do not pin the servers and the load to CPUs"
     )
+    parser.add_argument(
+        "--distinct", action="store_true", help="every request a distinct token (issue 16)"
+    )
     args = parser.parse_args(argv)
+    if args.distinct:
+        run_distinct(args.duration, args.rounds, args.connections)
+        return
     loader = args.loader or ("wrk" if shutil.which("wrk") else "httpx")
     load = load_wrk if loader == "wrk" else load_httpx
     cpus = None if args.no_pin else pick_cpus()

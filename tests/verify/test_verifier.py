@@ -8,6 +8,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,7 @@ from jwkit import (
 )
 from jwkit.jose import jws
 from jwkit.verify import StaticKeySource, Verifier
+from jwkit.verify.offload import OffloadPool
 from jwkit.verify.providers import SAFE_ALGORITHMS
 from tests.conftest import FrozenClock
 from tests.support.jwks_server import DISCOVERY_PATH, JWKS_PATH, JWKSServer
@@ -630,7 +632,8 @@ def test_cache_invalidation_while_other_threads_read() -> None:
     assert cache.get(tokens[1]) is not None
 
 
-# -- verify() and verify_async() are written out separately: they must give the same answers
+# -- verify() and verify_async() share one flow and differ in how they fetch (and, with
+# offload, where the signature check runs): they must give the same answers
 def _matrix(key: JWK) -> dict[str, str | bytes]:
     """One token per way a token can fail (and a few that pass), for the verifier below."""
     good = token_for(key)
@@ -695,14 +698,25 @@ def _outcome(run: Callable[[], Mapping[str, object]]) -> tuple[str, str] | dict[
     return dict(claims)
 
 
+@pytest.mark.parametrize("offload", ["default pool", "own pool", "executor", "off"])
 @pytest.mark.parametrize("cached", [False, True])
-def test_sync_and_async_give_the_same_answer_to_every_token(es_key: JWK, cached: bool) -> None:
+def test_sync_and_async_give_the_same_answer_to_every_token(
+    es_key: JWK, cached: bool, offload: str
+) -> None:
     verifier = Verifier(
         es_key.public(), issuer=ISSUER, audience=AUDIENCE, azp=None, token_cache=cached
     )
     matrix = _matrix(es_key)
     sync = {name: _outcome(lambda t=token: verifier.verify(t)) for name, token in matrix.items()}
-    fresh = Verifier(es_key.public(), issuer=ISSUER, audience=AUDIENCE, token_cache=cached)
+    where: bool | OffloadPool | ThreadPoolExecutor = {
+        "default pool": True,
+        "own pool": OffloadPool(1),
+        "executor": ThreadPoolExecutor(1),
+        "off": False,
+    }[offload]
+    fresh = Verifier(
+        es_key.public(), issuer=ISSUER, audience=AUDIENCE, token_cache=cached, offload=where
+    )
 
     async def run_all() -> dict[str, object]:
         answers: dict[str, object] = {}
@@ -713,7 +727,13 @@ def test_sync_and_async_give_the_same_answer_to_every_token(es_key: JWK, cached:
                 answers[name] = (type(exc).__name__, str(exc))
         return answers
 
-    assert asyncio.run(run_all()) == sync
+    try:
+        assert asyncio.run(run_all()) == sync
+    finally:
+        if isinstance(where, OffloadPool):
+            where.close()
+        elif isinstance(where, ThreadPoolExecutor):
+            where.shutdown()
     # The matrix really exercises the refusals, and the passes pass.
     assert sync["good"] == sync["good bytes"] == sync["no kid"]
     accepted = {name for name, outcome in sync.items() if isinstance(outcome, dict)}

@@ -6,6 +6,8 @@
   file, a remote JWKS or OpenID discovery.
 - Provider presets (:mod:`~jwkit.verify.providers`): :func:`resolve`.
 - The verified-token cache (:mod:`~jwkit.verify.cache`).
+- :class:`OffloadPool` (:mod:`~jwkit.verify.offload`): the worker threads that check
+  signatures for ``verify_async``.
 - DPoP proofs next to DPoP-bound tokens (:mod:`~jwkit.verify.dpop`): :class:`DPoPVerifier`.
 
 Nothing here imports :mod:`jwkit.service`: the SDK installs without the server extra.
@@ -16,6 +18,7 @@ from __future__ import annotations
 from .cache import TokenCache
 from .dpop import DPoPVerifier
 from .multi import MultiVerifier
+from .offload import OffloadPool
 from .providers import PRESETS, ProviderConfig, resolve
 from .remote import RemoteJWKSource
 from .sources import FileKeySource, KeySource, PrivateKeyWarning, SourceHealth, StaticKeySource
@@ -27,6 +30,7 @@ __all__ = [
     "FileKeySource",
     "KeySource",
     "MultiVerifier",
+    "OffloadPool",
     "PrivateKeyWarning",
     "ProviderConfig",
     "RemoteJWKSource",

@@ -24,12 +24,13 @@ re-checking its time window and its status (step 7, from the cached list) on eve
 
 from __future__ import annotations
 
+import concurrent.futures
 import enum
 import os
 import time
 import warnings
-from collections.abc import Callable, Collection, Mapping
-from typing import Any, cast
+from collections.abc import Callable, Collection, Iterator, Mapping
+from typing import Any, NamedTuple, cast
 
 from ..errors import (
     ClaimError,
@@ -39,11 +40,12 @@ from ..errors import (
     MissingClaim,
 )
 from ..jose import jws
-from ..jose.algorithms import ALGORITHMS, Checker
+from ..jose.algorithms import ALGORITHMS, ASYMMETRIC_ALGORITHMS, Checker
 from ..jose.jwk import JWK, JWKSet
 from ..jose.jwt import Claims, ClaimsPolicy, adopt_claims, as_names
 from .cache import DEFAULT_CACHE_SIZE, CacheEntry, TokenCache, validity_window
 from .events import EventListener, events_url
+from .offload import Offloader, OffloadPool, offloader
 from .providers import SAFE_ALGORITHMS, preset_takes_issuer, resolve
 from .remote import REMOTE_OPTIONS, RemoteJWKSource
 from .sources import FileKeySource, KeySource, SourceHealth, StaticKeySource, _caller_level
@@ -51,14 +53,148 @@ from .status import STATUS_OPTIONS, StatusChecker, build_checker
 
 __all__ = ["VERIFIER_OPTIONS", "AudienceWarning", "Verifier", "check_azp"]
 
-# (the key set, its single kid-less key or None, its keys by kid): see Verifier._remember.
-_KeysMemo = tuple[JWKSet | None, JWK | None, Mapping[Any, JWK]]
-# (a header that passed the header checks, the key set, the key and checker it picked from
-# that set): see Verifier._route_for. Holding the header and the set keeps them alive, so
-# an identity test against them cannot be fooled by a new object at a reused address.
-_Route = tuple[Mapping[str, Any] | None, JWKSet | None, JWK, Checker]
+
+class _KeysMemo(NamedTuple):
+    """What the hot path needs from one key set: see :meth:`Verifier._remember`."""
+
+    keys: JWKSet | None
+    #: the set's single kid-less key, which fits any kid
+    single: JWK | None
+    #: the set's keys by kid (empty when the set cannot verify)
+    by_kid: Mapping[Any, JWK]
+
+
+class _Route:
+    """A header that passed the header checks, the key set, and the key and checker picked
+    from that set (see :meth:`Verifier._route_for`). Holding the header and the set keeps
+    them alive, so an identity test against them cannot be fooled by a new object at a reused
+    address. (Slots, not a named tuple: the hot path reads a slot as fast as an index.)"""
+
+    __slots__ = ("check", "header", "key", "keys", "offload")
+
+    def __init__(
+        self, header: Mapping[str, Any] | None, keys: JWKSet | None, key: JWK, alg: str
+    ) -> None:
+        self.header = header
+        self.keys = keys
+        self.key = key
+        self.check: Checker = jws.checker_for(key, alg) if alg else _refuse
+        #: an asymmetric check, worth a thread hop in ``verify_async`` (an HMAC is not)
+        self.offload = alg in ASYMMETRIC_ALGORITHMS
+
+
+def _refuse(signing_input: bytes, signature: bytes) -> bool:
+    return False
+
+
 # No header is None, so no token ever takes this route's key or checker.
-_NO_ROUTE = cast(_Route, (None, None, None, None))
+_NO_ROUTE = _Route(None, None, cast(JWK, None), "")
+
+
+class _Call:
+    """One verification's mailbox between :meth:`Verifier._flow` and its driver."""
+
+    __slots__ = ("answer", "claims")
+
+    answer: Any  # the driver's answer to the need just yielded
+    claims: Claims  # the result, set when the flow ends
+
+
+class _Need:
+    """What :meth:`Verifier._flow` needs from outside: ``verify`` calls :meth:`answer`,
+    ``verify_async`` awaits :meth:`answer_async`."""
+
+    __slots__ = ()
+
+    def answer(self, verifier: Verifier) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    async def answer_async(self, verifier: Verifier) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class _Keys(_Need):
+    """The source's current key set."""
+
+    __slots__ = ()
+
+    def answer(self, verifier: Verifier) -> JWKSet:
+        return verifier.source.get_keys()
+
+    async def answer_async(self, verifier: Verifier) -> JWKSet:
+        return await verifier.source.get_keys_async()
+
+
+class _Refresh(_Need):
+    """A newer key set for an unknown ``kid`` (or ``None``: see KeySource)."""
+
+    __slots__ = ("kid",)
+
+    def __init__(self, kid: str) -> None:
+        self.kid = kid
+
+    def answer(self, verifier: Verifier) -> JWKSet | None:
+        return verifier.source.refresh_for_kid(self.kid)
+
+    async def answer_async(self, verifier: Verifier) -> JWKSet | None:
+        return await verifier.source.refresh_for_kid_async(self.kid)
+
+
+class _Status(_Need):
+    """The token's status, from a status list that must be fetched first (raises)."""
+
+    __slots__ = ("claims",)
+
+    def __init__(self, claims: Mapping[str, Any]) -> None:
+        self.claims = claims
+
+    def answer(self, verifier: Verifier) -> None:
+        assert verifier._status is not None
+        verifier._status.check(self.claims)
+
+    async def answer_async(self, verifier: Verifier) -> None:
+        assert verifier._status is not None
+        await verifier._status.check_async(self.claims)
+
+
+class _Events(_Need):
+    """The status event listener started: a thread for ``verify``, a task for ``verify_async``."""
+
+    __slots__ = ()
+
+    def answer(self, verifier: Verifier) -> None:
+        assert verifier._events is not None
+        verifier._events.start_thread()
+
+    async def answer_async(self, verifier: Verifier) -> None:
+        assert verifier._events is not None
+        verifier._events.start_task()
+
+
+class _Check(_Need):
+    """The signature check, on the verifier's offload pool (only ``verify_async`` asks)."""
+
+    __slots__ = ("check", "signature", "signing_input")
+
+    def __init__(self, check: Checker, signing_input: bytes, signature: bytes) -> None:
+        self.check = check
+        self.signing_input = signing_input
+        self.signature = signature
+
+    def answer(self, verifier: Verifier) -> bool:
+        return self.check(self.signing_input, self.signature)
+
+    async def answer_async(self, verifier: Verifier) -> bool:
+        offload = verifier._offload
+        assert offload is not None
+        pending = offload.try_run(self.check, self.signing_input, self.signature)
+        if pending is None:  # every worker is busy: check here rather than queue
+            return self.check(self.signing_input, self.signature)
+        return await pending
+
+
+_KEYS = _Keys()
+_EVENTS = _Events()
 
 
 class AudienceWarning(UserWarning):
@@ -95,6 +231,7 @@ VERIFIER_OPTIONS = frozenset(
         "azp",
         "clock",
         "check_status",
+        "offload",
         *STATUS_OPTIONS,
     }
 )
@@ -128,6 +265,13 @@ class Verifier:
     ``status_*`` options are described in :mod:`jwkit.verify.status` and
     ``docs/revocation.md``.
 
+    ``offload`` is where :meth:`verify_async` runs an asymmetric signature check (EC, RSA,
+    EdDSA) so that the event loop meanwhile serves other requests on another core: ``True``
+    (a pool shared by every verifier, one thread per CPU; see :mod:`jwkit.verify.offload`),
+    an :class:`~jwkit.verify.offload.OffloadPool` or any
+    :class:`concurrent.futures.Executor`, or ``False`` (on the loop). HMAC checks and token
+    cache hits never leave the loop; :meth:`verify` never offloads.
+
     A verifier built by a ``from_*`` constructor owns its key source and closes it in
     :meth:`close` / :meth:`aclose`; a source passed in is left to its owner.
     """
@@ -149,6 +293,7 @@ class Verifier:
         azp: str | Collection[str] | None = None,
         clock: Callable[[], float] = time.time,
         check_status: bool | str = True,
+        offload: bool | OffloadPool | concurrent.futures.Executor = True,
         **status_options: Any,
     ) -> None:
         owns = False
@@ -174,7 +319,7 @@ class Verifier:
         self._max_age = max_age
         self._clock = clock
         self._next_poll = 0.0
-        self._keys_memo: _KeysMemo = (None, None, {})
+        self._keys_memo = _KeysMemo(None, None, {})
         self._route = _NO_ROUTE
         # A cache belongs to exactly one verifier: its entries passed *this* policy.
         cache: TokenCache | None
@@ -198,6 +343,7 @@ class Verifier:
             leeway=self._leeway,
             clock=clock,
         )
+        self._offload: Offloader | None = offloader(offload)
         self._events: EventListener | None = None
         if status_options.get("status_events"):
             self._events = _listener(self, status_options)
@@ -334,6 +480,54 @@ class Verifier:
     def verify(self, token: str | bytes) -> Claims:
         """Verify ``token`` and return its claims, or raise an :class:`~jwkit.InvalidToken`
         (or :class:`~jwkit.KeySourceError` when no keys can be had)."""
+        claims = self._cached(token)
+        if claims is not None:
+            return claims
+        call = _Call()
+        for need in self._flow(token, call, False):
+            call.answer = self.source.get_keys() if need is _KEYS else need.answer(self)
+        return call.claims
+
+    async def verify_async(self, token: str | bytes) -> Claims:
+        """Like :meth:`verify`; key fetching does not block the event loop, and with
+        ``offload`` an asymmetric signature check runs on a worker thread meanwhile."""
+        claims = self._cached(token)
+        if claims is not None:
+            return claims
+        call = _Call()
+        for need in self._flow(token, call, self._offload is not None):
+            call.answer = await need.answer_async(self)
+        return call.claims
+
+    def _cached(self, token: str | bytes) -> Claims | None:
+        """A cached token that needs nothing fetched: its claims; else ``None`` (then
+        :meth:`_flow` decides, from the same entry)."""
+        cache = self.cache
+        if cache is None or type(token) is not str:
+            return None
+        entry = cache.get(token)
+        if entry is None:
+            return None
+        now = self._clock()
+        if now < self._next_poll and entry.not_before <= now < entry.not_after:
+            claims = entry.claims
+            status = self._status
+            if status is None:
+                return claims
+            data = claims._data
+            # A token without a status claim costs one lookup here.
+            if ("status" not in data and not status.required) or status.quick(data, now):
+                return claims
+        return None
+
+    def _flow(self, token: str | bytes, call: _Call, offload: bool) -> Iterator[_Need]:
+        """The verification, written once for :meth:`verify` and :meth:`verify_async`.
+
+        Whatever needs the key source, the status list or another thread is yielded as a
+        :class:`_Need`; ``verify`` answers it by calling, ``verify_async`` by awaiting, into
+        ``call.answer``. With ``offload``, an asymmetric signature check is such a need too.
+        The claims end in ``call.claims``. (A plain ``for`` loop drives this generator: it
+        costs about half of ``send()`` and a ``StopIteration`` per token.)"""
         cache = self.cache
         if cache is not None and type(token) is str:
             entry = cache.get(token)
@@ -341,30 +535,27 @@ class Verifier:
                 now = self._clock()
                 if now >= self._next_poll:
                     self._next_poll = now + POLL_INTERVAL
-                    self.source.get_keys()
+                    yield _KEYS  # a changed key set drops the entries of its departed keys
                     entry = cache.get(token)
                 if entry is not None:
                     if entry.not_before <= now < entry.not_after:
-                        status = self._status
-                        if status is not None:
-                            data = entry.claims._data
-                            # A token without a status claim costs one lookup here.
-                            if ("status" in data or status.required) and not status.quick(
-                                data, now
-                            ):
-                                status.check(data)
-                        return entry.claims
-                    claims = self._revalidate(token, entry, now)
-                    if self._status is not None:
-                        self._status.check(claims._data)
-                    return claims
+                        claims = entry.claims
+                    else:
+                        claims = self._revalidate(token, entry, now)
+                    status = self._status
+                    if status is not None:
+                        data = claims._data
+                        if ("status" in data or status.required) and not status.quick(data, now):
+                            yield _Status(data)
+                    call.claims = claims
+                    return
         events = self._events
         if events is not None and not events.running:
-            events.start_thread()
+            yield _EVENTS
         parsed, payload = jws.parse_object(token, self.max_token_size)
-        header = parsed[0]
+        header, _, signature, signing_input = parsed
         route = self._route
-        if header is not route[0]:
+        if header is not route.header:
             alg = header["alg"]
             # The allow-list holds only supported names; check_header words every refusal.
             if alg not in self._algorithms or "crit" in header or "b64" in header:
@@ -374,18 +565,21 @@ class Verifier:
             iss = payload.get("iss")
             if type(iss) is not str or iss not in issuers:
                 _refuse_issuer(iss)
-        keys = self.source.get_keys()
-        if header is route[0] and keys is route[1]:
-            key = route[2]
-            check = route[3]
-        else:
+        yield _KEYS
+        keys: JWKSet = call.answer
+        if header is not route.header or keys is not route.keys:
             found = self._route_for(header, keys)
             if found is None:
-                key = self._select(parsed, keys)
-                check = jws.checker_for(key, header["alg"])
-            else:
-                key, check = found
-        if not check(parsed[3], parsed[2]):
+                yield from self._select(parsed, keys, call)
+                key = call.answer
+                found = _Route(None, None, key, header["alg"])
+            route = found
+        if offload and route.offload:
+            yield _Check(route.check, signing_input, signature)
+            ok = call.answer
+        else:
+            ok = route.check(signing_input, signature)
+        if not ok:
             raise InvalidSignature("signature verification failed")
         now = self._clock()
         self._policy.validate(payload, header, now)
@@ -395,131 +589,50 @@ class Verifier:
         cache = self.cache
         if cache is not None and type(token) is str:
             start, end = validity_window(payload, leeway=self._leeway, max_age=self._max_age)
-            cache.put(token, CacheEntry(claims, key, start, end))
+            cache.put(token, CacheEntry(claims, route.key, start, end))
             self._next_poll = now + POLL_INTERVAL  # the source was just consulted
         status = self._status
         if status is not None and not status.quick(payload, now):
-            status.check(payload)  # after caching: a revoked token is re-checked on each hit
-        return claims
+            # After caching: a revoked token is re-checked on each hit.
+            yield _Status(payload)
+        call.claims = claims
 
-    async def verify_async(self, token: str | bytes) -> Claims:
-        """Like :meth:`verify`; key fetching does not block the event loop.
-
-        The same steps as :meth:`verify`, written out again (only the key source calls
-        await) because this is the hot path; tests hold the two to the same answers."""
-        cache = self.cache
-        if cache is not None and type(token) is str:
-            entry = cache.get(token)
-            if entry is not None:
-                now = self._clock()
-                if now >= self._next_poll:
-                    self._next_poll = now + POLL_INTERVAL
-                    await self.source.get_keys_async()
-                    entry = cache.get(token)
-                if entry is not None:
-                    if entry.not_before <= now < entry.not_after:
-                        status = self._status
-                        if status is not None:
-                            data = entry.claims._data
-                            if ("status" in data or status.required) and not status.quick(
-                                data, now
-                            ):
-                                await status.check_async(data)
-                        return entry.claims
-                    claims = self._revalidate(token, entry, now)
-                    if self._status is not None:
-                        await self._status.check_async(claims._data)
-                    return claims
-        events = self._events
-        if events is not None and not events.running:
-            events.start_task()
-        parsed, payload = jws.parse_object(token, self.max_token_size)
-        header = parsed[0]
-        route = self._route
-        if header is not route[0]:
-            alg = header["alg"]
-            if alg not in self._algorithms or "crit" in header or "b64" in header:
-                jws.check_header(parsed, self._algorithms)
-        issuers = self._issuers
-        if issuers is not None:
-            iss = payload.get("iss")
-            if type(iss) is not str or iss not in issuers:
-                _refuse_issuer(iss)
-        keys = await self.source.get_keys_async()
-        if header is route[0] and keys is route[1]:
-            key = route[2]
-            check = route[3]
-        else:
-            found = self._route_for(header, keys)
-            if found is None:
-                key = await self._select_async(parsed, keys)
-                check = jws.checker_for(key, header["alg"])
-            else:
-                key, check = found
-        if not check(parsed[3], parsed[2]):
-            raise InvalidSignature("signature verification failed")
-        now = self._clock()
-        self._policy.validate(payload, header, now)
-        if self._azp is not None:
-            check_azp(payload, self._azp)
-        claims = adopt_claims(payload, header)
-        cache = self.cache
-        if cache is not None and type(token) is str:
-            start, end = validity_window(payload, leeway=self._leeway, max_age=self._max_age)
-            cache.put(token, CacheEntry(claims, key, start, end))
-            self._next_poll = now + POLL_INTERVAL  # the source was just consulted
-        status = self._status
-        if status is not None and not status.quick(payload, now):
-            await status.check_async(payload)
-        return claims
-
-    def _route_for(self, header: Mapping[str, Any], keys: JWKSet) -> tuple[JWK, Checker] | None:
+    def _route_for(self, header: Mapping[str, Any], keys: JWKSet) -> _Route | None:
         """Step 4 the common way: the key (from the memo of ``keys``) and its checker for a
         token with ``header``, remembered as the route for the next token with the same
         header object; ``None`` when only :meth:`_select` can decide."""
         memo = self._keys_memo
-        if memo[0] is not keys:
+        if memo.keys is not keys:
             memo = self._remember(keys)
         # The single kid-less key, else the key named by kid.
-        key = memo[1] or memo[2].get(header.get("kid"))
+        key = memo.single or memo.by_kid.get(header.get("kid"))
         if key is None:
             return None
-        check = jws.checker_for(key, header["alg"])
-        self._route = (header, keys, key, check)  # one assignment: safe across threads
-        return key, check
+        route = _Route(header, keys, key, header["alg"])
+        self._route = route  # one assignment: safe across threads
+        return route
 
-    def _select(self, parsed: jws.ParsedJWS, keys: JWKSet) -> JWK:
-        """Step 4 the general way: :func:`jws.select_key`, refetching once for a new kid."""
+    def _select(self, parsed: jws.ParsedJWS, keys: JWKSet, call: _Call) -> Iterator[_Need]:
+        """Step 4 the general way: :func:`jws.select_key`, refetching once for a new kid;
+        the key ends in ``call.answer``."""
         try:
-            return jws.select_key(parsed, _single(keys))
+            call.answer = jws.select_key(parsed, _single(keys))
         except KeyNotFound:
             kid = parsed.kid
             if kid is None:
                 raise
-            newer = self.source.refresh_for_kid(kid)
+            yield _Refresh(kid)
+            newer = call.answer
             if newer is None or newer is keys:
                 raise
-            return jws.select_key(parsed, newer)
-
-    async def _select_async(self, parsed: jws.ParsedJWS, keys: JWKSet) -> JWK:
-        """:meth:`_select` without blocking the event loop."""
-        try:
-            return jws.select_key(parsed, _single(keys))
-        except KeyNotFound:
-            kid = parsed.kid
-            if kid is None:
-                raise
-            newer = await self.source.refresh_for_kid_async(kid)
-            if newer is None or newer is keys:
-                raise
-            return jws.select_key(parsed, newer)
+            call.answer = jws.select_key(parsed, newer)
 
     def _remember(self, keys: JWKSet) -> _KeysMemo:
         """What the hot path needs from ``keys``, kept until the source hands out another
         set (a source hands out the same immutable set until it changes): the single
         kid-less key (see :func:`_single`), and the keys by kid when the set can verify."""
         single = _single(keys)
-        memo = (
+        memo = _KeysMemo(
             keys,
             single if isinstance(single, JWK) else None,
             keys._by_kid if keys._problem is None else {},
