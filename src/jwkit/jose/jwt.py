@@ -26,6 +26,7 @@ from ..errors import (
     NotYetValid,
 )
 from . import jws
+from ._json import loads_object
 from .algorithms import ALGORITHMS
 from .b64 import b64url_encode
 from .jwk import JWK, JWKSet
@@ -34,7 +35,6 @@ __all__ = [
     "Claims",
     "ClaimsPolicy",
     "Encoder",
-    "adopt_claims",
     "as_names",
     "decode",
     "decode_unverified",
@@ -45,7 +45,6 @@ __all__ = [
 # Time claims outside [0, year 9999] are nonsense, whatever their type says.
 _MAX_TIME = 253402300799  # an int: JSON times are ints, and int-to-int compares are cheapest
 _EMPTY: Mapping[str, Any] = {}
-_new_claims = object.__new__
 _TEXT = (str, bytes)  # a tuple, not str | bytes: that union is rebuilt on every call
 
 
@@ -323,18 +322,9 @@ class ClaimsPolicy:
 _cached_policy: Callable[..., ClaimsPolicy] = lru_cache(maxsize=64, typed=True)(ClaimsPolicy)
 
 
-def adopt_claims(claims: dict[str, Any], header: Mapping[str, Any]) -> Claims:
-    """``Claims(claims, header)`` without the copy, for a dict nothing else holds (the one
-    the payload was just parsed into)."""
-    result: Claims = _new_claims(Claims)
-    result._data = claims
-    result._header = header
-    return result
-
-
 def parse_claims(payload: bytes) -> dict[str, Any]:
     """Parse a JWT payload: a JSON object, UTF-8, no duplicate member names (RFC 7519 §7.2)."""
-    return jws.loads_object(payload, "payload")
+    return loads_object(payload, "payload")
 
 
 def _now(now: float | datetime | None) -> float:
@@ -379,9 +369,9 @@ def decode(
     if alg not in algorithms or alg not in ALGORITHMS or "crit" in header or "b64" in header:
         jws.check_header(parsed, algorithms)
     jws.verify_signature(parsed, jws.select_key(parsed, key))
-    claims = jws.loads_object(parsed.payload, "payload")
+    claims = loads_object(parsed.payload, "payload")
     policy.validate(claims, header, time.time() if now is None else _now(now))
-    return adopt_claims(claims, header)
+    return Claims(claims, header)
 
 
 def encode(claims: Mapping[str, Any], key: JWK, *, headers: Mapping[str, Any] | None = None) -> str:
@@ -402,7 +392,7 @@ class Encoder:
     for byte what :func:`encode` makes with the same key and ``headers``.
     """
 
-    __slots__ = ("_algorithm", "_key", "_prefix", "header")
+    __slots__ = ("_alg", "_key", "_prefix", "header")
 
     def __init__(self, key: JWK, *, headers: Mapping[str, Any] | None = None) -> None:
         merged: dict[str, Any] = {"typ": "JWT"}
@@ -410,7 +400,7 @@ class Encoder:
             merged.update(headers)
         self.header: Mapping[str, Any] = jws.protected_header(key, merged)
         self._key = key
-        self._algorithm = ALGORITHMS[self.header["alg"]]
+        self._alg: str = self.header["alg"]
         self._prefix = jws.encode_header(self.header) + "."
 
     def encode(self, claims: Mapping[str, Any]) -> str:
@@ -419,7 +409,7 @@ class Encoder:
             raise TypeError("claims must be a mapping")
         payload = _CLAIMS_JSON.encode(dict(claims)).encode("ascii")
         signing_input = self._prefix + b64url_encode(payload)
-        signature = self._algorithm.sign(self._key, signing_input.encode("ascii"))
+        signature = self._key._sign(self._alg, signing_input.encode("ascii"))
         return signing_input + "." + b64url_encode(signature)
 
 

@@ -3,7 +3,7 @@
 One verification, in order (nothing is trusted before the signature is checked, and garbage
 never reaches the network):
 
-1. :func:`jwkit.jose.jws.parse_object`: size limit, three strict base64url segments, JSON
+1. ``jwkit.jose._fast.parse_object``: size limit, three strict base64url segments, JSON
    header (RFC 7515 §7.1), the payload a JSON object without duplicate names (RFC 7519 §7.2);
 2. :func:`jwkit.jose.jws.check_header`: ``alg`` known and in the allow-list, no unknown
    ``crit``, no ``b64: false`` (RFC 7515 §4.1.11, RFC 8725 §3.1);
@@ -39,9 +39,10 @@ from ..errors import (
     MissingClaim,
 )
 from ..jose import jws
+from ..jose._fast import adopt_claims, checker_for, new_header_cache, parse_object
 from ..jose.algorithms import ALGORITHMS, Checker
 from ..jose.jwk import JWK, JWKSet
-from ..jose.jwt import Claims, ClaimsPolicy, adopt_claims, as_names
+from ..jose.jwt import Claims, ClaimsPolicy, as_names
 from .cache import DEFAULT_CACHE_SIZE, CacheEntry, TokenCache, validity_window
 from .events import EventListener, events_url
 from .providers import SAFE_ALGORITHMS, preset_takes_issuer, resolve
@@ -176,6 +177,7 @@ class Verifier:
         self._next_poll = 0.0
         self._keys_memo: _KeysMemo = (None, None, {})
         self._route = _NO_ROUTE
+        self._headers = new_header_cache()  # this verifier's decoded headers (jose._fast)
         # A cache belongs to exactly one verifier: its entries passed *this* policy.
         cache: TokenCache | None
         if token_cache is True:
@@ -361,7 +363,7 @@ class Verifier:
         events = self._events
         if events is not None and not events.running:
             events.start_thread()
-        parsed, payload = jws.parse_object(token, self.max_token_size)
+        parsed, payload = parse_object(token, self.max_token_size, self._headers)
         header = parsed[0]
         route = self._route
         if header is not route[0]:
@@ -382,7 +384,7 @@ class Verifier:
             found = self._route_for(header, keys)
             if found is None:
                 key = self._select(parsed, keys)
-                check = jws.checker_for(key, header["alg"])
+                check = checker_for(key, header["alg"])
             else:
                 key, check = found
         if not check(parsed[3], parsed[2]):
@@ -433,7 +435,7 @@ class Verifier:
         events = self._events
         if events is not None and not events.running:
             events.start_task()
-        parsed, payload = jws.parse_object(token, self.max_token_size)
+        parsed, payload = parse_object(token, self.max_token_size, self._headers)
         header = parsed[0]
         route = self._route
         if header is not route[0]:
@@ -453,7 +455,7 @@ class Verifier:
             found = self._route_for(header, keys)
             if found is None:
                 key = await self._select_async(parsed, keys)
-                check = jws.checker_for(key, header["alg"])
+                check = checker_for(key, header["alg"])
             else:
                 key, check = found
         if not check(parsed[3], parsed[2]):
@@ -484,7 +486,7 @@ class Verifier:
         key = memo[1] or memo[2].get(header.get("kid"))
         if key is None:
             return None
-        check = jws.checker_for(key, header["alg"])
+        check = checker_for(key, header["alg"])
         self._route = (header, keys, key, check)  # one assignment: safe across threads
         return key, check
 
