@@ -97,6 +97,7 @@ class JWK:
         "_alg",
         "_checkers",
         "_crv",
+        "_headers",
         "_key_ops",
         "_kid",
         "_kty",
@@ -140,6 +141,8 @@ class JWK:
         self._verify_algs = self._usable_algs("verify")
         self._sign_algs = self._usable_algs("sign") if self.is_private else frozenset()
         self._checkers: dict[str, Checker] = {}
+        # Headers of tokens decoded with this key (jose._fast; jwt.decode keeps them here).
+        self._headers: dict[bytes, Mapping[str, Any]] = {}
 
     # -- construction -------------------------------------------------------------------
 
@@ -668,7 +671,7 @@ def _load_json_object(text: str | bytes) -> dict[str, Any]:
 class JWKSet:
     """A JSON Web Key Set (RFC 7517 §5): an ordered, immutable collection of keys."""
 
-    __slots__ = ("_by_kid", "_keys", "_problem", "skipped")
+    __slots__ = ("_by_kid", "_headers", "_keys", "_problem", "skipped")
 
     def __init__(
         self, keys: Iterable[JWK], *, skipped: Iterable[tuple[int, JWKError]] = ()
@@ -688,6 +691,7 @@ class JWKSet:
             problem = "the set mixes secret and public keys"
         self._by_kid = by_kid
         self._problem = problem
+        self._headers: dict[bytes, Mapping[str, Any]] = {}  # as JWK._headers
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, skip_invalid: bool = False) -> JWKSet:

@@ -26,6 +26,7 @@ from ..errors import (
     NotYetValid,
 )
 from . import jws
+from ._fast import parse_cached
 from ._json import loads_object
 from .algorithms import ALGORITHMS
 from .b64 import b64url_encode
@@ -363,7 +364,9 @@ def decode(
         policy = ClaimsPolicy(issuer, audience, leeway, required, typ, max_age, require_exp)
     if not algorithms or isinstance(algorithms, _TEXT):
         jws.check_algorithms(algorithms)
-    parsed = jws.parse(token, max_size=max_size)
+    # The key (or set) keeps the headers of the tokens decoded with it (jose._fast).
+    headers = key._headers if isinstance(key, JWK | JWKSet) else None
+    parsed = parse_cached(token, max_size, headers)
     header = parsed.header
     alg = header["alg"]
     if alg not in algorithms or alg not in ALGORITHMS or "crit" in header or "b64" in header:

@@ -39,7 +39,7 @@ from ..errors import (
     MissingClaim,
 )
 from ..jose import jws
-from ..jose._fast import adopt_claims, checker_for, new_header_cache, parse_object
+from ..jose._fast import checker_for, new_header_cache, parse_object
 from ..jose.algorithms import ALGORITHMS, Checker
 from ..jose.jwk import JWK, JWKSet
 from ..jose.jwt import Claims, ClaimsPolicy, as_names
@@ -393,7 +393,7 @@ class Verifier:
         self._policy.validate(payload, header, now)
         if self._azp is not None:
             check_azp(payload, self._azp)
-        claims = adopt_claims(payload, header)
+        claims = Claims(payload, header)
         cache = self.cache
         if cache is not None and type(token) is str:
             start, end = validity_window(payload, leeway=self._leeway, max_age=self._max_age)
@@ -464,7 +464,7 @@ class Verifier:
         self._policy.validate(payload, header, now)
         if self._azp is not None:
             check_azp(payload, self._azp)
-        claims = adopt_claims(payload, header)
+        claims = Claims(payload, header)
         cache = self.cache
         if cache is not None and type(token) is str:
             start, end = validity_window(payload, leeway=self._leeway, max_age=self._max_age)
