@@ -244,3 +244,19 @@ def test_encoder_makes_what_encode_makes(alg: str) -> None:
             key.public() if alg != "HS256" else JWK.from_secret(b"k" * 32, "HS256"),
             headers={"alg": "RS256" if alg == "HS256" else alg},
         )
+
+
+def test_decode_policy_memo_agrees_with_a_fresh_policy() -> None:
+    # Hashable options (a str, a tuple) reuse a memoised ClaimsPolicy; a list cannot be
+    # hashed and builds a fresh one. Both must accept and refuse alike.
+    key = JWK.generate("HS256")
+    good = jwt.encode({"iss": "i", "aud": "a", "exp": 2_000_000_000}, key)
+    other = jwt.encode({"iss": "i", "aud": "b", "exp": 2_000_000_000}, key)
+    for audience in ("a", ("a",), ["a"]):
+        claims = jwt.decode(good, key, algorithms=["HS256"], issuer="i", audience=audience)
+        assert dict(claims) == {"iss": "i", "aud": "a", "exp": 2_000_000_000}
+        with pytest.raises(InvalidAudience):
+            jwt.decode(other, key, algorithms=["HS256"], issuer="i", audience=audience)
+    assert jwt._cached_policy("i", ("a",), 0, (), None, None, True) is jwt._cached_policy(
+        "i", ("a",), 0, (), None, None, True
+    )
