@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, x25519
 
-from jwkit import JWK, JWKError, MalformedToken, jwt
+from jwkit import JWK, JWKError, JWKSet, MalformedToken, jwt
 from jwkit.jose import jws
 from jwkit.jose._json import loads_object
 from jwkit.jose.b64 import b64url_decode
+
+from ..conftest import private_key
 
 KEY = JWK.from_secret(b"k" * 32, "HS256", kid="k1")
 
@@ -47,3 +52,92 @@ def test_a_der_private_key_is_never_an_hmac_secret() -> None:
     )
     with pytest.raises(JWKError, match="asymmetric"):
         JWK.from_secret(der, "HS256")
+
+
+# -- JWK and JWKSet: refusals and small conveniences no other test reached -------------------
+
+
+def _pem(private: object) -> bytes:
+    return private.private_bytes(  # type: ignore[attr-defined, no-any-return]
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def test_generate_refuses_an_unknown_algorithm() -> None:
+    with pytest.raises(ValueError, match="unsupported algorithm"):
+        JWK.generate("ES999")
+
+
+def test_rsa_private_members_need_d_and_one_prime_pair() -> None:
+    public = private_key("RS256").public().to_dict()
+    full = private_key("RS256").to_dict(private=True)
+    with pytest.raises(JWKError, match="without d"):
+        JWK.from_dict({**public, "p": full["p"]})
+    with pytest.raises(JWKError, match="multi-prime"):
+        JWK.from_dict({**full, "oth": []})
+
+
+def test_from_pem_refuses_unknown_algorithms_curves_and_key_types() -> None:
+    pem = private_key("ES256").to_pem()
+    with pytest.raises(JWKError, match="unsupported algorithm"):
+        JWK.from_pem(pem, "ES999")
+    with pytest.raises(JWKError, match="unsupported EC curve"):
+        JWK.from_pem(_pem(ec.generate_private_key(ec.SECP256K1())))
+    with pytest.raises(JWKError, match="unsupported key type"):
+        JWK.from_pem(_pem(x25519.X25519PrivateKey.generate()))
+
+
+def test_from_secret_and_replace_refuse_misuse() -> None:
+    with pytest.raises(TypeError, match="bytes"):
+        JWK.from_secret("k" * 32)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="cannot replace"):
+        KEY.replace(kty="EC")
+
+
+def test_use_enc_with_signing_key_ops_is_refused() -> None:
+    data = {**private_key("ES256").public().to_dict(), "use": "enc", "key_ops": ["verify"]}
+    with pytest.raises(JWKError, match="disagree"):
+        JWK.from_dict(data)
+
+
+def test_default_algorithm_and_key_ops_of_keys_without_alg() -> None:
+    for alg, expected in (("ES384", "ES384"), ("RS256", "RS256"), ("EdDSA", "EdDSA")):
+        bare = JWK.from_dict(
+            {
+                k: v
+                for k, v in private_key(alg).public().to_dict().items()
+                if k not in ("alg", "kid")
+            }
+        )
+        assert bare.default_alg == expected
+    secret = JWK.from_dict({"kty": "oct", "k": "a2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2s"})
+    assert secret.default_alg == "HS256"
+    signer = private_key("ES256").replace(key_ops=["sign", "verify"])
+    assert signer.key_ops == ("sign", "verify")
+    half = signer.public()
+    assert half.key_ops == ("verify",)  # the public half cannot sign
+    assert half.public() is half
+
+
+def test_a_key_signs_only_with_what_it_allows() -> None:
+    with pytest.raises(JWKError, match="cannot sign with HS384"):
+        KEY._sign("HS384", b"input")
+    public = private_key("ES256").public()
+    with pytest.raises(JWKError, match="public key"):
+        public.to_dict(private=True)
+    with pytest.raises(JWKError, match="public key"):
+        public.to_pem(private=True)
+
+
+def test_comparisons_with_other_types_and_set_conveniences() -> None:
+    public = private_key("ES256").public()
+    assert public != "a key" and JWKSet([public]) != "a set"
+    with pytest.raises(TypeError, match="JWKSet holds JWK objects"):
+        JWKSet([public.to_dict()])  # type: ignore[list-item]
+    anonymous = public.replace(kid=None)
+    keys = JWKSet([anonymous])
+    assert anonymous in keys and KEY not in keys
+    assert json.loads(keys.to_json()) == {"keys": [anonymous.to_dict()]}
+    assert repr(keys) == "<JWKSet 1 keys kids=[None]>"

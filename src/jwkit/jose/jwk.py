@@ -552,14 +552,14 @@ class JWK:
                 "dq": uint_b64url(pn.dmq1),
                 "qi": uint_b64url(pn.iqmp),
             }
-        if isinstance(priv, ed25519.Ed25519PrivateKey):
-            raw = priv.private_bytes(
-                serialization.Encoding.Raw,
-                serialization.PrivateFormat.Raw,
-                serialization.NoEncryption(),
-            )
-            return {"d": b64url_encode(raw)}
-        return {}
+        # Only called for private keys, and every import path makes one of these three.
+        assert isinstance(priv, ed25519.Ed25519PrivateKey)
+        raw = priv.private_bytes(
+            serialization.Encoding.Raw,
+            serialization.PrivateFormat.Raw,
+            serialization.NoEncryption(),
+        )
+        return {"d": b64url_encode(raw)}
 
     def to_dict(self, private: bool = False) -> dict[str, Any]:
         """The JWK as a dict: public members only unless ``private=True``.
