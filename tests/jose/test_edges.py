@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import zlib
+from datetime import UTC, datetime
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, x25519
 
-from jwkit import JWK, JWKError, JWKSet, MalformedToken, jwt
+from jwkit import JWK, Claims, ClaimsPolicy, JWKError, JWKSet, MalformedToken, jwt
 from jwkit.jose import jws
 from jwkit.jose._json import loads_object
-from jwkit.jose.b64 import b64url_decode
+from jwkit.jose.b64 import b64url_decode, b64url_encode
+from jwkit.jose.statuslist import StatusList
 
 from ..conftest import private_key
 
@@ -141,3 +144,47 @@ def test_comparisons_with_other_types_and_set_conveniences() -> None:
     assert anonymous in keys and KEY not in keys
     assert json.loads(keys.to_json()) == {"keys": [anonymous.to_dict()]}
     assert repr(keys) == "<JWKSet 1 keys kids=[None]>"
+
+
+# -- Claims, ClaimsPolicy and StatusList: the small accessors and refusals -----------------
+
+
+def test_claims_accessors_on_odd_values() -> None:
+    claims = Claims({"aud": "api", "scp": "read write", "exp": -1, "nbf": 10, "iat": "x"})
+    assert "aud" in claims and "sub" not in claims
+    assert repr(claims).startswith("Claims({'aud': 'api'")
+    assert claims.audience == ("api",) and Claims({"aud": 3}).audience == ()
+    assert claims.scopes == frozenset({"read", "write"})
+    assert claims.expires_at is None and claims.issued_at is None  # out of range, not a number
+    assert claims.not_before == datetime.fromtimestamp(10, tz=UTC)
+    assert ClaimsPolicy(audience=["a", "b"]).audience == ("a", "b")
+
+
+def test_decode_refuses_algorithms_given_as_one_string() -> None:
+    token = jwt.encode({"sub": "a", "exp": 2_000_000_000}, KEY)
+    with pytest.raises(TypeError, match="collection of names"):
+        jwt.decode(token, KEY, algorithms="HS256")
+    with pytest.raises(ValueError, match="must not be empty"):
+        jwt.decode(token, KEY, algorithms=[])
+
+
+def test_status_list_refusals_and_conveniences() -> None:
+    with pytest.raises(ValueError, match="bits must be"):
+        StatusList(8, bits=3)
+    with pytest.raises(ValueError, match="positive integer"):
+        StatusList(0)
+    with pytest.raises(ValueError, match="at least one byte"):
+        StatusList.from_bytes(b"")
+    empty = {"bits": 1, "lst": b64url_encode(zlib.compress(b""))}
+    with pytest.raises(MalformedToken, match="empty"):
+        StatusList.decode(empty)
+    lst = StatusList(8, bits=2)
+    with pytest.raises(TypeError, match="an int"):
+        lst["0"]  # type: ignore[index]
+    assert lst != "a list"
+    assert repr(lst) == "StatusList(entries=8, bits=2)"
+    assert StatusList(8, bits=1).narrowed().bits == 1  # nothing narrower than one bit
+    lst[3] = 3  # needs both bits: stays 2-bit
+    assert lst.narrowed() is lst
+    lst[3] = 1
+    assert lst.narrowed().bits == 1 and lst.narrowed()[3] == 1

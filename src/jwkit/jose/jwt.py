@@ -328,9 +328,7 @@ def parse_claims(payload: bytes) -> dict[str, Any]:
     return loads_object(payload, "payload")
 
 
-def _now(now: float | datetime | None) -> float:
-    if now is None:
-        return time.time()
+def _now(now: float | datetime) -> float:
     if isinstance(now, datetime):
         return now.timestamp()
     if type(now) in (int, float):
