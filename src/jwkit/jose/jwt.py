@@ -135,10 +135,10 @@ class Claims(Mapping[str, Any]):
         return copied
 
 
-def _number(claims: Mapping[str, Any], name: str) -> float | None:
-    value = claims.get(name)
-    if value is None:
-        return None
+def _number(claims: Mapping[str, Any], name: str) -> float:
+    """The time claim ``name`` (present: callers test for ``None`` first) as a float, or the
+    :class:`ClaimError` that it is not a NumericDate."""
+    value = claims[name]
     # bool is an int subclass: compare types exactly so true/false never pass as times.
     # The range test is false for NaN too.
     if type(value) not in (int, float) or not (0 <= value <= _MAX_TIME):
@@ -302,7 +302,6 @@ class ClaimsPolicy:
         nbf = claims.get("nbf")
         if nbf is not None:
             nbf = _number(claims, "nbf")
-            assert nbf is not None
             if now + leeway < nbf:
                 raise NotYetValid("token is not valid yet", claim="nbf")
         iat = claims.get("iat")
