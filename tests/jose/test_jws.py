@@ -20,6 +20,7 @@ from jwkit.jose.algorithms import ALGORITHMS, CURVES
 from jwkit.jose.b64 import b64url_decode, b64url_encode
 
 from ..conftest import private_key, verification_key
+from ._crypto import signing_key, verifying_key
 from ._forge import segment, token, unsigned
 
 
@@ -230,10 +231,11 @@ def test_wrong_key_is_an_invalid_signature_that_says_nothing_more(alg: str) -> N
 def test_algorithm_objects_low_level(alg: str) -> None:
     algorithm = ALGORITHMS[alg]
     key = private_key(alg)
-    sig = algorithm.sign(key, b"input")
-    assert algorithm.verify(verification_key(alg), b"input", sig)
-    assert not algorithm.verify(verification_key(alg), b"inpuT", sig)
-    assert not algorithm.verify(verification_key(alg), b"input", sig[:-1])
+    sig = algorithm.sign(signing_key(key), b"input")
+    public = verifying_key(verification_key(alg))
+    assert algorithm.verify(public, b"input", sig)
+    assert not algorithm.verify(public, b"inpuT", sig)
+    assert not algorithm.verify(public, b"input", sig[:-1])
     assert algorithm.name == alg and repr(algorithm) == f"<Algorithm {alg}>"
 
 

@@ -23,6 +23,7 @@ from jwkit.errors import (
 from jwkit.jose.algorithms import ALGORITHMS
 
 from ..conftest import private_key
+from ._crypto import signing_key
 from ._forge import segment
 
 NOW = 1_800_000_000
@@ -253,7 +254,7 @@ def test_encoder_signing_elsewhere_makes_what_the_private_key_makes(alg: str) ->
     key service); the token is the one the private key makes itself."""
     key = JWK.generate(alg, kid="k1")
     algorithm = ALGORITHMS[alg]
-    held = jwt.Encoder(key.public(), sign=lambda data: algorithm.sign(key, data))
+    held = jwt.Encoder(key.public(), sign=lambda data: algorithm.sign(signing_key(key), data))
     here = jwt.Encoder(key)
     assert held.header == here.header == {"alg": alg, "kid": "k1", "typ": "JWT"}
     claims = {"sub": "u", "exp": 2_000_000_000}
@@ -267,3 +268,19 @@ def test_encoder_signing_elsewhere_makes_what_the_private_key_makes(alg: str) ->
         jwt.Encoder(key.public(), headers={"alg": "HS256"}, sign=lambda data: b"")
     with pytest.raises(JWKError):  # shared secrets are never "held elsewhere"
         jwt.Encoder(JWK.from_secret(b"k" * 32, "HS256"), sign=lambda data: b"")
+
+
+def test_decode_policy_memo_agrees_with_a_fresh_policy() -> None:
+    # Hashable options (a str, a tuple) reuse a memoised ClaimsPolicy; a list cannot be
+    # hashed and builds a fresh one. Both must accept and refuse alike.
+    key = JWK.generate("HS256")
+    good = jwt.encode({"iss": "i", "aud": "a", "exp": 2_000_000_000}, key)
+    other = jwt.encode({"iss": "i", "aud": "b", "exp": 2_000_000_000}, key)
+    for audience in ("a", ("a",), ["a"]):
+        claims = jwt.decode(good, key, algorithms=["HS256"], issuer="i", audience=audience)
+        assert dict(claims) == {"iss": "i", "aud": "a", "exp": 2_000_000_000}
+        with pytest.raises(InvalidAudience):
+            jwt.decode(other, key, algorithms=["HS256"], issuer="i", audience=audience)
+    assert jwt._cached_policy("i", ("a",), 0, (), None, None, True) is jwt._cached_policy(
+        "i", ("a",), 0, (), None, None, True
+    )

@@ -18,10 +18,12 @@ from jwkit.errors import (
     MalformedToken,
     UnsupportedAlgorithm,
 )
+from jwkit.jose._fast import checker_for
 from jwkit.jose.algorithms import ALGORITHMS
 from jwkit.jose.b64 import b64url_encode
 
 from ..conftest import private_key
+from ._crypto import signing_key, verifying_key
 from ._forge import token, unsigned
 
 NOW = int(time.time())
@@ -75,14 +77,22 @@ def test_alg_less_key_still_bound_to_its_type() -> None:
 def test_an_algorithm_bound_to_a_key_of_another_type_refuses_everything(alg: str) -> None:
     # The algorithm layer's own guard, under the JWK's: a checker made for a key that does
     # not fit refuses even that key's genuine signatures.
+    refused = 0
     for other in ("ES256", "ES384", "ES512", "RS256", "EdDSA", "HS256"):
         key = private_key(other)
-        if ALGORITHMS[alg].key_fits(key):
+        if key._fits(ALGORITHMS[alg]):  # the key's type and size fit, whatever its "alg"
             continue
-        genuine = ALGORITHMS[other].sign(key, b"input")
-        assert ALGORITHMS[alg].checker(key)(b"input", genuine) is False
-        assert ALGORITHMS[alg].verify(key, b"input", genuine) is False
+        refused += 1
+        genuine = ALGORITHMS[other].sign(signing_key(key), b"input")
+        public = verifying_key(key)
+        assert ALGORITHMS[alg].checker(public)(b"input", genuine) is False
+        assert ALGORITHMS[alg].verify(public, b"input", genuine) is False
         assert key._checker(alg) is None  # the JWK never hands one out
+        with pytest.raises(AlgorithmNotAllowed):
+            checker_for(key, alg)
+        with pytest.raises(JWKError):  # nor does the algorithm sign with it
+            ALGORITHMS[alg].sign(signing_key(key), b"input")
+    assert refused >= 4
 
 
 class _CountingHandler(BaseHTTPRequestHandler):

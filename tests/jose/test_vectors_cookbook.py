@@ -40,6 +40,8 @@ from jwkit.jose import jws
 from jwkit.jose.algorithms import ALGORITHMS
 from jwkit.jose.b64 import b64url_decode
 
+from ._crypto import signing_key
+
 COOKBOOK = Path(__file__).resolve().parents[1] / "vectors" / "jose-cookbook"
 ALL_ALGORITHMS = sorted(ALGORITHMS)
 
@@ -174,7 +176,9 @@ def test_cookbook_deterministic_signatures_reproduced(relative: str) -> None:
     alg = example["input"]["alg"]
     key = JWK.from_dict(example["input"]["key"]).replace(alg=alg)
     signing_input = example["signing"]["sig-input"].encode("ascii")
-    assert ALGORITHMS[alg].sign(key, signing_input) == b64url_decode(example["signing"]["sig"])
+    assert ALGORITHMS[alg].sign(signing_key(key), signing_input) == b64url_decode(
+        example["signing"]["sig"]
+    )
     token = jws.sign(example["input"]["payload"].encode("utf-8"), key)
     assert token == example["output"]["compact"]
 

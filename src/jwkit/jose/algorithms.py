@@ -1,10 +1,11 @@
 """The JWS algorithm registry (RFC 7518 §3, RFC 8037 §3.1).
 
 ``ALGORITHMS`` maps each supported ``alg`` name to an :class:`Algorithm` object. This is the
-documented low-level layer: ``sign(key, signing_input)`` returns the raw JOSE signature and
-``verify(key, signing_input, signature)`` returns a bool. Everything above it
-(:mod:`jwkit.jose.jws`, the verifier) decides *which* algorithm may run with *which* key;
-an algorithm object only checks that the key is of its type.
+documented low-level layer, and it knows nothing of JWKs: it takes ``cryptography`` key
+objects (or, for HMAC, the secret bytes). ``sign(private_key, signing_input)`` returns the raw
+JOSE signature and ``verify(public_key, signing_input, signature)`` returns a bool. Everything
+above it (:class:`~jwkit.jose.jwk.JWK`, :mod:`jwkit.jose.jws`, the verifier) decides *which*
+algorithm may run with *which* key; an algorithm object only checks that the key is of its type.
 
 All cryptography is delegated to ``cryptography``'s primitives, :mod:`hmac`, and :mod:`hashlib`
 (for the digest an ECDSA check verifies); the only arithmetic here is range checks on ECDSA
@@ -17,7 +18,6 @@ import hashlib
 import hmac
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidSignature as _CryptoInvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -25,9 +25,6 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, decode_dss_signature
 
 from ..errors import JWKError
-
-if TYPE_CHECKING:
-    from .jwk import JWK
 
 __all__ = [
     "ALGORITHMS",
@@ -39,9 +36,16 @@ __all__ = [
     "ECDSAAlgorithm",
     "EdDSAAlgorithm",
     "HMACAlgorithm",
+    "PrivateKey",
+    "PublicKey",
     "RSAPKCS1Algorithm",
     "RSAPSSAlgorithm",
 ]
+
+#: The ``cryptography`` key objects the algorithms verify with (``bytes``: an HMAC secret).
+PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
+#: The ``cryptography`` key objects the algorithms sign with (``bytes``: an HMAC secret).
+PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
 
 
 class CurveInfo:
@@ -115,39 +119,36 @@ class Algorithm:
     """One JWS algorithm. Subclasses bind it to a key type."""
 
     name: str
+    #: The JWK key type (``kty``) the algorithm needs.
     kty: str
     #: The curve the key must be on (EC and OKP), else ``None``.
     crv: str | None = None
+    #: The fewest secret octets an HMAC key may have (0: not an HMAC algorithm).
+    min_key_size: int = 0
 
-    def key_fits(self, key: JWK) -> bool:
-        """Whether ``key`` is of the type and size this algorithm needs (ignores use/alg)."""
-        return key.kty == self.kty and (self.crv is None or key.crv == self.crv)
+    def sign(self, key: PrivateKey | bytes, signing_input: bytes) -> bytes:
+        """The JOSE signature of ``signing_input`` with ``key``; :class:`JWKError` when the
+        key is not of this algorithm's type."""
+        raise NotImplementedError  # pragma: no cover - abstract
 
-    def sign(self, key: JWK, signing_input: bytes) -> bytes:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def checker(self, key: JWK) -> Checker:
+    def checker(self, key: PublicKey | bytes) -> Checker:
         """This algorithm bound to ``key``: a function ``(signing_input, signature) -> bool``.
 
         Everything that depends only on the key (its type, its curve, the objects
         ``cryptography`` needs) is settled here, once; a key of the wrong type gets a checker
-        that refuses every signature. :meth:`jwkit.JWK._checker` keeps one per algorithm.
+        that refuses every signature. :class:`~jwkit.jose.jwk.JWK` keeps one per algorithm.
         """
         raise NotImplementedError  # pragma: no cover - abstract
 
-    def verify(self, key: JWK, signing_input: bytes, signature: bytes) -> bool:
+    def verify(self, key: PublicKey | bytes, signing_input: bytes, signature: bytes) -> bool:
         """Whether ``signature`` is valid for ``signing_input`` under ``key``."""
         return self.checker(key)(signing_input, signature)
 
+    def _wrong_key(self) -> JWKError:
+        return JWKError(f"{self.name} signing needs a {self.kty} private key")
+
     def __repr__(self) -> str:
         return f"<Algorithm {self.name}>"
-
-
-def _private(key: JWK, alg: str) -> object:
-    priv = key._private_key
-    if priv is None:
-        raise JWKError(f"{alg} signing needs a private key", kid=key.kid)
-    return priv
 
 
 class ECDSAAlgorithm(Algorithm):
@@ -159,6 +160,7 @@ class ECDSAAlgorithm(Algorithm):
         self.name = name
         self.crv = crv
         info = CURVES[crv]
+        self._curve = info.curve.name
         self._size = info.size
         self._order_octets = info.order.to_bytes(info.size, "big")
         self._zero = bytes(info.size)
@@ -168,19 +170,16 @@ class ECDSAAlgorithm(Algorithm):
         self._digest = _DIGESTS[hash_bits]
         self._ecdsa_prehashed = ec.ECDSA(Prehashed(_HASHES[hash_bits]()))
 
-    def sign(self, key: JWK, signing_input: bytes) -> bytes:
-        priv = _private(key, self.name)
-        assert isinstance(priv, ec.EllipticCurvePrivateKey)
-        r, s = decode_dss_signature(priv.sign(signing_input, self._ecdsa))
+    def sign(self, key: PrivateKey | bytes, signing_input: bytes) -> bytes:
+        if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != self._curve:
+            raise self._wrong_key()
+        r, s = decode_dss_signature(key.sign(signing_input, self._ecdsa))
         return r.to_bytes(self._size, "big") + s.to_bytes(self._size, "big")
 
-    def checker(self, key: JWK) -> Checker:
-        # The key's curve, not an isinstance() test: the key classes are ABCs, and a JWK's
-        # curve name always matches its key object.
-        if key._crv != self.crv:
+    def checker(self, key: PublicKey | bytes) -> Checker:
+        if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != self._curve:
             return _refuse
-        pub: ec.EllipticCurvePublicKey = key._public_key  # type: ignore[assignment]
-        verify = pub.verify
+        verify = key.verify
         digest = self._digest
         ecdsa = self._ecdsa_prehashed
         size = self._size
@@ -261,18 +260,17 @@ class _RSAAlgorithm(Algorithm):
     def _padding(self) -> padding.AsymmetricPadding:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def sign(self, key: JWK, signing_input: bytes) -> bytes:
-        priv = _private(key, self.name)
-        assert isinstance(priv, rsa.RSAPrivateKey)
-        return priv.sign(signing_input, self._padding(), self._hash)
+    def sign(self, key: PrivateKey | bytes, signing_input: bytes) -> bytes:
+        if not isinstance(key, rsa.RSAPrivateKey):
+            raise self._wrong_key()
+        return key.sign(signing_input, self._padding(), self._hash)
 
-    def checker(self, key: JWK) -> Checker:
-        if key._kty != "RSA":  # not isinstance(): see ECDSAAlgorithm.checker
+    def checker(self, key: PublicKey | bytes) -> Checker:
+        if not isinstance(key, rsa.RSAPublicKey):
             return _refuse
-        pub: rsa.RSAPublicKey = key._public_key  # type: ignore[assignment]
-        verify = pub.verify
+        verify = key.verify
         # RFC 8017 §8.2.2 step 1: the signature is exactly k octets long.
-        signature_size = (pub.key_size + 7) // 8
+        signature_size = (key.key_size + 7) // 8
         pad = self._padding()
         hash_algorithm = self._hash
 
@@ -319,16 +317,15 @@ class EdDSAAlgorithm(Algorithm):
     def __init__(self, name: str) -> None:
         self.name = name
 
-    def sign(self, key: JWK, signing_input: bytes) -> bytes:
-        priv = _private(key, self.name)
-        assert isinstance(priv, ed25519.Ed25519PrivateKey)
-        return priv.sign(signing_input)
+    def sign(self, key: PrivateKey | bytes, signing_input: bytes) -> bytes:
+        if not isinstance(key, ed25519.Ed25519PrivateKey):
+            raise self._wrong_key()
+        return key.sign(signing_input)
 
-    def checker(self, key: JWK) -> Checker:
-        if key._crv != "Ed25519":  # see ECDSAAlgorithm.checker
+    def checker(self, key: PublicKey | bytes) -> Checker:
+        if not isinstance(key, ed25519.Ed25519PublicKey):
             return _refuse
-        pub: ed25519.Ed25519PublicKey = key._public_key  # type: ignore[assignment]
-        verify = pub.verify
+        verify = key.verify
 
         def check(signing_input: bytes, signature: bytes) -> bool:
             if len(signature) != 64:
@@ -352,20 +349,15 @@ class HMACAlgorithm(Algorithm):
         self._digest = "sha" + hash_bits
         self.min_key_size = hashlib.new(self._digest).digest_size
 
-    def key_fits(self, key: JWK) -> bool:
-        secret = key._secret
-        return secret is not None and len(secret) >= self.min_key_size
+    def sign(self, key: PrivateKey | bytes, signing_input: bytes) -> bytes:
+        if type(key) is not bytes or len(key) < self.min_key_size:
+            raise JWKError(f"{self.name} needs a secret of at least {self.min_key_size} bytes")
+        return hmac.digest(key, signing_input, self._digest)
 
-    def sign(self, key: JWK, signing_input: bytes) -> bytes:
-        secret = key._secret
-        if secret is None:
-            raise JWKError(f"{self.name} needs a symmetric key", kid=key.kid)
-        return hmac.digest(secret, signing_input, self._digest)
-
-    def checker(self, key: JWK) -> Checker:
-        secret = key._secret
-        if secret is None or len(secret) < self.min_key_size:  # as key_fits()
+    def checker(self, key: PublicKey | bytes) -> Checker:
+        if type(key) is not bytes or len(key) < self.min_key_size:
             return _refuse
+        secret = key
         digest = self._digest
         mac = hmac.digest
         same = hmac.compare_digest

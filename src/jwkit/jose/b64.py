@@ -12,14 +12,8 @@ import binascii
 
 from ..errors import MalformedToken
 
-__all__ = [
-    "TO_STANDARD",
-    "b64url_decode",
-    "b64url_encode",
-    "b64url_uint",
-    "decode_translated",
-    "uint_b64url",
-]
+# TO_STANDARD and decode_translated are for jws's one-pass split (not public API).
+__all__ = ["b64url_decode", "b64url_encode", "b64url_uint", "uint_b64url"]
 
 _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 #: Maps the URL-safe alphabet onto the standard one, and the standard alphabet's own

@@ -27,7 +27,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from ..errors import JWKError, MalformedToken
-from .algorithms import ALGORITHMS, CURVES, Checker, HMACAlgorithm
+from ._json import loads_object
+from .algorithms import ALGORITHMS, CURVES, Algorithm, Checker, HMACAlgorithm, PrivateKey, PublicKey
 from .b64 import b64url_decode, b64url_encode, uint_b64url
 from .keycheck import (
     MAX_RSA_BITS,
@@ -38,9 +39,6 @@ from .keycheck import (
 )
 
 __all__ = ["JWK", "JWKSet"]
-
-PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
-PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
 
 _DEFAULT_ALG = {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512", "Ed25519": "EdDSA"}
 _PRIVATE_MEMBERS = {
@@ -99,6 +97,7 @@ class JWK:
         "_alg",
         "_checkers",
         "_crv",
+        "_headers",
         "_key_ops",
         "_kid",
         "_kty",
@@ -142,6 +141,8 @@ class JWK:
         self._verify_algs = self._usable_algs("verify")
         self._sign_algs = self._usable_algs("sign") if self.is_private else frozenset()
         self._checkers: dict[str, Checker] = {}
+        # Headers of tokens decoded with this key (jose._fast; jwt.decode keeps them here).
+        self._headers: dict[bytes, Mapping[str, Any]] = {}
 
     # -- construction -------------------------------------------------------------------
 
@@ -399,7 +400,7 @@ class JWK:
         alg = self._alg
         if alg is not None and alg in ALGORITHMS:
             algorithm = ALGORITHMS[alg]
-            if not algorithm.key_fits(self):
+            if not self._fits(algorithm):
                 raise JWKError(f"alg {alg} does not fit this {self._kty} key", kid=self._kid)
         if alg is not None and alg.lower() == "none":
             raise JWKError('a key can never have alg "none"', kid=self._kid)
@@ -417,10 +418,17 @@ class JWK:
             return frozenset()
         if self._alg is not None:
             algorithm = ALGORITHMS.get(self._alg)
-            if algorithm is None or not algorithm.key_fits(self):
+            if algorithm is None or not self._fits(algorithm):
                 return frozenset()
             return frozenset((self._alg,))
-        return frozenset(name for name, a in ALGORITHMS.items() if a.key_fits(self))
+        return frozenset(name for name, a in ALGORITHMS.items() if self._fits(a))
+
+    def _fits(self, algorithm: Algorithm) -> bool:
+        """Whether this key is of the type, curve and size ``algorithm`` needs (ignores
+        ``use``, ``key_ops`` and ``alg``)."""
+        if algorithm.kty != self._kty or (algorithm.crv is not None and algorithm.crv != self._crv):
+            return False
+        return self._secret is None or len(self._secret) >= algorithm.min_key_size
 
     # -- properties ---------------------------------------------------------------------
 
@@ -477,8 +485,19 @@ class JWK:
         if check is None:
             if alg not in self._verify_algs:
                 return None
-            check = self._checkers[alg] = ALGORITHMS[alg].checker(self)
+            key = self._secret if self._kty == "oct" else self._public_key
+            assert key is not None
+            check = self._checkers[alg] = ALGORITHMS[alg].checker(key)
         return check
+
+    def _sign(self, alg: str, signing_input: bytes) -> bytes:
+        """The JOSE signature of ``signing_input`` with this key and ``alg``; raises
+        :class:`JWKError` unless this key may sign with ``alg``."""
+        if alg not in self._sign_algs:
+            raise JWKError(f"this key cannot sign with {alg}", kid=self._kid)
+        key = self._secret if self._kty == "oct" else self._private_key
+        assert key is not None
+        return ALGORITHMS[alg].sign(key, signing_input)
 
     def can_sign(self, alg: str) -> bool:
         """Whether this key may sign with ``alg``."""
@@ -533,14 +552,14 @@ class JWK:
                 "dq": uint_b64url(pn.dmq1),
                 "qi": uint_b64url(pn.iqmp),
             }
-        if isinstance(priv, ed25519.Ed25519PrivateKey):
-            raw = priv.private_bytes(
-                serialization.Encoding.Raw,
-                serialization.PrivateFormat.Raw,
-                serialization.NoEncryption(),
-            )
-            return {"d": b64url_encode(raw)}
-        return {}
+        # Only called for private keys, and every import path makes one of these three.
+        assert isinstance(priv, ed25519.Ed25519PrivateKey)
+        raw = priv.private_bytes(
+            serialization.Encoding.Raw,
+            serialization.PrivateFormat.Raw,
+            serialization.NoEncryption(),
+        )
+        return {"d": b64url_encode(raw)}
 
     def to_dict(self, private: bool = False) -> dict[str, Any]:
         """The JWK as a dict: public members only unless ``private=True``.
@@ -643,8 +662,6 @@ class JWK:
 
 
 def _load_json_object(text: str | bytes) -> dict[str, Any]:
-    from .jws import loads_object  # local import: jws imports this module
-
     try:
         return loads_object(text, "JWK")
     except MalformedToken as exc:
@@ -654,7 +671,7 @@ def _load_json_object(text: str | bytes) -> dict[str, Any]:
 class JWKSet:
     """A JSON Web Key Set (RFC 7517 §5): an ordered, immutable collection of keys."""
 
-    __slots__ = ("_by_kid", "_keys", "_problem", "skipped")
+    __slots__ = ("_by_kid", "_headers", "_keys", "_problem", "skipped")
 
     def __init__(
         self, keys: Iterable[JWK], *, skipped: Iterable[tuple[int, JWKError]] = ()
@@ -674,6 +691,7 @@ class JWKSet:
             problem = "the set mixes secret and public keys"
         self._by_kid = by_kid
         self._problem = problem
+        self._headers: dict[bytes, Mapping[str, Any]] = {}  # as JWK._headers
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, skip_invalid: bool = False) -> JWKSet:

@@ -14,9 +14,7 @@ Header members ``jwk``, ``jku``, ``x5u`` and ``x5c`` are never used to find or f
 
 from __future__ import annotations
 
-import binascii
 import json
-import re
 from collections.abc import Collection, Mapping
 from types import MappingProxyType
 from typing import Any, NamedTuple
@@ -30,8 +28,9 @@ from ..errors import (
     TokenTooLarge,
     UnsupportedAlgorithm,
 )
-from .algorithms import ALGORITHMS, Checker
-from .b64 import _PAD, _UNUSED_BITS, _VALUE, TO_STANDARD, b64url_encode, decode_translated
+from ._json import loads_object
+from .algorithms import ALGORITHMS
+from .b64 import TO_STANDARD, b64url_encode, decode_translated
 from .jwk import JWK, JWKSet
 
 __all__ = [
@@ -40,11 +39,8 @@ __all__ = [
     "VerifiedJWS",
     "check_algorithms",
     "check_header",
-    "checker_for",
     "encode_header",
-    "loads_object",
     "parse",
-    "parse_object",
     "protected_header",
     "select_key",
     "sign",
@@ -79,137 +75,9 @@ _HEADER_TYPES: dict[str, tuple[type, str]] = {
 }
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj = dict(pairs)
-    if len(obj) != len(pairs):
-        raise MalformedToken("duplicate member name in JSON")
-    return obj
-
-
-def _no_constant(name: str) -> Any:
-    raise MalformedToken(f"{name} is not valid JSON")
-
-
-_decoder = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
-# The same grammar without the duplicate check: the C scanner builds dicts itself, and
-# :func:`_surely_unique` decides afterwards whether a duplicate could have been merged away.
-_scan_once = json.JSONDecoder(parse_constant=_no_constant).scan_once  # type: ignore[attr-defined]
-
-
-def _surely_unique(text: str, obj: dict[str, Any]) -> bool:
-    """Whether ``text``, which the plain scanner parsed into ``obj``, cannot have repeated a
-    member name. ``False`` means "perhaps": the caller then uses the checking decoder.
-
-    The members of the outer object are separated by commas; every other comma is inside a
-    string, an array or an inner object. If the commas, less those that separate the
-    elements of the outer object's arrays, are fewer than the names ``obj`` kept, then there
-    is no other comma (so no inner object has two members), and the outer object had no more
-    members than ``obj`` has names: no name was merged away. (A comma in a string, or in an
-    array inside an array, only makes the test more cautious.)
-    """
-    commas = text.count(",")
-    if commas < len(obj):
-        return True
-    if "[" not in text:
-        return False
-    for value in obj.values():
-        if type(value) is list and value:
-            commas -= len(value) - 1
-    return commas < len(obj)
-
-
-def loads_object(text: str | bytes, what: str = "JSON") -> dict[str, Any]:
-    """Parse strict JSON that must be an object: UTF-8, no duplicate member names, no NaN.
-
-    Raises :class:`MalformedToken` for anything else (never ``ValueError`` or recursion).
-    """
-    if type(text) is bytes:
-        try:
-            text = text.decode("utf-8")
-        except UnicodeDecodeError:
-            raise MalformedToken(f"{what} is not UTF-8") from None
-        if "\\u" in text:
-            # An escape may stand for a lone surrogate: the checking decoder and its test.
-            return _loads_checked(text, what)
-        # Fast path: the C scanner directly (json.loads minus two regex calls and a Python
-        # hook per object) when the text cannot hide a duplicate name (see _surely_unique).
-        # An inner object almost always holds a comma, which fails that test: such texts
-        # (a "{" after the first character) go straight to the checking decoder.
-        if text.find("{", 1) < 0:
-            try:
-                obj, end = _scan_once(text, 0)
-            except (StopIteration, ValueError, RecursionError):
-                obj = end = None
-            if (
-                type(obj) is dict
-                and end == len(text)
-                and (text.count(",") < len(obj) or _surely_unique(text, obj))
-            ):
-                return obj
-        # Anything else (nested objects, whitespace around it, trailing data, not an
-        # object, an error) takes the checking decoder below, which also words the error.
-    elif isinstance(text, bytes | bytearray):
-        return loads_object(bytes(text), what)
-    elif not isinstance(text, str):
-        raise MalformedToken(f"{what} is not text")
-    return _loads_checked(str(text), what)
-
-
-def _loads_checked(text: str, what: str) -> dict[str, Any]:
-    """:func:`loads_object`'s general path: the checking decoder, then lone surrogates."""
-    try:
-        obj = _decoder.decode(text)
-    except MalformedToken:
-        raise
-    except (ValueError, RecursionError):
-        raise MalformedToken(f"{what} is not valid JSON") from None
-    if not isinstance(obj, dict):
-        raise MalformedToken(f"{what} is not a JSON object")
-    if _SURROGATE_ESCAPE(text) is not None and _has_lone_surrogate(obj):
-        raise MalformedToken(f"{what} holds a lone surrogate (not Unicode text)")
-    return obj
-
-
-# A \uD800-\uDFFF escape (perhaps preceded by an escaped backslash, which only makes the
-# search more cautious): only such an escape can put a surrogate into a decoded string,
-# since UTF-8 itself cannot encode one.
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]").search
-
-
-def _has_lone_surrogate(obj: Any) -> bool:
-    """Whether any name or string in ``obj`` holds an unpaired surrogate: such a string has
-    no UTF-8 form, so it could not be logged, stored or sent on (RFC 7493 §2.1, RFC 8259
-    §8.2). A pair (an escaped emoji, say) was joined into one character by the decoder."""
-    stack = [obj]
-    while stack:
-        value = stack.pop()
-        if type(value) is str:
-            if not value.isascii():
-                try:
-                    value.encode("utf-8")
-                except UnicodeEncodeError:
-                    return True
-        elif type(value) is dict:
-            stack.extend(value)
-            stack.extend(value.values())
-        elif type(value) is list:
-            stack.extend(value)
-    return False
-
-
-# Decoded headers by their (translated) segment: one issuer's tokens share a handful of
-# distinct headers, so the common case skips base64 and JSON work entirely. A plain dict
-# (emptied when full) rather than an LRU: a lookup is the whole cost of a hit.
-_HEADERS: dict[bytes, Mapping[str, Any]] = {}
-_HEADERS_MAX = 512
-
-
 def _decode_header(segment: bytes) -> Mapping[str, Any]:
-    """Decode and check a header segment, and remember it (errors are not remembered).
-
-    ``segment`` is already translated (b64.TO_STANDARD), which is one-to-one on every segment
-    that can decode, so equal keys mean equal headers. The result is read-only.
-    """
+    """Decode and check a header segment (already passed through :data:`b64.TO_STANDARD`);
+    the result is read-only."""
     if not segment:
         raise MalformedToken("header segment is empty")
     header = loads_object(decode_translated(segment, "header"), "header")
@@ -223,11 +91,7 @@ def _decode_header(segment: bytes) -> Mapping[str, Any]:
             type(value) is list and not all(type(item) is str for item in value)
         ):
             raise MalformedToken(f'header "{name}" is not {words}')
-    frozen = MappingProxyType(header)
-    if len(_HEADERS) >= _HEADERS_MAX:
-        _HEADERS.clear()
-    _HEADERS[segment] = frozen
-    return frozen
+    return MappingProxyType(header)
 
 
 class ParsedJWS(NamedTuple):
@@ -286,81 +150,12 @@ def parse(token: str | bytes, *, max_size: int = DEFAULT_MAX_SIZE) -> ParsedJWS:
     if len(parts) != 3:
         raise MalformedToken("a compact JWS has exactly three segments")
     header_b64, payload_b64, signature_b64 = parts
-    header = _HEADERS.get(header_b64)
-    if header is None:
-        header = _decode_header(header_b64)
-    # tuple.__new__ directly: the NamedTuple's own __new__ is a Python-level function.
-    return _new_parsed(
-        ParsedJWS,
-        (
-            header,
-            decode_translated(payload_b64, "payload"),
-            decode_translated(signature_b64, "signature"),
-            raw[: len(header_b64) + 1 + len(payload_b64)],
-        ),
+    return ParsedJWS(
+        _decode_header(header_b64),
+        decode_translated(payload_b64, "payload"),
+        decode_translated(signature_b64, "signature"),
+        raw[: len(header_b64) + 1 + len(payload_b64)],
     )
-
-
-_new_parsed = tuple.__new__
-_a2b = binascii.a2b_base64
-
-
-def parse_object(
-    token: str | bytes, max_size: int = DEFAULT_MAX_SIZE
-) -> tuple[ParsedJWS, dict[str, Any]]:
-    """:func:`parse`, then the payload through :func:`loads_object`: a compact JWS whose
-    payload is a JSON object (a JWT, RFC 7519 §7.2), in one step. Verifies nothing.
-
-    This is the verify hot path, so its common case is written out here: a ``str`` token, a
-    header seen before, a payload without inner objects whose commas prove that no member
-    name repeats (see :func:`_surely_unique`). Anything else, and any doubt at all, goes through
-    :func:`parse` and :func:`loads_object`, which decide and word every refusal (a property
-    test holds the two ways to the same answers).
-    """
-    if type(token) is str and len(token) <= max_size and token.isascii():
-        raw = token.encode("ascii")
-        parts = raw.translate(TO_STANDARD).split(b".")
-        if len(parts) == 3:
-            header_b64, payload_b64, signature_b64 = parts
-            header = _HEADERS.get(header_b64)
-            payload_rem = len(payload_b64) & 3
-            signature_rem = len(signature_b64) & 3
-            # decode_translated() on both segments; a remainder of 1 is never valid.
-            if header is not None and payload_rem != 1 and signature_rem != 1:
-                try:
-                    payload = _a2b(payload_b64 + _PAD[payload_rem], strict_mode=True)  # type: ignore[operator]
-                    signature = _a2b(signature_b64 + _PAD[signature_rem], strict_mode=True)  # type: ignore[operator]
-                    text = payload.decode("utf-8")
-                    # Nested objects and escapes (which may hide a lone surrogate) take
-                    # the general path.
-                    claims, end = (
-                        _scan_once(text, 0)
-                        if text.find("{", 1) < 0 and "\\u" not in text
-                        else (None, None)
-                    )
-                except (
-                    binascii.Error,
-                    UnicodeDecodeError,
-                    StopIteration,  # no JSON value at all
-                    ValueError,
-                    RecursionError,  # deeply nested arrays
-                    MalformedToken,  # NaN and friends: the general path words it in turn
-                ):
-                    claims = end = None
-                if (
-                    type(claims) is dict
-                    and end == len(text)
-                    and not (payload_rem and _VALUE[payload_b64[-1]] & _UNUSED_BITS[payload_rem])
-                    and not (
-                        signature_rem and _VALUE[signature_b64[-1]] & _UNUSED_BITS[signature_rem]
-                    )
-                    and (text.count(",") < len(claims) or _surely_unique(text, claims))
-                ):
-                    signing_input = raw[: len(header_b64) + 1 + len(payload_b64)]
-                    parsed = _new_parsed(ParsedJWS, (header, payload, signature, signing_input))
-                    return parsed, claims
-    parsed = parse(token, max_size=max_size)
-    return parsed, loads_object(parsed[1], "payload")
 
 
 def check_header(parsed: ParsedJWS, algorithms: Collection[str]) -> None:
@@ -395,7 +190,7 @@ def check_algorithms(algorithms: Collection[str]) -> None:
 
 def select_key(parsed: ParsedJWS, key: JWK | JWKSet) -> JWK:
     """Pick the key for this token: by ``kid``, else the one key that fits ``alg``."""
-    kid = parsed[0].get("kid")
+    kid = parsed.kid
     if isinstance(key, JWK):
         if kid is not None and key.kid is not None and kid != key.kid:
             raise KeyNotFound("no key with this kid", kid=kid)
@@ -418,18 +213,12 @@ def select_key(parsed: ParsedJWS, key: JWK | JWKSet) -> JWK:
     return candidates[0]
 
 
-def checker_for(key: JWK, alg: str) -> Checker:
-    """``alg`` bound to ``key``; :class:`AlgorithmNotAllowed` when the key may not verify it."""
-    check = key._checkers.get(alg) or key._checker(alg)
-    if check is None:
-        raise AlgorithmNotAllowed(f"the key does not allow {alg}")
-    return check
-
-
 def verify_signature(parsed: ParsedJWS, key: JWK) -> None:
     """Check the signature with ``key``, which must itself allow the token's ``alg``."""
-    header, _, signature, signing_input = parsed
-    if not checker_for(key, header["alg"])(signing_input, signature):
+    check = key._checker(parsed.alg)
+    if check is None:
+        raise AlgorithmNotAllowed(f"the key does not allow {parsed.alg}")
+    if not check(parsed.signing_input, parsed.signature):
         raise InvalidSignature("signature verification failed")
 
 
@@ -494,5 +283,5 @@ def sign(payload: bytes, key: JWK, *, headers: Mapping[str, Any] | None = None) 
         raise TypeError("payload must be bytes")
     header = protected_header(key, headers)
     signing_input = encode_header(header) + "." + b64url_encode(bytes(payload))
-    signature = ALGORITHMS[header["alg"]].sign(key, signing_input.encode("ascii"))
+    signature = key._sign(header["alg"], signing_input.encode("ascii"))
     return signing_input + "." + b64url_encode(signature)

@@ -26,6 +26,8 @@ from ..errors import (
     NotYetValid,
 )
 from . import jws
+from ._fast import parse_cached
+from ._json import loads_object
 from .algorithms import ALGORITHMS
 from .b64 import b64url_encode
 from .jwk import JWK, JWKSet
@@ -34,7 +36,6 @@ __all__ = [
     "Claims",
     "ClaimsPolicy",
     "Encoder",
-    "adopt_claims",
     "as_names",
     "decode",
     "decode_unverified",
@@ -45,7 +46,6 @@ __all__ = [
 # Time claims outside [0, year 9999] are nonsense, whatever their type says.
 _MAX_TIME = 253402300799  # an int: JSON times are ints, and int-to-int compares are cheapest
 _EMPTY: Mapping[str, Any] = {}
-_new_claims = object.__new__
 _TEXT = (str, bytes)  # a tuple, not str | bytes: that union is rebuilt on every call
 
 
@@ -135,10 +135,10 @@ class Claims(Mapping[str, Any]):
         return copied
 
 
-def _number(claims: Mapping[str, Any], name: str) -> float | None:
-    value = claims.get(name)
-    if value is None:
-        return None
+def _number(claims: Mapping[str, Any], name: str) -> float:
+    """The time claim ``name`` (present: callers test for ``None`` first) as a float, or the
+    :class:`ClaimError` that it is not a NumericDate."""
+    value = claims[name]
     # bool is an int subclass: compare types exactly so true/false never pass as times.
     # The range test is false for NaN too.
     if type(value) not in (int, float) or not (0 <= value <= _MAX_TIME):
@@ -302,7 +302,6 @@ class ClaimsPolicy:
         nbf = claims.get("nbf")
         if nbf is not None:
             nbf = _number(claims, "nbf")
-            assert nbf is not None
             if now + leeway < nbf:
                 raise NotYetValid("token is not valid yet", claim="nbf")
         iat = claims.get("iat")
@@ -323,23 +322,12 @@ class ClaimsPolicy:
 _cached_policy: Callable[..., ClaimsPolicy] = lru_cache(maxsize=64, typed=True)(ClaimsPolicy)
 
 
-def adopt_claims(claims: dict[str, Any], header: Mapping[str, Any]) -> Claims:
-    """``Claims(claims, header)`` without the copy, for a dict nothing else holds (the one
-    the payload was just parsed into)."""
-    result: Claims = _new_claims(Claims)
-    result._data = claims
-    result._header = header
-    return result
-
-
 def parse_claims(payload: bytes) -> dict[str, Any]:
     """Parse a JWT payload: a JSON object, UTF-8, no duplicate member names (RFC 7519 §7.2)."""
-    return jws.loads_object(payload, "payload")
+    return loads_object(payload, "payload")
 
 
-def _now(now: float | datetime | None) -> float:
-    if now is None:
-        return time.time()
+def _now(now: float | datetime) -> float:
     if isinstance(now, datetime):
         return now.timestamp()
     if type(now) in (int, float):
@@ -373,15 +361,17 @@ def decode(
         policy = ClaimsPolicy(issuer, audience, leeway, required, typ, max_age, require_exp)
     if not algorithms or isinstance(algorithms, _TEXT):
         jws.check_algorithms(algorithms)
-    parsed = jws.parse(token, max_size=max_size)
+    # The key (or set) keeps the headers of the tokens decoded with it (jose._fast).
+    headers = key._headers if isinstance(key, JWK | JWKSet) else None
+    parsed = parse_cached(token, max_size, headers)
     header = parsed.header
     alg = header["alg"]
     if alg not in algorithms or alg not in ALGORITHMS or "crit" in header or "b64" in header:
         jws.check_header(parsed, algorithms)
     jws.verify_signature(parsed, jws.select_key(parsed, key))
-    claims = jws.loads_object(parsed.payload, "payload")
+    claims = loads_object(parsed.payload, "payload")
     policy.validate(claims, header, time.time() if now is None else _now(now))
-    return adopt_claims(claims, header)
+    return Claims(claims, header)
 
 
 def encode(claims: Mapping[str, Any], key: JWK, *, headers: Mapping[str, Any] | None = None) -> str:
@@ -421,7 +411,7 @@ class Encoder:
         self.header: Mapping[str, Any] = jws.protected_header(
             key, merged, held_elsewhere=sign is not None
         )
-        self._sign = sign or partial(ALGORITHMS[self.header["alg"]].sign, key)
+        self._sign = sign or partial(key._sign, self.header["alg"])
         self._prefix = jws.encode_header(self.header) + "."
 
     def encode(self, claims: Mapping[str, Any]) -> str:

@@ -132,9 +132,7 @@ class StatusList:
         only VALID and INVALID becomes a 1-bit list of as many entries, and compresses to
         about half (§4.1 lets the issuer choose ``bits``; §13.3 on list size). ``self`` when
         no narrower width fits."""
-        for bits in _ALLOWED_BITS:
-            if bits >= self._bits:
-                return self
+        for bits in (narrower for narrower in _ALLOWED_BITS if narrower < self._bits):
             # The bits of every entry above the narrower width, in each byte.
             unit = ((1 << self._bits) - 1) ^ ((1 << bits) - 1)
             high = 0
@@ -142,6 +140,8 @@ class StatusList:
                 high |= unit << (slot * self._bits)
             if not any(byte & high for byte in self._data):
                 break
+        else:
+            return self
         narrow = StatusList(len(self), bits)
         per_byte, width, mask = self._per_byte, self._bits, self._mask
         for index, byte in enumerate(self._data):

@@ -60,6 +60,7 @@ from ..errors import (
     TokenSuspended,
 )
 from ..jose import jws
+from ..jose._fast import checker_for, parse_object
 from ..jose.jwk import JWK, JWKSet
 from ..jose.jwt import ClaimsPolicy
 from ..jose.statuslist import DEFAULT_MAX_BYTES as DEFAULT_MAX_LIST_BYTES
@@ -647,7 +648,7 @@ class StatusChecker:
             text = reply.body.decode("ascii").strip()
         except UnicodeDecodeError:
             raise StatusUnavailable("the status list is not a compact JWS", uri=state.uri) from None
-        parsed, payload = jws.parse_object(text, self.max_bytes)
+        parsed, payload = parse_object(text, self.max_bytes)
         jws.check_header(parsed, self.algorithms)
         return parsed, payload
 
@@ -827,7 +828,7 @@ def _select(parsed: jws.ParsedJWS, keys: JWKSet) -> JWK:
         key = jws.select_key(parsed, keys.keys[0])
     else:
         key = jws.select_key(parsed, keys)
-    jws.checker_for(key, parsed.alg)
+    checker_for(key, parsed.alg)
     return key
 
 

@@ -3,7 +3,7 @@
 One verification, in order (nothing is trusted before the signature is checked, and garbage
 never reaches the network):
 
-1. :func:`jwkit.jose.jws.parse_object`: size limit, three strict base64url segments, JSON
+1. ``jwkit.jose._fast.parse_object``: size limit, three strict base64url segments, JSON
    header (RFC 7515 §7.1), the payload a JSON object without duplicate names (RFC 7519 §7.2);
 2. :func:`jwkit.jose.jws.check_header`: ``alg`` known and in the allow-list, no unknown
    ``crit``, no ``b64: false`` (RFC 7515 §4.1.11, RFC 8725 §3.1);
@@ -40,9 +40,10 @@ from ..errors import (
     MissingClaim,
 )
 from ..jose import jws
+from ..jose._fast import checker_for, new_header_cache, parse_object
 from ..jose.algorithms import ALGORITHMS, ASYMMETRIC_ALGORITHMS, Checker
 from ..jose.jwk import JWK, JWKSet
-from ..jose.jwt import Claims, ClaimsPolicy, adopt_claims, as_names
+from ..jose.jwt import Claims, ClaimsPolicy, as_names
 from .cache import DEFAULT_CACHE_SIZE, CacheEntry, TokenCache, validity_window
 from .events import EventListener, events_url
 from .offload import Offloader, OffloadPool, offloader
@@ -78,7 +79,7 @@ class _Route:
         self.header = header
         self.keys = keys
         self.key = key
-        self.check: Checker = jws.checker_for(key, alg) if alg else _refuse
+        self.check: Checker = checker_for(key, alg) if alg else _refuse
         #: an asymmetric check, worth a thread hop in ``verify_async`` (an HMAC is not)
         self.offload = alg in ASYMMETRIC_ALGORITHMS
 
@@ -321,6 +322,7 @@ class Verifier:
         self._next_poll = 0.0
         self._keys_memo = _KeysMemo(None, None, {})
         self._route = _NO_ROUTE
+        self._headers = new_header_cache()  # this verifier's decoded headers (jose._fast)
         # A cache belongs to exactly one verifier: its entries passed *this* policy.
         cache: TokenCache | None
         if token_cache is True:
@@ -552,7 +554,7 @@ class Verifier:
         events = self._events
         if events is not None and not events.running:
             yield _EVENTS
-        parsed, payload = jws.parse_object(token, self.max_token_size)
+        parsed, payload = parse_object(token, self.max_token_size, self._headers)
         header, _, signature, signing_input = parsed
         route = self._route
         if header is not route.header:
@@ -585,7 +587,7 @@ class Verifier:
         self._policy.validate(payload, header, now)
         if self._azp is not None:
             check_azp(payload, self._azp)
-        claims = adopt_claims(payload, header)
+        claims = Claims(payload, header)
         cache = self.cache
         if cache is not None and type(token) is str:
             start, end = validity_window(payload, leeway=self._leeway, max_age=self._max_age)

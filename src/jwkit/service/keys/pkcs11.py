@@ -27,7 +27,7 @@ import queue
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pkcs11
 from asn1crypto.core import OctetString  # type: ignore[import-untyped]
@@ -37,7 +37,7 @@ from pkcs11 import MGF, Attribute, KeyType, Mechanism, ObjectClass
 from pkcs11.exceptions import NoSuchKey, PKCS11Error
 from pkcs11.util.ec import encode_named_curve_parameters
 
-from jwkit.jose import jws
+from jwkit.jose.algorithms import ALGORITHMS, PublicKey
 from jwkit.jose.jwk import JWK
 from jwkit.service.keys import (
     PKCS11,
@@ -313,7 +313,10 @@ class _Key:
         self.spec = spec
         self.kid = jwk.kid
         self.label = label
-        self._check = jws.checker_for(jwk, jwk.default_alg)
+        # The public half as ``cryptography`` sees it: every signature the token returns is
+        # checked with it before it leaves the service.
+        public = serialization.load_pem_public_key(jwk.to_pem())
+        self._check = ALGORITHMS[jwk.default_alg].checker(cast(PublicKey, public))
 
     def sign(self, signing_input: bytes) -> bytes:
         spec = self.spec
