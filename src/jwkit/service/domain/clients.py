@@ -12,11 +12,12 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from jwkit.service.domain import audit
 from jwkit.service.domain.common import NotFound, isoformat, new_id
+from jwkit.service.domain.paging import Page, escape_like, keyset_page
 from jwkit.service.domain.projects import get_project
 from jwkit.service.store.models import Client
 
@@ -27,9 +28,9 @@ __all__ = [
     "create_client",
     "delete_client",
     "hash_secret",
-    "list_clients",
     "load_client",
     "load_clients",
+    "page_clients",
     "secret_matches",
 ]
 
@@ -83,14 +84,28 @@ def create_client(
     return client, secret
 
 
-def list_clients(session: Session, project_id: str) -> list[Client]:
+def page_clients(
+    session: Session,
+    project_id: str,
+    *,
+    limit: int,
+    cursor: str | None = None,
+    search: str | None = None,
+) -> Page[Client]:
+    """The project's clients oldest first, one page (:mod:`.paging`, index
+    ``ix_clients_project_created``); ``search`` keeps the client whose id it is and those
+    whose name starts with it, ignoring case."""
     get_project(session, project_id)
-    return list(
-        session.execute(
-            select(Client)
-            .where(Client.project_id == project_id)
-            .order_by(Client.created_at, Client.id)
-        ).scalars()
+    stmt = select(Client).where(Client.project_id == project_id)
+    order = "clients"
+    if search:
+        prefix = escape_like(search.lower()) + "%"
+        stmt = stmt.where(
+            or_(Client.id == search, func.lower(Client.name).like(prefix, escape="\\"))
+        )
+        order = "clients?" + search
+    return keyset_page(
+        session, stmt, order, [Client.created_at, Client.id], limit=limit, cursor=cursor
     )
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from jwkit.service.domain import audit
 from jwkit.service.domain.common import InvalidInput, NotFound, isoformat, new_id
+from jwkit.service.domain.paging import Page, escape_like, keyset_page
 from jwkit.service.store.models import Project
 
 __all__ = [
@@ -20,8 +21,8 @@ __all__ = [
     "delete_project",
     "get_project",
     "issuer_for",
-    "list_projects",
     "lock_project",
+    "page_projects",
     "project_to_json",
     "update_project",
 ]
@@ -122,8 +123,24 @@ def lock_project(session: Session, project_id: str) -> Project:
     return project
 
 
-def list_projects(session: Session) -> list[Project]:
-    return list(session.execute(select(Project).order_by(Project.created_at, Project.id)).scalars())
+def page_projects(
+    session: Session, *, limit: int, cursor: str | None = None, search: str | None = None
+) -> Page[Project]:
+    """Projects oldest first, one page (:mod:`.paging`); ``search`` keeps those whose id is
+    ``search`` or whose name starts with it, ignoring case. The order is the index
+    ``ix_projects_created``; a search filters along it, so a page costs what the rows read to
+    fill it cost, however many projects there are."""
+    stmt = select(Project)
+    order = "projects"
+    if search:
+        prefix = escape_like(search.lower()) + "%"
+        stmt = stmt.where(
+            or_(Project.id == search, func.lower(Project.name).like(prefix, escape="\\"))
+        )
+        order = "projects?" + search
+    return keyset_page(
+        session, stmt, order, [Project.created_at, Project.id], limit=limit, cursor=cursor
+    )
 
 
 _UPDATABLE = (

@@ -254,3 +254,10 @@ class Revocation(Base):
     created_at: Mapped[int] = mapped_column(BigInteger)
     count: Mapped[int] = mapped_column(Integer)
     effective_by: Mapped[int] = mapped_column(BigInteger)
+
+
+# -- scale-api: the admin lists' keyset pages (domain/paging.py) read these indexes in order,
+# so a page costs the same at the first project and the hundred-thousandth (0004_scale-api).
+Index("ix_projects_created", Project.created_at, Project.id)
+Index("ix_clients_project_created", Client.project_id, Client.created_at, Client.id)
+Index("ix_audit_events_project_seq", AuditEvent.project_id, AuditEvent.seq)

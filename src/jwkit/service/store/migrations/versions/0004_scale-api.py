@@ -1,0 +1,26 @@
+"""Indexes for the admin lists' keyset pages (projects, clients, a project's audit events).
+
+Revision ID: 0004_scale_api
+Revises: 0003
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+revision = "0004_scale_api"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_index("ix_projects_created", "projects", ["created_at", "id"])
+    op.create_index("ix_clients_project_created", "clients", ["project_id", "created_at", "id"])
+    op.create_index("ix_audit_events_project_seq", "audit_events", ["project_id", "seq"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_audit_events_project_seq", "audit_events")
+    op.drop_index("ix_clients_project_created", "clients")
+    op.drop_index("ix_projects_created", "projects")
