@@ -55,7 +55,7 @@ def _bad(message: str = "cursor is not one this list gave") -> InvalidInput:
 def decode_cursor(text: str, order: str, shape: Sequence[type]) -> tuple[int | str, ...]:
     """The sort key in ``text``, which must be a cursor of ``order`` with values of ``shape``
     (``int`` or ``str`` each); anything else raises ``InvalidInput``."""
-    if not text or len(text) > MAX_CURSOR:
+    if not text or len(text) > MAX_CURSOR or "=" in text:  # unpadded, as made
         raise _bad()
     try:
         raw = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
