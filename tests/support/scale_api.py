@@ -49,7 +49,7 @@ def seed_clients(url: str, project_id: str, count: int, *, at: int = 1_700_000_0
     """Insert ``count`` clients of ``project_id`` named ``client-{i}`` (no usable secret)."""
     rows = [
         {
-            "id": f"cl_seed{i:08d}",
+            "id": f"cli_seed{i:08d}",
             "project_id": project_id,
             "name": f"client-{i:05d}",
             "secret_hash": "0" * 64,

@@ -12,12 +12,12 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from jwkit.service.domain import audit
 from jwkit.service.domain.common import NotFound, isoformat, new_id
-from jwkit.service.domain.paging import Page, escape_like, keyset_page
+from jwkit.service.domain.paging import Page, keyset_page, name_prefix
 from jwkit.service.domain.projects import get_project
 from jwkit.service.store.models import Client
 
@@ -35,6 +35,8 @@ __all__ = [
 ]
 
 
+#: Client ids are ``cli_`` and random hex.
+ID_PREFIX = "cli"
 #: The longest client id the database can hold: longer ones name no client.
 CLIENT_ID_MAX = 64
 
@@ -64,7 +66,7 @@ def create_client(
     get_project(session, project_id)
     secret = secrets.token_urlsafe(32)  # 256 bits
     client = Client(
-        id=new_id("cli"),
+        id=new_id(ID_PREFIX),
         project_id=project_id,
         name=name,
         secret_hash=hash_secret(secret),
@@ -93,16 +95,16 @@ def page_clients(
     search: str | None = None,
 ) -> Page[Client]:
     """The project's clients oldest first, one page (:mod:`.paging`, index
-    ``ix_clients_project_created``); ``search`` keeps the client whose id it is and those
-    whose name starts with it, ignoring case."""
+    ``ix_clients_project_created``); ``search`` is a client id (``cli_…``) or the start of a
+    name, case ignored."""
     get_project(session, project_id)
     stmt = select(Client).where(Client.project_id == project_id)
     order = "clients"
     if search:
-        prefix = escape_like(search.lower()) + "%"
-        stmt = stmt.where(
-            or_(Client.id == search, func.lower(Client.name).like(prefix, escape="\\"))
-        )
+        if search.startswith(f"{ID_PREFIX}_"):
+            stmt = stmt.where(Client.id == search)
+        else:
+            stmt = stmt.where(name_prefix(session, Client.name, search))
         order = "clients?" + search
     return keyset_page(
         session, stmt, order, [Client.created_at, Client.id], limit=limit, cursor=cursor

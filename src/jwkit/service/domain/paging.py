@@ -21,12 +21,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Select, tuple_
+from sqlalchemy import Select, and_, func, tuple_
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from jwkit.service.domain.common import InvalidInput
 
-__all__ = ["MAX_CURSOR", "Page", "decode_cursor", "encode_cursor", "escape_like", "keyset_page"]
+__all__ = [
+    "MAX_CURSOR",
+    "Page",
+    "decode_cursor",
+    "encode_cursor",
+    "escape_like",
+    "keyset_page",
+    "name_prefix",
+]
 
 T = TypeVar("T")
 #: Longest cursor accepted (a cursor this API makes is well below it).
@@ -80,6 +88,22 @@ def decode_cursor(text: str, order: str, shape: Sequence[type]) -> tuple[int | s
 def escape_like(text: str) -> str:
     """``text`` as a literal inside a ``LIKE … ESCAPE '\\'`` pattern."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def name_prefix(session: Session, column: InstrumentedAttribute[str], prefix: str) -> Any:
+    """``lower(column)`` starts with ``prefix`` (lower-cased), as a range the expression index
+    ``lower(column)`` serves (``0004_scale-api``), checked by ``LIKE`` as well. Ranges compare
+    code points: SQLite's default collation does; on PostgreSQL the comparison and the index
+    say ``COLLATE "C"`` (a language collation may order ``tenant-1`` between ``tenant1`` and
+    ``tenant2``)."""
+    low = prefix.lower()
+    expr: Any = func.lower(column)
+    if session.get_bind().dialect.name == "postgresql":
+        expr = expr.collate("C")
+    clauses = [expr >= low, func.lower(column).like(escape_like(low) + "%", escape="\\")]
+    if ord(low[-1]) < 0x10FFFF:
+        clauses.append(expr < low[:-1] + chr(ord(low[-1]) + 1))
+    return and_(*clauses)
 
 
 def keyset_page(

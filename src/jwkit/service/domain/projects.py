@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from jwkit.service.domain import audit
 from jwkit.service.domain.common import InvalidInput, NotFound, isoformat, new_id
-from jwkit.service.domain.paging import Page, escape_like, keyset_page
+from jwkit.service.domain.paging import Page, keyset_page, name_prefix
 from jwkit.service.store.models import Project
 
 __all__ = [
@@ -44,6 +44,8 @@ SUPPORTED_ALGORITHMS = (
 DEFAULT_TOKEN_TTL = 15 * 60
 DEFAULT_MAX_TOKEN_TTL = 24 * 3600
 DEFAULT_JWKS_MAX_AGE = 300
+#: Project ids are ``proj_`` and random hex.
+ID_PREFIX = "proj"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +81,7 @@ def _check_alg(alg: str, field: str = "algorithm") -> None:
 def create_project(session: Session, spec: ProjectSpec, *, now: int, actor: str) -> Project:
     _check_alg(spec.algorithm)
     _check_ttls(spec.token_ttl, spec.max_token_ttl)
-    pid = new_id("proj")
+    pid = new_id(ID_PREFIX)
     project = Project(
         id=pid,
         name=spec.name,
@@ -126,17 +128,17 @@ def lock_project(session: Session, project_id: str) -> Project:
 def page_projects(
     session: Session, *, limit: int, cursor: str | None = None, search: str | None = None
 ) -> Page[Project]:
-    """Projects oldest first, one page (:mod:`.paging`); ``search`` keeps those whose id is
-    ``search`` or whose name starts with it, ignoring case. The order is the index
-    ``ix_projects_created``; a search filters along it, so a page costs what the rows read to
-    fill it cost, however many projects there are."""
+    """Projects oldest first, one page (:mod:`.paging`, index ``ix_projects_created``).
+    ``search`` is a project id (``proj_…``: that project) or the start of a name, case
+    ignored (index ``ix_projects_name``): a page costs what the rows that fill it cost,
+    however many projects there are."""
     stmt = select(Project)
     order = "projects"
     if search:
-        prefix = escape_like(search.lower()) + "%"
-        stmt = stmt.where(
-            or_(Project.id == search, func.lower(Project.name).like(prefix, escape="\\"))
-        )
+        if search.startswith(f"{ID_PREFIX}_"):
+            stmt = stmt.where(Project.id == search)
+        else:
+            stmt = stmt.where(name_prefix(session, Project.name, search))
         order = "projects?" + search
     return keyset_page(
         session, stmt, order, [Project.created_at, Project.id], limit=limit, cursor=cursor

@@ -1,4 +1,5 @@
-"""Indexes for the admin lists' keyset pages (projects, clients, a project's audit events).
+"""Indexes for the admin lists' keyset pages (projects, clients, a project's audit events)
+and the project name search.
 
 Revision ID: 0004_scale_api
 Revises: 0003
@@ -6,6 +7,7 @@ Revises: 0003
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from alembic import op
 
 revision = "0004_scale_api"
@@ -18,9 +20,13 @@ def upgrade() -> None:
     op.create_index("ix_projects_created", "projects", ["created_at", "id"])
     op.create_index("ix_clients_project_created", "clients", ["project_id", "created_at", "id"])
     op.create_index("ix_audit_events_project_seq", "audit_events", ["project_id", "seq"])
+    # Name search: a range on lower(name) in code point order (domain/paging.py name_prefix).
+    collate = ' COLLATE "C"' if op.get_bind().dialect.name == "postgresql" else ""
+    op.create_index("ix_projects_name", "projects", [sa.text(f"lower(name){collate}")])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_projects_name", "projects")
     op.drop_index("ix_audit_events_project_seq", "audit_events")
     op.drop_index("ix_clients_project_created", "clients")
     op.drop_index("ix_projects_created", "projects")
