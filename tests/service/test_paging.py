@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import string
 from typing import Any
 
 import pytest
@@ -205,3 +206,75 @@ def test_audit_log_pages_newest_first(client: SyncClient, project: dict[str, Any
     assert seqs == sorted(seqs, reverse=True) and len(seqs) == len(set(seqs)) >= 6
     filtered = _walk(client, "/api/v1/audit/events", "events", limit=2, action="client.")
     assert [e["action"] for page in filtered for e in page] == ["client.created"] * 4
+
+
+NAMES = [
+    "Tenant-1",
+    "tenant1",
+    "tenant-10",
+    "TENANT-2",
+    "tenant_x",
+    "tenant%y",
+    "tenant",
+    "tenan",
+    "Émile",
+    "émile",
+    "zeta",
+    "tenant-\U0010ffff",
+]
+
+
+@pytest.mark.parametrize(
+    "dialect", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+@pytest.mark.parametrize(
+    "q",
+    [
+        "tenant",
+        "TENANT-1",
+        "tenant-",
+        "tenant_",
+        "tenant%",
+        "Ém",
+        "é",
+        "z",
+        "tenant-\U0010ffff",
+        "x",
+    ],
+)
+def test_name_prefix_search_agrees_with_startswith(
+    request: pytest.FixtureRequest, tmp_path: Any, dialect: str, q: str
+) -> None:
+    """The range on lower(name) finds exactly the names that start with the search, case
+    ignored, on SQLite (ASCII letters) and PostgreSQL (COLLATE "C", whatever the database's
+    own collation would say of ``-`` and ``_``)."""
+    from jwkit.service.domain import projects
+    from jwkit.service.store.db import Database
+
+    url = (
+        f"sqlite:///{tmp_path / 'jwkit.db'}"
+        if dialect == "sqlite"
+        else request.getfixturevalue("pg_url")
+    )
+    db = Database(url)
+    try:
+        db.migrate()
+        for i, name in enumerate(NAMES):
+            seed_projects(url, 1, name=name, at=SEEDED_AT + 10 * i, start=i + 1)
+        with db.session() as s:
+            found, cursor = [], None
+            while True:  # two at a time: the keyset cursor on both databases
+                page = projects.page_projects(s, limit=2, cursor=cursor, search=q)
+                found += [p.name for p in page.rows]
+                if (cursor := page.next_cursor) is None:
+                    break
+        ascii_lower = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+        low = q.lower() if dialect == "postgres" else q.translate(ascii_lower)
+        expected = [
+            n
+            for n in NAMES
+            if (n.lower() if dialect == "postgres" else n.translate(ascii_lower)).startswith(low)
+        ]
+        assert found == expected
+    finally:
+        db.dispose()

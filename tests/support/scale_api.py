@@ -14,13 +14,13 @@ __all__ = ["seed_clients", "seed_projects"]
 
 
 def seed_projects(
-    url: str, count: int, *, name: str = "tenant-{:05d}", at: int = 1_700_000_000
+    url: str, count: int, *, name: str = "tenant-{:05d}", at: int = 1_700_000_000, start: int = 1
 ) -> list[str]:
     """Insert ``count`` projects named ``name.format(i)`` (``i`` from 1), created one second
     apart from ``at``; their ids, oldest first. Pairs of projects share a ``created_at`` so
     the cursor's tie-break on ``id`` is exercised."""
     rows: list[dict[str, Any]] = []
-    for i in range(1, count + 1):
+    for i in range(start, start + count):
         pid = f"proj_seed{i:019d}"
         rows.append(
             {

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -40,6 +41,7 @@ T = TypeVar("T")
 #: Longest cursor accepted (a cursor this API makes is well below it).
 MAX_CURSOR = 400
 _INT_MAX = 2**63 - 1
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,15 +93,17 @@ def escape_like(text: str) -> str:
 
 
 def name_prefix(session: Session, column: InstrumentedAttribute[str], prefix: str) -> Any:
-    """``lower(column)`` starts with ``prefix`` (lower-cased), as a range the expression index
+    """``lower(column)`` starts with ``prefix`` (lower-cased; ASCII letters only on SQLite,
+    as its ``lower()``), as a range the expression index
     ``lower(column)`` serves (``0004_scale-api``), checked by ``LIKE`` as well. Ranges compare
     code points: SQLite's default collation does; on PostgreSQL the comparison and the index
     say ``COLLATE "C"`` (a language collation may order ``tenant-1`` between ``tenant1`` and
     ``tenant2``)."""
-    low = prefix.lower()
     expr: Any = func.lower(column)
     if session.get_bind().dialect.name == "postgresql":
-        expr = expr.collate("C")
+        expr, low = expr.collate("C"), prefix.lower()
+    else:  # SQLite's lower() folds ASCII letters only: fold the prefix alike
+        low = prefix.translate(_ASCII_LOWER)
     clauses = [expr >= low, func.lower(column).like(escape_like(low) + "%", escape="\\")]
     if ord(low[-1]) < 0x10FFFF:
         clauses.append(expr < low[:-1] + chr(ord(low[-1]) + 1))
