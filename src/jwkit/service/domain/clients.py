@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from jwkit.service.domain import audit
 from jwkit.service.domain.common import NotFound, isoformat, new_id
-from jwkit.service.domain.paging import Page, keyset_page, name_prefix
+from jwkit.service.domain.paging import Page, id_or_name, keyset_page
 from jwkit.service.domain.projects import get_project
 from jwkit.service.store.models import Client
 
@@ -101,10 +101,7 @@ def page_clients(
     stmt = select(Client).where(Client.project_id == project_id)
     order = "clients"
     if search:
-        if search.startswith(f"{ID_PREFIX}_"):
-            stmt = stmt.where(Client.id == search)
-        else:
-            stmt = stmt.where(name_prefix(session, Client.name, search))
+        stmt = stmt.where(id_or_name(session, Client.id, Client.name, ID_PREFIX, search))
         order = "clients?" + search
     return keyset_page(
         session, stmt, order, [Client.created_at, Client.id], limit=limit, cursor=cursor

@@ -33,6 +33,7 @@ __all__ = [
     "decode_cursor",
     "encode_cursor",
     "escape_like",
+    "id_or_name",
     "keyset_page",
     "name_prefix",
 ]
@@ -90,6 +91,20 @@ def decode_cursor(text: str, order: str, shape: Sequence[type]) -> tuple[int | s
 def escape_like(text: str) -> str:
     """``text`` as a literal inside a ``LIKE … ESCAPE '\\'`` pattern."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def id_or_name(
+    session: Session,
+    id_column: InstrumentedAttribute[str],
+    name_column: InstrumentedAttribute[str],
+    id_prefix: str,
+    search: str,
+) -> Any:
+    """A search of a list: an id (``{id_prefix}_…``) by equality (the primary key), anything
+    else as the start of a name (:func:`name_prefix`)."""
+    if search.startswith(f"{id_prefix}_"):
+        return id_column == search
+    return name_prefix(session, name_column, search)
 
 
 def name_prefix(session: Session, column: InstrumentedAttribute[str], prefix: str) -> Any:

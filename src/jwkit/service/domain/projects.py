@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from jwkit.service.domain import audit
 from jwkit.service.domain.common import InvalidInput, NotFound, isoformat, new_id
-from jwkit.service.domain.paging import Page, keyset_page, name_prefix
+from jwkit.service.domain.paging import Page, id_or_name, keyset_page
 from jwkit.service.store.models import Project
 
 __all__ = [
@@ -135,10 +135,7 @@ def page_projects(
     stmt = select(Project)
     order = "projects"
     if search:
-        if search.startswith(f"{ID_PREFIX}_"):
-            stmt = stmt.where(Project.id == search)
-        else:
-            stmt = stmt.where(name_prefix(session, Project.name, search))
+        stmt = stmt.where(id_or_name(session, Project.id, Project.name, ID_PREFIX, search))
         order = "projects?" + search
     return keyset_page(
         session, stmt, order, [Project.created_at, Project.id], limit=limit, cursor=cursor
