@@ -17,10 +17,11 @@ from starlette.types import Receive, Scope, Send
 
 from jwkit.service.domain import audit, clients, keys, projects, revocation
 from jwkit.service.domain.common import InvalidInput, NotFound, isoformat
-from jwkit.service.domain.paging import MAX_CURSOR, Page, keyset_page
+from jwkit.service.domain.paging import Page, keyset_page
 from jwkit.service.domain.projects import issuer_for
 from jwkit.service.domain.tokens import check_extra_claims, mint, new_jti
 from jwkit.service.http.auth import AdminRoute
+from jwkit.service.http.listing import Cursor, PageSize, Search, paged
 from jwkit.service.http.metrics import TRANSITIONS
 from jwkit.service.http.schemas import (
     ERROR_RESPONSES,
@@ -43,7 +44,7 @@ from jwkit.service.runtime import Service
 from jwkit.service.statuslists import now_ms
 from jwkit.service.store.models import AuditEvent
 
-__all__ = ["ROUTER_OPTIONS", "Cursor", "paged", "router"]
+__all__ = ["ROUTER_OPTIONS", "router"]
 
 # The bearer scheme only documents the admin token in the OpenAPI document (AdminRoute does
 # the authentication, console sessions included); ERROR_RESPONSES documents every refusal.
@@ -99,22 +100,8 @@ def create_project(request: Request, body: ProjectCreate) -> JSON:
     return out
 
 
-# -- lists: keyset pages (domain/paging.py); ``next_cursor`` (and a ``Link: rel="next"``
-# header) name the next page, ``null`` on the last one. -------------------------------------
-
-#: ``cursor``: exactly what ``next_cursor`` of the previous page was (opaque).
-Cursor = Annotated[str | None, Query(min_length=1, max_length=MAX_CURSOR)]
-#: ``q``: an id, or the start of a name (case ignored); empty means no search.
-Search = Annotated[str | None, Query(max_length=100)]
-PageSize = Annotated[int, Query(ge=1, le=1000)]
-
-
-def paged(request: Request, response: Response, next_cursor: str | None) -> str | None:
-    """Add ``Link: <…?cursor=…>; rel="next"`` (RFC 8288) when there is a next page."""
-    if next_cursor is not None:
-        url = request.url.include_query_params(cursor=next_cursor)
-        response.headers["link"] = f'<{url.path}?{url.query}>; rel="next"'
-    return next_cursor
+# -- lists: keyset pages (domain/paging.py, http/listing.py); ``next_cursor`` (and a ``Link:
+# rel="next"`` header) name the next page, ``null`` on the last one. -----------------------
 
 
 @router.get("/projects", responses={200: {"model": ProjectList}})

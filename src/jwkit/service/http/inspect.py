@@ -33,7 +33,8 @@ from jwkit.service.domain import audit, keys, projects
 from jwkit.service.domain.common import isoformat
 from jwkit.service.domain.paging import Page, keyset_page
 from jwkit.service.domain.projects import issuer_for
-from jwkit.service.http.admin import ROUTER_OPTIONS, Cursor, paged
+from jwkit.service.http.admin import ROUTER_OPTIONS
+from jwkit.service.http.listing import Cursor, paged
 from jwkit.service.runtime import Service
 from jwkit.service.store.models import AuditEvent, Key
 from jwkit.verify.diagnose import diagnose_token_text
