@@ -410,3 +410,33 @@ def test_lifecycle_refusals_name_the_cli_flags(live: ServerProcess) -> None:
     assert revoke.exit_code == 1 and "key_is_active" in revoke.output
     assert "--emergency" in revoke.output and "rotate first" in revoke.output
     assert "safe" not in revoke.output  # rotating is possible then; revoking is not safe
+
+
+def test_admin_lists_gather_every_page_or_show_one(live: ServerProcess) -> None:
+    """``projects list`` (and ``keys``/``clients list``) follow ``next_cursor`` through every
+    page of the admin API unless ``--limit`` asks for one page; ``--search`` finds by name
+    prefix or id; a bad ``--cursor`` is the API's plain refusal."""
+    from tests.support.scale_api import seed_projects
+
+    seeded = seed_projects(
+        f"sqlite:///{live.home / '.jwkit' / 'jwkit.db'}", 2100, name="cli-{:05d}"
+    )
+    listed = json.loads(_admin(live, "--json", "projects", "list").output)
+    ids = [p["id"] for p in listed["projects"]]
+    assert ids[: len(seeded)] == seeded and listed["next_cursor"] is None  # 3 pages of 1000
+    page = _admin(live, "projects", "list", "--limit", "2")
+    assert page.exit_code == 0, page.output
+    assert "cli-00001" in page.output and "cli-00003" not in page.output
+    cursor = page.output.strip().splitlines()[-1].removeprefix("more: --cursor ")
+    after = json.loads(
+        _admin(live, "--json", "projects", "list", "--limit", "2", "--cursor", cursor).output
+    )
+    assert [p["name"] for p in after["projects"]] == ["cli-00003", "cli-00004"]
+    found = json.loads(_admin(live, "--json", "projects", "list", "--search", "CLI-0200").output)
+    assert [p["name"] for p in found["projects"]] == [f"cli-{i:05d}" for i in range(2000, 2010)]
+    bad = _admin(live, "projects", "list", "--cursor", "nope")
+    assert bad.exit_code != 0 and "cursor" in bad.output
+    pid = _project(live)["id"]
+    keys_page = json.loads(_admin(live, "--json", "keys", "list", pid, "--limit", "1").output)
+    assert len(keys_page["keys"]) == 1 and keys_page["next_cursor"]
+    assert len(json.loads(_admin(live, "--json", "keys", "list", pid).output)["keys"]) == 2

@@ -182,6 +182,8 @@ def test_status_lists_answer_alike(pair: tuple[ServerProcess, ...], setup: dict[
     routed = _without_date(_exchange(fast, _request("GET", path, 'If-None-Match: "x"')))
     assert plain.startswith(b"HTTP/1.1 200 OK\r\n") and plain == routed
     assert b"content-type: application/statuslist+jwt\r\n" in plain
+    # documents.status_list_lifetime: stale only on error, for one ttl (JWKIT_STATUS_LIST_TTL)
+    assert re.search(rb"(?m)^cache-control: public, max-age=(\d+), stale-if-error=\1\r$", plain)
     etag = re.search(rb"(?im)^etag: ([^\r]*)", plain).group(1).decode()  # type: ignore[union-attr]
     unchanged = _without_date(_exchange(fast, _request("GET", path, f"If-None-Match: {etag}")))
     assert unchanged.startswith(b"HTTP/1.1 304 ")

@@ -26,7 +26,10 @@ def test_jwks_document(client: SyncClient, project: dict[str, Any]) -> None:
     r = client.get(f"/p/{project['id']}/.well-known/jwks.json")
     assert r.status_code == 200
     assert r.headers["content-type"] == "application/jwk-set+json"
-    assert r.headers["cache-control"] == "public, max-age=300"
+    # max-age + stale window end before a key published now may sign (test_cdn_cache.py)
+    assert r.headers["cache-control"] == (
+        "public, max-age=300, stale-while-revalidate=2, stale-if-error=2"
+    )
     etag = r.headers["etag"]
     assert etag.startswith('"') and not etag.startswith("W/")
     keys = r.json()["keys"]
@@ -63,10 +66,12 @@ def test_cache_max_age_never_outlives_the_next_change(
     client.patch(f"/api/v1/projects/{pid}", json={"rotation_days": 1}, headers=AUTH)
     clock.advance(86400 - 42)
     service.state.sync()  # as the background does every second (an unconfirmed one shrinks)
+    # The stale windows take what the rotation rules leave: 2 + 300 - 42 (test_cdn_cache.py).
+    fields = "public, max-age=42, stale-while-revalidate=260, stale-if-error=260"
     r = client.get(f"/p/{pid}/.well-known/jwks.json")
-    assert r.headers["cache-control"] == "public, max-age=42"
+    assert r.headers["cache-control"] == fields
     d = client.get(f"/p/{pid}/.well-known/openid-configuration")
-    assert d.headers["cache-control"] == "public, max-age=42"
+    assert d.headers["cache-control"] == fields
 
 
 def test_discovery_document(client: SyncClient, project: dict[str, Any]) -> None:

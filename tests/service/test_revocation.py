@@ -93,7 +93,7 @@ def test_status_list_token_is_signed_cached_and_conditional(
     assert claims["exp"] > claims["iat"]
     path = uri.removeprefix("http://testserver")
     r = client.get(path)
-    assert r.headers["cache-control"] == "public, max-age=60"
+    assert r.headers["cache-control"] == "public, max-age=60, stale-if-error=60"
     header, _ = jwt.decode_unverified(r.text)
     assert header["typ"] == "statuslist+jwt"
     assert header["kid"] == project["active_kid"]

@@ -124,6 +124,12 @@ def test_fast_and_asgi_paths_answer_alike(server: ServerProcess) -> None:
                      "access-control-allow-origin"):  # fmt: skip
             assert fh[name] == sh[name], name
         assert set(fh) == set(sh)
+        # The stale windows too (documents.document_lifetime): both end before a key published
+        # now could sign (test_cdn_cache.py holds the bound against the rotation rules).
+        fields = dict(re.findall(r"([a-z-]+)=(\d+)", fh["cache-control"]))
+        stale = int(fields.get("stale-while-revalidate", 0))
+        assert stale == int(fields.get("stale-if-error", 0))
+        assert int(fields["max-age"]) + stale <= 300 + 5 - 1
     assert b'"d"' not in fb
 
 

@@ -28,13 +28,36 @@ _CLI_HINTS = {
 }
 
 
+#: The largest page the admin API gives (the CLI gathers every page at this size).
+_PAGE_MAX = 1000
+
+
+def _paging(command: Any) -> Any:
+    """``--limit`` (one page instead of every page) and ``--cursor`` (start after it)."""
+    command = click.option(
+        "--cursor", default=None, help="Start after this (the next_cursor of a previous page)."
+    )(command)
+    return click.option(
+        "--limit",
+        type=click.IntRange(1, _PAGE_MAX),
+        default=None,
+        help="Show one page of this many [default: every page].",
+    )(command)
+
+
 class _Api:
     def __init__(self, url: str, token: str | None, as_json: bool) -> None:
         self.url = url.rstrip("/")
         self.token = token
         self.as_json = as_json
 
-    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> Any:
         import httpx
 
         if not self.token:
@@ -48,6 +71,7 @@ class _Api:
                 method,
                 f"{self.url}/api/v1{path}",
                 json=body,
+                params={k: v for k, v in (params or {}).items() if v is not None},
                 timeout=30,
                 headers={"Authorization": f"Bearer {self.token}"},
             )
@@ -70,6 +94,30 @@ class _Api:
 
     def get(self, path: str) -> Any:
         return self.call("GET", path)
+
+    def listing(
+        self, path: str, key: str, limit: int | None, cursor: str | None, **params: Any
+    ) -> dict[str, Any]:
+        """One page of an admin list (``limit`` given), or every page after ``cursor``
+        gathered into one answer (``next_cursor`` then ``null``)."""
+        query = {k: v for k, v in params.items() if v is not None}
+        if limit is not None:
+            page: dict[str, Any] = self.call(
+                "GET", path, params={**query, "limit": limit, "cursor": cursor}
+            )
+            return page
+        rows: list[Any] = []
+        while True:
+            page = self.call("GET", path, params={**query, "limit": _PAGE_MAX, "cursor": cursor})
+            rows.extend(page[key])
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return {key: rows, "next_cursor": None}
+
+    def show_listing(self, data: dict[str, Any], columns: list[str], key: str) -> None:
+        self.show(data, columns, key)
+        if not self.as_json and data.get("next_cursor"):
+            click.echo(f"more: --cursor {data['next_cursor']}")
 
     def show(self, data: Any, columns: list[str], rows_key: str | None = None) -> None:
         if self.as_json:
@@ -221,10 +269,13 @@ def _warn_no_next_secret(key_list: list[dict[str, Any]]) -> None:
 
 
 @projects.command("list")
+@click.option("--search", default=None, help="A project id, or the start of a name (any case).")
+@_paging
 @pass_api
-def projects_list(api: _Api) -> None:
-    """List every project."""
-    api.show(api.call("GET", "/projects"), _PROJECT_COLS, "projects")
+def projects_list(api: _Api, search: str | None, limit: int | None, cursor: str | None) -> None:
+    """List every project, oldest first (or one page of them: --limit)."""
+    data = api.listing("/projects", "projects", limit, cursor, q=search)
+    api.show_listing(data, _PROJECT_COLS, "projects")
 
 
 @projects.command("show")
@@ -247,12 +298,13 @@ def keys() -> None:
 
 @keys.command("list")
 @click.argument("project_id")
+@_paging
 @pass_api
-def keys_list(api: _Api, project_id: str) -> None:
-    """List a project's keys with their state and schedule."""
-    data = api.call("GET", f"/projects/{project_id}/keys")
-    api.show(data, _KEY_COLS, "keys")
-    if not api.as_json:
+def keys_list(api: _Api, project_id: str, limit: int | None, cursor: str | None) -> None:
+    """List a project's keys with their state and schedule, oldest first."""
+    data = api.listing(f"/projects/{project_id}/keys", "keys", limit, cursor)
+    api.show_listing(data, _KEY_COLS, "keys")
+    if not api.as_json and limit is None and cursor is None:
         _warn_no_next_secret(data["keys"])
 
 
@@ -288,7 +340,9 @@ def keys_generate(
     """Create a key: a next key to rotate to (default), or a replacement active key."""
     if mode == "next" and not replace_next:
         current = [
-            k for k in api.get(f"/projects/{project_id}/keys")["keys"] if k.get("state") == "next"
+            k
+            for k in api.listing(f"/projects/{project_id}/keys", "keys", None, None)["keys"]
+            if k.get("state") == "next"
         ]
         if current:
             kids = ", ".join(str(k["kid"]) for k in current)
@@ -421,14 +475,15 @@ def clients_create(api: _Api, project_id: str, name: str, scopes: tuple[str, ...
 
 @clients.command("list")
 @click.argument("project_id")
+@click.option("--search", default=None, help="A client id, or the start of a name (any case).")
+@_paging
 @pass_api
-def clients_list(api: _Api, project_id: str) -> None:
-    """List a project's OAuth clients (never their secrets)."""
-    api.show(
-        api.call("GET", f"/projects/{project_id}/clients"),
-        ["client_id", "name", "scopes", "created_at"],
-        "clients",
-    )
+def clients_list(
+    api: _Api, project_id: str, search: str | None, limit: int | None, cursor: str | None
+) -> None:
+    """List a project's OAuth clients (never their secrets), oldest first."""
+    data = api.listing(f"/projects/{project_id}/clients", "clients", limit, cursor, q=search)
+    api.show_listing(data, ["client_id", "name", "scopes", "created_at"], "clients")
 
 
 @clients.command("delete")
@@ -505,10 +560,9 @@ def revocations() -> None:
 @pass_api
 def revocations_list(api: _Api, project_id: str, limit: int, cursor: str | None) -> None:
     """Newest first."""
-    path = f"/projects/{project_id}/revocations?limit={limit}"
-    if cursor:
-        path += f"&cursor={cursor}"
-    data = api.call("GET", path)
+    data = api.call(
+        "GET", f"/projects/{project_id}/revocations", params={"limit": limit, "cursor": cursor}
+    )
     if api.as_json:
         print_json(data)
         return

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from jwkit.service.domain import audit
 from jwkit.service.domain.common import NotFound, isoformat, new_id
+from jwkit.service.domain.paging import Page, id_or_name, keyset_page
 from jwkit.service.domain.projects import get_project
 from jwkit.service.store.models import Client
 
@@ -27,13 +28,15 @@ __all__ = [
     "create_client",
     "delete_client",
     "hash_secret",
-    "list_clients",
     "load_client",
     "load_clients",
+    "page_clients",
     "secret_matches",
 ]
 
 
+#: Client ids are ``cli_`` and random hex.
+ID_PREFIX = "cli"
 #: The longest client id the database can hold: longer ones name no client.
 CLIENT_ID_MAX = 64
 
@@ -63,7 +66,7 @@ def create_client(
     get_project(session, project_id)
     secret = secrets.token_urlsafe(32)  # 256 bits
     client = Client(
-        id=new_id("cli"),
+        id=new_id(ID_PREFIX),
         project_id=project_id,
         name=name,
         secret_hash=hash_secret(secret),
@@ -83,14 +86,25 @@ def create_client(
     return client, secret
 
 
-def list_clients(session: Session, project_id: str) -> list[Client]:
+def page_clients(
+    session: Session,
+    project_id: str,
+    *,
+    limit: int,
+    cursor: str | None = None,
+    search: str | None = None,
+) -> Page[Client]:
+    """The project's clients oldest first, one page (:mod:`.paging`, index
+    ``ix_clients_project_created``); ``search`` is a client id (``cli_…``) or the start of a
+    name, case ignored."""
     get_project(session, project_id)
-    return list(
-        session.execute(
-            select(Client)
-            .where(Client.project_id == project_id)
-            .order_by(Client.created_at, Client.id)
-        ).scalars()
+    stmt = select(Client).where(Client.project_id == project_id)
+    order = "clients"
+    if search:
+        stmt = stmt.where(id_or_name(session, Client.id, Client.name, ID_PREFIX, search))
+        order = "clients?" + search
+    return keyset_page(
+        session, stmt, order, [Client.created_at, Client.id], limit=limit, cursor=cursor
     )
 
 

@@ -44,15 +44,19 @@ class InvalidInput(ServiceError):
     code = "invalid_input"
     status = 422
 
-    def __init__(self, message: str, *, field: str, code: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, field: str, code: str | None = None, where: str = "body"
+    ) -> None:
         super().__init__(message, code=code)
         self.field = field
+        #: Where the value came from: ``body`` or ``query`` (the first item of ``loc``).
+        self.where = where
 
     def to_json(self) -> dict[str, object]:
         return {
             "error": self.code,
             "message": self.message,
-            "detail": [{"loc": ["body", self.field], "msg": self.message, "type": self.code}],
+            "detail": [{"loc": [self.where, self.field], "msg": self.message, "type": self.code}],
         }
 
 

@@ -46,6 +46,7 @@ from jwkit.jose.jwk import JWK
 from jwkit.service import keys as custody
 from jwkit.service.domain import audit
 from jwkit.service.domain.common import Conflict, NotFound, isoformat
+from jwkit.service.domain.paging import Page, keyset_page
 from jwkit.service.domain.projects import _check_alg, lock_project
 from jwkit.service.store.models import Key, Project
 from jwkit.service.vault import SealedKey, Vault
@@ -65,6 +66,7 @@ __all__ = [
     "latest_key",
     "list_keys",
     "open_key",
+    "page_keys",
     "pre_shared",
     "raise_max_exp",
     "replace_now",
@@ -126,6 +128,28 @@ def _keys(session: Session, project_id: str, *, states: tuple[str, ...] | None =
 
 def list_keys(session: Session, project_id: str) -> list[Key]:
     return _keys(session, project_id)
+
+
+def page_keys(
+    session: Session,
+    project_id: str,
+    *,
+    limit: int,
+    cursor: str | None = None,
+    newest_first: bool = False,
+) -> Page[Key]:
+    """The project's keys oldest (or newest) first, revoked ones included, one page
+    (:mod:`.paging`)."""
+    stmt = select(Key).where(Key.project_id == project_id)
+    return keyset_page(
+        session,
+        stmt,
+        "keys-newest" if newest_first else "keys",
+        [Key.created_at, Key.id],
+        limit=limit,
+        cursor=cursor,
+        descending=newest_first,
+    )
 
 
 def latest_key(session: Session, project_id: str) -> Key:

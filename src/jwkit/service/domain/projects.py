@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from jwkit.service.domain import audit
 from jwkit.service.domain.common import InvalidInput, NotFound, isoformat, new_id
+from jwkit.service.domain.paging import Page, id_or_name, keyset_page
 from jwkit.service.store.models import Project
 
 __all__ = [
@@ -20,8 +21,8 @@ __all__ = [
     "delete_project",
     "get_project",
     "issuer_for",
-    "list_projects",
     "lock_project",
+    "page_projects",
     "project_to_json",
     "update_project",
 ]
@@ -43,6 +44,8 @@ SUPPORTED_ALGORITHMS = (
 DEFAULT_TOKEN_TTL = 15 * 60
 DEFAULT_MAX_TOKEN_TTL = 24 * 3600
 DEFAULT_JWKS_MAX_AGE = 300
+#: Project ids are ``proj_`` and random hex.
+ID_PREFIX = "proj"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +82,7 @@ def _check_alg(alg: str, field: str = "algorithm") -> None:
 def create_project(session: Session, spec: ProjectSpec, *, now: int, actor: str) -> Project:
     _check_alg(spec.algorithm)
     _check_ttls(spec.token_ttl, spec.max_token_ttl)
-    pid = new_id("proj")
+    pid = new_id(ID_PREFIX)
     project = Project(
         id=pid,
         name=spec.name,
@@ -124,8 +127,21 @@ def lock_project(session: Session, project_id: str) -> Project:
     return project
 
 
-def list_projects(session: Session) -> list[Project]:
-    return list(session.execute(select(Project).order_by(Project.created_at, Project.id)).scalars())
+def page_projects(
+    session: Session, *, limit: int, cursor: str | None = None, search: str | None = None
+) -> Page[Project]:
+    """Projects oldest first, one page (:mod:`.paging`, index ``ix_projects_created``).
+    ``search`` is a project id (``proj_…``: that project) or the start of a name, case
+    ignored (index ``ix_projects_name``): a page costs what the rows that fill it cost,
+    however many projects there are."""
+    stmt = select(Project)
+    order = "projects"
+    if search:
+        stmt = stmt.where(id_or_name(session, Project.id, Project.name, ID_PREFIX, search))
+        order = "projects?" + search
+    return keyset_page(
+        session, stmt, order, [Project.created_at, Project.id], limit=limit, cursor=cursor
+    )
 
 
 _UPDATABLE = (

@@ -8,7 +8,7 @@ render. Private key material never appears in any response.
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.security import HTTPBearer
@@ -18,9 +18,11 @@ from starlette.types import Receive, Scope, Send
 
 from jwkit.service.domain import audit, clients, keys, projects, revocation
 from jwkit.service.domain.common import InvalidInput, NotFound, isoformat
+from jwkit.service.domain.paging import Page, keyset_page
 from jwkit.service.domain.projects import issuer_for
 from jwkit.service.domain.tokens import check_extra_claims, mint, new_jti
 from jwkit.service.http.auth import AdminRoute
+from jwkit.service.http.listing import Cursor, PageSize, Search, paged
 from jwkit.service.http.metrics import TRANSITIONS
 from jwkit.service.http.schemas import (
     ERROR_RESPONSES,
@@ -102,12 +104,27 @@ def create_project(request: Request, body: ProjectCreate) -> JSON:
     return out
 
 
+# -- lists: keyset pages (domain/paging.py, http/listing.py); ``next_cursor`` (and a ``Link:
+# rel="next"`` header) name the next page, ``null`` on the last one. -----------------------
+
+
 @router.get("/projects", responses={200: {"model": ProjectList}})
-def list_projects(request: Request) -> JSON:
+def list_projects(
+    request: Request,
+    response: Response,
+    limit: PageSize = 100,
+    cursor: Cursor = None,
+    q: Search = None,
+) -> JSON:
+    """Projects oldest first, ``limit`` a page; ``q`` keeps the project with that id and
+    those whose name starts with ``q`` (case ignored)."""
     svc = _service(request)
     with svc.read() as session:
-        rows = projects.list_projects(session)
-        return {"projects": [projects.project_to_json(p, svc.settings.public_url) for p in rows]}
+        page = projects.page_projects(session, limit=limit, cursor=cursor, search=q or None)
+        return {
+            "projects": [projects.project_to_json(p, svc.settings.public_url) for p in page.rows],
+            "next_cursor": paged(request, response, page.next_cursor),
+        }
 
 
 @router.get("/projects/{project_id}", responses={200: {"model": ProjectOut}})
@@ -148,20 +165,27 @@ def delete_project(request: Request, project_id: str) -> Response:
 
 
 @router.get("/projects/{project_id}/keys")
-def list_keys(request: Request, project_id: str) -> JSON:
-    """Every key of the project with its state and timestamps (public parts only)."""
+def list_keys(
+    request: Request,
+    response: Response,
+    project_id: str,
+    limit: PageSize = 100,
+    cursor: Cursor = None,
+    order: Literal["oldest", "newest"] = "oldest",
+) -> JSON:
+    """The project's keys oldest (``order=newest``: newest) first, revoked ones included,
+    with their state and timestamps (public parts only), ``limit`` a page."""
     svc = _service(request)
     with svc.read() as session:
         project = projects.get_project(session, project_id)
-        rows = keys.list_keys(session, project_id)
-        sched = {
-            s.kid: s
-            for s in keys.schedule(
-                project,
-                [k for k in rows if k.state in keys.PUBLISHED_STATES],
-                svc.settings.clock_skew,
-            )
-        }
+        page = keys.page_keys(
+            session, project_id, limit=limit, cursor=cursor, newest_first=order == "newest"
+        )
+        rows = page.rows
+        published = [
+            k for k in keys.list_keys(session, project_id) if k.state in keys.PUBLISHED_STATES
+        ]
+        sched = {s.kid: s for s in keys.schedule(project, published, svc.settings.clock_skew)}
         out = []
         for row in rows:
             item = keys.key_to_json(row)
@@ -169,7 +193,7 @@ def list_keys(request: Request, project_id: str) -> JSON:
             item["activates_at"] = isoformat(s.activates_at) if s else None
             item["retires_at"] = isoformat(s.retires_at) if s else None
             out.append(item)
-        return {"keys": out}
+        return {"keys": out, "next_cursor": paged(request, response, page.next_cursor)}
 
 
 @router.post("/projects/{project_id}/keys", status_code=201)
@@ -367,13 +391,24 @@ def create_client(request: Request, project_id: str, body: ClientCreate) -> JSON
 
 
 @router.get("/projects/{project_id}/clients", responses={200: {"model": ClientList}})
-def list_clients(request: Request, project_id: str) -> JSON:
+def list_clients(
+    request: Request,
+    response: Response,
+    project_id: str,
+    limit: PageSize = 100,
+    cursor: Cursor = None,
+    q: Search = None,
+) -> JSON:
+    """The project's clients oldest first, ``limit`` a page; ``q`` keeps the client with
+    that id and those whose name starts with ``q`` (case ignored)."""
     svc = _service(request)
     with svc.read() as session:
+        page = clients.page_clients(
+            session, project_id, limit=limit, cursor=cursor, search=q or None
+        )
         return {
-            "clients": [
-                clients.client_to_json(c) for c in clients.list_clients(session, project_id)
-            ]
+            "clients": [clients.client_to_json(c) for c in page.rows],
+            "next_cursor": paged(request, response, page.next_cursor),
         }
 
 
@@ -390,21 +425,27 @@ def delete_client(request: Request, project_id: str, client_id: str) -> Response
 @router.get("/projects/{project_id}/events")
 def list_events(
     request: Request,
+    response: Response,
     project_id: str,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    limit: PageSize = 100,
     after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
+    cursor: Cursor = None,
 ) -> JSON:
-    """The project's audit events, oldest first, ``after`` a sequence number."""
+    """The project's audit events, oldest first, ``after`` a sequence number (or from
+    ``cursor``, the previous page's ``next_cursor``)."""
     svc = _service(request)
     with svc.read() as session:
         projects.get_project(session, project_id)
-        rows = session.execute(
-            select(AuditEvent)
-            .where(AuditEvent.project_id == project_id, AuditEvent.seq > after)
-            .order_by(AuditEvent.seq)
-            .limit(limit)
-        ).scalars()
-        return {"events": [audit.event_to_json(e) for e in rows]}
+        stmt = select(AuditEvent).where(AuditEvent.project_id == project_id)
+        if after:
+            stmt = stmt.where(AuditEvent.seq > after)
+        page: Page[AuditEvent] = keyset_page(
+            session, stmt, "events", [AuditEvent.seq], limit=limit, cursor=cursor
+        )
+        return {
+            "events": [audit.event_to_json(e) for e in page.rows],
+            "next_cursor": paged(request, response, page.next_cursor),
+        }
 
 
 _KINDS = revocation.KINDS
@@ -445,6 +486,7 @@ def create_revocation(request: Request, project_id: str, body: RevocationCreate)
 @router.get("/projects/{project_id}/revocations")
 def list_revocations(
     request: Request,
+    response: Response,
     project_id: str,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,18}$")] = None,
@@ -457,9 +499,10 @@ def list_revocations(
             session, project_id, limit=limit, before=int(cursor) if cursor else None
         )
     now = svc.clock()
+    more = str(rows[-1].id) if len(rows) == limit else None
     return {
         "revocations": [revocation.revocation_to_json(r, now) for r in rows],
-        "next_cursor": str(rows[-1].id) if len(rows) == limit else None,
+        "next_cursor": paged(request, response, more),
     }
 
 

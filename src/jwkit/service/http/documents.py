@@ -21,9 +21,15 @@ the answer has a body to describe (``HEAD`` sends a ``GET``'s fields and no body
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import math
+from typing import TYPE_CHECKING, NamedTuple
 
+from jwkit.service.domain.keys import SYNC_MARGIN
 from jwkit.service.state import Document
+
+if TYPE_CHECKING:
+    from jwkit.service.state import ProjectView
+    from jwkit.service.statuslists import ListDoc
 
 __all__ = [
     "JSON",
@@ -31,13 +37,16 @@ __all__ = [
     "STATUS_LIST",
     "Answer",
     "Headers",
+    "Lifetime",
     "document",
+    "document_lifetime",
     "etag_matches",
     "internal_error",
     "no_status_list",
     "not_found",
     "published",
     "status_list",
+    "status_list_lifetime",
     "token",
     "token_fields",
 ]
@@ -56,6 +65,65 @@ _CHALLENGE: Headers = ((b"www-authenticate", b'Basic realm="jwkit"'),)
 _NOT_FOUND = b'{"error":"not_found","message":"no such project"}'
 _NO_LIST = b'{"error":"not_found","message":"no such status list"}'
 _INTERNAL = b'{"error":"internal_error","message":"an unexpected error occurred"}'
+
+
+class Lifetime(NamedTuple):
+    """How long a cache may use a published answer (RFC 9111 §5.2.2.1, RFC 5861): fresh for
+    ``max_age`` seconds, then stale for up to ``stale_while_revalidate`` seconds while it
+    refetches, or ``stale_if_error`` seconds while the origin fails. A zero stale window is
+    left out of the header."""
+
+    max_age: int
+    stale_while_revalidate: int = 0
+    stale_if_error: int = 0
+
+    def header(self) -> bytes:
+        value = b"public, max-age=%d" % self.max_age
+        if self.stale_while_revalidate > 0:
+            value += b", stale-while-revalidate=%d" % self.stale_while_revalidate
+        if self.stale_if_error > 0:
+            value += b", stale-if-error=%d" % self.stale_if_error
+        return value
+
+
+def document_lifetime(view: ProjectView, now: int, sync_interval: float) -> Lifetime:
+    """The cache lifetime of ``view``'s JWKS and discovery document at ``now``.
+
+    A cached key set breaks a token only if it lacks the key that signed it. A key absent from
+    this replica's snapshot was committed after ``confirmed`` (when the database last vouched
+    for the snapshot), and graceful rotation lets it sign only ``1 + SYNC_MARGIN +
+    jwks_max_age`` seconds after its publication (:mod:`jwkit.service.domain.keys`); a next
+    key published at once supersedes the previous one, so no older publication helps. Every
+    copy of this answer must therefore be dead by ``horizon = confirmed + SYNC_MARGIN +
+    jwks_max_age - 1`` (``now`` is truncated): the ``max-age`` already ends by then
+    (:meth:`~jwkit.service.state.ProjectView.cache_max_age`), and the stale windows take only
+    what is left, ``horizon - now - max_age``, never more than ``jwks_max_age``.
+
+    ``confirmed`` is taken as at least one sync interval and one second old even when it is
+    younger (an earlier horizon is the safe side; the second covers truncation), so the
+    windows do not move with every sync: the writers and replicas send the same header while
+    the replica keeps up. Without a confirmation, or with
+    ``jwks_max_age`` 0 (a key may sign as soon as it is published), nothing is left: no stale
+    window. docs/service.md ("Putting a CDN in front") says the same for operators."""
+    max_age = view.cache_max_age(now)
+    confirmed = view.freshness.confirmed_at if view.freshness is not None else None
+    if confirmed is None or view.jwks_max_age <= 0:
+        return Lifetime(max_age)
+    confirmed = min(confirmed, now - math.ceil(sync_interval) - 1)
+    horizon = confirmed + SYNC_MARGIN + view.jwks_max_age - 1
+    stale = max(0, min(horizon - now - max_age, view.jwks_max_age))
+    return Lifetime(max_age, stale, stale)
+
+
+def status_list_lifetime(doc: ListDoc, now: int) -> Lifetime:
+    """The cache lifetime of a signed status list at ``now``: fresh for its ``ttl`` (never
+    past ``exp``, :meth:`~jwkit.service.statuslists.ListDoc.max_age`); no
+    ``stale-while-revalidate``, which would delay every revocation by its length; and while
+    the origin fails, stale for at most one more ``ttl`` and never past ``exp`` (a verifier
+    refuses an expired list, draft-ietf-oauth-status-list §13.3): an outage then delays a
+    revocation by one ``ttl`` at most, and nobody gets a list that is no longer valid."""
+    max_age = doc.max_age(now)
+    return Lifetime(max_age, 0, max(0, min(doc.ttl, doc.exp - now - max_age)))
 
 
 class Answer(NamedTuple):
@@ -79,14 +147,18 @@ def etag_matches(header: str, etag: str) -> bool:
 
 
 def published(
-    body: bytes, etag: str, content_type: bytes, max_age: int, if_none_match: str | None = None
+    body: bytes,
+    etag: str,
+    content_type: bytes,
+    life: Lifetime,
+    if_none_match: str | None = None,
 ) -> Answer:
     """A published document anyone may cache: ``200`` with its strong ETag,
-    ``Cache-Control: public, max-age`` and CORS for every origin, or ``304`` without a body
+    ``Cache-Control`` from ``life`` and CORS for every origin, or ``304`` without a body
     when ``if_none_match`` matches (RFC 9110 §13.1.2, §15.4.5)."""
     cached: Headers = (
         (b"etag", etag.encode()),
-        (b"cache-control", b"public, max-age=%d" % max_age),
+        (b"cache-control", life.header()),
         (b"access-control-allow-origin", b"*"),
     )
     if if_none_match is not None and etag_matches(if_none_match, etag):
@@ -94,14 +166,16 @@ def published(
     return Answer(200, (*cached, _length(body), (b"content-type", content_type)), body)
 
 
-def document(name: str, doc: Document, max_age: int, if_none_match: str | None = None) -> Answer:
-    """A project's JWKS (``name`` ``"jwks"``) or discovery document (:func:`published`)."""
-    return published(doc.body, doc.etag, _CONTENT_TYPES[name], max_age, if_none_match)
+def document(name: str, doc: Document, life: Lifetime, if_none_match: str | None = None) -> Answer:
+    """A project's JWKS (``name`` ``"jwks"``) or discovery document (:func:`published`),
+    ``life`` from :func:`document_lifetime`."""
+    return published(doc.body, doc.etag, _CONTENT_TYPES[name], life, if_none_match)
 
 
-def status_list(body: bytes, etag: str, max_age: int, if_none_match: str | None = None) -> Answer:
-    """A signed Status List Token (:func:`published`)."""
-    return published(body, etag, STATUS_LIST, max_age, if_none_match)
+def status_list(body: bytes, etag: str, life: Lifetime, if_none_match: str | None = None) -> Answer:
+    """A signed Status List Token (:func:`published`), ``life`` from
+    :func:`status_list_lifetime`."""
+    return published(body, etag, STATUS_LIST, life, if_none_match)
 
 
 def no_status_list() -> Answer:

@@ -21,7 +21,7 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, StringConstraints
 from sqlalchemy import select
 
@@ -31,8 +31,10 @@ from jwkit.jose.jwk import JWK
 from jwkit.jose.jwt import ClaimsPolicy, parse_claims
 from jwkit.service.domain import audit, keys, projects
 from jwkit.service.domain.common import isoformat
+from jwkit.service.domain.paging import Page, keyset_page
 from jwkit.service.domain.projects import issuer_for
 from jwkit.service.http.admin import ROUTER_OPTIONS
+from jwkit.service.http.listing import Cursor, paged
 from jwkit.service.runtime import Service
 from jwkit.service.store.models import AuditEvent, Key
 from jwkit.verify.diagnose import diagnose_token_text
@@ -283,14 +285,18 @@ Filter = Annotated[str | None, Query(max_length=200)]
 @router.get("/audit/events")
 def audit_events(
     request: Request,
+    response: Response,
     project_id: Filter = None,
     action: Filter = None,
     actor: Filter = None,
     kid: Filter = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     before: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+    cursor: Cursor = None,
 ) -> JSON:
-    """Audit events, newest first; ``action`` matches a prefix (``key.`` = every key event)."""
+    """Audit events, newest first; ``action`` matches a prefix (``key.`` = every key event).
+    ``next_cursor`` names the next (older) page: pass it as ``cursor``, with the same filters
+    (``before``, a sequence number, still works)."""
     svc = _service(request)
     stmt = select(AuditEvent)
     if project_id:
@@ -304,8 +310,13 @@ def audit_events(
     if before is not None:
         stmt = stmt.where(AuditEvent.seq < before)
     with svc.read() as session:
-        rows = session.execute(stmt.order_by(AuditEvent.seq.desc()).limit(limit)).scalars()
-        return {"events": [audit.event_to_json(e) for e in rows]}
+        page: Page[AuditEvent] = keyset_page(
+            session, stmt, "audit", [AuditEvent.seq], limit=limit, cursor=cursor, descending=True
+        )
+        return {
+            "events": [audit.event_to_json(e) for e in page.rows],
+            "next_cursor": paged(request, response, page.next_cursor),
+        }
 
 
 @router.get("/audit/verify")

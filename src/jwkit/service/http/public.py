@@ -98,7 +98,8 @@ def document_answer(
 ) -> Answer:
     """``view``'s JWKS (``name`` ``"jwks"``) or discovery answer, counted."""
     doc = view.jwks if name == "jwks" else view.discovery
-    answer = documents.document(name, doc, view.cache_max_age(service.clock()), if_none_match)
+    life = documents.document_lifetime(view, service.clock(), service.settings.sync_interval)
+    answer = documents.document(name, doc, life, if_none_match)
     COUNT[name, "304" if answer.status == 304 else "200"].n += 1
     return answer
 

@@ -73,7 +73,9 @@ async def status_list(request: Request) -> Response:
         return answer_response(documents.no_status_list())
     inm = request.headers.get("if-none-match")
     return answer_response(
-        documents.status_list(doc.body, doc.etag, doc.max_age(service.clock()), inm)
+        documents.status_list(
+            doc.body, doc.etag, documents.status_list_lifetime(doc, service.clock()), inm
+        )
     )
 
 

@@ -132,6 +132,8 @@ class ProjectOut(_Answer):
 
 class ProjectList(_Answer):
     projects: list[ProjectOut]
+    #: Pass as ``cursor`` for the next page; ``null`` on the last page.
+    next_cursor: str | None
 
 
 class ClientOut(_Answer):
@@ -145,6 +147,8 @@ class ClientOut(_Answer):
 
 class ClientList(_Answer):
     clients: list[ClientOut]
+    #: Pass as ``cursor`` for the next page; ``null`` on the last page.
+    next_cursor: str | None
 
 
 class TokenOut(_Answer):

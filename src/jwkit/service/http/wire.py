@@ -85,14 +85,16 @@ _CLOSE = b"connection: close\r\n"
 
 class _Prebuilt:
     """One document's complete 200 response, valid for one set of default headers (uvicorn
-    replaces the list each second, for ``date``), one ETag and one ``max-age``."""
+    replaces the list each second, for ``date``), one ETag and one cache lifetime."""
 
-    __slots__ = ("body", "defaults", "etag", "head", "max_age", "response")
+    __slots__ = ("body", "defaults", "etag", "head", "life", "response")
 
-    def __init__(self, defaults: object, etag: str, max_age: int, head: bytes, body: bytes):
+    def __init__(
+        self, defaults: object, etag: str, life: documents.Lifetime, head: bytes, body: bytes
+    ):
         self.defaults = defaults
         self.etag = etag
-        self.max_age = max_age
+        self.life = life
         self.head = head  # status line and headers, without the blank line
         self.body = body
         self.response = head + b"\r\n" + body
@@ -121,21 +123,21 @@ def _cached_response(
     cache_key: tuple[str, str],
     defaults: Any,
     etag: str,
-    max_age: int,
+    life: documents.Lifetime,
     build: Callable[[], documents.Answer],
 ) -> _Prebuilt:
     """The complete 200 answer ``build`` makes (a ``documents`` builder's), from
-    :data:`_PREBUILT` while its default headers, ETag and ``max-age`` stay the same."""
+    :data:`_PREBUILT` while its default headers, ETag and cache lifetime stay the same."""
     cached = _PREBUILT.get(cache_key)
     if (
         cached is None
         or cached.defaults is not defaults
         or cached.etag != etag
-        or (cached.max_age != max_age)
+        or cached.life != life
     ):
         answer = build()
         head = STATUS_LINE[answer.status] + _default_lines(defaults) + _fields(answer.headers)
-        cached = _Prebuilt(defaults, etag, max_age, head, answer.body)
+        cached = _Prebuilt(defaults, etag, life, head, answer.body)
         if len(_PREBUILT) >= _MAX_PREBUILT:
             _PREBUILT.clear()  # deleted projects' entries must not pile up
         _PREBUILT[cache_key] = cached
@@ -260,13 +262,13 @@ class FastDocumentProtocol(GuardedProtocol):
         """The 200 response to a GET of a status list (what the ASGI route answers)."""
         service = self._service
         assert service is not None
-        max_age = doc.max_age(service.clock())
+        life = documents.status_list_lifetime(doc, service.clock())
         prebuilt = _cached_response(
             (doc.project_id, f"statuslist/{doc.number}"),
             self.server_state.default_headers,
             doc.etag,
-            max_age,
-            lambda: documents.status_list(doc.body, doc.etag, max_age),
+            life,
+            lambda: documents.status_list(doc.body, doc.etag, life),
         )
         WIRE.n += 1
         return prebuilt
@@ -276,13 +278,13 @@ class FastDocumentProtocol(GuardedProtocol):
         service = self._service
         assert service is not None
         doc = view.jwks if name == "jwks" else view.discovery
-        max_age = view.cache_max_age(service.clock())
+        life = documents.document_lifetime(view, service.clock(), service.settings.sync_interval)
         prebuilt = _cached_response(
             (view.id, name),
             self.server_state.default_headers,
             doc.etag,
-            max_age,
-            lambda: documents.document(name, doc, max_age),
+            life,
+            lambda: documents.document(name, doc, life),
         )
         COUNT[name, "200"].n += 1
         WIRE.n += 1

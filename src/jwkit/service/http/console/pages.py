@@ -14,6 +14,7 @@ import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -25,6 +26,7 @@ from starlette.templating import Jinja2Templates
 
 from jwkit.service.domain.admins import SessionInfo, secrets_equal
 from jwkit.service.domain.common import ServiceError
+from jwkit.service.domain.paging import MAX_CURSOR
 from jwkit.service.domain.projects import SUPPORTED_ALGORITHMS
 from jwkit.service.domain.tokens import RESERVED_CLAIMS
 from jwkit.service.http import admin, inspect, migration
@@ -286,22 +288,64 @@ async def home(request: Request) -> Response:
     return security_headers(RedirectResponse("/console/projects", status_code=303))
 
 
+#: Rows a console list shows at once (the admin API's keyset pages, domain/paging.py).
+PAGE_SIZE = 50
+#: The newest keys the Keys tab shows (table and timeline).
+KEYS_SHOWN = 100
+
+
+def _query(request: Request, name: str, longest: int) -> str | None:
+    """A query parameter as given, ``None`` when empty; a value too long to be ours is left
+    for the API call to refuse (422, shown on the error page)."""
+    value = request.query_params.get(name, "").strip()
+    return value[: longest + 1] or None
+
+
+def _pager(request: Request, next_cursor: str | None, param: str = "cursor") -> dict[str, Any]:
+    """The links of ``_pager.html``: the first page (when this is not it) and the next."""
+    kept = [(k, v) for k, v in request.query_params.multi_items() if k != param]
+    first = request.url.path + ("?" + urlencode(kept) if kept else "")
+    nxt = None
+    if next_cursor is not None:
+        nxt = request.url.path + "?" + urlencode([*kept, (param, next_cursor)])
+    return {"pager": {"first": first, "next": nxt, "paged": param in request.query_params}}
+
+
 @router.get("/projects")
 async def projects_page(request: Request) -> Response:
+    """Projects, a page at a time (oldest first), searched by id or name prefix."""
     info = await _session(request)
     if info is None:
         return _to_login()
-    data = await run_in_threadpool(admin.list_projects, request)
+    q, cursor = _query(request, "q", 100), _query(request, "cursor", MAX_CURSOR)
+
+    def load() -> dict[str, Any]:
+        return admin.list_projects(request, Response(), limit=PAGE_SIZE, cursor=cursor, q=q)
+
+    try:
+        data = await run_in_threadpool(load)
+    except ServiceError as exc:
+        return _error_page(request, info, exc)
     return _render(
         request,
         "projects.html",
-        _base(info, projects=data["projects"], algorithms=SUPPORTED_ALGORITHMS, nav="projects"),
+        _base(
+            info,
+            projects=data["projects"],
+            algorithms=SUPPORTED_ALGORITHMS,
+            nav="projects",
+            q=q or "",
+            **_pager(request, data["next_cursor"]),
+        ),
     )
 
 
 def _project_context(request: Request, project_id: str) -> dict[str, Any]:
     project = admin.get_project(request, project_id)
-    key_list = admin.list_keys(request, project_id)["keys"]
+    newest = admin.list_keys(
+        request, Response(), project_id, limit=KEYS_SHOWN, cursor=None, order="newest"
+    )
+    key_list = list(reversed(newest["keys"]))
     active = next((k for k in key_list if k["state"] == "active"), None)
     upcoming = next((k for k in key_list if k["state"] == "next"), None)
     # HS*: verifiers hold secrets shown once, so rotation needs a next secret an admin shared.
@@ -370,13 +414,16 @@ async def keys_page(request: Request, project_id: str) -> Response:
 
 @router.get("/projects/{project_id}/clients")
 async def clients_page(request: Request, project_id: str) -> Response:
-    return await _project_page(
-        request,
-        project_id,
-        "clients.html",
-        "clients",
-        more=lambda ctx: {"clients": admin.list_clients(request, project_id)["clients"]},
-    )
+    """The project's clients, a page at a time, searched by id or name prefix."""
+    q, cursor = _query(request, "q", 100), _query(request, "cursor", MAX_CURSOR)
+
+    def more(ctx: dict[str, Any]) -> dict[str, Any]:
+        data = admin.list_clients(
+            request, Response(), project_id, limit=PAGE_SIZE, cursor=cursor, q=q
+        )
+        return {"clients": data["clients"], "q": q or "", **_pager(request, data["next_cursor"])}
+
+    return await _project_page(request, project_id, "clients.html", "clients", more=more)
 
 
 @router.get("/projects/{project_id}/tokens")
@@ -391,12 +438,15 @@ async def sessions_page(request: Request, project_id: str) -> Response:
     """Sessions and revocation: find live tokens, revoke, watch revocations propagate."""
     settings = _service(request).settings
 
+    cursor = _query(request, "cursor", 18)
+
     def recent(ctx: dict[str, Any]) -> dict[str, Any]:
-        rows = admin.list_revocations(request, project_id, limit=20, cursor=None)["revocations"]
+        data = admin.list_revocations(request, Response(), project_id, limit=20, cursor=cursor)
+        rows = data["revocations"]
         for row in rows:
             row["by"] = next(k for k in ("jti", "sub", "sid", "client_id") if k in row)
             row["value"] = row[row["by"]]
-        return {"revocations": rows}
+        return {"revocations": rows, **_pager(request, data["next_cursor"])}
 
     return await _project_page(
         request,
@@ -414,17 +464,21 @@ ACTION_PREFIXES = ("project.", "key.", "client.", "token.", "admin.")
 
 
 def _audit_context(request: Request, filters: dict[str, str]) -> dict[str, Any]:
-    events = inspect.audit_events(
-        request, limit=200, before=None, **{k: (v or None) for k, v in filters.items()}
-    )["events"]
+    data = inspect.audit_events(
+        request,
+        Response(),
+        limit=PAGE_SIZE * 2,
+        before=None,
+        cursor=_query(request, "cursor", MAX_CURSOR),
+        **{k: (v or None) for k, v in filters.items()},
+    )
     chain = inspect.audit_verify(request)
-    names = [(p["id"], p["name"]) for p in admin.list_projects(request)["projects"]]
     return {
-        "events": events,
+        "events": data["events"],
         "chain": chain,
-        "project_choices": names,
         "filters": filters,
         "actions": ACTION_PREFIXES,
+        **_pager(request, data["next_cursor"]),
     }
 
 
