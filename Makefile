@@ -31,8 +31,12 @@ demo: $(STAMP)
 ## of jwkit and a floor under it: 86.37 % (lines and branches) measured on 2026-12-06 without
 ## the browser, PostgreSQL, release and docs tests; the whole suite covers at least that.
 COV_FLOOR := 86
+## In parallel (pytest-xdist): one worker per CPU, each test file on one worker (its module and
+## package fixtures -- servers, PostgreSQL, Chromium -- start once per worker that runs it);
+## pytest-cov combines the workers' coverage. `make test XDIST=` runs it in one process.
+XDIST ?= -n auto --dist loadfile
 test: $(STAMP) lint
-	$(BIN)/python -m pytest --cov=jwkit --cov-branch --cov-report=term:skip-covered \
+	$(BIN)/python -m pytest $(XDIST) --cov=jwkit --cov-branch --cov-report=term:skip-covered \
 		--cov-fail-under=$(COV_FLOOR)
 
 test-fast: $(STAMP)
