@@ -160,8 +160,10 @@ def plot(results: dict[str, Any], out: Path = OUT) -> dict[str, list[str]]:
     out.mkdir(parents=True, exist_ok=True)
     made: dict[str, list[str]] = {}
     for section in results["sections"]:
-        stem = _slug(Path(section["script"]).stem if section.get("script") else section["title"])
         files = made.setdefault(section["title"], [])
+        if not section.get("script"):
+            continue  # a section written by hand, not by a run of a script: no pictures
+        stem = _slug(section["title"])
         for n, table in enumerate(section["tables"]):
             header, rows = table["header"], table["rows"]
             if not rows:

@@ -200,15 +200,22 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 # -- the servers -------------------------------------------------------------------------
 
 
-def start_jwkit(work: Path, workers: int, stack: contextlib.ExitStack) -> tuple[Server, str]:
+def start_jwkit(
+    work: Path,
+    workers: int,
+    stack: contextlib.ExitStack,
+    name: str = "jwkit",
+    extra: dict[str, str] | None = None,
+) -> tuple[Server, str]:
     port = free_port()
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT / "src"),
-        "JWKIT_HOME": str(work / "jwkit-home"),
+        "JWKIT_HOME": str(work / f"{name}-home"),
         "JWKIT_ADMIN_TOKEN": ADMIN_TOKEN,
         "JWKIT_ADMIN_PASSWORD": "bench-" + ADMIN_TOKEN,
         "JWKIT_LOG_LEVEL": "warning",
+        **(extra or {}),
     }
     command = [
         sys.executable,
@@ -222,44 +229,131 @@ def start_jwkit(work: Path, workers: int, stack: contextlib.ExitStack) -> tuple[
         "--workers",
         str(workers),
     ]
-    server = stack.enter_context(start("jwkit", command, work / "jwkit.log", port, env))
+    server = stack.enter_context(start(name, command, work / f"{name}.log", port, env))
     return server, f"http://127.0.0.1:{port}"
+
+
+# -- key custody (issue 15): the same token endpoint with keys in SoftHSM2 ------------------
+
+SOFTHSM_MODULES = (
+    "/usr/lib/softhsm/libsofthsm2.so",
+    "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+)
+
+
+def softhsm_env(work: Path) -> dict[str, str]:
+    """A throwaway SoftHSM2 token and the settings of a jwkit using it (JWKIT_KEY_BACKEND)."""
+    module = next((m for m in SOFTHSM_MODULES if Path(m).is_file()), None)
+    if module is None or not shutil.which("softhsm2-util"):
+        raise BenchError("SoftHSM2 is not installed (Debian: apt-get install softhsm2)")
+    tokens = work / "softhsm-tokens"
+    tokens.mkdir()
+    conf = work / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {tokens}\nobjectstore.backend = file\n")
+    pin = base64.urlsafe_b64encode(os.urandom(9)).decode()
+    command = ["softhsm2-util", "--init-token", "--free", "--label", "bench"]
+    command += ["--pin", pin, "--so-pin", pin + "so"]
+    subprocess.run(
+        command, env={**os.environ, "SOFTHSM2_CONF": str(conf)}, check=True, capture_output=True
+    )
+    return {
+        "SOFTHSM2_CONF": str(conf),
+        "JWKIT_KEY_BACKEND": "pkcs11",
+        "JWKIT_PKCS11_MODULE": module,
+        "JWKIT_PKCS11_TOKEN_LABEL": "bench",
+        "JWKIT_PKCS11_PIN": pin,
+    }
+
+
+def custody_setup(base: str, alg: str) -> dict[str, str]:
+    """A project of ``alg`` (token status on, as for ``token``) and a client."""
+    import httpx
+
+    auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    with httpx.Client(base_url=base, headers=auth, timeout=60) as client:
+        project, created = project_with_client(client, {"name": f"bench-{alg}", "algorithm": alg})
+    pid = project["id"]
+    return {
+        "issuer": project["issuer"],
+        "audience": project["audience"],
+        "jwks": f"{base}/p/{pid}/.well-known/jwks.json",
+        "token": f"{base}/p/{pid}/oauth2/token",
+        "client_id": created["client_id"],
+        "client_secret": created["client_secret"],
+    }
+
+
+def custody_targets(
+    work: Path,
+    args: argparse.Namespace,
+    stack: contextlib.ExitStack,
+    local: Server,
+    local_base: str,
+    form: str,
+    only: set[str],
+) -> list[Target]:
+    """``token-rs256`` (local key) and ``token-hsm``/``token-hsm-rs256`` (keys in SoftHSM2),
+    each checked like ``token`` before any load."""
+    wanted = only & set(CUSTODY_ENDPOINTS)
+    hsm: tuple[Server, str] | None = None
+    if wanted & {"token-hsm", "token-hsm-rs256"}:
+        hsm = start_jwkit(work, args.workers, stack, "jwkit-pkcs11", softhsm_env(work))
+        _wait_ready(hsm[1])
+    targets = []
+    rows: list[tuple[str, str, tuple[Server, str] | None]] = [
+        ("token-rs256", "RS256", (local, local_base)),
+        ("token-hsm", "ES256", hsm),
+        ("token-hsm-rs256", "RS256", hsm),
+    ]
+    for endpoint, alg, pair in rows:
+        if endpoint not in wanted or pair is None:
+            continue
+        server, base = pair
+        setup = custody_setup(base, alg)
+        auth = basic(setup["client_id"], setup["client_secret"])
+        check_token(
+            setup["token"], auth, form, setup["jwks"], setup["issuer"], setup["audience"], alg
+        )
+        script = token_script(work / f"{endpoint}.lua", auth, form)
+        targets.append(Target(server.name, endpoint, setup["token"], server, script=script))
+    return targets
+
+
+def _wait_ready(base: str) -> None:
+    import httpx
+
+    deadline = time.monotonic() + 60
+    while httpx.get(f"{base}/readyz", timeout=5).status_code != 200:
+        if time.monotonic() > deadline:
+            raise BenchError(f"{base} never became ready")
+        time.sleep(0.2)
+
+
+def project_with_client(client: Any, body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Create a project (``body``) and an OAuth client with the bench scope in it."""
+    r = client.post("/api/v1/projects", json=body)
+    if r.status_code != 201:
+        raise BenchError(f"jwkit: creating the project answered {r.status_code}: {r.text}")
+    project = r.json()
+    r = client.post(
+        f"/api/v1/projects/{project['id']}/clients", json={"name": "bench", "scopes": [SCOPE]}
+    )
+    if r.status_code != 201:
+        raise BenchError(f"jwkit: creating the client answered {r.status_code}: {r.text}")
+    return project, r.json()
 
 
 def jwkit_setup(base: str) -> dict[str, str]:
     """An ES256 project and an OAuth client, through the admin API."""
     import httpx
 
+    _wait_ready(base)
     auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
     with httpx.Client(base_url=base, headers=auth, timeout=30) as client:
-        deadline = time.monotonic() + 30
-        while client.get("/readyz").status_code != 200:
-            if time.monotonic() > deadline:
-                raise BenchError("jwkit never became ready")
-            time.sleep(0.2)
-        r = client.post("/api/v1/projects", json={"name": "bench", "algorithm": "ES256"})
-        if r.status_code != 201:
-            raise BenchError(f"jwkit: creating the project answered {r.status_code}: {r.text}")
-        project = r.json()
-        r = client.post(
-            f"/api/v1/projects/{project['id']}/clients", json={"name": "bench", "scopes": [SCOPE]}
+        project, created = project_with_client(client, {"name": "bench", "algorithm": "ES256"})
+        plain, plain_client = project_with_client(
+            client, {"name": "bench-nostatus", "algorithm": "ES256", "token_status": False}
         )
-        if r.status_code != 201:
-            raise BenchError(f"jwkit: creating the client answered {r.status_code}: {r.text}")
-        created = r.json()
-        r = client.post(
-            "/api/v1/projects",
-            json={"name": "bench-nostatus", "algorithm": "ES256", "token_status": False},
-        )
-        if r.status_code != 201:
-            raise BenchError(f"jwkit: creating the project answered {r.status_code}: {r.text}")
-        plain = r.json()
-        r = client.post(
-            f"/api/v1/projects/{plain['id']}/clients", json={"name": "bench", "scopes": [SCOPE]}
-        )
-        if r.status_code != 201:
-            raise BenchError(f"jwkit: creating the client answered {r.status_code}: {r.text}")
-        plain_client = r.json()
     pid = project["id"]
     return {
         "plain_issuer": plain["issuer"],
@@ -483,7 +577,13 @@ def basic(client_id: str, secret: str) -> str:
 
 
 def check_token(
-    url: str, authorization: str, form: str, jwks_url: str, issuer: str, audience: str
+    url: str,
+    authorization: str,
+    form: str,
+    jwks_url: str,
+    issuer: str,
+    audience: str,
+    alg: str = "ES256",
 ) -> dict[str, Any]:
     """POST the token request; the answer must hold a JWT that jwkit's Verifier accepts."""
     import httpx
@@ -510,7 +610,7 @@ def check_token(
         allow_insecure_http=True,
         issuer=issuer,
         audience=audience,
-        algorithms=["ES256"],
+        algorithms=[alg],
         typ="at+jwt",
     ) as verifier:
         claims = dict(verifier.verify(token))
@@ -644,6 +744,7 @@ LABELS = {
     "uvicorn-bare": "uvicorn, bare ASGI app (reference)",
     "oidc-provider": "oidc-provider",
     "jwkit": "**jwkit**",
+    "jwkit-pkcs11": "**jwkit**, JWKIT_KEY_BACKEND=pkcs11",
 }
 ENDPOINTS = {
     "jwks": "JWKS",
@@ -651,7 +752,12 @@ ENDPOINTS = {
     "token": "token (client credentials, ES256 JWT)",
     "token-nostatus": "token, project without token status",
     "statuslist": "Status List Token (GET {issuer}/statuslists/1)",
+    "token-rs256": "token, RS256 key sealed in the database (local)",
+    "token-hsm": "token, ES256 key in SoftHSM2 (pkcs11)",
+    "token-hsm-rs256": "token, RS256 key in SoftHSM2 (pkcs11)",
 }
+#: Measured only when named in --only (they start a second server on a SoftHSM2 token).
+CUSTODY_ENDPOINTS = ("token-rs256", "token-hsm", "token-hsm-rs256")
 
 
 def report(targets: list[Target], args: argparse.Namespace, work: Path) -> None:
@@ -838,8 +944,8 @@ def main(argv: list[str] | None = None) -> int:
         "--only",
         default="",
         help="comma-separated endpoints to measure (jwks, jwks-distinct, token, token-nostatus, "
-        "statuslist); default all. Without jwks, oidc-provider and the other JWKS servers are "
-        "not measured.",
+        "statuslist; token-rs256, token-hsm, token-hsm-rs256: key custody, only when named); "
+        "default all. Without jwks, oidc-provider and the other JWKS servers are not measured.",
     )
     args = parser.parse_args(argv)
     only = {e for e in args.only.split(",") if e}
@@ -913,8 +1019,10 @@ def main(argv: list[str] | None = None) -> int:
                 ]
                 if t.endpoint in only
             ]
+            targets += custody_targets(work, args, stack, jwkit_server, jwkit_base, form, only)
             run_targets(targets, args)
             report_status(targets)
+            report_custody(targets)
             return 0
         oidc_id = "bench-client"
         oidc_secret = base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
@@ -980,6 +1088,25 @@ def run_targets(targets: list[Target], args: argparse.Namespace) -> None:
                 file=sys.stderr,
                 flush=True,
             )
+
+
+def report_custody(targets: list[Target]) -> None:
+    """The key custody rows (issue 15): the same token endpoint, keys local or in SoftHSM2."""
+    rows = [t for t in targets if t.endpoint in ("token", *CUSTODY_ENDPOINTS)]
+    if not any(t.endpoint in CUSTODY_ENDPOINTS for t in rows):
+        return
+    print("\n| key custody (issue 15) | req/s | CPU µs/req | p99 ms |\n|---|---:|---:|---:|")
+    for t in rows:
+        print(
+            f"| {LABELS.get(t.name, t.name)}: {ENDPOINTS[t.endpoint]} | {t.best:,.0f} "
+            f"| {min(t.cpu_us):.0f} | {t.p99[t.best_round]:.1f} |"
+        )
+    hsm = [t for t in rows if t.endpoint == "token-hsm"]
+    if hsm:
+        verdict = "met" if hsm[0].best >= 500 else "**not met**"
+        print(
+            f"\ngoal (issue 15): >= 500 tokens/s, ES256 in SoftHSM2: {hsm[0].best:,.0f} ({verdict})"
+        )
 
 
 def report_status(targets: list[Target]) -> None:

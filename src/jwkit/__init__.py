@@ -10,9 +10,13 @@ from ._version import __version__
 from .errors import (
     AlgorithmNotAllowed,
     ClaimError,
+    DPoPKeyMismatch,
+    DPoPProofReplayed,
+    DPoPRequired,
     ExpiredToken,
     InsufficientScope,
     InvalidAudience,
+    InvalidDPoPProof,
     InvalidIssuer,
     InvalidSignature,
     InvalidToken,
@@ -29,11 +33,12 @@ from .errors import (
     TokenSuspended,
     TokenTooLarge,
     UnsupportedAlgorithm,
+    UseDPoPNonce,
 )
 from .jose import jws, jwt
 from .jose.jwk import JWK, JWKSet
 from .jose.jwt import Claims, ClaimsPolicy
-from .verify import MultiVerifier, Verifier, providers
+from .verify import DPoPVerifier, MultiVerifier, Verifier, providers
 
 __all__ = [
     "JWK",
@@ -41,9 +46,14 @@ __all__ = [
     "ClaimError",
     "Claims",
     "ClaimsPolicy",
+    "DPoPKeyMismatch",
+    "DPoPProofReplayed",
+    "DPoPRequired",
+    "DPoPVerifier",
     "ExpiredToken",
     "InsufficientScope",
     "InvalidAudience",
+    "InvalidDPoPProof",
     "InvalidIssuer",
     "InvalidSignature",
     "InvalidToken",
@@ -62,6 +72,7 @@ __all__ = [
     "TokenSuspended",
     "TokenTooLarge",
     "UnsupportedAlgorithm",
+    "UseDPoPNonce",
     "Verifier",
     "__version__",
     "jws",

@@ -16,6 +16,11 @@
     │   ├── TokenRevoked            revoked              its status list says INVALID
     │   ├── TokenSuspended          suspended            its status list says SUSPENDED
     │   ├── StatusUnavailable       status_unavailable   its status cannot be checked
+    │   ├── DPoPRequired            dpop_required        a DPoP-bound token sent as a bearer token
+    │   ├── InvalidDPoPProof        invalid_dpop_proof   the DPoP proof is refused (RFC 9449 §4.3)
+    │   │   ├── DPoPProofReplayed   dpop_replayed        its ``jti`` was seen before
+    │   │   ├── DPoPKeyMismatch     dpop_key_mismatch    token ``cnf.jkt`` is not the proof's key
+    │   │   └── UseDPoPNonce        use_dpop_nonce       a (fresh) server nonce is required
     │   └── ClaimError              invalid_claim
     │       ├── ExpiredToken        expired
     │       ├── NotYetValid         not_yet_valid
@@ -37,9 +42,13 @@ from __future__ import annotations
 __all__ = [
     "AlgorithmNotAllowed",
     "ClaimError",
+    "DPoPKeyMismatch",
+    "DPoPProofReplayed",
+    "DPoPRequired",
     "ExpiredToken",
     "InsufficientScope",
     "InvalidAudience",
+    "InvalidDPoPProof",
     "InvalidIssuer",
     "InvalidSignature",
     "InvalidToken",
@@ -56,6 +65,7 @@ __all__ = [
     "TokenSuspended",
     "TokenTooLarge",
     "UnsupportedAlgorithm",
+    "UseDPoPNonce",
 ]
 
 
@@ -166,6 +176,46 @@ class StatusUnavailable(InvalidToken):
     def __init__(self, message: str | None = None, *, uri: str | None = None) -> None:
         super().__init__(message)
         self.uri = uri
+
+
+class DPoPRequired(InvalidToken):
+    """The access token is bound to a DPoP key (it has ``cnf.jkt``) or the resource accepts
+    DPoP only, and it was presented as a plain bearer token (RFC 9449 §7.2)."""
+
+    code = "dpop_required"
+
+
+class InvalidDPoPProof(InvalidToken):
+    """The DPoP proof is missing, malformed or does not fit the request (RFC 9449 §4.3).
+
+    Integrations answer it with ``WWW-Authenticate: DPoP error="invalid_dpop_proof"``.
+    """
+
+    code = "invalid_dpop_proof"
+
+
+class DPoPProofReplayed(InvalidDPoPProof):
+    """The DPoP proof's ``jti`` was already used within its validity window (RFC 9449 §11.1)."""
+
+    code = "dpop_replayed"
+
+
+class DPoPKeyMismatch(InvalidDPoPProof):
+    """The access token's ``cnf.jkt`` is not the RFC 7638 thumbprint of the proof's key, or
+    the proof's ``ath`` is not the hash of the access token (RFC 9449 §4.3, §6.1)."""
+
+    code = "dpop_key_mismatch"
+
+
+class UseDPoPNonce(InvalidDPoPProof):
+    """The server requires a nonce it issued in the proof, and the proof has none or an old
+    one (RFC 9449 §8, §9). ``nonce`` is the one to send back in a ``DPoP-Nonce`` header."""
+
+    code = "use_dpop_nonce"
+
+    def __init__(self, message: str | None = None, *, nonce: str = "") -> None:
+        super().__init__(message)
+        self.nonce = nonce
 
 
 class ClaimError(InvalidToken):

@@ -14,6 +14,7 @@ from types import ModuleType
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+VERIFY_FLOOR = "token-verification-issues-2-and-3-1-vs-floor.svg"
 
 SAMPLE = """## Token verification (issues 2 and 3)
 
@@ -72,25 +73,30 @@ def test_tables_are_read_as_cells(plots: ModuleType) -> None:
 def test_sample_results_are_drawn(plots: ModuleType, tmp_path: Path) -> None:
     made = plots.plot(plots.results_from_markdown(SAMPLE), tmp_path)
     assert made == {
-        "Token verification (issues 2 and 3)": ["verify-1-vs-floor.svg", "verify-1-vs-pyjwt.svg"],
+        "Token verification (issues 2 and 3)": [
+            "token-verification-issues-2-and-3-1-vs-floor.svg",
+            "token-verification-issues-2-and-3-1-vs-pyjwt.svg",
+        ],
         "How costs grow with keys and live tokens": [
-            "scaling-keys-in-the-jwks.svg",
-            "scaling-live-tokens.svg",
+            "how-costs-grow-with-keys-and-live-tokens-keys-in-the-jwks.svg",
+            "how-costs-grow-with-keys-and-live-tokens-live-tokens.svg",
         ],
     }
-    bars = _texts(tmp_path / "verify-1-vs-floor.svg")
+    bars = _texts(tmp_path / VERIFY_FLOOR)
     for label in ("ES256 · jwkit jwt.decode", "ES256 · PyJWT", "0.841", "110.018"):
         assert label in bars
-    keys = _texts(tmp_path / "scaling-keys-in-the-jwks.svg")
+    keys = _texts(tmp_path / "how-costs-grow-with-keys-and-live-tokens-keys-in-the-jwks.svg")
     for column in ("verify ops/s", "verify µs", "JWKS parse µs", "keys in the JWKS"):
         assert column in keys
     assert "vs 1 key" not in keys  # a ratio of the plotted rates: not a panel of its own
-    assert "status list compressed KB" in _texts(tmp_path / "scaling-live-tokens.svg")
+    assert "status list compressed KB" in _texts(
+        tmp_path / "how-costs-grow-with-keys-and-live-tokens-live-tokens.svg"
+    )
     # No date in the files: the same numbers give the same bytes.
     again = tmp_path / "again"
     plots.plot(plots.results_from_markdown(SAMPLE), again)
-    first = (tmp_path / "verify-1-vs-floor.svg").read_bytes()
-    assert first == (again / "verify-1-vs-floor.svg").read_bytes()
+    first = (tmp_path / VERIFY_FLOOR).read_bytes()
+    assert first == (again / VERIFY_FLOOR).read_bytes()
 
 
 def test_committed_pictures_are_those_of_the_committed_results(

@@ -19,6 +19,7 @@ from fastapi.routing import APIRoute
 
 from jwkit.cli import main as cli_main
 from jwkit.service.http.admin import router as admin_router
+from jwkit.service.http.migration import router as migration_router
 
 pytestmark = pytest.mark.docs
 
@@ -93,8 +94,8 @@ def test_every_admin_route_is_in_the_http_reference(site: Path) -> None:
     page = (site / "reference" / "admin-api" / "index.html").read_text()
     document = json.loads((site / "reference" / "openapi.json").read_text())
     routes = [
-        (method.upper(), route.path)
-        for route in admin_router.routes
+        (method.upper(), route.path_format)
+        for route in [*admin_router.routes, *migration_router.routes]
         if isinstance(route, APIRoute) and route.include_in_schema
         for method in route.methods
     ]

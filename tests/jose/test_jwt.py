@@ -20,6 +20,7 @@ from jwkit.errors import (
     MissingClaim,
     NotYetValid,
 )
+from jwkit.jose.algorithms import ALGORITHMS
 
 from ..conftest import private_key
 from ._forge import segment
@@ -244,3 +245,25 @@ def test_encoder_makes_what_encode_makes(alg: str) -> None:
             key.public() if alg != "HS256" else JWK.from_secret(b"k" * 32, "HS256"),
             headers={"alg": "RS256" if alg == "HS256" else alg},
         )
+
+
+@pytest.mark.parametrize("alg", ["RS256", "EdDSA", "PS256", "ES256"])
+def test_encoder_signing_elsewhere_makes_what_the_private_key_makes(alg: str) -> None:
+    """``sign=``: the public JWK gives ``alg`` and ``kid``, the function signs (an HSM in the
+    key service); the token is the one the private key makes itself."""
+    key = JWK.generate(alg, kid="k1")
+    algorithm = ALGORITHMS[alg]
+    held = jwt.Encoder(key.public(), sign=lambda data: algorithm.sign(key, data))
+    here = jwt.Encoder(key)
+    assert held.header == here.header == {"alg": alg, "kid": "k1", "typ": "JWT"}
+    claims = {"sub": "u", "exp": 2_000_000_000}
+    token = held.encode(claims)
+    if alg in ("RS256", "EdDSA"):  # deterministic signatures
+        assert token == here.encode(claims)
+    assert jwt.decode(token, key.public(), algorithms=[alg]) == claims
+    with pytest.raises(JWKError):  # a public key alone cannot sign
+        jwt.Encoder(key.public())
+    with pytest.raises(JWKError):  # nor can a key sign for another algorithm
+        jwt.Encoder(key.public(), headers={"alg": "HS256"}, sign=lambda data: b"")
+    with pytest.raises(JWKError):  # shared secrets are never "held elsewhere"
+        jwt.Encoder(JWK.from_secret(b"k" * 32, "HS256"), sign=lambda data: b"")

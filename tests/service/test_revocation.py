@@ -211,6 +211,19 @@ def test_find_tokens(client: SyncClient, project: dict[str, Any]) -> None:
     assert client.get(f"/api/v1/projects/{pid}/tokens", headers=AUTH).status_code == 422
 
 
+def test_token_ids_with_a_status_sort_in_issue_order(
+    client: SyncClient, project: dict[str, Any], oauth_client: dict[str, Any]
+) -> None:
+    # The batched issuance insert appends to its B-tree only if ids issued from one block
+    # sort in issue order (domain.tokens.new_jti); the random part keeps them unguessable.
+    tokens = [_token(client, project, oauth_client) for _ in range(40)]
+    tokens.append(_mint(client, project["id"], "alice"))
+    jtis = [_claims(client, project, t)["jti"] for t in tokens]
+    assert jtis == sorted(jtis)
+    assert len(set(jtis)) == len(jtis)
+    assert len({j[16:] for j in jtis}) == len(jtis) and all(len(j) == 32 for j in jtis)
+
+
 def test_status_off_keeps_tokens_as_before(
     client: SyncClient, oauth_client: dict[str, Any], project: dict[str, Any]
 ) -> None:
@@ -220,6 +233,7 @@ def test_status_off_keeps_tokens_as_before(
     assert r.json()["token_status"] is False
     claims = _claims(client, project, _token(client, project, oauth_client))
     assert "status" not in claims
+    assert len(claims["jti"]) == 22  # 128 random bits, nothing else
 
 
 def test_oauth_revoke_and_introspect(

@@ -37,6 +37,7 @@ def _register() -> None:
     from . import status
 
     main.add_command(status.status)
+    from . import admin_migration  # noqa: F401  (adds `admin keys import`, `admin foreign-keys`)
 
 
 _register()

@@ -24,6 +24,7 @@ _API_WORDS = (
 _CLI_HINTS = {
     "key_still_in_use": "wait until then, or pass --emergency to break those tokens now",
     "rotation_too_early": "wait until then, or pass --emergency to rotate now",
+    "passphrase_required": "set JWKIT_KEY_PASSPHRASE or pass --passphrase-prompt",
 }
 
 
@@ -156,7 +157,7 @@ def admin(ctx: click.Context, url: str, token: str | None, as_json: bool) -> Non
 
 
 _PROJECT_COLS = ["id", "name", "algorithm", "issuer", "rotation_days"]
-_KEY_COLS = ["kid", "alg", "state", "created_at", "activated_at", "retires_at"]
+_KEY_COLS = ["kid", "alg", "state", "created_at", "activated_at", "retires_at", "backend"]
 
 
 @admin.group("projects")

@@ -113,6 +113,7 @@ def serve(access_log: bool, **flags: object) -> None:
     from sqlalchemy.exc import SQLAlchemyError
 
     from jwkit.service.files import InsecurePathError
+    from jwkit.service.keys import KeyBackendError
     from jwkit.service.runtime import Service
     from jwkit.service.settings import Settings
     from jwkit.service.vault import MasterKeyError, VaultError
@@ -139,6 +140,8 @@ def serve(access_log: bool, **flags: object) -> None:
         service = Service.open(settings)
     except MasterKeyError as exc:
         fail_input(str(exc))
+    except KeyBackendError as exc:  # no fallback to software keys
+        fail_input(f"key backend: {exc}")
     except VaultError:
         fail_input(
             "the stored keys cannot be opened with this master key "

@@ -68,8 +68,8 @@ def rewrap(new_key: str | None, generate: bool, database_url: str | None) -> Non
     try:
         with database.session() as session, session.begin():
             for row in session.execute(select(Key).with_for_update()).scalars():
-                if row.kek_id == new.kek_id:
-                    continue
+                if row.kek_id == new.kek_id or (row.backend or "local") != "local":
+                    continue  # already moved, or held in a key backend (nothing sealed)
                 sealed = SealedKey(row.wrapped_dek, row.ciphertext, row.kek_id)
                 try:
                     fresh = old.rewrap(sealed, new, project_id=row.project_id, kid=row.kid)

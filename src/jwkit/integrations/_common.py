@@ -18,16 +18,21 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from urllib.parse import quote
 
 from jwkit.errors import (
+    DPoPRequired,
     InsufficientScope,
+    InvalidDPoPProof,
     InvalidToken,
     JWKError,
     JWKitError,
     KeySourceError,
     MalformedToken,
+    UseDPoPNonce,
 )
+from jwkit.verify.dpop import DPoPVerifier, NoCredentials, authorization_credentials, bound_jkt
 
 if TYPE_CHECKING:
     from jwkit.jose.jwt import Claims
@@ -38,8 +43,10 @@ __all__ = [
     "Denial",
     "ErrorResponses",
     "NoToken",
+    "RequestContext",
     "TokenVerifier",
     "asgi_authorization",
+    "asgi_context",
     "bearer_token",
     "normalize_scopes",
     "require_scopes",
@@ -115,6 +122,46 @@ def asgi_authorization(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
     return found
 
 
+class RequestContext(NamedTuple):
+    """What a DPoP proof is checked against: the request's method, its absolute URL as the
+    server sees it, and its ``DPoP`` header values (RFC 9449 §4.3)."""
+
+    method: str
+    url: str
+    proofs: tuple[str, ...]
+
+
+_WS_SCHEMES = {"ws": "http", "wss": "https"}
+# RFC 3986 §3.3 pchar and "/": what a path keeps unescaped when it is rebuilt.
+_PATH_SAFE = "/:@!$&'()*+,;=-._~%"
+
+
+def asgi_context(scope: Mapping[str, Any]) -> RequestContext:
+    """The :class:`RequestContext` of an ASGI ``http`` or ``websocket`` scope: the path as
+    the client sent it (``raw_path``), the ``Host`` header (else the server address) and the
+    scope's scheme (a WebSocket upgrade is a ``GET`` to the ``http(s)`` URL)."""
+    host = None
+    proofs: list[str] = []
+    for name, value in scope.get("headers", ()):
+        lname = name.lower()
+        if lname == b"host":
+            host = value.decode("latin-1")
+        elif lname == b"dpop":
+            proofs.append(value.decode("latin-1"))
+    scheme = str(scope.get("scheme", "http"))
+    scheme = _WS_SCHEMES.get(scheme, scheme)
+    if host is None:
+        server = scope.get("server") or ("localhost", None)
+        host = server[0] if server[1] is None else f"{server[0]}:{server[1]}"
+    raw = scope.get("raw_path")
+    if isinstance(raw, bytes) and raw:
+        path = raw.decode("latin-1").split("?", 1)[0]
+    else:
+        path = quote(scope.get("root_path", "") + scope.get("path", "/"), safe=_PATH_SAFE)
+    method = "GET" if scope.get("type") == "websocket" else str(scope.get("method", "GET"))
+    return RequestContext(method, f"{scheme}://{host}{path}", tuple(proofs))
+
+
 def normalize_scopes(scopes: str | Iterable[str] | None) -> frozenset[str]:
     """Turn ``"a b"``, ``["a", "b"]`` or ``None`` into a set of RFC 6749 scope tokens.
 
@@ -187,12 +234,16 @@ class Denial:
     body: Mapping[str, Any]
     code: str
     www_authenticate: str | None = None
+    dpop_nonce: str | None = None
 
     @property
     def headers(self) -> dict[str, str]:
-        """The response headers (``WWW-Authenticate`` when the refusal is the client's)."""
+        """The response headers (``WWW-Authenticate`` when the refusal is the client's, and
+        ``DPoP-Nonce`` when the client must use a server nonce, RFC 9449 §9)."""
         if self.www_authenticate is None:
             return {}
+        if self.dpop_nonce is not None:
+            return {"WWW-Authenticate": self.www_authenticate, "DPoP-Nonce": self.dpop_nonce}
         return {"WWW-Authenticate": self.www_authenticate}
 
     def body_bytes(self) -> bytes:
@@ -229,18 +280,42 @@ class Authenticator:
         self.scopes = normalize_scopes(scopes)
         self.realm = realm
         self.responses = responses or DEFAULT_RESPONSES
+        #: Set when ``verifier`` is a :class:`~jwkit.verify.dpop.DPoPVerifier`: requests may
+        #: then use ``Authorization: DPoP`` with a ``DPoP`` proof (RFC 9449 §7).
+        self.dpop = verifier if isinstance(verifier, DPoPVerifier) else None
 
-    def authenticate(self, header: str | None, scopes: frozenset[str] | None = None) -> Claims:
-        """Verify the header's token and its scopes; raise a :class:`JWKitError` if refused."""
-        claims = self.verifier.verify(bearer_token(header))
+    def authenticate(
+        self,
+        header: str | None,
+        scopes: frozenset[str] | None = None,
+        context: RequestContext | None = None,
+    ) -> Claims:
+        """Verify the header's token and its scopes; raise a :class:`JWKitError` if refused.
+        ``context`` (the request's method, URL and ``DPoP`` headers) is needed for DPoP."""
+        if self.dpop is not None:
+            proofs, method, url = _dpop_args(context)
+            claims = self.dpop.verify_request(header, proofs, method=method, url=url)
+        else:
+            claims = self.verifier.verify(bearer_token(header))
+            if "cnf" in claims:
+                refuse_bound(claims)
         require_scopes(claims, self.scopes if scopes is None else scopes)
         return claims
 
     async def authenticate_async(
-        self, header: str | None, scopes: frozenset[str] | None = None
+        self,
+        header: str | None,
+        scopes: frozenset[str] | None = None,
+        context: RequestContext | None = None,
     ) -> Claims:
         """Like :meth:`authenticate`, with ``verify_async`` (never blocks the event loop)."""
-        claims = await self.verifier.verify_async(bearer_token(header))
+        if self.dpop is not None:
+            proofs, method, url = _dpop_args(context)
+            claims = await self.dpop.verify_request_async(header, proofs, method=method, url=url)
+        else:
+            claims = await self.verifier.verify_async(bearer_token(header))
+            if "cnf" in claims:
+                refuse_bound(claims)
         require_scopes(claims, self.scopes if scopes is None else scopes)
         return claims
 
@@ -248,10 +323,22 @@ class Authenticator:
     # run on every request, and on a token-cache hit each extra call or coroutine layer costs
     # about as much as the verification itself.
 
-    def check(self, header: str | None, scopes: frozenset[str] | None = None) -> Claims | Denial:
+    def check(
+        self,
+        header: str | None,
+        scopes: frozenset[str] | None = None,
+        context: RequestContext | None = None,
+    ) -> Claims | Denial:
         """The claims of an accepted request, or the :class:`Denial` of a refused one."""
+        if self.dpop is not None:
+            try:
+                return self.authenticate(header, scopes, context)
+            except Exception as exc:  # every failure is mapped, none is a 500
+                return self.deny(exc, header)
         try:
             claims = self.verifier.verify(bearer_token(header))
+            if "cnf" in claims:
+                refuse_bound(claims)
             required = self.scopes if scopes is None else scopes
             if required:
                 require_scopes(claims, required)
@@ -260,11 +347,21 @@ class Authenticator:
         return claims
 
     async def check_async(
-        self, header: str | None, scopes: frozenset[str] | None = None
+        self,
+        header: str | None,
+        scopes: frozenset[str] | None = None,
+        context: RequestContext | None = None,
     ) -> Claims | Denial:
         """Like :meth:`check`, with ``verify_async``."""
+        if self.dpop is not None:
+            try:
+                return await self.authenticate_async(header, scopes, context)
+            except Exception as exc:  # every failure is mapped, none is a 500
+                return self.deny(exc, header)
         try:
             claims = await self.verifier.verify_async(bearer_token(header))
+            if "cnf" in claims:
+                refuse_bound(claims)
             required = self.scopes if scopes is None else scopes
             if required:
                 require_scopes(claims, required)
@@ -272,7 +369,7 @@ class Authenticator:
             return self.deny(exc)
         return claims
 
-    def deny(self, exc: BaseException) -> Denial:
+    def deny(self, exc: BaseException, header: str | None = None) -> Denial:
         """Map an exception raised while authenticating to its response.
 
         ========================  ======  =============================================
@@ -287,10 +384,20 @@ class Authenticator:
         A key that cannot be used (:class:`JWKError`) is the server's fault too: 503. Any other
         exception is a bug somewhere below; it is logged with its traceback and the token is
         refused (401), so a crafted token can never produce a 500.
+
+        With a DPoP verifier (RFC 9449 §7.1) the challenge is ``DPoP realm="...", error=...,
+        algs="..."`` for a refused proof (``invalid_dpop_proof``, or ``use_dpop_nonce`` with a
+        ``DPoP-Nonce`` header), and for any refusal of a request that used the ``DPoP``
+        scheme; ``header`` is the request's ``Authorization`` value. A request without
+        credentials is offered both schemes (only ``DPoP`` if bearer tokens are refused).
         """
+        if self.dpop is not None or isinstance(exc, InvalidDPoPProof):
+            dpop = self._deny_dpop(exc, header)
+            if dpop is not None:
+                return dpop
         r = self.responses
         realm = f'Bearer realm="{self.realm}"'
-        if isinstance(exc, NoToken):
+        if isinstance(exc, NoToken | NoCredentials):
             return Denial(r.no_token_status, r.no_token_body, exc.code, realm)
         if isinstance(exc, InsufficientScope):
             scope = " ".join(exc.required)
@@ -310,3 +417,51 @@ class Authenticator:
             code = InvalidToken.code
         header = f'{realm}, error="invalid_token", error_description="{_param(code)}"'
         return Denial(r.invalid_token_status, r.invalid_token_body, code, header)
+
+    def _deny_dpop(self, exc: BaseException, header: str | None) -> Denial | None:
+        """:meth:`deny` for a DPoP verifier; ``None`` where the Bearer answer applies."""
+        r = self.responses
+        dpop = f'DPoP realm="{self.realm}"'
+        algs = f', algs="{self.dpop.challenge_algs()}"' if self.dpop is not None else ""
+        if isinstance(exc, NoToken | NoCredentials):
+            challenge = dpop + algs
+            if self.dpop is not None and not self.dpop.require_dpop:
+                challenge = f'Bearer realm="{self.realm}", {challenge}'
+            return Denial(r.no_token_status, r.no_token_body, exc.code, challenge)
+        if isinstance(exc, InvalidDPoPProof):
+            error = "use_dpop_nonce" if isinstance(exc, UseDPoPNonce) else "invalid_dpop_proof"
+            challenge = f'{dpop}, error="{error}", error_description="{_param(exc.code)}"{algs}'
+            nonce = exc.nonce if isinstance(exc, UseDPoPNonce) else None
+            return Denial(r.invalid_token_status, r.invalid_token_body, exc.code, challenge, nonce)
+        try:
+            scheme = authorization_credentials(header)
+        except JWKitError:
+            scheme = None
+        if not isinstance(exc, DPoPRequired) and (scheme is None or scheme[0] != "dpop"):
+            return None  # a Bearer request: the Bearer answer
+        if isinstance(exc, InsufficientScope):
+            scope = " ".join(exc.required)
+            challenge = f'{dpop}, error="insufficient_scope", error_description="{exc.code}"'
+            if scope:
+                challenge += f', scope="{_param(scope)}"'
+            return Denial(
+                r.insufficient_scope_status, r.insufficient_scope_body, exc.code, challenge + algs
+            )
+        if not isinstance(exc, InvalidToken):
+            return None  # the server's fault (503) or a bug: the Bearer answer handles it
+        code = exc.code
+        challenge = f'{dpop}, error="invalid_token", error_description="{_param(code)}"{algs}'
+        return Denial(r.invalid_token_status, r.invalid_token_body, code, challenge)
+
+
+def refuse_bound(claims: Claims) -> None:
+    """Refuse a DPoP-bound token (``cnf.jkt``) presented as a bearer token (RFC 9449 §7.2)."""
+    if bound_jkt(claims) is not None:
+        raise DPoPRequired("this token is DPoP-bound: send it with Authorization: DPoP and a proof")
+
+
+def _dpop_args(context: RequestContext | None) -> tuple[tuple[str, ...], str, str]:
+    if context is None:
+        # An integration that does not pass the request: the DPoP scheme cannot be checked.
+        return (), "GET", "http://unknown.invalid/"
+    return context.proofs, context.method, context.url

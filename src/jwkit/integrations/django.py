@@ -20,6 +20,8 @@
                    ``False``: it lets them through with ``request.claims = None`` (a token
                    that is sent is still verified) and views opt in with ``@require_token``
 ``RESPONSES``      an :class:`ErrorResponses`, or a dict of its fields
+``DPOP``           ``True``, or a dict of :class:`~jwkit.verify.dpop.DPoPVerifier` options:
+                   accept ``Authorization: DPoP`` with a ``DPoP`` proof (RFC 9449)
 =================  ==========================================================================
 
 Verified claims are in ``request.claims``. ``@require_token`` works on function views and
@@ -49,12 +51,15 @@ from jwkit.integrations._common import (
     Denial,
     ErrorResponses,
     NoToken,
+    RequestContext,
     TokenVerifier,
     bearer_token,
     normalize_scopes,
+    refuse_bound,
     require_scopes,
 )
 from jwkit.jose.jwt import Claims
+from jwkit.verify.dpop import DPoPVerifier, NoCredentials
 from jwkit.verify.fetch import InsecureURLError
 
 __all__ = ["JWKitConfig", "JWKitMiddleware", "denial_response", "get_config", "require_token"]
@@ -63,6 +68,7 @@ V = TypeVar("V")
 _KNOWN_KEYS = frozenset(
     {
         "VERIFIER",
+        "DPOP",
         "JWKS_URL",
         "JWK_FILE",
         "VERIFIER_OPTIONS",
@@ -122,8 +128,12 @@ class JWKitConfig:
             responses = conf.get("RESPONSES")
             if isinstance(responses, Mapping):
                 responses = ErrorResponses(**responses)
+            verifier = _build_verifier(conf)
+            dpop = conf.get("DPOP")
+            if dpop and not isinstance(verifier, DPoPVerifier):
+                verifier = DPoPVerifier(verifier, **(dpop if isinstance(dpop, Mapping) else {}))
             self.authenticator = Authenticator(
-                _build_verifier(conf),
+                verifier,
                 scopes=conf.get("SCOPES"),
                 realm=conf.get("REALM", DEFAULT_REALM),
                 responses=responses,
@@ -176,6 +186,15 @@ def _header(request: HttpRequest) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _context(auth: Authenticator, request: HttpRequest) -> RequestContext | None:
+    """The request's method, URL and DPoP proof when the verifier takes DPoP (RFC 9449)."""
+    if auth.dpop is None:
+        return None
+    proof = request.META.get("HTTP_DPOP")  # several headers arrive joined by ", "
+    proofs = (proof,) if isinstance(proof, str) else ()
+    return RequestContext(request.method or "GET", request.build_absolute_uri(request.path), proofs)
+
+
 class JWKitMiddleware:
     """Verify the bearer token of every request not excluded; ``request.claims`` holds it."""
 
@@ -196,13 +215,15 @@ class JWKitMiddleware:
         config = get_config()
         if config.is_excluded(request.path_info):
             return self.get_response(request)
+        auth = config.authenticator
+        header = _header(request)
         try:
-            request.claims = config.authenticator.authenticate(_header(request))
-        except NoToken as exc:
+            request.claims = auth.authenticate(header, None, _context(auth, request))
+        except (NoToken, NoCredentials) as exc:
             if config.required:
-                return denial_response(config.authenticator.deny(exc))
+                return denial_response(auth.deny(exc, header))
         except Exception as exc:  # every failure is mapped to a response, none is a 500
-            return denial_response(config.authenticator.deny(exc))
+            return denial_response(auth.deny(exc, header))
         return self.get_response(request)
 
     async def __acall__(self, request: HttpRequest) -> Any:
@@ -211,13 +232,14 @@ class JWKitMiddleware:
         if config.is_excluded(request.path_info):
             return await self.get_response(request)
         auth = config.authenticator
+        header = _header(request)
         try:
-            request.claims = await auth.authenticate_async(_header(request))
-        except NoToken as exc:
+            request.claims = await auth.authenticate_async(header, None, _context(auth, request))
+        except (NoToken, NoCredentials) as exc:
             if config.required:
-                return denial_response(auth.deny(exc))
+                return denial_response(auth.deny(exc, header))
         except Exception as exc:  # every failure is mapped to a response, none is a 500
-            return denial_response(auth.deny(exc))
+            return denial_response(auth.deny(exc, header))
         return await self.get_response(request)
 
 
@@ -230,13 +252,14 @@ def _check(request: HttpRequest, scopes: frozenset[str]) -> Denial | None:
     auth = get_config().authenticator
     required = auth.scopes | scopes
     claims = _verified(request)
+    header = _header(request)
     try:
         if claims is None:
-            request.claims = auth.authenticate(_header(request), required)
+            request.claims = auth.authenticate(header, required, _context(auth, request))
         else:
             require_scopes(claims, required)
     except Exception as exc:  # every failure is mapped to a response, none is a 500
-        return auth.deny(exc)
+        return auth.deny(exc, header)
     return None
 
 
@@ -244,14 +267,20 @@ async def _check_async(request: HttpRequest, scopes: frozenset[str]) -> Denial |
     auth = get_config().authenticator
     required = auth.scopes | scopes
     claims = _verified(request)
+    header = _header(request)
     try:
-        if claims is None:
-            token = bearer_token(_header(request))
+        if claims is None and auth.dpop is not None:
+            claims = await auth.authenticate_async(header, required, _context(auth, request))
+            request.claims = claims
+        elif claims is None:
+            token = bearer_token(header)
             claims = await auth.verifier.verify_async(token)
+            if "cnf" in claims:
+                refuse_bound(claims)
             request.claims = claims
         require_scopes(claims, required)
     except Exception as exc:  # every failure is mapped to a response, none is a 500
-        return auth.deny(exc)
+        return auth.deny(exc, header)
     return None
 
 

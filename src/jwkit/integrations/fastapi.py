@@ -37,8 +37,10 @@ from jwkit.integrations._common import (
     ErrorResponses,
     TokenVerifier,
     asgi_authorization,
+    asgi_context,
     bearer_token,
     normalize_scopes,
+    refuse_bound,
     require_scopes,
 )
 from jwkit.jose.jwt import Claims
@@ -131,14 +133,21 @@ class BearerAuth(SecurityBase):
         if security_scopes.scopes:  # Security(auth, scopes=[...]) on the route
             required = _with_route_scopes(required, tuple(security_scopes.scopes))
         scope = conn.scope
+        header = None
         try:
-            claims = await auth.verifier.verify_async(
-                bearer_token(asgi_authorization(scope["headers"]))
-            )
-            if required:
-                require_scopes(claims, required)
+            if auth.dpop is not None:  # RFC 9449: Authorization: DPoP and a DPoP proof
+                header = asgi_authorization(scope["headers"])
+                claims = await auth.authenticate_async(header, required, asgi_context(scope))
+            else:
+                claims = await auth.verifier.verify_async(
+                    bearer_token(asgi_authorization(scope["headers"]))
+                )
+                if "cnf" in claims:
+                    refuse_bound(claims)
+                if required:
+                    require_scopes(claims, required)
         except Exception as exc:  # every failure is mapped to a response, none is a 500
-            denial = auth.deny(exc)
+            denial = auth.deny(exc, header)
             if scope["type"] == "websocket":
                 # RFC 6455 §7.4.1: 1008 policy violation; before accept() the server answers 403.
                 raise WebSocketException(code=1008, reason=denial.code) from None

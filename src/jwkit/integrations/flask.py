@@ -32,6 +32,7 @@ from jwkit.integrations._common import (
     Authenticator,
     Denial,
     ErrorResponses,
+    RequestContext,
     TokenVerifier,
     normalize_scopes,
 )
@@ -107,7 +108,12 @@ class JWKit:
         """Verify the current request; on success the claims are also put in ``g.claims``."""
         auth = self.authenticator
         required = auth.scopes if scopes is None else auth.scopes | scopes
-        result = auth.check(_authorization_header(), required)
+        context = None
+        if auth.dpop is not None:  # RFC 9449: the proof names the method and URL
+            context = RequestContext(
+                request.method, request.base_url, tuple(request.headers.getlist("DPoP"))
+            )
+        result = auth.check(_authorization_header(), required, context)
         if not isinstance(result, Denial):
             g.claims = result
         return result

@@ -39,10 +39,13 @@ from jwkit.integrations._common import (
     NoToken,
     TokenVerifier,
     asgi_authorization,
+    asgi_context,
     bearer_token,
+    refuse_bound,
     require_scopes,
 )
 from jwkit.jose.jwt import Claims
+from jwkit.verify.dpop import NoCredentials
 
 __all__ = [
     "BearerAuthBackend",
@@ -137,13 +140,20 @@ class BearerAuthMiddleware:
         # verification costs under a microsecond, and each extra coroutine layer, call or
         # result object on this path costs about as much (see benchmarks/http_auth.py).
         auth = self.authenticator
+        header = None
         try:
-            token = bearer_token(asgi_authorization(scope.get("headers", ())))
-            claims = await auth.verifier.verify_async(token)
-            if auth.scopes:
-                require_scopes(claims, auth.scopes)
+            if auth.dpop is not None:  # RFC 9449: Authorization: DPoP and a DPoP proof
+                header = asgi_authorization(scope.get("headers", ()))
+                claims = await auth.authenticate_async(header, None, asgi_context(scope))
+            else:
+                token = bearer_token(asgi_authorization(scope.get("headers", ())))
+                claims = await auth.verifier.verify_async(token)
+                if "cnf" in claims:
+                    refuse_bound(claims)
+                if auth.scopes:
+                    require_scopes(claims, auth.scopes)
         except Exception as exc:  # every failure is mapped to a response, none is a 500
-            denial = auth.deny(exc)
+            denial = auth.deny(exc, header)
         else:  # accepted; the app's own exceptions are not caught here
             scope[SCOPE_KEY] = claims
             state = scope.get("state")
@@ -210,12 +220,15 @@ class BearerAuthBackend(AuthenticationBackend):
         )
 
     async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser] | None:
+        auth = self.authenticator
+        header = authorization_header(conn.scope)
+        context = asgi_context(conn.scope) if auth.dpop is not None else None
         try:
-            claims = await self.authenticator.authenticate_async(authorization_header(conn.scope))
-        except NoToken:
+            claims = await auth.authenticate_async(header, None, context)
+        except (NoToken, NoCredentials):
             return None
         except Exception as exc:  # every failure is mapped to a response, none is a 500
-            raise BearerAuthenticationError(self.authenticator.deny(exc)) from exc
+            raise BearerAuthenticationError(auth.deny(exc, header)) from exc
         store_claims(conn.scope, claims)
         return AuthCredentials(sorted(claims.scopes)), TokenUser(claims)
 

@@ -449,10 +449,13 @@ def verify(
     return VerifiedJWS(parsed.header, parsed.payload, chosen)
 
 
-def protected_header(key: JWK, headers: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def protected_header(
+    key: JWK, headers: Mapping[str, Any] | None = None, *, held_elsewhere: bool = False
+) -> dict[str, Any]:
     """The protected header :func:`sign` uses: the key's ``alg`` and ``kid``, then
     ``headers`` (a ``None`` value removes a member). Raises :class:`JWKError` unless the key
-    can sign with the resulting ``alg``."""
+    can sign with the resulting ``alg`` (``held_elsewhere``: ``key`` is the public half of a
+    key that signs elsewhere, e.g. in an HSM, and must allow that ``alg``)."""
     if not isinstance(key, JWK):
         raise TypeError("key must be a JWK")
     header: dict[str, Any] = {"alg": key.default_alg}
@@ -467,7 +470,11 @@ def protected_header(key: JWK, headers: Mapping[str, Any] | None = None) -> dict
     alg = header.get("alg")
     if not isinstance(alg, str) or alg not in ALGORITHMS:
         raise JWKError(f"cannot sign with algorithm {alg!r}", kid=key.kid)
-    if not key.can_sign(alg):
+    if held_elsewhere:
+        usable = not key.is_symmetric and key.can_verify(alg)
+    else:
+        usable = key.can_sign(alg)
+    if not usable:
         raise JWKError(f"this key cannot sign with {alg}", kid=key.kid)
     return header
 

@@ -13,7 +13,7 @@ import math
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping
 from datetime import UTC, datetime
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 from ..errors import (
@@ -400,17 +400,28 @@ class Encoder:
     The header is built, checked and serialised once; each :meth:`encode` then serialises
     the claims and signs (the key service holds one per signing key). The tokens are byte
     for byte what :func:`encode` makes with the same key and ``headers``.
+
+    ``sign`` is for a key whose private half is held elsewhere (an HSM): ``key`` is then its
+    public JWK (``alg`` and ``kid`` come from it) and ``sign(signing_input)`` must return the
+    JWS signature of that algorithm (RFC 7515 §5.1 step 5).
     """
 
-    __slots__ = ("_algorithm", "_key", "_prefix", "header")
+    __slots__ = ("_prefix", "_sign", "header")
 
-    def __init__(self, key: JWK, *, headers: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        key: JWK,
+        *,
+        headers: Mapping[str, Any] | None = None,
+        sign: Callable[[bytes], bytes] | None = None,
+    ) -> None:
         merged: dict[str, Any] = {"typ": "JWT"}
         if headers:
             merged.update(headers)
-        self.header: Mapping[str, Any] = jws.protected_header(key, merged)
-        self._key = key
-        self._algorithm = ALGORITHMS[self.header["alg"]]
+        self.header: Mapping[str, Any] = jws.protected_header(
+            key, merged, held_elsewhere=sign is not None
+        )
+        self._sign = sign or partial(ALGORITHMS[self.header["alg"]].sign, key)
         self._prefix = jws.encode_header(self.header) + "."
 
     def encode(self, claims: Mapping[str, Any]) -> str:
@@ -419,7 +430,7 @@ class Encoder:
             raise TypeError("claims must be a mapping")
         payload = _CLAIMS_JSON.encode(dict(claims)).encode("ascii")
         signing_input = self._prefix + b64url_encode(payload)
-        signature = self._algorithm.sign(self._key, signing_input.encode("ascii"))
+        signature = self._sign(signing_input.encode("ascii"))
         return signing_input + "." + b64url_encode(signature)
 
 

@@ -11,15 +11,20 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from jwkit.service.domain import admins
+from jwkit.service.domain import admins, keys
 from jwkit.service.domain.common import unix_now
+from jwkit.service.domain.tokens import DPOP_ALGORITHMS
 from jwkit.service.files import private_dir
+from jwkit.service.keys import KeyBackendError, Keyring, KeyUnavailable, open_keyring
 from jwkit.service.settings import Settings
 from jwkit.service.state import ServiceState
 from jwkit.service.store.db import STARTUP_TIMEOUT, Database
+from jwkit.service.store.models import Key
 from jwkit.service.vault import Vault, load_master_key
+from jwkit.verify.dpop import DPoPVerifier
 
 __all__ = ["Service"]
 
@@ -37,6 +42,10 @@ class Service:
         self.vault = vault
         self.clock = clock
         self.state = ServiceState(settings, db, vault, clock)
+        #: Checks the token endpoint's DPoP proofs (RFC 9449 §5); its ``jti`` cache is this
+        #: replica's own (bounded), so a proof replayed to another replica within its iat
+        #: window is not caught there (docs/dpop.md).
+        self.dpop = DPoPVerifier(algorithms=DPOP_ALGORITHMS, clock=clock)
         self.generated: admins.GeneratedCredentials | None = None
 
     @classmethod
@@ -48,15 +57,40 @@ class Service:
             settings.master_key.get_secret_value() if settings.master_key else None,
             settings.home,
         )
+        keyring = open_keyring(settings, master)  # KeyBackendError: no fallback, no start
         db = Database(settings.resolved_database_url, timeout=settings.db_timeout)
-        service = cls(settings, db, Vault(master), clock)
-        # start-up may wait for another replica's (or worker's): longer deadlines than requests
-        with db.extended_deadline(STARTUP_TIMEOUT):
-            if migrate:
-                db.migrate()
-            service.generated = service.ensure_admin()
-            service.state.reload()
+        service = cls(settings, db, keyring, clock)
+        try:
+            # start-up may wait for another replica's (or worker's): longer deadlines
+            with db.extended_deadline(STARTUP_TIMEOUT):
+                if migrate:
+                    db.migrate()
+                service.generated = service.ensure_admin()
+                service.check_backends()
+                service.state.reload()
+        except BaseException:
+            keyring.close()
+            db.dispose()
+            raise
         return service
+
+    def check_backends(self) -> None:
+        """Refuse to start when published keys live in a backend that is not configured
+        (e.g. ``JWKIT_PKCS11_MODULE`` dropped while keys are in the token)."""
+        vault = self.vault
+        if not isinstance(vault, Keyring):
+            return
+        with self.read() as session:
+            used = set(
+                session.execute(
+                    select(Key.backend).where(Key.state.in_(keys.PUBLISHED_STATES)).distinct()
+                ).scalars()
+            )
+        for name in sorted(used):
+            try:
+                vault.backend(name)
+            except KeyUnavailable as exc:
+                raise KeyBackendError(exc.message) from None
 
     def ensure_admin(self) -> admins.GeneratedCredentials | None:
         s = self.settings
@@ -89,3 +123,5 @@ class Service:
             self.state.status.flush()
         finally:
             self.db.dispose()
+            if isinstance(self.vault, Keyring):
+                self.vault.close()

@@ -71,6 +71,20 @@ class Settings(BaseSettings):
     events_max_listeners: int = Field(default=1000, ge=0, le=100_000)
     #: Seconds between ``: ping`` comments on ``/events``.
     events_heartbeat: float = Field(default=15.0, gt=0, le=300)
+    #: custody-byok: allow ``http://`` JWKS URLs when importing foreign keys (local tests
+    #: only; https is required otherwise).
+    foreign_jwks_allow_http: bool = False
+    # custody-hsm (issue 15): where new signing keys are made (docs/custody.md).
+    #: ``local`` (sealed in the database) or ``pkcs11`` (generated inside a PKCS#11 token).
+    key_backend: Literal["local", "pkcs11"] = "local"
+    #: The PKCS#11 module (shared library), e.g. ``/usr/lib/softhsm/libsofthsm2.so``.
+    pkcs11_module: Path | None = None
+    #: The token, by label or by slot id (one of them when the module has several tokens).
+    pkcs11_token_label: str | None = None
+    pkcs11_slot: int | None = Field(default=None, ge=0)
+    #: The user PIN, from the environment or from a file (never a command-line flag).
+    pkcs11_pin: SecretStr | None = None
+    pkcs11_pin_file: Path | None = None
 
     @field_validator("public_url")
     @classmethod

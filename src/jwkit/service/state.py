@@ -28,20 +28,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from jwkit.errors import JWKError
-from jwkit.jose.jwk import JWK
 from jwkit.jose.jwt import Encoder
-from jwkit.service.domain import admins, keys
+from jwkit.service.domain import admins, audit, foreign, keys
 from jwkit.service.domain.clients import CLIENT_ID_MAX, ClientRecord, load_client, load_clients
 from jwkit.service.domain.projects import issuer_for
-from jwkit.service.domain.tokens import token_encoder
+from jwkit.service.domain.tokens import DPOP_ALGORITHMS, token_encoder
+from jwkit.service.keys import LOCAL, Keyring, KeyUnavailable, Signer
 from jwkit.service.settings import Settings
 from jwkit.service.statuslists import StatusRegistry
 from jwkit.service.store.db import Database
-from jwkit.service.store.models import Key, Project
+from jwkit.service.store.models import ForeignPublicKey, Key, Project
 from jwkit.service.store.models import ServiceState as StateRow
 from jwkit.service.vault import Vault
 
@@ -92,7 +92,8 @@ class ProjectView:
     jwks: Document
     discovery: Document
     next_change: int | None
-    signer: JWK | None
+    #: The active key, wherever it lives (:mod:`jwkit.service.keys`).
+    signer: Signer | None
     signer_key_id: int | None
     max_exp: dict[int, int] = field(default_factory=dict)
     #: ``signer`` with its token header prepared, for the token endpoint.
@@ -100,6 +101,10 @@ class ProjectView:
     #: Tokens carry a Token Status List ``status`` claim (the project's ``token_status``).
     token_status: bool = False
     freshness: Freshness | None = None
+    #: When the first foreign key published here reaches its end (the JWKS is rebuilt then).
+    foreign_until: int | None = None
+    #: The token endpoint refuses requests without a DPoP proof (the project's setting).
+    dpop_required: bool = False
 
     def cache_max_age(self, now: int) -> int:
         """``max-age`` never beyond the next scheduled key change (never negative), and never
@@ -114,11 +119,11 @@ class ProjectView:
         return max(0, age)
 
 
-def _token_signer(project_id: str, key: JWK | None) -> Encoder | None:
+def _token_signer(project_id: str, key: Signer | None) -> Encoder | None:
     if key is None:
         return None
     try:
-        return token_encoder(key)
+        return token_encoder(key.jwk, sign=key.external)
     except JWKError:  # never for keys this service made; one bad row must not stop the rest
         log.error("project %s: its active key cannot sign tokens", project_id)
         return None
@@ -146,7 +151,10 @@ class ServiceState:
         #: bumped by every reload: a lookup that started before one must not cache its answer.
         self._client_generation = 0
         self._client_lock = threading.Lock()
-        self._signers: dict[int, JWK] = {}
+        self._signers: dict[int, Signer] = {}
+        #: (kid, code) -> when this replica last raised a key custody alarm for it.
+        self._alarms: dict[tuple[str, str], int] = {}
+        self._alarm_lock = threading.Lock()
         self._covered: dict[int, int] = {}
         self.freshness = Freshness()
         self._lock = threading.Lock()
@@ -155,6 +163,7 @@ class ServiceState:
         self._ping_lock = threading.Lock()
         #: Status lists, index blocks and issuance records (token status).
         self.status = StatusRegistry(settings, db, clock, lambda: self.projects)
+        self.status.key_alarm = lambda pid, exc, backend: self.key_alarm(pid, exc, backend=backend)
         #: Called with a project id when its published key set changed.
         self.key_listeners: list[Callable[[str], None]] = []
 
@@ -177,14 +186,20 @@ class ServiceState:
                     ).scalars()
                 )
                 tokens = admins.token_hashes(session)
+                foreign_keys = foreign.published_foreign_keys(session, confirmed)
                 known = self._reread_clients(session)
             by_project: dict[str, list[Key]] = {}
             for row in rows:
                 by_project.setdefault(row.project_id, []).append(row)
-            signers: dict[int, JWK] = {}
+            signers: dict[int, Signer] = {}
             views: dict[str, ProjectView] = {}
             for project in projects:
-                views[project.id] = self._build(project, by_project.get(project.id, []), signers)
+                views[project.id] = self._build(
+                    project,
+                    by_project.get(project.id, []),
+                    signers,
+                    foreign_keys.get(project.id, []),
+                )
             covered = {row.id: row.max_exp or 0 for row in rows if row.state == keys.ACTIVE}
             with self._exp_lock:
                 for key_id, mark in covered.items():
@@ -205,18 +220,30 @@ class ServiceState:
         except Exception as exc:  # the database went away meanwhile: the next sync retries
             log.warning("could not reserve token expiry marks: %s", type(exc).__name__)
         self.status.load()
+        if isinstance(self.vault, Keyring) and self.vault.holds_elsewhere:
+            self.destroy_revoked()
         for pid, view in views.items():
             before = old.get(pid)
             if before is not None and before.jwks.etag != view.jwks.etag:
                 for listener in list(self.key_listeners):
                     listener(pid)
 
-    def _build(self, project: Project, rows: list[Key], signers: dict[int, JWK]) -> ProjectView:
+    def _build(
+        self,
+        project: Project,
+        rows: list[Key],
+        signers: dict[int, Signer],
+        foreign_rows: list[ForeignPublicKey] | None = None,
+    ) -> ProjectView:
         now = self.clock()
         issuer = issuer_for(self.settings.public_url, project.id)
         published = [json.loads(k.public_jwk) for k in rows if k.public_jwk]
+        # Foreign keys (domain.foreign) follow the project's own, until their end.
+        shown = [f for f in foreign_rows or () if f.until > now]
+        published += [json.loads(f.public_jwk) for f in shown]
         sched = keys.schedule(project, rows, self.settings.clock_skew)
         future = [t for s in sched for t in (s.activates_at, s.retires_at) if t and t > now]
+        future += [f.until for f in shown]
         overdue = any(
             t is not None and t <= now and s.state != keys.ACTIVE
             for s in sched
@@ -229,9 +256,10 @@ class ServiceState:
         active = [k for k in rows if k.state == keys.ACTIVE]
         if active:
             row = active[0]
-            signer = self._signers.get(row.id) or keys.open_key(row, self.vault)
-            signers[row.id] = signer
-            signer_id = row.id
+            signer = self._signers.get(row.id) or self._open_signer(row)
+            if signer is not None:
+                signers[row.id] = signer
+                signer_id = row.id
         algs = sorted({k.alg for k in rows}) or [project.algorithm]
         discovery = {
             "issuer": issuer,
@@ -250,6 +278,8 @@ class ServiceState:
                 "client_secret_post",
             ],
             "id_token_signing_alg_values_supported": algs,
+            # RFC 9449 §5.1: the token endpoint takes DPoP proofs signed with these.
+            "dpop_signing_alg_values_supported": DPOP_ALGORITHMS,
             # RFC 8414 §2: no grant of ours uses an authorization endpoint, so none is listed
             # and no response_type is supported.
             "response_types_supported": [],
@@ -278,7 +308,113 @@ class ServiceState:
             token_signer=_token_signer(project.id, signer),
             freshness=self.freshness,
             token_status=bool(project.token_status),
+            foreign_until=min((f.until for f in shown), default=None),
+            dpop_required=bool(project.dpop_required),
         )
+
+    # -- key custody --------------------------------------------------------------------
+
+    def _open_signer(self, row: Key) -> Signer | None:
+        """The active key's signer (``local``: decrypted once; elsewhere: found by its
+        label and checked against the stored public key). A key its backend cannot give
+        back leaves the project without a signer (503 at the token endpoint) and raises an
+        alarm; a wrong master key still stops the service, as it always has."""
+        if not isinstance(self.vault, Keyring):
+            return Signer(keys.open_key(row, self.vault))
+        try:
+            return self.vault.signer(row)
+        except KeyUnavailable as exc:
+            self.key_alarm(row.project_id, exc, kid=row.kid, backend=row.backend)
+            return None
+
+    def key_alarm(
+        self,
+        project_id: str,
+        exc: KeyUnavailable,
+        *,
+        kid: str | None = None,
+        backend: str | None = None,
+    ) -> None:
+        """A key could not sign (gone from its token, a bad signature, the token away): an
+        error log line at once and a ``key.unavailable`` audit event, at most once a minute
+        per key and reason on this replica (written aside: the caller answers 503 now)."""
+        kid = kid or exc.kid or "?"
+        log.error(
+            "key custody alarm: project %s key %s (%s): %s [%s]",
+            project_id,
+            kid,
+            backend or "?",
+            exc.message,
+            exc.code,
+        )
+        now = self.clock()
+        with self._alarm_lock:
+            last = self._alarms.get((kid, exc.code))
+            if last is not None and now - last < 60:
+                return
+            self._alarms[(kid, exc.code)] = now
+        detail = {"reason": exc.code, "backend": backend or "?", "message": exc.message}
+
+        def write() -> None:
+            try:
+                with self.db.session() as session, session.begin():
+                    audit.record(
+                        session,
+                        now=now,
+                        actor="service",
+                        action="key.unavailable",
+                        project_id=project_id,
+                        kid=kid,
+                        detail=detail,
+                        bump=False,
+                    )
+            except Exception as err:  # the log line above is the alarm of last resort
+                log.warning("could not record the key alarm: %s", type(err).__name__)
+
+        threading.Thread(target=write, name="jwkit-key-alarm", daemon=True).start()
+
+    def destroy_revoked(self) -> list[str]:
+        """Destroy revoked keys that live outside the database (a PKCS#11 token) once the
+        revocation is committed; idempotent, and any replica may do it. Returns the kids."""
+        assert isinstance(self.vault, Keyring)
+        done: list[str] = []
+        with self.db.session() as session:
+            rows = list(
+                session.execute(
+                    select(Key).where(
+                        Key.state == keys.REVOKED,
+                        Key.backend != LOCAL,
+                        Key.destroyed_at.is_(None),
+                    )
+                ).scalars()
+            )
+        for row in rows:
+            try:
+                found = self.vault.destroy(row)
+            except KeyUnavailable as exc:
+                log.warning("could not destroy revoked key %s: %s", row.kid, exc.message)
+                continue
+            now = self.clock()
+            with self.db.session() as session, session.begin():
+                marked = session.execute(
+                    update(Key)
+                    .where(Key.id == row.id, Key.destroyed_at.is_(None))
+                    .values(destroyed_at=now)
+                )
+                if not getattr(marked, "rowcount", 0):
+                    continue  # another replica got there first
+                audit.record(
+                    session,
+                    now=now,
+                    actor="service",
+                    action="key.destroyed",
+                    project_id=row.project_id,
+                    kid=row.kid,
+                    detail={"backend": row.backend, "found": found},
+                    bump=False,
+                )
+            done.append(row.kid)
+        return done
 
     # -- replication --------------------------------------------------------------------
 
@@ -291,11 +427,18 @@ class ServiceState:
         confirmed = self.clock()
         with self.db.session() as session:
             version = session.execute(select(StateRow.version).where(StateRow.id == 1)).scalar_one()
-        if version != self.version:
+        if version != self.version or self._foreign_key_ended(confirmed):
             self.reload()
             return True
         self.freshness.confirmed_at = confirmed
         return self.status.refresh()
+
+    def _foreign_key_ended(self, now: int) -> bool:
+        """Whether a foreign key published here has reached its end (no database change
+        marks it: every replica rebuilds on its own clock)."""
+        return any(
+            v.foreign_until is not None and v.foreign_until <= now for v in self.projects.values()
+        )
 
     def exp_covered(self, key_id: int, exp: int) -> bool:
         """Whether a token of ``key_id`` expiring at ``exp`` is within the recorded mark (the

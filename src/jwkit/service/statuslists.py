@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, NamedTuple
 from sqlalchemy import func, select
 
 from jwkit.errors import JWKError
-from jwkit.jose.jwk import JWK
 from jwkit.jose.jwt import Encoder
 from jwkit.jose.statuslist import StatusList
 from jwkit.service.domain import revocation
 from jwkit.service.domain.common import ServiceError
 from jwkit.service.domain.revocation import BITS, BLOCK_LIFETIME, Block, Issued
+from jwkit.service.keys import KeyUnavailable, Signer
 from jwkit.service.settings import Settings
 from jwkit.service.store.db import Database
 from jwkit.service.store.models import Revocation, ServiceState
@@ -117,6 +117,14 @@ class StatusRegistry:
         self._refill_lock = threading.Lock()
         self._pending_lock = threading.Lock()
         self._encoders: dict[int, Encoder] = {}
+        #: Told when a project's key could not sign a list (the service state's alarm).
+        self.key_alarm: Callable[[str, KeyUnavailable, str], None] | None = None
+
+    def _key_alarm(self, project_id: str, exc: KeyUnavailable, backend: str) -> None:
+        if self.key_alarm is not None:
+            self.key_alarm(project_id, exc, backend)
+        else:
+            log.error("project %s: its key cannot sign status lists: %s", project_id, exc.code)
 
     @property
     def ttl(self) -> int:
@@ -206,12 +214,12 @@ class StatusRegistry:
         for pid, uri in events:
             self._emit(pid, uri)
 
-    def _encoder(self, key: JWK) -> Encoder:
+    def _encoder(self, key: Signer) -> Encoder:
         encoder = self._encoders.get(id(key))
         if encoder is None:
             if len(self._encoders) > 1000:
                 self._encoders.clear()
-            encoder = self._encoders[id(key)] = Encoder(key, headers=_HEADERS)
+            encoder = self._encoders[id(key)] = key.encoder(_HEADERS)
         return encoder
 
     def _sign(
@@ -232,6 +240,9 @@ class StatusRegistry:
             body = self._encoder(view.signer).encode(claims).encode("ascii")
         except JWKError:
             log.error("project %s: its active key cannot sign status lists", view.id)
+            return None
+        except KeyUnavailable as exc:  # the list keeps its last signed version meanwhile
+            self._key_alarm(view.id, exc, view.signer.backend)
             return None
         etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
         return ListDoc(

@@ -6,6 +6,7 @@
   file, a remote JWKS or OpenID discovery.
 - Provider presets (:mod:`~jwkit.verify.providers`): :func:`resolve`.
 - The verified-token cache (:mod:`~jwkit.verify.cache`).
+- DPoP proofs next to DPoP-bound tokens (:mod:`~jwkit.verify.dpop`): :class:`DPoPVerifier`.
 
 Nothing here imports :mod:`jwkit.service`: the SDK installs without the server extra.
 """
@@ -13,6 +14,7 @@ Nothing here imports :mod:`jwkit.service`: the SDK installs without the server e
 from __future__ import annotations
 
 from .cache import TokenCache
+from .dpop import DPoPVerifier
 from .multi import MultiVerifier
 from .providers import PRESETS, ProviderConfig, resolve
 from .remote import RemoteJWKSource
@@ -21,6 +23,7 @@ from .verifier import Verifier
 
 __all__ = [
     "PRESETS",
+    "DPoPVerifier",
     "FileKeySource",
     "KeySource",
     "MultiVerifier",

@@ -43,6 +43,7 @@ from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session
 
 from jwkit.jose.jwk import JWK
+from jwkit.service import keys as custody
 from jwkit.service.domain import audit
 from jwkit.service.domain.common import Conflict, NotFound, isoformat
 from jwkit.service.domain.projects import _check_alg, lock_project
@@ -85,21 +86,22 @@ DAY = 86400
 def generate_key(
     session: Session, project: Project, vault: Vault, *, alg: str, state: str, now: int
 ) -> Key:
-    """Create a key (private part sealed by the vault) in ``state`` and add it to the session."""
-    jwk = JWK.generate(alg)
-    kid = jwk.kid
-    assert kid is not None
-    sealed = vault.seal(jwk.to_json(private=True).encode(), project_id=project.id, kid=kid)
-    public = None if jwk.kty == "oct" else json.dumps(jwk.public().to_dict(), sort_keys=True)
+    """Create a key in ``state`` and add it to the session. Where its private part lives is
+    the vault's business (:func:`jwkit.service.keys.generate`: sealed by the vault, or made in
+    the configured key backend)."""
+    made = custody.generate(vault, project.id, alg)
+    public = None if made.public_jwk is None else json.dumps(made.public_jwk, sort_keys=True)
     key = Key(
         project_id=project.id,
-        kid=kid,
+        kid=made.kid,
         alg=alg,
         state=state,
         public_jwk=public,
-        wrapped_dek=sealed.wrapped_dek,
-        ciphertext=sealed.ciphertext,
-        kek_id=sealed.kek_id,
+        wrapped_dek=made.wrapped_dek,
+        ciphertext=made.ciphertext,
+        kek_id=made.kek_id,
+        backend=made.backend,
+        key_handle=made.handle,
         created_at=now,
         published_at=now if state in PUBLISHED_STATES else None,
         activated_at=now if state == ACTIVE else None,
@@ -489,4 +491,5 @@ def key_to_json(key: Key) -> dict[str, Any]:
         "retired_at": isoformat(key.retired_at),
         "revoked_at": isoformat(key.revoked_at),
         "max_exp": isoformat(key.max_exp),
+        "backend": key.backend or "local",  # where the private key lives (service/keys)
     }

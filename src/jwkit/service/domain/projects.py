@@ -57,6 +57,7 @@ class ProjectSpec:
     jwks_max_age: int = DEFAULT_JWKS_MAX_AGE
     rotation_days: int | None = None
     token_status: bool = True
+    dpop_required: bool = False
 
 
 def issuer_for(public_url: str, project_id: str) -> str:
@@ -90,6 +91,7 @@ def create_project(session: Session, spec: ProjectSpec, *, now: int, actor: str)
         rotation_days=spec.rotation_days,
         created_at=now,
         token_status=spec.token_status,
+        dpop_required=spec.dpop_required,
     )
     session.add(project)
     session.flush()
@@ -135,6 +137,7 @@ _UPDATABLE = (
     "jwks_max_age",
     "rotation_days",
     "token_status",
+    "dpop_required",
 )
 
 
@@ -187,5 +190,6 @@ def project_to_json(project: Project, public_url: str) -> dict[str, Any]:
         "jwks_max_age": project.jwks_max_age,
         "rotation_days": project.rotation_days,
         "token_status": bool(project.token_status),
+        "dpop_required": bool(project.dpop_required),
         "created_at": isoformat(project.created_at),
     }

@@ -95,7 +95,8 @@ class Block:
 
 class Issued(NamedTuple):
     """One issuance record, kept in memory until the replica writes its batch (a tuple: the
-    token endpoint makes one per token). Its fields are the first ten of ``_COLUMNS``."""
+    token endpoint makes one per token). Its fields are ``_COLUMNS`` in order, so a record
+    whose status is still valid is its own ``issued_tokens`` row."""
 
     project_id: str
     jti: str
@@ -107,10 +108,8 @@ class Issued(NamedTuple):
     issued_ms: int
     exp: int
     rules_seen: int
-
-    def row(self, status: int, changed_at: int | None) -> tuple[Any, ...]:
-        """The values of its ``issued_tokens`` row, in ``_COLUMNS`` order."""
-        return (*self, status, changed_at)
+    status: int = 0  # VALID
+    status_changed_at: int | None = None
 
 
 def _bump_status(session: Session) -> int:
@@ -213,23 +212,11 @@ def _matches(rule: Revocation, rec: Issued) -> bool:
     return value.get(rule.kind) == rule.value
 
 
-_COLUMNS = (
-    "project_id",
-    "jti",
-    "list_id",
-    "idx",
-    "sub",
-    "sid",
-    "client_id",
-    "issued_ms",
-    "exp",
-    "rules_seen",
-    "status",
-    "status_changed_at",
-)
+#: The ``issued_tokens`` columns a batch writes: the fields of :class:`Issued`, in order.
+_COLUMNS = Issued._fields
 
 
-def _insert_ignoring_duplicates(session: Session, rows: list[tuple[Any, ...]]) -> None:
+def _insert_ignoring_duplicates(session: Session, rows: Sequence[tuple[Any, ...]]) -> None:
     """One ``executemany`` straight to the driver (a batch of thousands of records costs a
     few µs each this way, ten times less than through the ORM); duplicates are skipped."""
     postgres = session.get_bind().dialect.name == "postgresql"
@@ -266,7 +253,7 @@ def record_issued(
                 .order_by(Revocation.id)
             ).scalars()
         )
-        rows = []
+        rows: list[Issued] = []
         for rec in batch:
             status = VALID
             for rule in rules:  # usually none
@@ -274,7 +261,8 @@ def record_issued(
                     status = apply_status(status, rule.status)
             if status != VALID:
                 changed.add(rec.list_id)
-            rows.append(rec.row(status, now if status != VALID else None))
+                rec = rec._replace(status=status, status_changed_at=now)
+            rows.append(rec)
         _insert_ignoring_duplicates(session, rows)
         latest: dict[int, int] = {}
         for rec in batch:
@@ -371,7 +359,7 @@ def revoke(
     session.add(rule)
     session.flush()
     if token is not None:
-        _insert_ignoring_duplicates(session, [token._replace(rules_seen=rule.id).row(VALID, None)])
+        _insert_ignoring_duplicates(session, [token._replace(rules_seen=rule.id)])
     target = STATUS_VALUES[status]
     where = [IssuedToken.project_id == project_id, *_matching(kind, value), _live(now, clock_skew)]
     if status == "invalid":

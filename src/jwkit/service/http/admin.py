@@ -7,6 +7,7 @@ render. Private key material never appears in any response.
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -38,11 +39,14 @@ from jwkit.service.http.schemas import (
     TokenMint,
     TokenOut,
 )
+from jwkit.service.keys import Keyring, KeyUnavailable
 from jwkit.service.runtime import Service
 from jwkit.service.statuslists import now_ms
 from jwkit.service.store.models import AuditEvent
 
-__all__ = ["ROUTER_OPTIONS", "router"]
+__all__ = ["ROUTER_OPTIONS", "answer_405_with_allow", "router"]
+
+log = logging.getLogger("jwkit.service")
 
 # The bearer scheme only documents the admin token in the OpenAPI document (AdminRoute does
 # the authentication, console sessions included); ERROR_RESPONSES documents every refusal.
@@ -132,7 +136,14 @@ def update_project(request: Request, project_id: str, body: ProjectUpdate) -> JS
 def delete_project(request: Request, project_id: str) -> Response:
     svc = _service(request)
     with svc.write() as session:
+        held = [k for k in keys.list_keys(session, project_id) if k.key_handle]
         projects.delete_project(session, project_id, now=svc.clock(), actor=_actor(request))
+    for key in held:  # keys in a token (HSM) go with their project, once that is committed
+        try:
+            if isinstance(svc.vault, Keyring):
+                svc.vault.destroy(key)
+        except KeyUnavailable as exc:
+            log.warning("project %s: key %s not destroyed: %s", project_id, key.kid, exc.code)
     return Response(status_code=204)
 
 
@@ -195,6 +206,7 @@ def create_key(request: Request, project_id: str, body: KeyCreate) -> JSON:
         "state": out["state"],
         "alg": out["alg"],
         "public_jwk": out["public_jwk"],
+        "backend": out["backend"],
     }
     if secrets is not None:
         created["secret_jwk"] = secrets["keys"][0]
@@ -269,16 +281,21 @@ def mint_token(request: Request, project_id: str, body: TokenMint) -> JSON:
         if ttl > project.max_token_ttl:
             raise InvalidInput(f"ttl must not exceed {project.max_token_ttl}", field="ttl")
         view = svc.state.projects.get(project_id)
-        if view is None or view.signer is None or view.signer_key_id is None:
+        if (
+            view is None
+            or view.signer is None
+            or view.token_signer is None
+            or view.signer_key_id is None
+        ):
             raise NotFound("this project has no active signing key", code="no_active_key")
         now = svc.clock()
         aud = extra.get("aud", project.audience)
         claims = {k: v for k, v in extra.items() if k != "aud"}
-        jti = new_jti()
+        jti = new_jti() if slot is None else new_jti(slot.list_id, slot.idx)
         try:
             # RFC 9068 §2.2: client_id is required; the caller of the admin API is the client.
             token, exp = mint(
-                view.signer,
+                view.token_signer,
                 issuer=issuer_for(svc.settings.public_url, project.id),
                 audience=aud,
                 subject=body.sub,
@@ -293,6 +310,9 @@ def mint_token(request: Request, project_id: str, body: TokenMint) -> JSON:
             )
         except (TypeError, ValueError) as exc:
             raise InvalidInput("claims must be JSON values", field="claims") from exc
+        except KeyUnavailable as exc:
+            svc.state.key_alarm(project_id, exc, backend=view.signer.backend)
+            raise
         keys.raise_max_exp(session, view.signer_key_id, exp)
         if slot is not None:
             revocation.record_issued_now(
@@ -483,9 +503,12 @@ class _MethodNotAllowed:
     ``GET``/``POST`` ``/projects``). The router's routes are looked up per request, so a
     route added to it after this one is still reached, never shadowed."""
 
+    def __init__(self, api: APIRouter) -> None:
+        self.api = api
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         allowed: set[str] = set()
-        for route in router.routes:
+        for route in self.api.routes:
             if not isinstance(route, Route) or route.endpoint is self:
                 continue
             match, child = route.matches(scope)
@@ -504,6 +527,12 @@ class _MethodNotAllowed:
         await response(scope, receive, send)
 
 
-_METHOD_NOT_ALLOWED = _MethodNotAllowed()
-for _path in sorted({r.path for r in router.routes if isinstance(r, Route)}):
-    router.routes.append(Route(_path, _METHOD_NOT_ALLOWED, include_in_schema=False))
+def answer_405_with_allow(api: APIRouter) -> None:
+    """Give each path of ``api`` a last route (:class:`_MethodNotAllowed`) that answers the
+    methods the path does not have; call it once all of ``api``'s routes are defined."""
+    handler = _MethodNotAllowed(api)
+    for path in sorted({r.path for r in api.routes if isinstance(r, Route)}):
+        api.routes.append(Route(path, handler, include_in_schema=False))
+
+
+answer_405_with_allow(router)

@@ -32,7 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jwkit.service import notify, scheduler
 from jwkit.service.domain.common import unix_now
-from jwkit.service.http import admin, apidocs, metrics, public
+from jwkit.service.http import admin, apidocs, metrics, migration, public
 from jwkit.service.http import revocation as token_status
 from jwkit.service.http.auth import MAX_BODY, AdminAuth, authenticate_request
 from jwkit.service.http.errors import install_error_handlers
@@ -131,6 +131,7 @@ def create_app(
     if settings.api_docs == "admin":
         app.router.routes.append(Route(_OPENAPI_URL, _admin_only(_openapi), methods=["GET"]))
     app.include_router(admin.router)
+    app.include_router(migration.router)
     apidocs.install(app, _OPENAPI_URL, settings.api_docs, _admin_only)
     _mount_console(app)
     return app

@@ -7,6 +7,8 @@ a strong ETag (RFC 9110 §8.8.3), ``304`` on ``If-None-Match`` (§13.1.2) and a
 ``Cache-Control: public, max-age=N`` that never outlives the next scheduled key change.
 The token endpoint implements the client credentials grant (RFC 6749 §4.4) with
 ``client_secret_basic`` and ``client_secret_post`` (§2.3.1) and answers errors per §5.2.
+A request with a ``DPoP`` proof (RFC 9449 §5) gets a DPoP-bound token (``token_type: DPoP``,
+``cnf.jkt``); the proof's ``htu`` must be the token endpoint at the configured public URL.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from jwkit.errors import InvalidDPoPProof
 from jwkit.service.domain.clients import ClientRecord, secret_matches
 from jwkit.service.domain.common import ServiceError
 from jwkit.service.domain.revocation import Issued
@@ -34,6 +37,7 @@ from jwkit.service.domain.tokens import mint, new_jti
 from jwkit.service.http import documents
 from jwkit.service.http.documents import Answer
 from jwkit.service.http.metrics import DOCUMENTS, ERRORS, TOKENS, Tally
+from jwkit.service.keys import KeyUnavailable
 from jwkit.service.runtime import Service
 from jwkit.service.state import ProjectView
 from jwkit.service.statuslists import now_ms
@@ -52,6 +56,7 @@ __all__ = [
     "answer_response",
     "basic_credentials",
     "document_answer",
+    "dpop_binding",
     "grant_token",
     "issue_token",
     "parse_token_request",
@@ -244,10 +249,31 @@ def parse_token_request(
     return TokenRequest(form, client_id, secret)
 
 
+def dpop_binding(service: Service, view: ProjectView, proofs: list[str]) -> str | TokenAnswer:
+    """The RFC 7638 thumbprint of the key of a token request's one ``DPoP`` proof, or the
+    ``invalid_dpop_proof`` answer (RFC 9449 §5). The proof must be a ``POST`` to the token
+    endpoint as the service publishes it (``public_url``, never the request's own Host);
+    its ``jti`` is remembered by this replica only (``Service.dpop``'s bounded cache)."""
+    if len(proofs) != 1 or "," in proofs[0]:
+        return _oauth_error("invalid_dpop_proof", "send exactly one DPoP proof")
+    try:
+        proof = service.dpop.verify_proof(
+            proofs[0].strip(" \t"), method="POST", url=view.issuer + TOKEN_SUFFIX
+        )
+    except InvalidDPoPProof as exc:
+        return _oauth_error("invalid_dpop_proof", exc.message)
+    return proof.jkt
+
+
 def grant_token(
-    service: Service, view: ProjectView, request: TokenRequest, record: ClientRecord | None
+    service: Service,
+    view: ProjectView,
+    request: TokenRequest,
+    record: ClientRecord | None,
+    jkt: str | None = None,
 ) -> TokenAnswer:
-    """Authenticate the client (``record``, from the client cache) and sign its token."""
+    """Authenticate the client (``record``, from the client cache) and sign its token,
+    bound to the DPoP key whose thumbprint is ``jkt`` if one is given (RFC 9449 §6)."""
     client_id = request.client_id
     if (
         record is None
@@ -255,6 +281,8 @@ def grant_token(
         or not secret_matches(request.secret, record.secret_hash)
     ):
         return _oauth_error("invalid_client", "client authentication failed", 401)
+    if jkt is None and view.dpop_required:
+        return _oauth_error("invalid_dpop_proof", "this project issues DPoP-bound tokens only")
     requested = request.form.get("scope")
     if requested is not None:
         scopes = requested.split(" ")
@@ -276,19 +304,24 @@ def grant_token(
         except (DBAPIError, ServiceError):
             ERRORS.labels("database_unavailable").inc()
             return _oauth_error("temporarily_unavailable", "try again shortly", 503)
-    jti = new_jti()
-    access_token, exp = mint(
-        signer,
-        issuer=view.issuer,
-        audience=view.audience,
-        subject=client_id,
-        ttl=view.token_ttl,
-        now=now,
-        client_id=client_id,
-        scope=granted or None,
-        jti=jti,
-        status=None if slot is None else (slot.uri, slot.idx),
-    )
+    jti = new_jti() if slot is None else new_jti(slot.list_id, slot.idx)
+    try:
+        access_token, exp = mint(
+            signer,
+            issuer=view.issuer,
+            audience=view.audience,
+            subject=client_id,
+            ttl=view.token_ttl,
+            now=now,
+            client_id=client_id,
+            scope=granted or None,
+            jti=jti,
+            status=None if slot is None else (slot.uri, slot.idx),
+            jkt=jkt,
+        )
+    except KeyUnavailable as exc:  # the key's token is away, the key gone, or a bad signature
+        service.state.key_alarm(view.id, exc, backend=view.signer.backend if view.signer else None)
+        return _oauth_error("temporarily_unavailable", "the signing key is unavailable", 503)
     if slot is not None:
         service.state.status.note_issued(
             Issued(
@@ -311,8 +344,13 @@ def grant_token(
     scope = b', "scope": ' + json.dumps(granted).encode() if granted else b""
     return TokenAnswer(
         200,
-        b'{"access_token": "%s", "token_type": "Bearer", "expires_in": %d%s}'
-        % (access_token.encode("ascii"), view.token_ttl, scope),
+        b'{"access_token": "%s", "token_type": "%s", "expires_in": %d%s}'
+        % (
+            access_token.encode("ascii"),
+            b"Bearer" if jkt is None else b"DPoP",
+            view.token_ttl,
+            scope,
+        ),
     )
 
 
@@ -343,6 +381,13 @@ async def _token_answer(service: Service, view: ProjectView, request: Request) -
     parsed = parse_token_request(raw, headers.get("authorization"))
     if isinstance(parsed, TokenAnswer):
         return parsed
+    jkt = None
+    proofs = headers.getlist("dpop")
+    if proofs:  # the wire path leaves every request with a DPoP header to this one
+        bound = dpop_binding(service, view, proofs)
+        if isinstance(bound, TokenAnswer):
+            return bound
+        jkt = bound
     hit, record = service.state.cached_client(parsed.client_id)
     if not hit:
         try:
@@ -356,7 +401,7 @@ async def _token_answer(service: Service, view: ProjectView, request: Request) -
             await run_in_threadpool(service.state.status.refill, view.id)
         except (DBAPIError, ServiceError):
             pass  # grant_token answers 503 if no index is left
-    return grant_token(service, view, parsed, record)
+    return grant_token(service, view, parsed, record, jkt)
 
 
 async def healthz(request: Request) -> Response:

@@ -141,8 +141,8 @@ def _keys(view: ProjectView) -> JWKSet | None:
         published = JWKSet([])
     if published.keys:
         return published
-    if view.signer is not None and view.signer.is_symmetric:
-        return JWKSet([view.signer])
+    if view.signer is not None and view.signer.jwk.is_symmetric:
+        return JWKSet([view.signer.jwk])
     return None
 
 

@@ -21,7 +21,9 @@ __all__ = [
     "ClientList",
     "ClientOut",
     "ErrorBody",
+    "ForeignKeysImport",
     "KeyCreate",
+    "KeyImport",
     "ProjectCreate",
     "ProjectList",
     "ProjectOut",
@@ -124,6 +126,8 @@ class ProjectOut(_Answer):
     jwks_max_age: int
     rotation_days: int | None
     created_at: str
+    #: The token endpoint requires a DPoP proof and issues DPoP-bound tokens only (RFC 9449).
+    dpop_required: bool = False
 
 
 class ProjectList(_Answer):
@@ -163,11 +167,21 @@ class ProjectCreate(_Body):
     rotation_days: RotationDays | None = None
     #: Access tokens carry a Token Status List ``status`` claim (revocable).
     token_status: bool = True
+    #: The token endpoint requires a DPoP proof (RFC 9449) and issues DPoP-bound tokens only.
+    dpop_required: bool = False
 
 
 #: Members of :class:`ProjectUpdate` that may be left out but not set to null (the admin
 #: API refuses null for them with 422 ``invalid_input``).
-NOT_NULL = ("name", "algorithm", "token_ttl", "max_token_ttl", "jwks_max_age", "token_status")
+NOT_NULL = (
+    "name",
+    "algorithm",
+    "token_ttl",
+    "max_token_ttl",
+    "jwks_max_age",
+    "token_status",
+    "dpop_required",
+)
 
 
 def _not_null_in_schema(schema: dict[str, Any]) -> None:
@@ -193,6 +207,7 @@ class ProjectUpdate(_Body):
     jwks_max_age: MaxAge | None = None
     rotation_days: RotationDays | None = None
     token_status: bool | None = None
+    dpop_required: bool | None = None
 
 
 class KeyCreate(_Body):
@@ -259,3 +274,28 @@ class RevocationCreate(_Body):
 class ClientCreate(_Body):
     name: Name
     scopes: Annotated[list[ScopeToken], Field(max_length=50)] = []
+
+
+# -- custody-byok: bring your own key, foreign keys -------------------------------------------
+# A kid: 1 to 128 printable ASCII characters, no spaces.
+Kid = Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]{1,128}$")]
+
+
+class KeyImport(_Body):
+    """A private key to import as the next key: ``pem`` (PKCS#1, SEC1 or PKCS#8, encrypted
+    with ``passphrase``) or ``jwk``; ``kid`` defaults to the JWK's or the RFC 7638
+    thumbprint. Never echoed back."""
+
+    pem: Annotated[str, StringConstraints(min_length=1, max_length=16384)] | None = None
+    jwk: dict[str, Any] | None = None
+    passphrase: Annotated[str, StringConstraints(min_length=1, max_length=1024)] | None = None
+    kid: Kid | None = None
+
+
+class ForeignKeysImport(_Body):
+    """Another issuer's public keys, published until ``until`` (RFC 3339, at most 366 days
+    ahead): a JWK Set in ``jwks``, or fetched once from ``url``."""
+
+    until: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    jwks: dict[str, Any] | None = None
+    url: Annotated[str, StringConstraints(min_length=1, max_length=2048)] | None = None

@@ -73,7 +73,8 @@ log = logging.getLogger("jwkit.service.http")
 
 _GET_FALLBACK = frozenset({b"if-none-match", b"content-length", b"transfer-encoding"})
 _TOKEN_HEADERS = frozenset({b"content-type", b"content-length", b"authorization"})
-_TOKEN_FALLBACK = frozenset({b"transfer-encoding", b"expect"})
+# DPoP proofs (RFC 9449) are checked on the ASGI path only: one place verifies them.
+_TOKEN_FALLBACK = frozenset({b"transfer-encoding", b"expect", b"dpop"})
 _JWKS = JWKS_SUFFIX.encode()
 _DISCOVERY = DISCOVERY_SUFFIX.encode()
 _TOKEN = TOKEN_SUFFIX.encode()

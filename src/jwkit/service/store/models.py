@@ -28,6 +28,7 @@ __all__ = [
     "Base",
     "Client",
     "ConsoleSession",
+    "ForeignPublicKey",
     "IssuedToken",
     "Key",
     "LoginFailure",
@@ -56,6 +57,8 @@ class Project(Base):
     created_at: Mapped[int] = mapped_column(BigInteger)
     #: Whether issued access tokens carry a Token Status List ``status`` claim.
     token_status: Mapped[bool] = mapped_column(Boolean, default=False)
+    # -- branch dpop (migration 0005_dpop): the token endpoint requires a DPoP proof.
+    dpop_required: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class Key(Base):
@@ -88,6 +91,12 @@ class Key(Base):
     retired_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     revoked_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     max_exp: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # custody-hsm (issue 15): where the private key lives (service/keys). ``local`` keys are
+    # sealed in wrapped_dek/ciphertext; others leave those empty and are found again by
+    # key_handle (the PKCS#11 label); destroyed_at: when a revoked key left its backend.
+    backend: Mapped[str] = mapped_column(String(16), default="local", server_default="local")
+    key_handle: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    destroyed_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class Client(Base):
@@ -254,3 +263,25 @@ class Revocation(Base):
     created_at: Mapped[int] = mapped_column(BigInteger)
     count: Mapped[int] = mapped_column(Integer)
     effective_by: Mapped[int] = mapped_column(BigInteger)
+
+
+# -- custody-byok: foreign public keys (migration from another issuer) --------------------------
+class ForeignPublicKey(Base):
+    """Another issuer's public key, published in the project's JWKS until ``until`` (then
+    gone from it, whether or not the row was removed). Public members only: no private key
+    material is ever stored here (:mod:`jwkit.service.domain.foreign`)."""
+
+    __tablename__ = "foreign_keys"
+    __table_args__ = (UniqueConstraint("project_id", "kid", name="uq_foreign_keys_project_kid"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    kid: Mapped[str] = mapped_column(String(128))
+    thumbprint: Mapped[str] = mapped_column(String(64))
+    public_jwk: Mapped[str] = mapped_column(Text)
+    #: Where the key came from: the JWKS URL, or ``"body"`` for a JWKS sent in the request.
+    source: Mapped[str] = mapped_column(String(2048))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    until: Mapped[int] = mapped_column(BigInteger)

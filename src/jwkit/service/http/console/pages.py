@@ -27,7 +27,7 @@ from jwkit.service.domain.admins import SessionInfo, secrets_equal
 from jwkit.service.domain.common import ServiceError
 from jwkit.service.domain.projects import SUPPORTED_ALGORITHMS
 from jwkit.service.domain.tokens import RESERVED_CLAIMS
-from jwkit.service.http import admin, inspect
+from jwkit.service.http import admin, inspect, migration
 from jwkit.service.http.auth import SESSION_COOKIE, AdminAuth, get_auth
 from jwkit.service.http.console.lockout import LoginThrottle, client_key
 from jwkit.service.http.console.snippets import snippets_for
@@ -361,7 +361,10 @@ async def keys_page(request: Request, project_id: str) -> Response:
         project_id,
         "keys.html",
         "keys",
-        more=lambda ctx: {"timeline": build_timeline(ctx["keys"], _service(request).clock())},
+        more=lambda ctx: {
+            "timeline": build_timeline(ctx["keys"], _service(request).clock()),
+            "foreign_keys": migration.list_foreign_keys(request, project_id)["foreign_keys"],
+        },
     )
 
 

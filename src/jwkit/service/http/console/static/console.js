@@ -360,7 +360,10 @@
       var ttl = intValue($("#ps-ttl"));
       if (!name) { showFormError(settings, "Enter a name."); return; }
       if (ttl === null || isNaN(ttl) || ttl < 1) { showFormError(settings, "Token lifetime must be a whole number of seconds."); return; }
-      api("PATCH", base, { name: name, token_ttl: ttl }).then(function (r) {
+      var dpop = $("#ps-dpop");
+      var changes = { name: name, token_ttl: ttl };
+      if (dpop) { changes.dpop_required = dpop.checked; }
+      api("PATCH", base, changes).then(function (r) {
         if (!r.ok) { showFormError(settings, describeError(r)); return; }
         reloadWith("Project saved.");
       });

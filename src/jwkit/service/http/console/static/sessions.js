@@ -1,6 +1,8 @@
 /* Sessions and revocation: find live tokens, revoke them behind a confirmation, watch each
  * revocation propagate. Every change goes through /api/v1 with the session cookie and the
- * X-CSRF-Token header; text reaches the page through textContent only. */
+ * X-CSRF-Token header (api.js); text reaches the page through textContent only. */
+
+import { api, confirmDialog, message } from "./api.js";
 
 const root = document.getElementById("sessions");
 const projectId = root.dataset.projectId;
@@ -9,70 +11,8 @@ const sync = Number(root.dataset.sync);
 const base = `/api/v1/projects/${encodeURIComponent(projectId)}`;
 const LABELS = { sub: "user", sid: "session", client_id: "OAuth client", jti: "token" };
 
-function csrf() {
-  const meta = document.querySelector('meta[name="csrf-token"]');
-  return meta ? meta.getAttribute("content") : "";
-}
-
-async function api(method, path, body) {
-  const headers = { Accept: "application/json", "X-CSRF-Token": csrf() };
-  const init = { method, headers, credentials: "same-origin" };
-  if (body !== undefined) {
-    headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(body);
-  }
-  try {
-    const resp = await fetch(path, init);
-    const text = await resp.text();
-    let data = null;
-    try { data = text ? JSON.parse(text) : null; } catch { data = null; }
-    return { ok: resp.ok, status: resp.status, data };
-  } catch {
-    return { ok: false, status: 0, data: null };
-  }
-}
-
-function message(result) {
-  if (result.status === 0) { return "The key service could not be reached."; }
-  const data = result.data || {};
-  if (Array.isArray(data.detail) && data.detail.length) { return data.detail[0].msg; }
-  return data.message || `The request failed (${result.status}).`;
-}
-
 function clock(date) {
   return date.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
-}
-
-/* The shared confirmation dialog (templates/_confirm.html): title, body, OK label. */
-function confirmDialog(title, body, ok) {
-  const dialog = document.getElementById("confirm-dialog");
-  const okBtn = document.getElementById("confirm-ok");
-  const cancelBtn = dialog.querySelector('[data-confirm="cancel"]');
-  document.getElementById("confirm-title").textContent = title;
-  document.getElementById("confirm-body").textContent = body;
-  document.getElementById("confirm-typed").hidden = true;
-  document.getElementById("confirm-check").hidden = true;
-  okBtn.textContent = ok;
-  okBtn.className = "btn btn-danger";
-  okBtn.disabled = false;
-  const opener = document.activeElement;
-  return new Promise((resolve) => {
-    const finish = (value) => {
-      okBtn.removeEventListener("click", onOk);
-      cancelBtn.removeEventListener("click", onCancel);
-      dialog.removeEventListener("close", onCancel);
-      if (dialog.open) { dialog.close(); }
-      if (opener && opener.focus) { opener.focus(); }
-      resolve(value);
-    };
-    const onOk = () => finish(true);
-    const onCancel = () => finish(false);
-    okBtn.addEventListener("click", onOk);
-    cancelBtn.addEventListener("click", onCancel);
-    dialog.addEventListener("close", onCancel);
-    dialog.showModal();
-    cancelBtn.focus();
-  });
 }
 
 function showError(form, text) {
