@@ -32,10 +32,14 @@ demo: $(STAMP)
 ## the browser, PostgreSQL, release and docs tests; the whole suite covers at least that.
 COV_FLOOR := 86
 ## The JOSE core has its own floor, read from the same run's coverage data (no second run):
-## every line and branch of src/jwkit/jose (issue 17), reached by tests/jose alone.
+## every line and branch of src/jwkit/jose (issue 17); tests/jose and tests/vectors alone reach them.
 JOSE_COV_FLOOR := 100
+## In parallel (pytest-xdist): one worker per CPU, each test file on one worker (its module and
+## package fixtures -- servers, PostgreSQL, Chromium -- start once per worker that runs it);
+## pytest-cov combines the workers' coverage. `make test XDIST=` runs it in one process.
+XDIST ?= -n auto --dist loadfile
 test: $(STAMP) lint
-	$(BIN)/python -m pytest --cov=jwkit --cov-branch --cov-report=term:skip-covered \
+	$(BIN)/python -m pytest $(XDIST) --cov=jwkit --cov-branch --cov-report=term:skip-covered \
 		--cov-fail-under=$(COV_FLOOR)
 	$(BIN)/python -m coverage report --include='*/jwkit/jose/*' --show-missing \
 		--skip-covered --fail-under=$(JOSE_COV_FLOOR)

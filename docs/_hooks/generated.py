@@ -5,7 +5,10 @@
 * ``reference/openapi.json``: the admin API's OpenAPI document, taken from the app that
   ``jwkit serve`` runs (built on a throwaway SQLite home, never started);
 * ``reference/admin-api.md``: that document rendered as a page, so the site needs no script
-  from elsewhere to show it.
+  from elsewhere to show it;
+* ``img/rotation-timeline.svg``: the keys timeline the console draws, for a project that the
+  scheduler rotated twice (drawn by the console's own template and stylesheet, on a throwaway
+  SQLite home with a clock moved by hand).
 """
 
 from __future__ import annotations
@@ -34,7 +37,106 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
         )
     )
     files.append(File.generated(config, "reference/admin-api.md", content=render(document)))
+    files.append(File.generated(config, "img/rotation-timeline.svg", content=rotation_timeline()))
     return files
+
+
+#: The picture's clock: 2026-11-02 09:00 UTC, then days and hours from there.
+TIMELINE_START = 1_793_610_000
+DAY, HOUR = 86_400, 3_600
+#: What happens in the picture (seconds after the start): a backend mints a day-long token an
+#: hour before each rotation is due, and the scheduler runs.
+TIMELINE_STEPS = (
+    (7 * DAY - HOUR, "mint"),
+    (7 * DAY, "scheduler"),  # rotates: the first key retires
+    (8 * DAY + HOUR, "scheduler"),  # its last token has expired: revoked
+    (14 * DAY - HOUR, "mint"),
+    (14 * DAY, "scheduler"),  # rotates again
+)
+TIMELINE_NOW = 14 * DAY + 8 * HOUR
+
+
+def rotation_timeline() -> str:
+    """The console's keys timeline (``keys.html``'s ``<svg id="timeline">``, styled by
+    ``console.css``) as a standalone SVG: a project created with ``rotation_days`` 7, whose
+    history is :data:`TIMELINE_STEPS`, seen at :data:`TIMELINE_NOW`."""
+    import asyncio
+
+    import httpx
+    import jinja2
+
+    from jwkit.service.domain import keys
+    from jwkit.service.http.app import create_app
+    from jwkit.service.http.console.timeline import build_timeline
+    from jwkit.service.runtime import Service
+    from jwkit.service.settings import Settings
+
+    now = [TIMELINE_START]
+    token = secrets.token_urlsafe(32)
+    with tempfile.TemporaryDirectory(prefix="jwkit-docs-") as home:
+        settings = Settings(
+            home=Path(home),
+            public_url="https://keys.example.com",
+            admin_token=token,
+            admin_password=secrets.token_urlsafe(16),
+            scheduler_interval=0,
+        )
+        service = Service.open(settings, clock=lambda: now[0])
+        loop = asyncio.new_event_loop()
+        try:
+            app = create_app(settings, service=service, background=False)
+            api = httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app),
+                base_url="https://keys.example.com/api/v1",
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            created = loop.run_until_complete(
+                api.post(
+                    "/projects",
+                    json={"name": "billing", "rotation_days": 7, "token_ttl": DAY},
+                )
+            )
+            created.raise_for_status()
+            project_id = created.json()["id"]
+            for at, step in TIMELINE_STEPS:
+                now[0] = TIMELINE_START + at
+                if step == "mint":
+                    minted = loop.run_until_complete(
+                        api.post(f"/projects/{project_id}/tokens", json={"sub": "alice"})
+                    )
+                    minted.raise_for_status()
+                    continue
+                with service.write() as session:
+                    keys.run_due_transitions(
+                        session, project_id, service.vault, now=now[0],
+                        clock_skew=settings.clock_skew,
+                    )  # fmt: skip
+            now[0] = TIMELINE_START + TIMELINE_NOW
+            listed = loop.run_until_complete(api.get(f"/projects/{project_id}/keys"))
+            listed.raise_for_status()
+            loop.run_until_complete(api.aclose())
+            timeline = build_timeline(listed.json()["keys"], now[0])
+        finally:
+            loop.close()
+            service.close()
+    console = ROOT / "src" / "jwkit" / "service" / "http" / "console"
+    template = (console / "templates" / "keys.html").read_text(encoding="utf-8")
+    found = re.search(r'<svg id="timeline".*?</svg>', template, re.S)
+    assert found is not None, 'keys.html draws no <svg id="timeline">'
+    svg = jinja2.Environment(autoescape=True).from_string(found.group(0)).render(timeline=timeline)
+    css = (console / "static" / "console.css").read_text(encoding="utf-8")
+    root = re.search(r":root\s*\{.*?\}", css, re.S)
+    rules = re.findall(r"^(?:#timeline [^{]*|\.bar-[a-z]+ )\{[^}]*\}", css, re.M)
+    assert root is not None and len(rules) >= 9, "console.css lost its timeline rules"
+    style = "\n".join([root.group(0).replace(":root", "svg"), *rules])
+    head = (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{timeline.width}" '
+        f'height="{timeline.height}" font-family="system-ui, sans-serif" '
+    )
+    svg = svg.replace('<svg id="timeline" ', head + 'id="timeline" ', 1)
+    svg = svg.replace('width="100%" ', "", 1)
+    svg = svg.replace("<desc ", f"<style>\n{style}\n</style>\n<desc ", 1)
+    return svg + "\n"
 
 
 def openapi_document() -> dict[str, Any]:

@@ -1,11 +1,15 @@
 """Browser tests of the console: a real ``jwkit serve`` subprocess and Debian's Chromium.
 
-Screenshots of the main screens go to ``tests/artifacts/screenshots/`` (gitignored).
+Screenshots of the main screens go to ``tests/artifacts/screenshots/`` (gitignored). With
+``JWKIT_DOCS_SCREENSHOTS=1``, those a docs page shows (``docs/screenshots/<name>.png``) are
+also written there, to be committed with the change that alters them:
+``JWKIT_DOCS_SCREENSHOTS=1 .venv/bin/pytest tests/browser``.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +24,8 @@ CHROMIUM = "/usr/bin/chromium"
 ADMIN_TOKEN = "browser-test-admin-token-0123456789"
 ADMIN_PASSWORD = "browser test password 42"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+DOCS_SCREENSHOTS = DOCS / "screenshots"
 LAUNCH_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -154,7 +160,15 @@ def shot(page: Any, name: str, *, full_page: bool = True, keep_toast: bool = Fal
     if not keep_toast:
         page.evaluate(_HIDE_TOAST)
     page.screenshot(path=str(path), full_page=full_page)
+    if os.environ.get("JWKIT_DOCS_SCREENSHOTS") == "1" and _shown_in_docs(name):
+        shutil.copyfile(path, DOCS_SCREENSHOTS / path.name)
     return path
+
+
+def _shown_in_docs(name: str) -> bool:
+    """Whether a page of the docs shows ``screenshots/<name>.png``."""
+    wanted = f"screenshots/{name}.png)"
+    return any(wanted in page.read_text(encoding="utf-8") for page in DOCS.rglob("*.md"))
 
 
 def keys_of(api: httpx.Client, project_id: str) -> list[dict[str, Any]]:

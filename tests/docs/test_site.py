@@ -124,3 +124,24 @@ def test_no_docstring_role_is_left_raw(site: Path) -> None:
             r":(?:class|func|meth|mod|data|attr|exc|obj):(?:`|<code>)", page.read_text()
         )
         assert raw == [], page
+
+
+def test_rotation_guide_shows_the_console_timeline(site: Path) -> None:
+    """The picture is the console's drawing of the hook's scenario (two scheduled rotations):
+    from the newest key down, next, active, retiring with its time left, revoked."""
+    svg = (site / "img" / "rotation-timeline.svg").read_text()
+    assert svg.startswith('<svg xmlns="http://www.w3.org/2000/svg"')
+    rows = re.findall(r'<g data-kid="[^"]+">(.*?)</g>', svg, re.S)
+    bars = [
+        [state + (" (scheduled)" if planned else "") for state, planned in
+         re.findall(r'class="bar bar-(\w+)( bar-planned)?"', row)]
+        for row in rows
+    ]  # fmt: skip
+    assert bars == [
+        ["next", "active (scheduled)"],
+        ["next", "active", "retiring (scheduled)"],
+        ["next", "active", "retiring", "retiring (scheduled)", "revoked (scheduled)"],
+        ["next", "active", "retiring", "revoked"],
+    ]
+    page = (site / "guides" / "key-rotation" / "index.html").read_text()
+    assert 'src="../../img/rotation-timeline.svg"' in page

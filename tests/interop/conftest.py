@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.node import npm_lock
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NODE_PREFIX = REPO_ROOT / ".cache" / "node"
 NODE_HELPER = Path(__file__).resolve().parent / "node" / "jose_helper.mjs"
@@ -61,22 +63,15 @@ def node_jose() -> NodeRunner:
     if node is None or npm is None:
         pytest.skip("Node jose interop needs `node` and `npm` on the PATH")
     installed = NODE_PREFIX / "node_modules" / "jose" / "package.json"
-    if not installed.is_file() or not _major_is(installed, NODE_JOSE_SPEC.split("@")[1]):
-        NODE_PREFIX.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [
-                npm,
-                "install",
-                "--prefix",
-                str(NODE_PREFIX),
-                "--no-audit",
-                "--no-fund",
-                NODE_JOSE_SPEC,
-            ],
-            check=True,
-            capture_output=True,
-            timeout=100,  # inside pytest's 120 s per-test limit, which covers fixture set-up
-        )
+    with npm_lock(NODE_PREFIX):  # pytest-xdist workers: one install at a time
+        if not installed.is_file() or not _major_is(installed, NODE_JOSE_SPEC.split("@")[1]):
+            subprocess.run(
+                [npm, "install", "--prefix", str(NODE_PREFIX), "--no-audit", "--no-fund",
+                 NODE_JOSE_SPEC],
+                check=True,
+                capture_output=True,
+                timeout=100,  # inside pytest's 120 s per-test limit, which covers fixture set-up
+            )  # fmt: skip
 
     return _runner(node, NODE_HELPER)
 
@@ -115,6 +110,12 @@ def node_status_list() -> NodeRunner:
     if node is None or npm is None:
         pytest.skip("status list interop needs `node` and `npm` on the PATH")
     modules = NODE_PREFIX / "node_modules"
+    with npm_lock(NODE_PREFIX):  # pytest-xdist workers: one install at a time
+        _install_status_list(npm, modules)
+    return _runner(node, STATUS_LIST_HELPER)
+
+
+def _install_status_list(npm: str, modules: Path) -> None:
     wanted = []
     installed = modules / "@sd-jwt" / "jwt-status-list" / "package.json"
     if not installed.is_file() or not json.loads(installed.read_text("utf-8"))[
@@ -125,12 +126,9 @@ def node_status_list() -> NodeRunner:
     if not jose_json.is_file() or not _major_is(jose_json, NODE_JOSE_SPEC.split("@")[1]):
         wanted.append(NODE_JOSE_SPEC)
     if wanted:
-        NODE_PREFIX.mkdir(parents=True, exist_ok=True)
         subprocess.run(
             [npm, "install", "--prefix", str(NODE_PREFIX), "--no-audit", "--no-fund", *wanted],
             check=True,
             capture_output=True,
             timeout=100,
         )
-
-    return _runner(node, STATUS_LIST_HELPER)

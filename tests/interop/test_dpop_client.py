@@ -27,6 +27,7 @@ from jwkit import JWK, Claims, Verifier
 from jwkit.integrations.fastapi import BearerAuth
 from jwkit.jose.jwt import decode_unverified
 from jwkit.verify.dpop import DPoPVerifier, RotatingNonces
+from tests.support.node import npm_lock
 from tests.support.serve import ServerProcess, server_env
 
 from .conftest import NODE_PREFIX
@@ -106,13 +107,13 @@ def node_dpop() -> str:
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None or npm is None:
         pytest.skip("the DPoP client interop needs `node` and `npm` on the PATH")
-    if not (NODE_PREFIX / "node_modules" / "oauth4webapi" / "package.json").is_file():
-        NODE_PREFIX.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [npm, "install", "--prefix", str(NODE_PREFIX), "--no-audit", "--no-fund",
-             NODE_PACKAGE],
-            check=True, capture_output=True, timeout=100,
-        )  # fmt: skip
+    with npm_lock(NODE_PREFIX):  # pytest-xdist workers: one install at a time
+        if not (NODE_PREFIX / "node_modules" / "oauth4webapi" / "package.json").is_file():
+            subprocess.run(
+                [npm, "install", "--prefix", str(NODE_PREFIX), "--no-audit", "--no-fund",
+                 NODE_PACKAGE],
+                check=True, capture_output=True, timeout=100,
+            )  # fmt: skip
     return node
 
 

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from tests.support.node import npm_lock
 from tests.support.serve import ServerProcess, server_env
 
 from .conftest import NODE_PREFIX
@@ -164,13 +165,13 @@ def node_oauth() -> str:
     if node is None or npm is None:
         pytest.skip("the Node OAuth interop needs `node` and `npm` on the PATH")
     modules = NODE_PREFIX / "node_modules"
-    if not all((modules / p.split("@")[0] / "package.json").is_file() for p in NODE_PACKAGES):
-        NODE_PREFIX.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [npm, "install", "--prefix", str(NODE_PREFIX), "--no-audit", "--no-fund",
-             *NODE_PACKAGES],
-            check=True, capture_output=True, timeout=100,
-        )  # fmt: skip
+    with npm_lock(NODE_PREFIX):  # pytest-xdist workers: one install at a time
+        if not all((modules / p.split("@")[0] / "package.json").is_file() for p in NODE_PACKAGES):
+            subprocess.run(
+                [npm, "install", "--prefix", str(NODE_PREFIX), "--no-audit", "--no-fund",
+                 *NODE_PACKAGES],
+                check=True, capture_output=True, timeout=100,
+            )  # fmt: skip
     return node
 
 

@@ -24,6 +24,7 @@ import httpx
 import pytest
 
 from jwkit.service.domain.projects import SUPPORTED_ALGORITHMS
+from tests.support.node import npm_lock
 from tests.support.serve import free_port
 
 from .conftest import ADMIN_PASSWORD, AUTH
@@ -47,21 +48,15 @@ def _node_jose() -> Path | None:
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None or npm is None:
         return None
-    if not (NODE_MODULES / "jose" / "package.json").is_file():
-        subprocess.run(
-            [
-                npm,
-                "install",
-                "--prefix",
-                str(NODE_MODULES.parent),
-                "--no-audit",
-                "--no-fund",
-                "jose@6",
-            ],
-            check=True,
-            capture_output=True,
-            timeout=100,
-        )
+    with npm_lock(NODE_MODULES.parent):  # pytest-xdist workers: one install at a time
+        if not (NODE_MODULES / "jose" / "package.json").is_file():
+            subprocess.run(
+                [npm, "install", "--prefix", str(NODE_MODULES.parent), "--no-audit", "--no-fund",
+                 "jose@6"],
+                check=True,
+                capture_output=True,
+                timeout=100,
+            )  # fmt: skip
     return NODE_MODULES
 
 
