@@ -52,7 +52,7 @@ def _jwks(client: SyncClient, pid: str) -> httpx.Response:
 
 
 def _max_age(r: httpx.Response) -> int:
-    return int(r.headers["cache-control"].split("max-age=")[1])
+    return int(r.headers["cache-control"].split("max-age=")[1].split(",")[0])
 
 
 def _old_keys() -> tuple[JWK, JWK]:
