@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     events_max_listeners: int = Field(default=1000, ge=0, le=100_000)
     #: Seconds between ``: ping`` comments on ``/events``.
     events_heartbeat: float = Field(default=15.0, gt=0, le=300)
+    #: Projects whose state (rendered documents, decrypted signing key) each worker keeps in
+    #: memory, least recently used dropped first; the others are built on their first request.
+    state_cache: int = Field(default=100_000, ge=1, le=10_000_000)
 
     @field_validator("public_url")
     @classmethod
