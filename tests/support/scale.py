@@ -1,0 +1,79 @@
+"""Many projects at once, written straight into the database (scale tests and
+``benchmarks/scale.py``): creating them one by one through the admin API would take minutes.
+
+Each seeded project looks like one the service created: an ``active`` and a pre-published
+``next`` key, sealed by the vault for that project. The key pairs come from a small pool (one
+pair per ``POOL`` projects shares its public key) because generating 200,000 key pairs would
+dominate the run; sealing stays per project, as the vault binds each ciphertext to its project
+and kid. ``next_due_at`` is left ``NULL``: no rotation policy, nothing for the scheduler.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import insert, update
+
+from jwkit.jose.jwk import JWK
+from jwkit.service.domain import keys
+from jwkit.service.store.db import Database
+from jwkit.service.store.models import Key, Project, ServiceState
+from jwkit.service.vault import Vault
+
+__all__ = ["POOL", "seed_projects"]
+
+POOL = 64
+_BATCH = 2000
+
+
+def seed_projects(
+    db: Database,
+    vault: Vault,
+    count: int,
+    *,
+    now: int,
+    prefix: str = "proj_seed",
+    alg: str = "ES256",
+    jwks_max_age: int = 300,
+) -> list[str]:
+    """Insert ``count`` projects (ids ``{prefix}{n:08d}``) with their two keys; bump the change
+    version (so running replicas reload). Returns the ids."""
+    pool = [(JWK.generate(alg), JWK.generate(alg)) for _ in range(min(POOL, max(count, 1)))]
+    texts = [
+        tuple((k.to_json(private=True).encode(), json.dumps(k.public().to_dict(), sort_keys=True))
+              for k in pair)
+        for pair in pool
+    ]  # fmt: skip
+    ids = [f"{prefix}{n:08d}" for n in range(count)]
+    for start in range(0, count, _BATCH):
+        projects: list[dict[str, Any]] = []
+        rows: list[dict[str, Any]] = []
+        for n in range(start, min(start + _BATCH, count)):
+            pid = ids[n]
+            projects.append(
+                dict(id=pid, name=f"seeded {n}", audience=pid, algorithm=alg, token_ttl=300,
+                     max_token_ttl=3600, jwks_max_age=jwks_max_age, rotation_days=None,
+                     created_at=now, token_status=False, next_due_at=None)
+            )  # fmt: skip
+            pair, material = pool[n % len(pool)], texts[n % len(pool)]
+            for (jwk, (private, public)), state in zip(
+                zip(pair, material, strict=True), (keys.ACTIVE, keys.NEXT), strict=True
+            ):
+                kid = jwk.kid
+                assert kid is not None
+                sealed = vault.seal(private, project_id=pid, kid=kid)
+                rows.append(
+                    dict(project_id=pid, kid=kid, alg=alg, state=state, public_jwk=public,
+                         wrapped_dek=sealed.wrapped_dek, ciphertext=sealed.ciphertext,
+                         kek_id=sealed.kek_id, created_at=now, published_at=now,
+                         activated_at=now if state == keys.ACTIVE else None, retired_at=None,
+                         revoked_at=None, max_exp=None)
+                )  # fmt: skip
+        with db.session() as session, session.begin():
+            session.execute(insert(Project), projects)
+            session.execute(insert(Key), rows)
+    with db.session() as session, session.begin():
+        bumped = ServiceState.version + 1  # no change row: replicas take the full reload
+        session.execute(update(ServiceState).where(ServiceState.id == 1).values(version=bumped))
+    return ids
