@@ -10,10 +10,13 @@ key, settings and every known client of both are compared with a state built fro
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable
 from hashlib import sha256
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import select
 
@@ -331,3 +334,52 @@ def test_deleted_projects_disappear_everywhere(service: Service, clock: FakeCloc
     other.refresh()
     assert pid not in other.projects and other.projects.get(pid) is None
     assert service.state.projects.get(pid) is None
+
+
+def _eventually(check: Callable[[], bool], what: str, timeout: float = 15) -> None:
+    """Poll another process until ``check`` holds (its sync runs every second: no event to
+    wait on from outside the process)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+def test_two_serve_processes_converge_on_every_change(spawn: Any, tmp_path: Path) -> None:
+    """Two real ``jwkit serve`` replicas over one database: what one changes, the other
+    serves (projects created, keys rotated, clients created and deleted, projects deleted)."""
+    a = spawn(tmp_path, JWKIT_SYNC_INTERVAL="0.2")
+    b = spawn(tmp_path, JWKIT_SYNC_INTERVAL="0.2")
+    with a.api() as api_a, httpx.Client(base_url=b.url, timeout=10) as pub_b:
+        created = api_a.post("/api/v1/projects", json={"name": "shared", "token_status": False})
+        assert created.status_code == 201, created.text
+        pid = created.json()["id"]
+
+        def kids() -> list[str]:
+            r = pub_b.get(f"/p/{pid}/.well-known/jwks.json")
+            return [k["kid"] for k in r.json()["keys"]] if r.status_code == 200 else []
+
+        _eventually(lambda: len(kids()) == 2, "B serves the new project")
+        before = kids()
+        rotated = api_a.post(f"/api/v1/projects/{pid}/keys/rotate", json={"emergency": True})
+        assert rotated.status_code == 200, rotated.text
+        _eventually(lambda: kids() != before and len(kids()) == 3, "B serves the rotation")
+        made = api_a.post(f"/api/v1/projects/{pid}/clients", json={"name": "c", "scopes": []})
+        assert made.status_code == 201, made.text
+        cid, secret = made.json()["client_id"], made.json()["client_secret"]
+
+        def token() -> int:
+            return pub_b.post(
+                f"/p/{pid}/oauth2/token",
+                data={"grant_type": "client_credentials"},
+                auth=(cid, secret),
+            ).status_code
+
+        _eventually(lambda: token() == 200, "B knows the new client")
+        assert api_a.delete(f"/api/v1/projects/{pid}/clients/{cid}").status_code == 204
+        _eventually(lambda: token() == 401, "B forgets the deleted client")
+        assert api_a.delete(f"/api/v1/projects/{pid}").status_code == 204
+        _eventually(
+            lambda: pub_b.get(f"/p/{pid}/.well-known/jwks.json").status_code == 404,
+            "B forgets the deleted project",
+        )
