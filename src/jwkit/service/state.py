@@ -251,7 +251,7 @@ class ProjectViews(Mapping[str, ProjectView]):
             self._generation += 1
             if ids is not None:
                 self.ids = ids
-                for pid in [p for p in self._cache if p not in ids]:
+                for pid in [p for p in list(self._cache) if p not in ids]:
                     del self._cache[pid]
             for pid in gone:
                 self.ids.discard(pid)
@@ -628,11 +628,14 @@ class ServiceState:
         """The known clients as the database has them now: deleted or changed ones are
         dropped or refreshed, the others kept (in their order). With ``projects``, only the
         clients of those projects are re-read (the others cannot have changed)."""
-        known = dict(self._known)
         if projects is None:
-            ids = list(known)
+            ids = list(self._known)
         else:
-            ids = [cid for cid, record in known.items() if record.project_id in projects]
+            entries = list(self._known.items())  # (one C-level copy: safe against inserts)
+            ids = [cid for cid, record in entries if record.project_id in projects]
+            if not ids:
+                return self._known  # nothing of those projects cached: nothing to copy
+        known = dict(self._known)
         fresh: dict[str, ClientRecord] = {}
         for start in range(0, len(ids), _REFRESH_BATCH):
             fresh.update(load_clients(session, ids[start : start + _REFRESH_BATCH]))
