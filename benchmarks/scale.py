@@ -13,9 +13,10 @@ and one OAuth client each), then:
   request for a project drawn at random over all projects (Lua ``math.random``), compared with
   the 1-project run and, in alternating rounds on the same server, with every request for one
   project (the machine's other load then moves both figures alike);
-* **memory**: the worker's resident set after every project was requested once (JWKS,
-  discovery and a token: every view built and every key opened), minus the 1-project run's,
-  divided by the number of projects.
+* **memory**: the worker's resident set at start-up (minus the 1-project run's, per project:
+  the id index) plus its growth once every project was requested once (JWKS, discovery and a
+  token: every view built and every key opened), per requested project; with ``--warm-max``
+  only that many projects are requested (the throughput runs then spread over those).
 
 The seeded active keys carry an ``exp`` reservation 4 hours ahead, as a fleet already signing
 leaves them: a replica joining it opens a key without a write. (A key with no reservation
@@ -192,9 +193,10 @@ def run_size(kind: str, size: int, args: argparse.Namespace, work: Path) -> dict
             base = a.url
             # every project requested once: all views built, all keys opened
             t0 = time.perf_counter()
-            asyncio.run(warm(base, size, ("jwks", "discovery")))
+            warmed = result["warmed"] = min(size, args.warm_max or size)
+            asyncio.run(warm(base, warmed, ("jwks", "discovery")))
             result["rss_docs_kb"] = rss_kb(a.proc.pid)  # type: ignore[union-attr]
-            asyncio.run(warm(base, size, ("token",)))
+            asyncio.run(warm(base, warmed, ("token",)))
             result["rss_warm_kb"] = rss_kb(a.proc.pid)  # type: ignore[union-attr]
             result["warm_s"] = round(time.perf_counter() - t0, 1)
             for kind_ in ("jwks", "discovery", "token"):
@@ -203,7 +205,7 @@ def run_size(kind: str, size: int, args: argparse.Namespace, work: Path) -> dict
                 best = {"one": 0.0, "all": 0.0}
                 bad = 0
                 for _ in range(args.rounds):
-                    for spread, count in (("one", 1), ("all", size)):
+                    for spread, count in (("one", 1), ("all", warmed)):
                         rate, failed = wrk(base, _lua(kind_, count), args.duration, work)
                         best[spread] = max(best[spread], rate)
                         bad += failed
@@ -254,6 +256,40 @@ def rotations(api: httpx.Client, other: str, size: int, times: int) -> list[floa
     return seen
 
 
+def heap_per_project(count: int, work: Path) -> dict[str, float]:
+    """Python heap bytes per project (``tracemalloc``, in process, no allocator slack): the id
+    index, a built view, an opened key (its Python side; OpenSSL's own memory is not seen)."""
+    import gc
+    import tracemalloc
+
+    home = Path(tempfile.mkdtemp(prefix="heap-", dir=work))
+    settings = Settings(home=home, admin_token=SecretStr(TOKEN), scheduler_interval=0)
+    service = Service.open(settings)
+    now = int(time.time())
+    ids = seed_projects(service.db, service.vault, count, now=now, prefix=PREFIX,
+                        max_exp=now + 3600)  # fmt: skip
+
+    def measure(step: Any) -> float:
+        gc.collect()
+        before = tracemalloc.take_snapshot()
+        step()
+        gc.collect()
+        after = tracemalloc.take_snapshot()
+        return sum(d.size_diff for d in after.compare_to(before, "filename")) / count
+
+    tracemalloc.start()
+    try:
+        out = {
+            "ids": measure(service.state.reload),
+            "view": measure(lambda: [service.state.projects.get(p) for p in ids]),
+            "key": measure(lambda: [service.state.projects[p].token_signer for p in ids]),
+        }
+    finally:
+        tracemalloc.stop()
+        service.close()
+    return {k: round(v) for k, v in out.items()}
+
+
 def table(kind: str, rows: list[dict[str, Any]]) -> str:
     base = rows[0]
     hundred = next((r for r in rows if r["projects"] == 100), None)
@@ -293,15 +329,18 @@ def table(kind: str, rows: list[dict[str, Any]]) -> str:
         if r["projects"] == 1:
             cells.append(f"{r['rss_warm_kb'] / 1024:.0f} MiB")
         else:
-            per = (r["rss_warm_kb"] - base["rss_warm_kb"]) * 1024 / (r["projects"] - 1)
-            cells.append(f"{r['rss_warm_kb'] / 1024:.0f} MiB, {per / 1024:.1f} KiB/project")
+            idle = (r["rss_start_kb"] - base["rss_start_kb"]) / (r["projects"] - 1)
+            per = (r["rss_warm_kb"] - r["rss_start_kb"]) / max(1, r["warmed"] - 1) + idle
+            note = "" if r["warmed"] == r["projects"] else f" ({r['warmed']:,} requested)"
+            cells.append(f"{r['rss_warm_kb'] / 1024:.0f} MiB, {per:.1f} KiB/project{note}")
     row("worker RSS, every project requested (JWKS, discovery, a token)", cells,
         "≤ 8 KB/project")  # fmt: skip
     cells = []
     for r in rows:
-        per = (r["rss_docs_kb"] - base["rss_docs_kb"]) * 1024 / max(1, r["projects"] - 1)
-        cells.append("" if r["projects"] == 1 else f"{per / 1024:.1f} KiB/project")
-    row("of which documents only (before any token)", cells, "")
+        idle = (r["rss_start_kb"] - base["rss_start_kb"]) / max(1, r["projects"] - 1)
+        per = (r["rss_docs_kb"] - r["rss_start_kb"]) / max(1, r["warmed"] - 1)
+        cells.append("" if r["projects"] == 1 else f"{idle:.2f} + {per:.1f} KiB/project")
+    row("of which: ids at start-up + documents (before any token)", cells, "")
     vis = [r.get("rotation_visible_s") for r in rows]
     row("rotation visible on replica B (s, max)", [str(max(v)) if v else "" for v in vis], "≤ 1 s")
     return "\n".join(lines)
@@ -315,6 +354,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rotations", type=int, default=5)
     parser.add_argument("--duration", type=float, default=3)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--heap", type=int, default=3000, help="projects for the heap count")
+    parser.add_argument(
+        "--warm-max",
+        type=int,
+        default=0,
+        help="request at most this many projects before measuring (0: all); throughput is "
+        "then spread over those, memory is per requested project",
+    )
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     if sizes[0] != 1:
@@ -322,12 +369,16 @@ def main(argv: list[str] | None = None) -> int:
     WORK.mkdir(parents=True, exist_ok=True)
     rows = []
     with tempfile.TemporaryDirectory(dir=WORK) as tmp:
+        heap = heap_per_project(args.heap, Path(tmp)) if args.heap else None
+        print(json.dumps({"heap_bytes_per_project": heap}), flush=True)
         for size in sizes:
             row = run_size(args.db, size, args, Path(tmp))
             print(json.dumps(row), flush=True)
             rows.append(row)
-    (WORK / f"scale-{args.db}.json").write_text(json.dumps(rows, indent=1))
+    (WORK / f"scale-{args.db}.json").write_text(json.dumps({"heap": heap, "rows": rows}, indent=1))
     print(table(args.db, rows))
+    if heap:
+        print(f"\nPython heap per project ({args.heap:,} projects, tracemalloc): {heap}")
     print(f"\n{os.cpu_count()} CPUs; wrk -t1 -c16, {args.duration:g} s per target")
     return 0
 

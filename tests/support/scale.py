@@ -91,7 +91,8 @@ def seed_projects(
                          revoked_at=None,
                          max_exp=max_exp if state == keys.ACTIVE else None)
                 )  # fmt: skip
-        with db.session() as session, session.begin():
+        # a bulk insert may outlast the per-call deadline on a busy machine
+        with db.extended_deadline(600), db.session() as session, session.begin():
             session.execute(insert(Project), projects)
             session.execute(insert(Key), rows)
             if client_rows:
