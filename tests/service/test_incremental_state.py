@@ -383,3 +383,27 @@ def test_two_serve_processes_converge_on_every_change(spawn: Any, tmp_path: Path
             lambda: pub_b.get(f"/p/{pid}/.well-known/jwks.json").status_code == 404,
             "B forgets the deleted project",
         )
+
+
+def test_a_stream_on_a_replica_that_never_served_the_project_hears_its_rotation(
+    spawn: Any, tmp_path: Path
+) -> None:
+    """A replica started after the project existed holds no view of it (lazy start-up); an
+    ``/events`` stream opened there still gets the ``keys`` event when another replica
+    rotates (opening the stream builds the view)."""
+    from .test_revocation_server import EventReader
+
+    a = spawn(tmp_path, JWKIT_SYNC_INTERVAL="0.2", JWKIT_EVENTS_HEARTBEAT="0.5")
+    with a.api() as api_a:
+        created = api_a.post("/api/v1/projects", json={"name": "late", "token_status": False})
+        assert created.status_code == 201, created.text
+        pid = created.json()["id"]
+        b = spawn(tmp_path, JWKIT_SYNC_INTERVAL="0.2", JWKIT_EVENTS_HEARTBEAT="0.5")
+        reader = EventReader(f"{b.url}/p/{pid}/events")
+        try:
+            rotated = api_a.post(f"/api/v1/projects/{pid}/keys/rotate", json={"emergency": True})
+            assert rotated.status_code == 200, rotated.text
+            name, data = reader.next(timeout=10)
+            assert name == "keys" and pid in data
+        finally:
+            reader.close()
