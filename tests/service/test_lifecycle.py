@@ -233,10 +233,13 @@ def test_expiry_marks_are_recorded_before_tokens_reach_them(
     service: Service, clock: FakeClock, pid: str
 ) -> None:
     """The active key's ``max_exp`` is reserved ahead of signing (nothing to flush, nothing a
-    SIGKILL can lose), topped up in the background, and only while the key is active."""
+    SIGKILL can lose), topped up in the background, and only while the key is active. The key
+    is opened lazily: its first mark is reserved when it is opened, before it signs."""
     view = service.state.projects[pid]
     assert view.signer_key_id is not None
     key_id = view.signer_key_id
+    assert view.opened is None  # not decrypted until the project signs
+    assert view.signer is not None  # opening it reserves the first mark
 
     def recorded() -> int:
         with service.read() as s:

@@ -2,7 +2,8 @@
 
 ``Service.open(settings)`` migrates the schema, stores configured admin credentials (or creates
 them on first start) and loads the published snapshots. HTTP handlers and the scheduler call
-:meth:`Service.write` for every change, which commits and then refreshes this replica's state.
+:meth:`Service.write` for every change, which commits and then refreshes this replica's state
+(only the projects the change touched: :meth:`~jwkit.service.state.ServiceState.refresh`).
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ class Service:
                 service.generated = service.ensure_admin()
                 service.check_backends()
                 service.state.reload()
+                service.state.check_master_key()
         except BaseException:
             keyring.close()
             db.dispose()
@@ -112,11 +114,11 @@ class Service:
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        """One transaction; on commit this replica's snapshots are rebuilt at once."""
+        """One transaction; on commit this replica rebuilds the projects it changed at once."""
         with self.db.session() as session:
             with session.begin():
                 yield session
-        self.state.reload()
+        self.state.refresh()
 
     def close(self) -> None:
         try:

@@ -1,9 +1,11 @@
 """Automatic rotation and retirement, run by every replica at once without harm.
 
-Each pass lists the projects, then runs :func:`jwkit.service.domain.keys.run_due_transitions`
-for each one in its own transaction. That function locks the project row first
-(``SELECT … FOR UPDATE`` on PostgreSQL; the write lock on SQLite) and re-reads the keys, so when
-two replicas race the second one finds nothing left to do: every job is idempotent.
+Each pass asks the database which projects are due (``projects.next_due_at <= now``, an
+indexed range read: a pass costs what is due, not the number of projects), then runs
+:func:`jwkit.service.domain.keys.run_due_transitions` for each one in its own transaction.
+That function locks the project row first (``SELECT … FOR UPDATE`` on PostgreSQL; the write
+lock on SQLite), re-reads the keys and stores the project's next due time, so when two replicas
+race the second one finds nothing left to do: every job is idempotent.
 """
 
 from __future__ import annotations
@@ -17,18 +19,31 @@ from jwkit.service.domain.common import NotFound, ServiceError
 from jwkit.service.runtime import Service
 from jwkit.service.store.models import Project
 
-__all__ = ["run_once"]
+__all__ = ["BATCH", "due_projects", "run_once"]
 
 log = logging.getLogger("jwkit.scheduler")
+#: Most projects one pass handles (the rest are still due at the next pass).
+BATCH = 1000
+
+
+def due_projects(service: Service, now: int, limit: int = BATCH) -> list[str]:
+    """The ids of the projects whose next due time has come, soonest first."""
+    with service.read() as session:
+        return list(
+            session.execute(
+                select(Project.id)
+                .where(Project.next_due_at <= now)
+                .order_by(Project.next_due_at, Project.id)
+                .limit(limit)
+            ).scalars()
+        )
 
 
 def run_once(service: Service) -> list[str]:
-    """One pass over every project; returns what was done (for logs and tests)."""
-    with service.read() as session:
-        project_ids = list(session.execute(select(Project.id)).scalars())
+    """One pass over the due projects; returns what was done (for logs and tests)."""
     done: list[str] = []
     changed = False
-    for pid in project_ids:
+    for pid in due_projects(service, service.clock()):
         try:
             with service.db.session() as session, session.begin():
                 actions = keys.run_due_transitions(
@@ -49,5 +64,5 @@ def run_once(service: Service) -> list[str]:
                 log.info("scheduler: project %s: %s", pid, action)
                 done.append(f"{pid}: {action}")
     if changed:
-        service.state.reload()
+        service.state.refresh()
     return done

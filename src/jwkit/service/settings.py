@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     #: The user PIN, from the environment or from a file (never a command-line flag).
     pkcs11_pin: SecretStr | None = None
     pkcs11_pin_file: Path | None = None
+    #: Projects whose state (rendered documents, decrypted signing key) each worker keeps in
+    #: memory, least recently used dropped first; the others are built on their first request.
+    state_cache: int = Field(default=100_000, ge=1, le=10_000_000)
 
     @field_validator("public_url")
     @classmethod

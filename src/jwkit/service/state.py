@@ -1,10 +1,18 @@
 """What one replica holds in memory: published documents, signing keys, a client cache.
 
-:class:`ServiceState` loads every project's published keys once, renders the JWKS and discovery
-documents into bytes with a strong ETag, and decrypts each project's active key once. The public
-routes read only from here. :meth:`ServiceState.sync` (called every ``sync_interval`` seconds)
-polls the ``service_state.version`` counter, which every change bumps in its own transaction, and
-rebuilds when it moved — so replicas sharing one database converge within one interval.
+:class:`ServiceState` knows every project id (one read at start-up) and builds a project's
+:class:`ProjectView` (its JWKS and discovery documents rendered into bytes with a strong ETag)
+on first request, kept in a bounded LRU (:class:`ProjectViews`, ``state_cache`` projects). A
+project's active key is decrypted the first time it signs, not at start. The public routes read
+only from memory once a project is cached.
+
+Every change bumps ``service_state.version`` and records, in ``project_changes``, the project it
+touched at that version (:mod:`jwkit.service.domain.audit`). :meth:`ServiceState.refresh` (run
+after each local write, on each PostgreSQL notification and every ``sync_interval`` seconds)
+reads "projects changed since my version" with one indexed query and rebuilds only those; the
+full :meth:`ServiceState.reload` stays as the safety net (every ``FULL_SYNC_EVERY`` seconds, and
+when the change rows do not explain a version gap). Replicas sharing one database converge
+within one interval.
 
 Two promises of :mod:`jwkit.service.domain.keys` are kept here:
 
@@ -13,23 +21,27 @@ Two promises of :mod:`jwkit.service.domain.keys` are kept here:
   ``max-age`` shrinks so that no verifier caches a stale JWKS past the time a newer key may
   start signing elsewhere.
 * *Reserved expiry*: a token is signed only if its ``exp`` is within the mark recorded in the
-  database for its key (:meth:`ServiceState.exp_covered`). Each load and each sync tops the
-  marks up (``exp_headroom`` ahead, one write per key every few minutes), so the hot path
-  never waits on the database and a replica killed outright loses no record.
+  database for its key (:meth:`ServiceState.exp_covered`). Opening a key reserves its first
+  mark before it signs; each sync tops the marks of opened keys up (``exp_headroom`` ahead,
+  one write per key every few minutes), so the hot path never waits on the database and a
+  replica killed outright loses no record.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from jwkit.errors import JWKError
 from jwkit.jose.jwt import Encoder
@@ -41,11 +53,11 @@ from jwkit.service.keys import LOCAL, Keyring, KeyUnavailable, Signer
 from jwkit.service.settings import Settings
 from jwkit.service.statuslists import StatusRegistry
 from jwkit.service.store.db import Database
-from jwkit.service.store.models import ForeignPublicKey, Key, Project
+from jwkit.service.store.models import ForeignPublicKey, Key, Project, ProjectChange
 from jwkit.service.store.models import ServiceState as StateRow
 from jwkit.service.vault import Vault
 
-__all__ = ["Document", "Freshness", "ProjectView", "ServiceState"]
+__all__ = ["Document", "Freshness", "OpenedKey", "ProjectView", "ProjectViews", "ServiceState"]
 
 log = logging.getLogger("jwkit.service")
 #: Known clients kept in memory (oldest dropped first); only ids found in the database get here.
@@ -58,6 +70,14 @@ _MISS_OVERHEAD = 96
 _REFRESH_BATCH = 500
 #: How long /readyz waits for a database ping before it answers "not ready".
 _READY_WAIT = 0.5
+#: How many projects /readyz tries to open a signing key of (until one succeeds, once).
+_READY_TRIES = 3
+#: Projects built per batch of reads (two queries each).
+_BATCH = 500
+#: More changed projects than this since the last sync: a full :meth:`ServiceState.reload`.
+_INCREMENTAL_MAX = 5000
+#: Seconds between full rebuilds (the safety net behind the incremental refresh).
+FULL_SYNC_EVERY = 300.0
 
 
 @dataclass(slots=True)
@@ -82,7 +102,20 @@ class Document:
 
 
 @dataclass(slots=True)
+class OpenedKey:
+    """A project's active key as this replica opened it to sign, with its prepared token
+    encoder (``None`` when the key cannot sign tokens)."""
+
+    key_id: int
+    signer: Signer
+    encoder: Encoder | None
+
+
+@dataclass(slots=True)
 class ProjectView:
+    """What the public routes need of one project: rendered documents and, opened on first
+    use only, its signing key (:attr:`signer`)."""
+
     id: str
     issuer: str
     audience: str
@@ -92,12 +125,7 @@ class ProjectView:
     jwks: Document
     discovery: Document
     next_change: int | None
-    #: The active key, wherever it lives (:mod:`jwkit.service.keys`).
-    signer: Signer | None
     signer_key_id: int | None
-    max_exp: dict[int, int] = field(default_factory=dict)
-    #: ``signer`` with its token header prepared, for the token endpoint.
-    token_signer: Encoder | None = None
     #: Tokens carry a Token Status List ``status`` claim (the project's ``token_status``).
     token_status: bool = False
     freshness: Freshness | None = None
@@ -105,6 +133,28 @@ class ProjectView:
     foreign_until: int | None = None
     #: The token endpoint refuses requests without a DPoP proof (the project's setting).
     dpop_required: bool = False
+    #: Decrypts the active key (the replica's :meth:`ServiceState._open_signer`).
+    opener: Callable[[ProjectView], OpenedKey | None] | None = None
+    opened: OpenedKey | None = None
+
+    def _signing(self) -> OpenedKey | None:
+        opened = self.opened
+        if opened is None and self.signer_key_id is not None and self.opener is not None:
+            opened = self.opened = self.opener(self)
+        return opened
+
+    @property
+    def signer(self) -> Signer | None:
+        """The active key, wherever it lives (:mod:`jwkit.service.keys`): opened (decrypted,
+        or found in its token) the first time this project signs."""
+        opened = self._signing()
+        return None if opened is None else opened.signer
+
+    @property
+    def token_signer(self) -> Encoder | None:
+        """:attr:`signer` with its token header prepared, for the token endpoint."""
+        opened = self._signing()
+        return None if opened is None else opened.encoder
 
     def cache_max_age(self, now: int) -> int:
         """``max-age`` never beyond the next scheduled key change (never negative), and never
@@ -119,14 +169,101 @@ class ProjectView:
         return max(0, age)
 
 
-def _token_signer(project_id: str, key: Signer | None) -> Encoder | None:
-    if key is None:
-        return None
+def _token_signer(project_id: str, key: Signer) -> Encoder | None:
     try:
         return token_encoder(key.jwk, sign=key.external)
     except JWKError:  # never for keys this service made; one bad row must not stop the rest
         log.error("project %s: its active key cannot sign tokens", project_id)
         return None
+
+
+class ProjectViews(Mapping[str, ProjectView]):
+    """Every project id (a set: the index that answers "no such project" without I/O) and a
+    bounded LRU of built views; a view not cached is built on first request (one read).
+
+    Eviction drops the least recently used view (documents and decrypted key together) once
+    more than ``capacity`` are cached. Iterating builds nothing: :meth:`cached` lists the views
+    held, ``values()``/``items()`` (from :class:`Mapping`) would build them all — no caller
+    in the service does that."""
+
+    def __init__(self, build: Callable[[str], ProjectView | None], capacity: int) -> None:
+        self._build = build
+        self.capacity = max(1, capacity)
+        self.ids: set[str] = set()
+        self._cache: OrderedDict[str, ProjectView] = OrderedDict()
+        self._lock = threading.Lock()
+        #: bumped by each invalidation: a build that started before one is not cached.
+        self._generation = 0
+        self.builds = 0
+
+    def peek(self, project_id: str) -> ProjectView | None:
+        """The cached view, without building or touching the LRU order."""
+        return self._cache.get(project_id)
+
+    def get(  # type: ignore[override]
+        self, project_id: str, default: ProjectView | None = None
+    ) -> ProjectView | None:
+        view = self._cache.get(project_id)
+        if view is not None:
+            with contextlib.suppress(KeyError):  # evicted meanwhile: still a good answer
+                self._cache.move_to_end(project_id)
+            return view
+        if project_id not in self.ids:
+            return default
+        generation = self._generation
+        try:
+            view = self._build(project_id)
+        except Exception as exc:  # the database is away: this project is not served now
+            log.warning("project %s: cannot load its state (%s)", project_id, type(exc).__name__)
+            return default
+        if view is None:
+            return default
+        with self._lock:
+            if generation == self._generation:
+                self._put(view)
+        return view
+
+    def __getitem__(self, project_id: str) -> ProjectView:
+        view: ProjectView | None = self.get(project_id)
+        if view is None:
+            raise KeyError(project_id)
+        return view
+
+    def __contains__(self, project_id: object) -> bool:
+        return project_id in self.ids
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self.ids))
+
+    def cached(self) -> list[ProjectView]:
+        return list(self._cache.values())
+
+    def _put(self, view: ProjectView) -> None:
+        self.builds += 1
+        self._cache[view.id] = view
+        self._cache.move_to_end(view.id)
+        while len(self._cache) > self.capacity:
+            self._cache.popitem(last=False)
+
+    def replace(
+        self, ids: set[str] | None, gone: Iterable[str], views: Iterable[ProjectView]
+    ) -> None:
+        """Swap in rebuilt ``views`` and forget ``gone`` (``ids``: the whole new id set)."""
+        with self._lock:
+            self._generation += 1
+            if ids is not None:
+                self.ids = ids
+                for pid in [p for p in list(self._cache) if p not in ids]:
+                    del self._cache[pid]
+            for pid in gone:
+                self.ids.discard(pid)
+                self._cache.pop(pid, None)
+            for view in views:
+                self.ids.add(view.id)
+                self._put(view)
 
 
 class ServiceState:
@@ -140,7 +277,7 @@ class ServiceState:
         self.vault = vault
         self.clock = clock
         self.version = -1
-        self.projects: dict[str, ProjectView] = {}
+        self.projects = ProjectViews(self._load_one, settings.state_cache)
         self.admin_tokens: dict[str, str] = {}
         #: client id -> its record: clients the database knew when last asked (kept across
         #: reloads, which re-read them, so a database outage spares clients seen before).
@@ -151,16 +288,21 @@ class ServiceState:
         #: bumped by every reload: a lookup that started before one must not cache its answer.
         self._client_generation = 0
         self._client_lock = threading.Lock()
-        self._signers: dict[int, Signer] = {}
         #: (kid, code) -> when this replica last raised a key custody alarm for it.
         self._alarms: dict[tuple[str, str], int] = {}
         self._alarm_lock = threading.Lock()
+        #: key id -> the ``exp`` mark recorded for it (keys this replica opened to sign).
         self._covered: dict[int, int] = {}
         self.freshness = Freshness()
         self._lock = threading.Lock()
         self._exp_lock = threading.Lock()
         self._ping: _Ping | None = None
         self._ping_lock = threading.Lock()
+        self._can_sign = False
+        self._full_at: float | None = None
+        #: How many incremental refreshes and full rebuilds ran (tests, metrics).
+        self.refreshes = 0
+        self.full_reloads = 0
         #: Status lists, index blocks and issuance records (token status).
         self.status = StatusRegistry(settings, db, clock, lambda: self.projects)
         self.status.key_alarm = lambda pid, exc, backend: self.key_alarm(pid, exc, backend=backend)
@@ -170,51 +312,30 @@ class ServiceState:
     # -- loading ------------------------------------------------------------------------
 
     def reload(self) -> None:
-        """Rebuild every snapshot from the database (after a change here or elsewhere)."""
+        """The safety net: re-read every project id, rebuild every cached view (in batches),
+        re-read admin tokens and known clients. Start-up runs it with nothing cached (one
+        read of the project ids); :meth:`sync` runs it every ``FULL_SYNC_EVERY`` seconds."""
         with self._lock:
             confirmed = self.clock()
+            cached = self.projects.cached()
             with self.db.session() as session:
-                version = session.execute(
-                    select(StateRow.version).where(StateRow.id == 1)
-                ).scalar_one()
-                projects = list(session.execute(select(Project)).scalars())
-                rows = list(
-                    session.execute(
-                        select(Key)
-                        .where(Key.state.in_(keys.PUBLISHED_STATES))
-                        .order_by(Key.created_at, Key.id)
-                    ).scalars()
-                )
+                version = self._read_version(session)
+                ids = set(session.execute(select(Project.id)).scalars())
+                views = self._load_views(session, [v.id for v in cached if v.id in ids])
                 tokens = admins.token_hashes(session)
-                foreign_keys = foreign.published_foreign_keys(session, confirmed)
                 known = self._reread_clients(session)
-            by_project: dict[str, list[Key]] = {}
-            for row in rows:
-                by_project.setdefault(row.project_id, []).append(row)
-            signers: dict[int, Signer] = {}
-            views: dict[str, ProjectView] = {}
-            for project in projects:
-                views[project.id] = self._build(
-                    project,
-                    by_project.get(project.id, []),
-                    signers,
-                    foreign_keys.get(project.id, []),
-                )
-            covered = {row.id: row.max_exp or 0 for row in rows if row.state == keys.ACTIVE}
-            with self._exp_lock:
-                for key_id, mark in covered.items():
-                    covered[key_id] = max(mark, self._covered.get(key_id, 0))
-                self._covered = covered
-            self._signers = signers
-            old, self.projects = self.projects, views
+            before = {v.id: v for v in cached}
+            self._carry_signers(before, views)
+            self.projects.replace(ids, (), views.values())
             self.admin_tokens = tokens
-            with self._client_lock:
-                self._client_generation += 1
-                self._known = known
-                self._misses = {}  # an id unknown before may name a client created since
-                self._miss_bytes = 0
+            self._swap_clients(known)
             self.version = version
             self.freshness.confirmed_at = confirmed
+            self.full_reloads += 1
+            self._full_at = time.monotonic()
+            with self._exp_lock:
+                live = {v.signer_key_id for v in views.values() if v.opened is not None}
+                self._covered = {k: m for k, m in self._covered.items() if k in live}
         try:
             self.reserve_exp()
         except Exception as exc:  # the database went away meanwhile: the next sync retries
@@ -222,18 +343,145 @@ class ServiceState:
         self.status.load()
         if isinstance(self.vault, Keyring) and self.vault.holds_elsewhere:
             self.destroy_revoked()
-        for pid, view in views.items():
-            before = old.get(pid)
-            if before is not None and before.jwks.etag != view.jwks.etag:
+        self._announce(before, views)
+
+    def refresh(self) -> bool:
+        """Catch up with the changes made since this replica's version (here or on another
+        replica): rebuild only the projects they name (one indexed read), forget deleted
+        ones, re-read admin tokens when those changed. ``True`` if anything changed."""
+        if self.version < 0:
+            self.reload()
+            return True
+        with self._lock:
+            confirmed = self.clock()
+            with self.db.session() as session:
+                version = self._read_version(session)
+                if version == self.version:
+                    self.freshness.confirmed_at = confirmed
+                    return False
+                changed = set(
+                    session.execute(
+                        select(ProjectChange.project_id).where(ProjectChange.version > self.version)
+                    ).scalars()
+                )
+                everything = not changed or len(changed) > _INCREMENTAL_MAX
+                if not everything:
+                    tokens = (
+                        admins.token_hashes(session) if audit.GLOBAL_CHANGE in changed else None
+                    )
+                    changed.discard(audit.GLOBAL_CHANGE)
+                    pids = sorted(changed)
+                    views = self._load_views(session, pids)
+                    known = self._reread_clients(session, changed)
+            if not everything:
+                before = {pid: v for pid in pids if (v := self.projects.peek(pid)) is not None}
+                self._carry_signers(before, views)
+                self.projects.replace(None, [p for p in pids if p not in views], views.values())
+                if tokens is not None:
+                    self.admin_tokens = tokens
+                self._swap_clients(known)
+                self.version = version
+                self.freshness.confirmed_at = confirmed
+                self.refreshes += 1
+        if everything:  # a gap (no change named): the safety net
+            self.reload()
+            return True
+        if pids:
+            self.status.load(pids)
+        self._announce(before, views)
+        return True
+
+    def check_master_key(self) -> None:
+        """Open one active key per key-encryption key in use: a replica started with the
+        wrong master key fails at start (:class:`~jwkit.service.vault.VaultError`), as when
+        every key was opened at start, while the others stay sealed until they sign."""
+        with self.db.session() as session:
+            sealed = (Key.state == keys.ACTIVE, Key.backend == LOCAL)  # HSM keys: no master key
+            kek_ids = list(session.execute(select(Key.kek_id).where(*sealed).distinct()).scalars())
+            for kek_id in kek_ids:
+                row = session.execute(
+                    select(Key).where(*sealed, Key.kek_id == kek_id).limit(1)
+                ).scalar_one()
+                keys.open_key(row, self.vault)
+        if kek_ids:
+            self._can_sign = True
+
+    def _read_version(self, session: Session) -> int:
+        return int(session.execute(select(StateRow.version).where(StateRow.id == 1)).scalar_one())
+
+    def _announce(self, before: dict[str, ProjectView], after: dict[str, ProjectView]) -> None:
+        for pid, view in after.items():
+            old = before.get(pid)
+            if old is not None and old.jwks.etag != view.jwks.etag:
                 for listener in list(self.key_listeners):
                     listener(pid)
 
+    @staticmethod
+    def _carry_signers(before: dict[str, ProjectView], after: dict[str, ProjectView]) -> None:
+        """A rebuilt view keeps the key its predecessor opened when the active key is the same."""
+        for pid, view in after.items():
+            old = before.get(pid)
+            if old is not None and old.opened is not None:
+                if old.opened.key_id == view.signer_key_id:
+                    view.opened = old.opened
+
+    def _load_one(self, project_id: str) -> ProjectView | None:
+        with self.db.session() as session:
+            return self._load_views(session, [project_id]).get(project_id)
+
+    def _load_views(self, session: Session, pids: list[str]) -> dict[str, ProjectView]:
+        """Build the views of ``pids`` that exist, in batches (two reads per batch)."""
+        views: dict[str, ProjectView] = {}
+        for start in range(0, len(pids), _BATCH):
+            chunk = pids[start : start + _BATCH]
+            projects = list(session.execute(select(Project).where(Project.id.in_(chunk))).scalars())
+            rows = session.execute(
+                select(Key)
+                .options(defer(Key.wrapped_dek), defer(Key.ciphertext))
+                .where(Key.project_id.in_(chunk), Key.state.in_(keys.PUBLISHED_STATES))
+                .order_by(Key.created_at, Key.id)
+            ).scalars()
+            by_project: dict[str, list[Key]] = {}
+            for row in rows:
+                by_project.setdefault(row.project_id, []).append(row)
+            shown = foreign.published_foreign_keys(session, self.clock(), chunk)
+            for project in projects:
+                views[project.id] = self._build(
+                    project, by_project.get(project.id, []), shown.get(project.id, [])
+                )
+            session.expunge_all()  # no ORM object outlives the build
+        return views
+
+    def _open_signer(self, view: ProjectView) -> OpenedKey | None:
+        """Open ``view``'s active key (its first signature on this replica: decrypted, or
+        found in its token) and reserve its ``exp`` mark before any token is signed. ``None``
+        (the caller answers 503) when the database is away or the key cannot sign."""
+        key_id = view.signer_key_id
+        if key_id is None:
+            return None
+        try:
+            with self.db.session() as session:
+                row = session.get(Key, key_id)
+                if row is None:
+                    return None
+                signer = self._signer_for(row)
+                mark = row.max_exp or 0
+        except Exception as exc:
+            log.warning("project %s: cannot open its signing key (%s)", view.id, type(exc).__name__)
+            return None
+        with self._exp_lock:
+            self._covered[key_id] = max(mark, self._covered.get(key_id, 0))
+        try:
+            self._reserve({key_id: self.clock() + view.token_ttl})
+        except Exception as exc:  # the token endpoint answers 503 until the next sync
+            log.warning("could not reserve token expiry marks: %s", type(exc).__name__)
+        if signer is None:
+            return None
+        self._can_sign = True
+        return OpenedKey(key_id, signer, _token_signer(view.id, signer))
+
     def _build(
-        self,
-        project: Project,
-        rows: list[Key],
-        signers: dict[int, Signer],
-        foreign_rows: list[ForeignPublicKey] | None = None,
+        self, project: Project, rows: list[Key], foreign_rows: list[ForeignPublicKey] | None = None
     ) -> ProjectView:
         now = self.clock()
         issuer = issuer_for(self.settings.public_url, project.id)
@@ -252,14 +500,8 @@ class ServiceState:
         next_change = min(future) if future else None
         if overdue:
             next_change = now + int(max(self.settings.scheduler_interval, 1))
-        signer = signer_id = None
         active = [k for k in rows if k.state == keys.ACTIVE]
-        if active:
-            row = active[0]
-            signer = self._signers.get(row.id) or self._open_signer(row)
-            if signer is not None:
-                signers[row.id] = signer
-                signer_id = row.id
+        signer_id = active[0].id if active else None
         algs = sorted({k.alg for k in rows}) or [project.algorithm]
         discovery = {
             "issuer": issuer,
@@ -303,18 +545,17 @@ class ServiceState:
             jwks=Document.render({"keys": published}),
             discovery=Document.render(discovery),
             next_change=next_change,
-            signer=signer,
             signer_key_id=signer_id,
-            token_signer=_token_signer(project.id, signer),
             freshness=self.freshness,
             token_status=bool(project.token_status),
             foreign_until=min((f.until for f in shown), default=None),
             dpop_required=bool(project.dpop_required),
+            opener=self._open_signer,
         )
 
     # -- key custody --------------------------------------------------------------------
 
-    def _open_signer(self, row: Key) -> Signer | None:
+    def _signer_for(self, row: Key) -> Signer | None:
         """The active key's signer (``local``: decrypted once; elsewhere: found by its
         label and checked against the stored public key). A key its backend cannot give
         back leaves the project without a signer (503 at the token endpoint) and raises an
@@ -419,26 +660,39 @@ class ServiceState:
     # -- replication --------------------------------------------------------------------
 
     def sync(self) -> bool:
-        """Top up the ``exp`` reservations and flush issuance records, then rebuild if another
-        writer bumped the version (everything) or the status version (the lists that changed);
-        either way the snapshot counts as confirmed now."""
+        """Top up the ``exp`` reservations and flush issuance records, then catch up with the
+        changes made elsewhere (:meth:`refresh`; every ``FULL_SYNC_EVERY`` seconds the full
+        :meth:`reload` instead) and with the status lists that changed; either way the
+        snapshot counts as confirmed now."""
         self.reserve_exp()
         self.status.flush()
-        confirmed = self.clock()
-        with self.db.session() as session:
-            version = session.execute(select(StateRow.version).where(StateRow.id == 1)).scalar_one()
-        if version != self.version or self._foreign_key_ended(confirmed):
+        full_at = self._full_at
+        if full_at is None or time.monotonic() - full_at >= FULL_SYNC_EVERY:
             self.reload()
             return True
-        self.freshness.confirmed_at = confirmed
-        return self.status.refresh()
+        changed = self.refresh()
+        changed = self._expire_foreign_keys() or changed
+        return self.status.refresh() or changed
 
-    def _foreign_key_ended(self, now: int) -> bool:
-        """Whether a foreign key published here has reached its end (no database change
-        marks it: every replica rebuilds on its own clock)."""
-        return any(
-            v.foreign_until is not None and v.foreign_until <= now for v in self.projects.values()
-        )
+    def _expire_foreign_keys(self) -> bool:
+        """Rebuild the cached projects one of whose foreign keys reached its end (no database
+        change marks that: every replica rebuilds them on its own clock). ``True`` if any."""
+        now = self.clock()
+        ended = [
+            v.id
+            for v in self.projects.cached()
+            if v.foreign_until is not None and v.foreign_until <= now
+        ]
+        if not ended:
+            return False
+        with self._lock:
+            with self.db.session() as session:
+                views = self._load_views(session, ended)
+            before = {pid: v for pid in ended if (v := self.projects.peek(pid)) is not None}
+            self._carry_signers(before, views)
+            self.projects.replace(None, [p for p in ended if p not in views], views.values())
+        self._announce(before, views)
+        return True
 
     def exp_covered(self, key_id: int, exp: int) -> bool:
         """Whether a token of ``key_id`` expiring at ``exp`` is within the recorded mark (the
@@ -446,19 +700,25 @@ class ServiceState:
         return exp <= self._covered.get(key_id, 0)
 
     def reserve_exp(self) -> None:
-        """Record, for each active key this replica signs with, an ``exp`` mark
+        """Record, for each active key this replica signs with (opened), an ``exp`` mark
         ``exp_headroom`` seconds beyond the tokens it issues now, once less than half of that
         headroom is left. One transaction, usually nothing to do."""
         now = self.clock()
+        self._reserve(
+            {
+                view.opened.key_id: now + view.token_ttl
+                for view in self.projects.cached()
+                if view.opened is not None
+            }
+        )
+
+    def _reserve(self, horizons: dict[int, int]) -> None:
         headroom = self.settings.exp_headroom
-        wanted: dict[int, int] = {}
-        for view in self.projects.values():
-            key_id = view.signer_key_id
-            if key_id is None:
-                continue
-            horizon = now + view.token_ttl
-            if self._covered.get(key_id, 0) < horizon + headroom // 2:
-                wanted[key_id] = horizon + headroom
+        wanted = {
+            key_id: horizon + headroom
+            for key_id, horizon in horizons.items()
+            if self._covered.get(key_id, 0) < horizon + headroom // 2
+        }
         if not wanted:
             return
         with self.db.session() as session, session.begin():
@@ -510,14 +770,36 @@ class ServiceState:
                     self._miss_bytes -= len(oldest) + _MISS_OVERHEAD
         return record
 
-    def _reread_clients(self, session: Session) -> dict[str, ClientRecord]:
+    def _reread_clients(
+        self, session: Session, projects: set[str] | None = None
+    ) -> dict[str, ClientRecord]:
         """The known clients as the database has them now: deleted or changed ones are
-        dropped or refreshed, the others kept (in their order)."""
-        ids = list(self._known)
+        dropped or refreshed, the others kept (in their order). With ``projects``, only the
+        clients of those projects are re-read (the others cannot have changed)."""
+        if projects is None:
+            ids = list(self._known)
+        else:
+            entries = list(self._known.items())  # (one C-level copy: safe against inserts)
+            ids = [cid for cid, record in entries if record.project_id in projects]
+            if not ids:
+                return self._known  # nothing of those projects cached: nothing to copy
+        known = dict(self._known)
         fresh: dict[str, ClientRecord] = {}
         for start in range(0, len(ids), _REFRESH_BATCH):
             fresh.update(load_clients(session, ids[start : start + _REFRESH_BATCH]))
-        return {cid: fresh[cid] for cid in ids if cid in fresh}
+        for cid in ids:
+            if cid in fresh:
+                known[cid] = fresh[cid]
+            else:
+                del known[cid]
+        return known
+
+    def _swap_clients(self, known: dict[str, ClientRecord]) -> None:
+        with self._client_lock:
+            self._client_generation += 1
+            self._known = known
+            self._misses = {}  # an id unknown before may name a client created since
+            self._miss_bytes = 0
 
     def ready(self) -> bool:
         """Database reachable and, once projects exist, a signing key loaded.
@@ -526,7 +808,13 @@ class ServiceState:
         bounded by the database deadline), and a ping still running means "not ready"."""
         if not self._database_answers():
             return False
-        return not self.projects or any(v.signer is not None for v in self.projects.values())
+        if not self.projects or self._can_sign:
+            return True
+        for pid in list(self.projects.ids)[:_READY_TRIES]:  # (one is enough: the master key)
+            view = self.projects.get(pid)
+            if view is not None and view.signer is not None:
+                return True
+        return False
 
     def _database_answers(self) -> bool:
         with self._ping_lock:

@@ -15,7 +15,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -132,10 +132,11 @@ class StatusRegistry:
 
     # -- snapshots ----------------------------------------------------------------------------
 
-    def load(self) -> None:
-        """Rebuild every project's lists (after a full reload: keys or projects changed)."""
+    def load(self, projects: Collection[str] | None = None) -> None:
+        """Rebuild every project's lists (after a full reload), or only those of ``projects``
+        (after a change to them: their keys may sign differently now)."""
         with self._lock:
-            self._load(None)
+            self._load(None, projects)
 
     def refresh(self) -> bool:
         """Rebuild the lists that changed since the last load; re-sign those due. ``True`` if
@@ -151,7 +152,7 @@ class StatusRegistry:
             self._resign_due()
             return changed
 
-    def _load(self, since: int | None) -> None:
+    def _load(self, since: int | None, only: Collection[str] | None = None) -> None:
         views = self.views()
         now = self.clock()
         skew = self.settings.clock_skew
@@ -160,8 +161,12 @@ class StatusRegistry:
                 select(ServiceState.status_version).where(ServiceState.id == 1)
             ).scalar_one()
             stmt = select(ListRow)
+            rules_stmt = select(Revocation.project_id, func.max(Revocation.id))
             if since is not None:
                 stmt = stmt.where(ListRow.status_seq > since)
+            if only is not None:
+                stmt = stmt.where(ListRow.project_id.in_(list(only)))
+                rules_stmt = rules_stmt.where(Revocation.project_id.in_(list(only)))
             rows = list(
                 session.execute(stmt.order_by(ListRow.project_id, ListRow.number)).scalars()
             )
@@ -170,15 +175,21 @@ class StatusRegistry:
             )
             rules: dict[str, int] = {
                 str(pid): int(top or 0)
-                for pid, top in session.execute(
-                    select(Revocation.project_id, func.max(Revocation.id)).group_by(
-                        Revocation.project_id
-                    )
-                ).all()
+                for pid, top in session.execute(rules_stmt.group_by(Revocation.project_id)).all()
             }
         old = self.snapshots
+        # Only projects with lists or revocations have a snapshot (a missing one reads as
+        # empty); a partial load keeps the other projects' snapshots as they are.
         snapshots: dict[str, _Snapshot] = {}
-        for pid, view in views.items():
+        if only is not None:
+            snapshots = {pid: snap for pid, snap in old.items() if pid not in only}
+            touched = set(only)
+        else:
+            touched = set(old) | {r.project_id for r in rows} | set(rules)
+        for pid in sorted(touched):
+            view = views.get(pid)
+            if view is None:
+                continue
             prev = old.get(pid)
             docs = dict(prev.docs) if prev is not None and since is not None else {}
             if prev is not None and since is None:
@@ -210,7 +221,8 @@ class StatusRegistry:
             if prev_doc is None or prev_doc.seq != doc.seq:
                 events.append((row.project_id, doc.uri))
         self.snapshots = snapshots
-        self.version = version
+        if only is None:  # a partial load has not seen the other lists' changes
+            self.version = version
         for pid, uri in events:
             self._emit(pid, uri)
 

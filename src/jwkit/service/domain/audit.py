@@ -18,11 +18,13 @@ from sqlalchemy.orm import Session
 
 from jwkit.service.domain.common import isoformat
 from jwkit.service.notify import notify_change
-from jwkit.service.store.models import AuditEvent, ServiceState
+from jwkit.service.store.models import AuditEvent, ProjectChange, ServiceState
 
-__all__ = ["ChainReport", "event_to_json", "record", "verify_chain"]
+__all__ = ["GLOBAL_CHANGE", "ChainReport", "event_to_json", "record", "verify_chain"]
 
 GENESIS = "0" * 64
+#: The ``project_changes`` id of changes that touch no project (admin credentials).
+GLOBAL_CHANGE = "*"
 
 
 def _digest(
@@ -79,14 +81,26 @@ def record(
     state.audit_seq = seq
     state.audit_head = digest
     if bump:
-        state.version += 1
-        notify_change(session)
+        _bump(session, state, project_id)
     return event
 
 
-def bump_version(session: Session) -> None:
-    """Tell every replica to rebuild its snapshot, without an audit entry."""
-    _lock_state(session).version += 1
+def bump_version(session: Session, project_id: str | None = None) -> None:
+    """Tell every replica to rebuild ``project_id``'s snapshot (``None``: what no project
+    holds), without an audit entry."""
+    _bump(session, _lock_state(session), project_id)
+
+
+def _bump(session: Session, state: ServiceState, project_id: str | None) -> None:
+    """Advance the change version and name what changed, under the ``service_state`` lock
+    (so the read-then-write of the change row cannot race another writer)."""
+    state.version += 1
+    changed = project_id or GLOBAL_CHANGE
+    row = session.get(ProjectChange, changed)
+    if row is None:
+        session.add(ProjectChange(project_id=changed, version=state.version))
+    else:
+        row.version = state.version
     notify_change(session)
 
 

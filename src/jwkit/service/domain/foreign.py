@@ -22,6 +22,7 @@ Rules:
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import func, select
@@ -305,12 +306,16 @@ def remove_foreign_key(
     )
 
 
-def published_foreign_keys(session: Session, now: int) -> dict[str, list[ForeignPublicKey]]:
-    """Every project's foreign keys still in their period, by project id."""
+def published_foreign_keys(
+    session: Session, now: int, projects: Collection[str] | None = None
+) -> dict[str, list[ForeignPublicKey]]:
+    """The foreign keys still in their period of ``projects`` (default: every project), by
+    project id."""
+    query = select(ForeignPublicKey).where(ForeignPublicKey.until > now)
+    if projects is not None:
+        query = query.where(ForeignPublicKey.project_id.in_(list(projects)))
     rows = session.execute(
-        select(ForeignPublicKey)
-        .where(ForeignPublicKey.until > now)
-        .order_by(ForeignPublicKey.created_at, ForeignPublicKey.id)
+        query.order_by(ForeignPublicKey.created_at, ForeignPublicKey.id)
     ).scalars()
     out: dict[str, list[ForeignPublicKey]] = {}
     for row in rows:

@@ -65,10 +65,12 @@ __all__ = [
     "key_to_json",
     "latest_key",
     "list_keys",
+    "next_due_at",
     "open_key",
     "page_keys",
     "pre_shared",
     "raise_max_exp",
+    "refresh_due",
     "replace_now",
     "reserve_exp",
     "revoke_key",
@@ -254,6 +256,7 @@ def bootstrap_keys(
     active = generate_key(session, project, vault, alg=project.algorithm, state=ACTIVE, now=now)
     _event(session, now, actor, "key.created", active, state=ACTIVE)
     _ensure_next(session, project, vault, [], now=now, actor=actor, handed_out=True)
+    refresh_due(session, project, now=now)
     return active
 
 
@@ -303,9 +306,11 @@ def rotate(
             )
     _promote(session, project, vault, active, nxt, now=now, actor=actor, old_state=RETIRING)
     if pre_shared(project):  # the next secret must be generated (and shown) by an admin
+        refresh_due(session, project, now=now)
         return RotationResult(nxt.kid, active.kid if active else None, None)
     fresh = generate_key(session, project, vault, alg=project.algorithm, state=NEXT, now=now)
     _event(session, now, actor, "key.created", fresh, state=NEXT, emergency=emergency)
+    refresh_due(session, project, now=now)
     return RotationResult(nxt.kid, active.kid if active else None, fresh.kid)
 
 
@@ -335,6 +340,7 @@ def replace_now(
     _event(session, now, actor, "key.created", new, state=ACTIVE, mode="replace")
     _promote(session, project, vault, active, new, now=now, actor=actor, old_state=REVOKED)
     _ensure_next(session, project, vault, keys, now=now, actor=actor)
+    refresh_due(session, project, now=now)
     return new
 
 
@@ -353,9 +359,10 @@ def add_next_key(
     if _find(keys, ACTIVE) is None:
         key = generate_key(session, project, vault, alg=alg, state=ACTIVE, now=now)
         _event(session, now, actor, "key.created", key, state=ACTIVE)
-        return key
-    key = generate_key(session, project, vault, alg=alg, state=NEXT, now=now)
-    _event(session, now, actor, "key.created", key, state=NEXT)
+    else:
+        key = generate_key(session, project, vault, alg=alg, state=NEXT, now=now)
+        _event(session, now, actor, "key.created", key, state=NEXT)
+    refresh_due(session, project, now=now)
     return key
 
 
@@ -419,6 +426,7 @@ def revoke_key(
         _promote(session, project, vault, key, nxt, now=now, actor=actor, old_state=REVOKED)
         remaining = [k for k in keys if k.state == NEXT]
         _ensure_next(session, project, vault, remaining, now=now, actor=actor)
+    refresh_due(session, project, now=now, clock_skew=clock_skew)
     return key
 
 
@@ -500,7 +508,30 @@ def run_due_transitions(
             session.flush()
             result = rotate(session, project_id, vault, now=now, actor=actor)
             done.append(f"rotated to {result.active}")
+    refresh_due(session, project, now=now, clock_skew=clock_skew)
     return done
+
+
+def next_due_at(project: Project, keys: list[Key], *, now: int, clock_skew: int) -> int | None:
+    """When :func:`run_due_transitions` next has work for the project (``None``: never, until
+    something changes). Never later than the real time: waking early only costs one pass
+    that finds nothing (e.g. a retiring key whose ``max_exp`` rose meanwhile)."""
+    due: list[int] = [retire_safe_at(k, clock_skew) for k in keys if k.state == RETIRING]
+    active, nxt = _find(keys, ACTIVE), _find(keys, NEXT)
+    if active is not None and nxt is None and not pre_shared(project):
+        due.append(now)
+    elif active is not None and nxt is not None and project.rotation_days:
+        rotation_at = (active.activated_at or active.created_at) + project.rotation_days * DAY
+        due.append(max(rotation_at, activate_safe_at(nxt, project)))
+    return min(due) if due else None
+
+
+def refresh_due(session: Session, project: Project, *, now: int, clock_skew: int = 0) -> None:
+    """Store :func:`next_due_at` on the project row (every key transition ends here). Without
+    the clock-skew setting (0) a retiring key is due early, never late."""
+    session.flush()
+    keys = _keys(session, project.id, states=PUBLISHED_STATES)
+    project.next_due_at = next_due_at(project, keys, now=now, clock_skew=clock_skew)
 
 
 def key_to_json(key: Key) -> dict[str, Any]:

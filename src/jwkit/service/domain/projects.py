@@ -173,6 +173,8 @@ def update_project(
         if name == "audience" and value is None:
             value = project.id
         setattr(project, name, value)
+    if {"algorithm", "jwks_max_age", "rotation_days"} & set(changes):
+        project.next_due_at = now  # the key schedule moved: the scheduler's next pass recomputes
     audit.record(
         session,
         now=now,

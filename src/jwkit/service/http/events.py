@@ -28,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from jwkit.service.http.public import project_view
 from jwkit.service.runtime import Service
 
 __all__ = ["QUEUE", "EventHub", "close_all", "events"]
@@ -195,7 +196,9 @@ async def events(request: Request) -> Response:
     app_state: Any = request.app.state
     service: Service = app_state.service
     project_id = request.path_params["project"]
-    if project_id not in service.state.projects:
+    # the project's view is built (and cached) now: key changes are announced for the
+    # projects this worker holds
+    if await project_view(service, project_id) is None:
         return Response(b'{"error":"not_found","message":"no such project"}', 404, media_type=_JSON)
     hub: EventHub | None = getattr(app_state, "events", None)
     if hub is None:

@@ -104,9 +104,19 @@ def document_answer(
     return answer
 
 
-def _document(request: Request, name: str) -> Response:
+async def project_view(service: Service, project_id: str) -> ProjectView | None:
+    """The project's view: from memory, or built off the event loop (one read) when this
+    worker has not cached it (its first request, or it was evicted)."""
+    views = service.state.projects
+    view = views.peek(project_id)
+    if view is None and project_id in views:
+        view = await run_in_threadpool(views.get, project_id)
+    return view
+
+
+async def _document(request: Request, name: str) -> Response:
     service: Service = request.app.state.service
-    view = service.state.projects.get(request.path_params["project"])
+    view = await project_view(service, request.path_params["project"])
     if view is None:
         COUNT[name, "404"].n += 1
         return answer_response(documents.not_found())
@@ -115,11 +125,11 @@ def _document(request: Request, name: str) -> Response:
 
 
 async def jwks(request: Request) -> Response:
-    return _document(request, "jwks")
+    return await _document(request, "jwks")
 
 
 async def discovery(request: Request) -> Response:
-    return _document(request, "discovery")
+    return await _document(request, "discovery")
 
 
 class TokenAnswer(NamedTuple):
@@ -357,7 +367,7 @@ def grant_token(
 
 async def token(request: Request) -> Response:
     service: Service = request.app.state.service
-    view: ProjectView | None = service.state.projects.get(request.path_params["project"])
+    view = await project_view(service, request.path_params["project"])
     if view is None:
         return answer_response(documents.not_found())
     return await issue_token(service, view, request)
@@ -396,6 +406,8 @@ async def _token_answer(service: Service, view: ProjectView, request: Request) -
         except DBAPIError:  # the database is down: cached clients keep working meanwhile
             ERRORS.labels("database_unavailable").inc()
             return _oauth_error("temporarily_unavailable", "try again shortly", 503)
+    if view.opened is None and view.signer_key_id is not None:
+        await run_in_threadpool(lambda: view.signer)  # its first signature: decrypt off the loop
     if view.token_status and service.state.status.low(view.id):
         # Reserve the next block of status indices off the event loop (one write per block).
         try:
@@ -465,7 +477,7 @@ class PublicFastPath:
         path: str = scope["path"]
         method: str = scope["method"]
         if method == "POST" and path.endswith(TOKEN_SUFFIX):
-            view = self.service.state.projects.get(path[3 : -len(TOKEN_SUFFIX)])
+            view = await project_view(self.service, path[3 : -len(TOKEN_SUFFIX)])
             if view is None:
                 await self.app(scope, receive, send)
                 return
@@ -487,7 +499,7 @@ class PublicFastPath:
         else:
             await self.app(scope, receive, send)
             return
-        view = self.service.state.projects.get(pid)
+        view = await project_view(self.service, pid)
         if view is None:
             await self.app(scope, receive, send)  # 404 (or another route) as usual
             return

@@ -41,6 +41,7 @@ from jwkit.service.http.public import (
     answer_response,
     basic_credentials,
     precheck_token,
+    project_view,
 )
 from jwkit.service.runtime import Service
 from jwkit.service.state import ProjectView
@@ -212,7 +213,7 @@ def _issued(
 
 async def revoke(request: Request) -> Response:
     service: Service = request.app.state.service
-    view = service.state.projects.get(request.path_params["project"])
+    view = await project_view(service, request.path_params["project"])
     if view is None:
         return answer_response(documents.not_found())
     auth = await _authenticate(service, view, request)
@@ -261,7 +262,7 @@ async def revoke(request: Request) -> Response:
 
 async def introspect(request: Request) -> Response:
     service: Service = request.app.state.service
-    view = service.state.projects.get(request.path_params["project"])
+    view = await project_view(service, request.path_params["project"])
     if view is None:
         return answer_response(documents.not_found())
     auth = await _authenticate(service, view, request)

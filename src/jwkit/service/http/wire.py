@@ -231,7 +231,12 @@ class FastDocumentProtocol(GuardedProtocol):
             return None
         service = self._service
         assert service is not None
-        return service.state.projects.get(path[3 : -len(suffix)].decode("ascii", "replace"))
+        # Only what this worker holds: a project not cached (or whose key is not opened yet)
+        # goes the ASGI way, which builds it off the event loop.
+        view = service.state.projects.peek(path[3 : -len(suffix)].decode("ascii", "replace"))
+        if view is not None and suffix == _TOKEN and view.opened is None:
+            return None
+        return view
 
     def _document(self) -> tuple[str, ProjectView] | None:
         if any(name in _GET_FALLBACK for name, _ in self.headers):

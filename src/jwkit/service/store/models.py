@@ -34,6 +34,7 @@ __all__ = [
     "Key",
     "LoginFailure",
     "Project",
+    "ProjectChange",
     "Revocation",
     "ServiceState",
     "StatusList",
@@ -60,6 +61,20 @@ class Project(Base):
     token_status: Mapped[bool] = mapped_column(Boolean, default=False)
     # -- branch dpop (migration 0005_dpop): the token endpoint requires a DPoP proof.
     dpop_required: Mapped[bool] = mapped_column(Boolean, default=False)
+    # -- scale-state (issue 18): when the scheduler next has work here (NULL: none) ------
+    next_due_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)
+
+
+# -- scale-state (issue 18): which project each change touched ------------------------------
+class ProjectChange(Base):
+    """One row per project ever changed (kept after a delete), with the change ``version`` of
+    its latest change: a replica at version ``V`` rebuilds the projects of ``version > V``.
+    ``project_id = '*'`` stands for changes that touch no project (admin credentials)."""
+
+    __tablename__ = "project_changes"
+
+    project_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, index=True)
 
 
 class Key(Base):

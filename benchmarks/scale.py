@@ -1,0 +1,387 @@
+"""Issue 18: jwkit serve with many projects on one database (SQLite or PostgreSQL).
+
+For each size (projects already in the database) a fresh database is bulk-seeded directly
+(``tests/support/scale.py``: one active and one next ES256 key per project, sealed per project,
+and one OAuth client each), then:
+
+* **start-up**: ``jwkit serve`` from spawn to the first ``/healthz`` answer (imports included),
+  and, in process, ``Service.open`` (migrations check, id load, master-key check);
+* **creations/s**: projects created one after another through the admin API (``--creations``);
+* **rotation visibility**: a second replica on the same database; an emergency rotation through
+  replica A's admin API until replica B's JWKS serves the new key (``--rotations`` times);
+* **throughput**: ``wrk`` on JWKS, discovery and the token endpoint (client_secret_post), each
+  request for a project drawn at random over all projects (Lua ``math.random``), compared with
+  the 1-project run and, in alternating rounds on the same server, with every request for one
+  project (the machine's other load then moves both figures alike);
+* **memory**: the worker's resident set at start-up (minus the 1-project run's, per project:
+  the id index) plus its growth once every project was requested once (JWKS, discovery and a
+  token: every view built and every key opened), per requested project; with ``--warm-max``
+  only that many projects are requested (the throughput runs then spread over those).
+
+The seeded active keys carry an ``exp`` reservation 4 hours ahead, as a fleet already signing
+leaves them: a replica joining it opens a key without a write. (A key with no reservation
+costs one write transaction when it is first opened.)
+
+    python benchmarks/scale.py [--db sqlite|postgres] [--sizes 1,100,10000,100000]
+                               [--creations 50] [--rotations 5] [--duration 3] [--rounds 2]
+
+``--sizes`` must start with 1 (the baseline). Needs ``wrk``; ``--db postgres`` needs the
+PostgreSQL server binaries the suite uses (``tests/support/postgres.py``). Prints a Markdown
+table (goals in the last column) and writes it to ``benchmarks/.work/scale-<db>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))
+
+from tests.support.scale import CLIENT_SECRET, seed_projects  # noqa: E402
+from tests.support.serve import ServerProcess, server_env  # noqa: E402
+
+from jwkit.service.runtime import Service  # noqa: E402
+from jwkit.service.settings import Settings  # noqa: E402
+
+TOKEN = "bench-admin-token-" + "x" * 24
+PREFIX = "proj_seed"
+WORK = ROOT / "benchmarks" / ".work"
+
+
+def _lua(kind: str, count: int) -> str:
+    """A wrk script: each request for a project drawn at random."""
+    pick = "local n = math.random(0, COUNT - 1)"
+    head = f"local COUNT = {count}\nmath.randomseed(os.time())\n"
+    if kind == "token":
+        return head + (
+            "wrk.method = 'POST'\n"
+            "wrk.headers['Content-Type'] = 'application/x-www-form-urlencoded'\n"
+            "request = function()\n"
+            f"  {pick}\n"
+            f"  local body = string.format('grant_type=client_credentials&client_id=cli_{PREFIX}"
+            f"%08d&client_secret={CLIENT_SECRET}', n)\n"
+            f"  local path = string.format('/p/{PREFIX}%08d/oauth2/token', n)\n"
+            "  return wrk.format(nil, path, nil, body)\n"
+            "end\n"
+        )
+    suffix = "jwks.json" if kind == "jwks" else "openid-configuration"
+    return head + (
+        "request = function()\n"
+        f"  {pick}\n"
+        f"  return wrk.format('GET', string.format('/p/{PREFIX}%08d/.well-known/{suffix}', n))\n"
+        "end\n"
+    )
+
+
+RETRIES = [0]
+
+
+async def _one(client: httpx.AsyncClient, kind: str, pid: str, n: int) -> httpx.Response:
+    if kind == "token":
+        form = {"grant_type": "client_credentials", "client_secret": CLIENT_SECRET,
+                "client_id": f"cli_{PREFIX}{n:08d}"}  # fmt: skip
+        return await client.post(f"/p/{pid}/oauth2/token", data=form)
+    name = "jwks.json" if kind == "jwks" else "openid-configuration"
+    return await client.get(f"/p/{pid}/.well-known/{name}")
+
+
+async def warm(base: str, size: int, kinds: tuple[str, ...], concurrency: int = 16) -> None:
+    """Request every project once for each of ``kinds`` (its first request builds its view;
+    its first token opens its key)."""
+    todo = iter(range(size))
+    async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+
+        async def worker() -> None:
+            for n in todo:
+                pid = f"{PREFIX}{n:08d}"
+                for kind in kinds:
+                    for attempt in range(3):  # a keep-alive connection the server just closed
+                        try:
+                            r = await _one(client, kind, pid, n)
+                            break
+                        except httpx.TransportError:
+                            RETRIES[0] += 1
+                            if attempt == 2:
+                                raise
+                    if r.status_code != 200:
+                        raise SystemExit(f"{kind} of {pid}: {r.status_code} {r.text[:200]}")
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+def wrk(url: str, script: str, seconds: float, work: Path) -> tuple[float, int]:
+    """Requests per second and the number of non-2xx answers."""
+    path = work / f"wrk-{abs(hash(script))}.lua"
+    path.write_text(script)
+    out = subprocess.run(
+        ["wrk", "-t1", "-c16", f"-d{max(1, round(seconds))}s", "-s", str(path), url],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return rate, int(bad.group(1)) if bad else 0
+
+
+def rss_kb(pid: int) -> int:
+    """The largest resident set among ``pid`` and its children (the worker), in KiB."""
+    pids = [pid]
+    with contextlib.suppress(OSError):
+        pids += [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    best = 0
+    for p in pids:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    best = max(best, int(line.split()[1]))
+    return best
+
+
+@contextlib.contextmanager
+def database(kind: str, home: Path) -> Iterator[str | None]:
+    if kind == "sqlite":
+        yield None
+        return
+    from tests.support.postgres import fresh_database, own_postgres_server
+
+    with own_postgres_server() as cluster:
+        yield fresh_database(cluster.server, prefix="scale")
+
+
+def run_size(kind: str, size: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    result: dict[str, Any] = {"projects": size}
+    home = Path(tempfile.mkdtemp(prefix=f"scale-{size}-", dir=work))
+    with database(kind, home) as url:
+        extra = {"JWKIT_DATABASE_URL": url} if url else {}
+        settings = Settings(home=home / ".jwkit", database_url=url, admin_token=SecretStr(TOKEN),
+                            scheduler_interval=0)  # fmt: skip
+        service = Service.open(settings)
+        t0 = time.perf_counter()
+        now = int(time.time())  # keys already reserved ahead, as by a fleet that signs
+        seed_projects(service.db, service.vault, size, now=now, prefix=PREFIX, clients=True,
+                      max_exp=now + 4 * 3600)  # fmt: skip
+        result["seed_s"] = round(time.perf_counter() - t0, 1)
+        service.close()
+        t0 = time.perf_counter()
+        service = Service.open(settings)
+        result["open_s"] = round(time.perf_counter() - t0, 2)
+        service.close()
+        env = server_env(home, admin_token=TOKEN, admin_password="bench-password-1234", **extra)
+        env["JWKIT_SCHEDULER_INTERVAL"] = "0"
+        a = ServerProcess(home, env)
+        t0 = time.perf_counter()
+        a.start()
+        result["startup_s"] = round(time.perf_counter() - t0, 2)
+        try:
+            rss0 = rss_kb(a.proc.pid)  # type: ignore[union-attr]
+            result["rss_start_kb"] = rss0
+            base = a.url
+            # every project requested once: all views built, all keys opened
+            t0 = time.perf_counter()
+            warmed = result["warmed"] = min(size, args.warm_max or size)
+            asyncio.run(warm(base, warmed, ("jwks", "discovery")))
+            result["rss_docs_kb"] = rss_kb(a.proc.pid)  # type: ignore[union-attr]
+            asyncio.run(warm(base, warmed, ("token",)))
+            result["rss_warm_kb"] = rss_kb(a.proc.pid)  # type: ignore[union-attr]
+            result["warm_s"] = round(time.perf_counter() - t0, 1)
+            for kind_ in ("jwks", "discovery", "token"):
+                # rounds alternate one hot project and all projects on this same server (the
+                # machine's neighbours move both alike); each keeps its best round
+                best = {"one": 0.0, "all": 0.0}
+                bad = 0
+                for _ in range(args.rounds):
+                    for spread, count in (("one", 1), ("all", warmed)):
+                        rate, failed = wrk(base, _lua(kind_, count), args.duration, work)
+                        best[spread] = max(best[spread], rate)
+                        bad += failed
+                result[f"{kind_}_rps"] = round(best["all"])
+                result[f"{kind_}_one_rps"] = round(best["one"])
+                result[f"{kind_}_bad"] = bad
+            with httpx.Client(base_url=base, timeout=30,
+                              headers={"Authorization": f"Bearer {TOKEN}"}) as api:  # fmt: skip
+                t0 = time.perf_counter()
+                for n in range(args.creations):
+                    r = api.post("/api/v1/projects", json={"name": f"bench {n}"})
+                    assert r.status_code == 201, r.text
+                result["creations_per_s"] = round(args.creations / (time.perf_counter() - t0), 1)
+                if args.rotations:
+                    b = ServerProcess(home, env).start()
+                    try:
+                        result["rotation_visible_s"] = rotations(api, b.url, size, args.rotations)
+                    finally:
+                        b.stop()
+        except BaseException:
+            print(a.log()[-3000:], file=sys.stderr)
+            raise
+        finally:
+            a.stop()
+    result["warm_retries"] = RETRIES[0]
+    return result
+
+
+def rotations(api: httpx.Client, other: str, size: int, times: int) -> list[float]:
+    seen = []
+    with httpx.Client(base_url=other, timeout=10) as pub:
+        for n in range(times):
+            pid = f"{PREFIX}{(n * 7919) % size:08d}"
+            before = pub.get(f"/p/{pid}/.well-known/jwks.json")  # B holds the project now
+            assert before.status_code == 200, before.text
+            r = api.post(f"/api/v1/projects/{pid}/keys/rotate", json={"emergency": True})
+            assert r.status_code == 200, r.text
+            t0 = time.perf_counter()
+            new = r.json()["next"]
+            while True:
+                kids = [k["kid"] for k in pub.get(f"/p/{pid}/.well-known/jwks.json").json()["keys"]]
+                if new in kids:
+                    break
+                if time.perf_counter() - t0 > 30:
+                    raise SystemExit(f"rotation not visible on replica B after 30 s ({pid})")
+                time.sleep(0.01)
+            seen.append(round(time.perf_counter() - t0, 3))
+    return seen
+
+
+def heap_per_project(count: int, work: Path) -> dict[str, float]:
+    """Python heap bytes per project (``tracemalloc``, in process, no allocator slack): the id
+    index, a built view, an opened key (its Python side; OpenSSL's own memory is not seen)."""
+    import gc
+    import tracemalloc
+
+    home = Path(tempfile.mkdtemp(prefix="heap-", dir=work))
+    settings = Settings(home=home, admin_token=SecretStr(TOKEN), scheduler_interval=0)
+    service = Service.open(settings)
+    now = int(time.time())
+    ids = seed_projects(service.db, service.vault, count, now=now, prefix=PREFIX,
+                        max_exp=now + 3600)  # fmt: skip
+
+    def measure(step: Any) -> float:
+        gc.collect()
+        before = tracemalloc.take_snapshot()
+        step()
+        gc.collect()
+        after = tracemalloc.take_snapshot()
+        return sum(d.size_diff for d in after.compare_to(before, "filename")) / count
+
+    tracemalloc.start()
+    try:
+        out = {
+            "ids": measure(service.state.reload),
+            "view": measure(lambda: [service.state.projects.get(p) for p in ids]),
+            "key": measure(lambda: [service.state.projects[p].token_signer for p in ids]),
+        }
+    finally:
+        tracemalloc.stop()
+        service.close()
+    return {k: round(v) for k, v in out.items()}
+
+
+def table(kind: str, rows: list[dict[str, Any]]) -> str:
+    base = rows[0]
+    hundred = next((r for r in rows if r["projects"] == 100), None)
+    lines = [
+        f"| {kind} | " + " | ".join(f"{r['projects']:,}" for r in rows) + " | goal |",
+        "|---|" + "---|" * (len(rows) + 1),
+    ]
+
+    def row(label: str, cells: list[str], goal: str) -> None:
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {goal} |")
+
+    row("seed (direct insert, s)", [str(r["seed_s"]) for r in rows], "")
+    row("replica start-up: spawn to /healthz (s)", [str(r["startup_s"]) for r in rows], "≤ 10 s")
+    row("Service.open in process (s)", [str(r["open_s"]) for r in rows], "")
+    cr = [r.get("creations_per_s") for r in rows]
+    ref = hundred["creations_per_s"] if hundred else None
+    row("project creations/s (admin API)",
+        [f"{c}" + (f" ({c / ref:.2f}x)" if ref and c else "") for c in cr],
+        "≥ 0.8 x the rate at 100")  # fmt: skip
+    for name in ("jwks", "discovery", "token"):
+        cells = []
+        for r in rows:
+            rate, one = r[f"{name}_rps"], r[f"{name}_one_rps"]
+            bad = r[f"{name}_bad"]
+            cells.append(
+                f"{rate:,} ({rate / base[f'{name}_rps']:.2f}x; {rate / one:.2f}x one project)"
+                + (f" {bad} bad" if bad else "")
+            )
+        row(
+            f"{name} req/s, spread over all projects (vs the 1-project run; vs one hot project "
+            "on the same server)",
+            cells,
+            "≥ 0.9 x 1 project",
+        )
+    cells = []
+    for r in rows:
+        if r["projects"] == 1:
+            cells.append(f"{r['rss_warm_kb'] / 1024:.0f} MiB")
+        else:
+            idle = (r["rss_start_kb"] - base["rss_start_kb"]) / (r["projects"] - 1)
+            per = (r["rss_warm_kb"] - r["rss_start_kb"]) / max(1, r["warmed"] - 1) + idle
+            note = "" if r["warmed"] == r["projects"] else f" ({r['warmed']:,} requested)"
+            cells.append(f"{r['rss_warm_kb'] / 1024:.0f} MiB, {per:.1f} KiB/project{note}")
+    row("worker RSS, every project requested (JWKS, discovery, a token)", cells,
+        "≤ 8 KB/project")  # fmt: skip
+    cells = []
+    for r in rows:
+        idle = (r["rss_start_kb"] - base["rss_start_kb"]) / max(1, r["projects"] - 1)
+        per = (r["rss_docs_kb"] - r["rss_start_kb"]) / max(1, r["warmed"] - 1)
+        cells.append("" if r["projects"] == 1 else f"{idle:.2f} + {per:.1f} KiB/project")
+    row("of which: ids at start-up + documents (before any token)", cells, "")
+    vis = [r.get("rotation_visible_s") for r in rows]
+    row("rotation visible on replica B (s, max)", [str(max(v)) if v else "" for v in vis], "≤ 1 s")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--sizes", default="1,100,10000")
+    parser.add_argument("--creations", type=int, default=50)
+    parser.add_argument("--rotations", type=int, default=5)
+    parser.add_argument("--duration", type=float, default=3)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--heap", type=int, default=3000, help="projects for the heap count")
+    parser.add_argument(
+        "--warm-max",
+        type=int,
+        default=0,
+        help="request at most this many projects before measuring (0: all); throughput is "
+        "then spread over those, memory is per requested project",
+    )
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    if sizes[0] != 1:
+        parser.error("--sizes must start with 1 (the baseline)")
+    WORK.mkdir(parents=True, exist_ok=True)
+    rows = []
+    with tempfile.TemporaryDirectory(dir=WORK) as tmp:
+        heap = heap_per_project(args.heap, Path(tmp)) if args.heap else None
+        print(json.dumps({"heap_bytes_per_project": heap}), flush=True)
+        for size in sizes:
+            row = run_size(args.db, size, args, Path(tmp))
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    (WORK / f"scale-{args.db}.json").write_text(json.dumps({"heap": heap, "rows": rows}, indent=1))
+    print(table(args.db, rows))
+    if heap:
+        print(f"\nPython heap per project ({args.heap:,} projects, tracemalloc): {heap}")
+    print(f"\n{os.cpu_count()} CPUs; wrk -t1 -c16, {args.duration:g} s per target")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
