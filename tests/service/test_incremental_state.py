@@ -20,12 +20,22 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from jwkit.service.domain import admins, audit, clients, keys, projects, revocation
+from jwkit.jose.jwk import JWK
+from jwkit.service.domain import (
+    admins,
+    audit,
+    clients,
+    foreign,
+    imports,
+    keys,
+    projects,
+    revocation,
+)
 from jwkit.service.domain.common import ServiceError
 from jwkit.service.runtime import Service
 from jwkit.service.scheduler import run_once
 from jwkit.service.state import ServiceState
-from jwkit.service.store.models import Client, ProjectChange
+from jwkit.service.store.models import Client, Project, ProjectChange
 
 from .conftest import FakeClock
 
@@ -61,9 +71,13 @@ def _picture(state: ServiceState, client_ids: list[str]) -> dict[str, Any]:
             view.jwks_max_age,
             view.next_change,
             view.token_status,
+            view.dpop_required,
+            view.foreign_until,
             view.signer_key_id,
             # the private key's digest: equal keys, and no key material in a failure message
-            None if signer is None else sha256(signer.to_json(private=True).encode()).hexdigest(),
+            None
+            if signer is None
+            else sha256(signer.jwk.to_json(private=True).encode()).hexdigest(),
             view.token_signer is not None,
         )
     known = {}
@@ -108,7 +122,7 @@ class World:
 
     def pids(self) -> list[str]:
         with self.service.read() as s:
-            return sorted(p.id for p in projects.list_projects(s))
+            return sorted(s.execute(select(Project.id)).scalars())
 
     def client_ids(self) -> list[str]:
         with self.service.read() as s:
@@ -128,6 +142,9 @@ class World:
                 self.scheduler,
                 self.create_client,
                 self.revoke_tokens,
+                self.import_key,
+                self.add_foreign_key,
+                self.remove_foreign_key,
             ]
         if self.client_ids():
             ops += [self.delete_client, self.edit_client]
@@ -164,6 +181,7 @@ class World:
                 ("jwks_max_age", self.rng.choice((0, 60, 300))),
                 ("rotation_days", self.rng.choice((None, 1, 30))),
                 ("token_status", self.rng.random() < 0.5),
+                ("dpop_required", self.rng.random() < 0.5),
                 ("algorithm", self.rng.choice(ALGS)),
             ]
         )
@@ -238,6 +256,31 @@ class World:
             revocation.revoke(s, self._pid(), "sub", f"u{self.rng.randrange(5)}",
                               now=self.clock(), actor="t", clock_skew=0,
                               effective_by=self.clock() + 60)  # fmt: skip
+
+    def import_key(self) -> None:
+        """Bring your own key: a key made elsewhere becomes the next key."""
+        pid = self._pid()
+        with self.service.read() as s:
+            alg = projects.get_project(s, pid).algorithm
+        with self.service.write() as s:
+            imports.import_key(s, pid, self.service.vault, JWK.generate(alg), now=self.clock(),
+                               actor="t", source="jwk")  # fmt: skip
+
+    def add_foreign_key(self) -> None:
+        """Another issuer's key, published for a while (it may end while the test runs)."""
+        key = JWK.generate("ES256", kid=f"old-{self.rng.randrange(1000)}").public()
+        with self.service.write() as s:
+            foreign.add_foreign_keys(s, self._pid(), [key], source="body", now=self.clock(),
+                                     until=self.clock() + self.rng.choice((120, 86400 * 3)),
+                                     actor="t")  # fmt: skip
+
+    def remove_foreign_key(self) -> None:
+        pid = self._pid()
+        with self.service.read() as s:
+            kids = [row.kid for row in foreign.list_foreign_keys(s, pid)]
+        if kids:
+            with self.service.write() as s:
+                foreign.remove_foreign_key(s, pid, kids[0], now=self.clock(), actor="t")
 
     def admin_token(self) -> None:
         with self.service.write() as s:

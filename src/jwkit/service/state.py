@@ -136,6 +136,9 @@ class ProjectView:
     #: Decrypts the active key (the replica's :meth:`ServiceState._open_signer`).
     opener: Callable[[ProjectView], OpenedKey | None] | None = None
     opened: OpenedKey | None = None
+    #: Why the active key could not be opened the last time it was tried (its backend could
+    #: not give it back); tried again on the next signature.
+    open_error: KeyUnavailable | None = None
 
     def _signing(self) -> OpenedKey | None:
         opened = self.opened
@@ -388,6 +391,8 @@ class ServiceState:
             return True
         if pids:
             self.status.load(pids)
+            if isinstance(self.vault, Keyring) and self.vault.holds_elsewhere:
+                self.destroy_revoked(pids)  # a revocation named its project
         self._announce(before, views)
         return True
 
@@ -466,17 +471,19 @@ class ServiceState:
                     return None
                 signer = self._signer_for(row)
                 mark = row.max_exp or 0
+        except KeyUnavailable as exc:  # alarmed already; the admin API answers with its code
+            view.open_error = exc
+            return None
         except Exception as exc:
             log.warning("project %s: cannot open its signing key (%s)", view.id, type(exc).__name__)
             return None
+        view.open_error = None
         with self._exp_lock:
             self._covered[key_id] = max(mark, self._covered.get(key_id, 0))
         try:
             self._reserve({key_id: self.clock() + view.token_ttl})
         except Exception as exc:  # the token endpoint answers 503 until the next sync
             log.warning("could not reserve token expiry marks: %s", type(exc).__name__)
-        if signer is None:
-            return None
         self._can_sign = True
         return OpenedKey(key_id, signer, _token_signer(view.id, signer))
 
@@ -555,18 +562,17 @@ class ServiceState:
 
     # -- key custody --------------------------------------------------------------------
 
-    def _signer_for(self, row: Key) -> Signer | None:
-        """The active key's signer (``local``: decrypted once; elsewhere: found by its
-        label and checked against the stored public key). A key its backend cannot give
-        back leaves the project without a signer (503 at the token endpoint) and raises an
-        alarm; a wrong master key still stops the service, as it always has."""
+    def _signer_for(self, row: Key) -> Signer:
+        """The active key's signer (``local``: decrypted; elsewhere: found by its label and
+        checked against the stored public key). A key its backend cannot give back raises an
+        alarm and :class:`KeyUnavailable` (the project has no signer until it is back: 503)."""
         if not isinstance(self.vault, Keyring):
             return Signer(keys.open_key(row, self.vault))
         try:
             return self.vault.signer(row)
         except KeyUnavailable as exc:
             self.key_alarm(row.project_id, exc, kid=row.kid, backend=row.backend)
-            return None
+            raise
 
     def key_alarm(
         self,
@@ -614,21 +620,17 @@ class ServiceState:
 
         threading.Thread(target=write, name="jwkit-key-alarm", daemon=True).start()
 
-    def destroy_revoked(self) -> list[str]:
+    def destroy_revoked(self, projects: list[str] | None = None) -> list[str]:
         """Destroy revoked keys that live outside the database (a PKCS#11 token) once the
-        revocation is committed; idempotent, and any replica may do it. Returns the kids."""
+        revocation is committed, of ``projects`` (default: all); idempotent, and any replica
+        may do it. Returns the kids."""
         assert isinstance(self.vault, Keyring)
         done: list[str] = []
+        where = [Key.state == keys.REVOKED, Key.backend != LOCAL, Key.destroyed_at.is_(None)]
+        if projects is not None:
+            where.append(Key.project_id.in_(projects))
         with self.db.session() as session:
-            rows = list(
-                session.execute(
-                    select(Key).where(
-                        Key.state == keys.REVOKED,
-                        Key.backend != LOCAL,
-                        Key.destroyed_at.is_(None),
-                    )
-                ).scalars()
-            )
+            rows = list(session.execute(select(Key).where(*where)).scalars())
         for row in rows:
             try:
                 found = self.vault.destroy(row)

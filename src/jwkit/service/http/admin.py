@@ -299,6 +299,10 @@ def mint_token(request: Request, project_id: str, body: TokenMint) -> JSON:
     # The status index comes from this replica's block (reserved first if none is left,
     # outside the signing transaction).
     slot = svc.state.status.slot(project_id) if known and known.token_status else None
+    if known is not None and known.signer is None and known.open_error is not None:
+        # (reading .signer opened the key, outside the signing transaction: the first
+        # signature reserves its exp mark in a transaction of its own)
+        raise known.open_error
     with svc.db.session() as session, session.begin():
         project = projects.get_project(session, project_id)
         ttl = body.ttl if body.ttl is not None else project.token_ttl

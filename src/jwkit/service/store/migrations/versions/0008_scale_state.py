@@ -39,5 +39,9 @@ def downgrade() -> None:
     with op.batch_alter_table("projects") as batch:
         batch.drop_index("ix_projects_next_due_at")
         batch.drop_column("next_due_at")
+    if op.get_bind().dialect.name == "sqlite":
+        # SQLite's batch mode rebuilt the table without 0007's expression index (the name
+        # search): put it back, as 0007 made it.
+        op.execute("CREATE INDEX IF NOT EXISTS ix_projects_name ON projects (lower(name))")
     op.drop_index("ix_project_changes_version", table_name="project_changes")
     op.drop_table("project_changes")
