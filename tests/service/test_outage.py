@@ -15,7 +15,7 @@ from sqlalchemy import create_engine, text
 
 from jwkit.verify.verifier import Verifier
 
-from .conftest import AUTH, PostgresServer, ServerProcess
+from .conftest import AUTH, MASTER_KEY, PostgresServer, ServerProcess
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(240)]
 
@@ -110,3 +110,43 @@ def _outage_and_recovery(
         time.sleep(0.2)
     assert api.post("/projects", json={"name": "after"}).status_code == 201
     assert "d" not in httpx.get(jwks_url).json()["keys"][0]
+
+
+def _ready(server: ServerProcess) -> None:
+    deadline = time.monotonic() + 60
+    while httpx.get(f"{server.url}/readyz", timeout=30).status_code != 200:
+        assert time.monotonic() < deadline, "the replica did not become ready"
+        time.sleep(0.1)
+
+
+def test_a_fresh_replica_serves_every_project_through_an_outage(
+    spawn: Any, pg_url: str, postgres_server: PostgresServer, tmp_path: Any
+) -> None:
+    """Start-up loads only project ids, but a replica is ready only once it has built every
+    project's documents (up to ``JWKIT_STATE_CACHE``): a replica that never served a project
+    still serves it through an outage. A project it could not keep answers 503, never the
+    404 of a project that does not exist."""
+    database = pg_url.rsplit("/", 1)[1]
+    shared = {"JWKIT_DATABASE_URL": pg_url, "JWKIT_MASTER_KEY": MASTER_KEY}
+    writer = spawn(tmp_path / "a", **shared)
+    with httpx.Client(base_url=f"{writer.url}/api/v1", headers=AUTH, timeout=30) as api:
+        made = [api.post("/projects", json={"name": f"p{i}"}).json() for i in range(3)]
+    fresh = spawn(tmp_path / "b", **shared)
+    small = spawn(tmp_path / "c", JWKIT_STATE_CACHE="1", **shared)
+    _ready(fresh)
+    _ready(small)
+    path = "/p/{}/.well-known/jwks.json"
+    expected = {p["id"]: httpx.get(writer.url + path.format(p["id"])).content for p in made}
+    _set_reachable(postgres_server, database, False)
+    try:
+        for pid, body in expected.items():
+            r = httpx.get(fresh.url + path.format(pid), timeout=30)
+            assert r.status_code == 200 and r.content == body
+        answers = [httpx.get(small.url + path.format(pid), timeout=30) for pid in expected]
+        assert sorted(a.status_code for a in answers) == [200, 503, 503]
+        busy = next(a for a in answers if a.status_code == 503)
+        assert busy.json()["error"] == "temporarily_unavailable"
+        assert busy.headers["retry-after"] == "1"
+        assert httpx.get(small.url + path.format("proj_nope"), timeout=30).status_code == 404
+    finally:
+        _set_reachable(postgres_server, database, True)

@@ -251,6 +251,16 @@ class ProjectViews(Mapping[str, ProjectView]):
         while len(self._cache) > self.capacity:
             self._cache.popitem(last=False)
 
+    def fill(self, views: Iterable[ProjectView]) -> None:
+        """Cache ``views`` of projects still known and not cached meanwhile (a warm-up must
+        not replace a view a change rebuilt while it read), without evicting any."""
+        with self._lock:
+            for view in views:
+                if view.id in self.ids and view.id not in self._cache:
+                    if len(self._cache) >= self.capacity:
+                        return
+                    self._put(view)
+
     def replace(
         self, ids: set[str] | None, gone: Iterable[str], views: Iterable[ProjectView]
     ) -> None:
@@ -302,6 +312,9 @@ class ServiceState:
         self._ping: _Ping | None = None
         self._ping_lock = threading.Lock()
         self._can_sign = False
+        #: Set by the app when it starts its background work: not ready until :meth:`warm`
+        #: has built the views (tests without background work never set it).
+        self.warm_pending = False
         self._full_at: float | None = None
         #: How many incremental refreshes and full rebuilds ran (tests, metrics).
         self.refreshes = 0
@@ -410,6 +423,26 @@ class ServiceState:
                 keys.open_key(row, self.vault)
         if kek_ids:
             self._can_sign = True
+
+    def warm(self) -> int:
+        """Build the views of the projects not cached yet, up to the cache's capacity, in
+        batches (run once in the background after start-up, so start-up itself stays an id
+        load): a replica then serves every project's documents from memory, as it must
+        through a database outage. Keys stay sealed until they sign. Returns how many views
+        were built; stops at the first database error (the next :meth:`sync` goes on)."""
+        built = 0
+        views = self.projects
+        todo = [pid for pid in sorted(views.ids) if views.peek(pid) is None]
+        todo = todo[: max(0, views.capacity - len(views.cached()))]
+        for start in range(0, len(todo), _BATCH):
+            chunk = todo[start : start + _BATCH]
+            with self._lock:
+                with self.db.session() as session:
+                    fresh = self._load_views(session, chunk)
+                views.fill(fresh.values())
+            built += len(fresh)
+        self.warm_pending = False
+        return built
 
     def _read_version(self, session: Session) -> int:
         return int(session.execute(select(StateRow.version).where(StateRow.id == 1)).scalar_one())
@@ -666,6 +699,8 @@ class ServiceState:
         changes made elsewhere (:meth:`refresh`; every ``FULL_SYNC_EVERY`` seconds the full
         :meth:`reload` instead) and with the status lists that changed; either way the
         snapshot counts as confirmed now."""
+        if self.warm_pending:
+            self.warm()
         self.reserve_exp()
         self.status.flush()
         full_at = self._full_at
@@ -804,11 +839,12 @@ class ServiceState:
             self._miss_bytes = 0
 
     def ready(self) -> bool:
-        """Database reachable and, once projects exist, a signing key loaded.
+        """Database reachable, the start-up warm-up done (:meth:`warm`) and, once projects
+        exist, a signing key loaded.
 
         Never waits more than ``_READY_WAIT``: the ping runs in its own thread (one at a time,
         bounded by the database deadline), and a ping still running means "not ready"."""
-        if not self._database_answers():
+        if not self._database_answers() or self.warm_pending:
             return False
         if not self.projects or self._can_sign:
             return True

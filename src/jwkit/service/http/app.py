@@ -56,6 +56,10 @@ async def _background(service: Service) -> None:
     if service.db.dialect == "postgresql":
         listener = asyncio.create_task(notify.listen(service.db.url, wake))
     try:
+        try:  # every project's documents in memory before /readyz says ready
+            await run_in_threadpool(service.state.warm)
+        except Exception as exc:  # the database went away: sync() goes on with it
+            log.warning("warming the project cache failed: %s", type(exc).__name__)
         while True:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(wake.wait(), interval)
@@ -95,6 +99,8 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if background:
+            service.state.warm_pending = True
         task = asyncio.create_task(_background(service)) if background else None
         try:
             async with metrics.publishing_tallies():

@@ -65,6 +65,7 @@ _CHALLENGE: Headers = ((b"www-authenticate", b'Basic realm="jwkit"'),)
 _NOT_FOUND = b'{"error":"not_found","message":"no such project"}'
 _NO_LIST = b'{"error":"not_found","message":"no such status list"}'
 _INTERNAL = b'{"error":"internal_error","message":"an unexpected error occurred"}'
+_UNAVAILABLE = b'{"error":"temporarily_unavailable","message":"try again shortly"}'
 
 
 class Lifetime(NamedTuple):
@@ -203,6 +204,21 @@ def token_fields(status: int) -> Headers:
 def token(status: int, body: bytes) -> Answer:
     """A token endpoint answer (RFC 6749 §5.1, §5.2)."""
     return Answer(status, (*token_fields(status), _length(body)), body)
+
+
+def unavailable() -> Answer:
+    """A project that exists but that this worker cannot load now (it has not cached it and
+    the database is away): 503 and a retry hint, never "no such project"."""
+    return Answer(
+        503,
+        (
+            _length(_UNAVAILABLE),
+            (b"content-type", JSON),
+            (b"retry-after", b"1"),
+            (b"cache-control", b"no-store"),
+        ),
+        _UNAVAILABLE,
+    )
 
 
 def internal_error() -> Answer:

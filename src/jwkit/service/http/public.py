@@ -73,7 +73,7 @@ MAX_FORM = 8192
 COUNT = {
     (doc, status): Tally(DOCUMENTS.labels(doc, status))
     for doc in ("jwks", "discovery")
-    for status in ("200", "304", "404")
+    for status in ("200", "304", "404", "503")
 }
 _ISSUED = Tally(TOKENS.labels("client_credentials"))
 
@@ -114,12 +114,22 @@ async def project_view(service: Service, project_id: str) -> ProjectView | None:
     return view
 
 
+def no_view(service: Service, project_id: str) -> Answer:
+    """The answer when :func:`project_view` found nothing: 404 for a project that does not
+    exist, 503 for one this worker could not load (the database is away)."""
+    if project_id in service.state.projects:
+        return documents.unavailable()
+    return documents.not_found()
+
+
 async def _document(request: Request, name: str) -> Response:
     service: Service = request.app.state.service
-    view = await project_view(service, request.path_params["project"])
+    pid = request.path_params["project"]
+    view = await project_view(service, pid)
     if view is None:
-        COUNT[name, "404"].n += 1
-        return answer_response(documents.not_found())
+        answer = no_view(service, pid)
+        COUNT[name, str(answer.status)].n += 1
+        return answer_response(answer)
     inm = request.headers.get("if-none-match")
     return answer_response(document_answer(service, view, name, inm))
 
@@ -367,9 +377,10 @@ def grant_token(
 
 async def token(request: Request) -> Response:
     service: Service = request.app.state.service
-    view = await project_view(service, request.path_params["project"])
+    pid = request.path_params["project"]
+    view = await project_view(service, pid)
     if view is None:
-        return answer_response(documents.not_found())
+        return answer_response(no_view(service, pid))
     return await issue_token(service, view, request)
 
 
