@@ -92,7 +92,7 @@ def test_revoking_a_session_reaches_the_verifier(server: serve.ServerProcess) ->
             assert v.verify(token)["sub"] == "erin"
             assert v.verify(token)["sub"] == "erin"  # a cache hit
         listener = pushed._events
-        assert listener is not None and listener.wait_handled(1)  # the stream's opening frame
+        assert listener is not None and listener.wait_handled(2)  # connect resync, opening frame
         handled = listener.handled
 
         revoked_at = time.monotonic()
@@ -135,7 +135,7 @@ def test_async_verifier_with_push(server: serve.ServerProcess) -> None:
             assert (await v.verify_async(token))["sub"] == "gus"
             listener = v._events
             assert listener is not None
-            assert await asyncio.to_thread(listener.wait_handled, 1)  # the opening frame
+            assert await asyncio.to_thread(listener.wait_handled, 2)  # resync, opening frame
             handled = listener.handled
             await asyncio.to_thread(
                 api, server, "POST", f"/projects/{pid}/revocations", {"jti": jti}

@@ -10,8 +10,8 @@ already caches (an event never names a new URL to fetch).
 - sync: :meth:`EventListener.start_thread` runs a daemon thread; async:
   :meth:`EventListener.start_task` runs a task on the running loop;
 - reconnects with exponential backoff (the server's ``retry:`` is the first delay, capped
-  by ``max_backoff``), and after a reconnect refetches every cached list and the key set,
-  since events may have been missed while disconnected;
+  by ``max_backoff``), and on every connection, the first one included, refetches every
+  cached list and the key set, since events may have been missed before it opened;
 - a connection with no byte (not even the ``: ping`` heartbeat) for ``read_timeout`` is
   dropped and reopened;
 - :meth:`close` / :meth:`aclose` stop it at once (the socket is shut down under a blocked
@@ -227,9 +227,10 @@ class EventListener:
                 watchdog.watch(response.extensions.get("network_stream"))
                 self._check_response(response)
                 self._connected()
-                if self.connections > 1:
-                    self._apply_sync(*self._everything())
-                    self._done()
+                # Events sent before this connection opened (the first one included: the
+                # verifier fetched its lists before it started listening) were missed.
+                self._apply_sync(*self._everything())
+                self._done()
                 for sse in EventSource(response).iter_sse():
                     self._note(sse)
                     self._apply_sync(*self._targets(sse))
@@ -273,9 +274,9 @@ class EventListener:
         ) as response:
             self._check_response(response)
             self._connected()
-            if self.connections > 1:
-                await self._apply_async(*self._everything())
-                self._done()
+            # Events sent before this connection opened were missed (see _listen_sync).
+            await self._apply_async(*self._everything())
+            self._done()
             async for sse in EventSource(response).aiter_sse():
                 self._note(sse)
                 await self._apply_async(*self._targets(sse))
