@@ -46,7 +46,7 @@ from jwkit.service.runtime import Service
 from jwkit.service.statuslists import now_ms
 from jwkit.service.store.models import AuditEvent
 
-__all__ = ["ROUTER_OPTIONS", "answer_405_with_allow", "router"]
+__all__ = ["ROUTER_OPTIONS", "actor_of", "answer_405_with_allow", "router", "service_of"]
 
 log = logging.getLogger("jwkit.service")
 
@@ -65,13 +65,19 @@ router = APIRouter(**ROUTER_OPTIONS)
 JSON = dict[str, Any]
 
 
-def _service(request: Request) -> Service:
+def service_of(request: Request) -> Service:
+    """The running service an admin route works on."""
     service: Service = request.app.state.service
     return service
 
 
-def _actor(request: Request) -> str:
+def actor_of(request: Request) -> str:
+    """Who made an admin request (audit events name them)."""
     return str(getattr(request.state, "admin", "admin"))
+
+
+_service = service_of
+_actor = actor_of
 
 
 def _shared_secrets(svc: Service, rows: list[Any]) -> dict[str, Any] | None:

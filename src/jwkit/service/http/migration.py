@@ -15,24 +15,16 @@ from fastapi import APIRouter, Request, Response
 
 from jwkit.service.domain import foreign, imports, keys, projects
 from jwkit.service.domain.common import InvalidInput
-from jwkit.service.http.admin import ROUTER_OPTIONS, answer_405_with_allow
+from jwkit.service.http.admin import ROUTER_OPTIONS, actor_of, answer_405_with_allow, service_of
 from jwkit.service.http.metrics import TRANSITIONS
 from jwkit.service.http.schemas import ForeignKeysImport, KeyImport
-from jwkit.service.runtime import Service
 
 __all__ = ["router"]
 
 router = APIRouter(**ROUTER_OPTIONS)
 JSON = dict[str, Any]
-
-
-def _service(request: Request) -> Service:
-    service: Service = request.app.state.service
-    return service
-
-
-def _actor(request: Request) -> str:
-    return str(getattr(request.state, "admin", "admin"))
+_service = service_of
+_actor = actor_of
 
 
 @router.post("/projects/{project_id}/keys/import", status_code=201)
