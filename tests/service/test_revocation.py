@@ -3,11 +3,14 @@ RFC 7009 revocation, RFC 7662 introspection, on a real SQLite database through t
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
 
 from jwkit.jose import jwt
 from jwkit.jose.jwk import JWKSet
@@ -399,3 +402,85 @@ def test_openapi_documents_the_revocation_api(client: SyncClient) -> None:
     assert "sid" in doc["components"]["schemas"]["TokenMint"]["properties"]
     # The public routes stay out of it, like the JWKS and the token endpoint.
     assert not any("statuslists" in p or "oauth2" in p for p in doc["paths"])
+
+
+def _reserved(service: Service, pid: str) -> int:
+    """How many indices the project's lists have handed out in blocks (the database's view)."""
+    with service.read() as session:
+        return int(
+            session.execute(
+                text("SELECT COALESCE(SUM(next_index), 0) FROM status_lists WHERE project_id = :p"),
+                {"p": pid},
+            ).scalar_one()
+        )
+
+
+def _unverified(token: str) -> dict[str, Any]:
+    """The claims, for a test whose clock runs ahead of the wall clock (the index only)."""
+    return jwt.decode_unverified(token)[1]
+
+
+def _join_block_threads() -> None:
+    for thread in threading.enumerate():
+        if thread.name == "jwkit-status-block":
+            thread.join(10)
+            assert not thread.is_alive()
+
+
+def test_the_next_block_is_reserved_in_the_background_while_indices_are_left(
+    service: Service,
+    client: SyncClient,
+    clock: FakeClock,
+    project: dict[str, Any],
+    oauth_client: dict[str, Any],
+) -> None:
+    pid = project["id"]
+    first = _unverified(_token(client, project, oauth_client))
+    assert first["status"]["status_list"]["idx"] == 0
+    assert _reserved(service, pid) == revocation.BLOCK  # the first token waited for its block
+    clock.advance(revocation.BLOCK_LIFETIME // 2)  # the block runs low (by age)
+    status = service.state.status
+    assert status.ready(pid)  # indices are left: the request goes on ...
+    _join_block_threads()  # ... while a background thread reserved the next block
+    assert _reserved(service, pid) == 2 * revocation.BLOCK
+    assert status.ready(pid)  # a spare block: nothing more to reserve
+    assert _reserved(service, pid) == 2 * revocation.BLOCK
+    second = _unverified(_token(client, project, oauth_client))
+    assert second["status"]["status_list"]["idx"] == 1  # still the first block
+    clock.advance(revocation.BLOCK_LIFETIME // 2)  # the first block is too old now
+    third = _unverified(_token(client, project, oauth_client))
+    assert third["status"]["status_list"]["idx"] == revocation.BLOCK  # the spare, no wait
+    ref = _unverified(_token(client, project, oauth_client))["status"]["status_list"]
+    assert ref["idx"] == revocation.BLOCK + 1
+    _join_block_threads()  # that block is half its age: its successor was reserved meanwhile
+    assert _reserved(service, pid) == 3 * revocation.BLOCK
+    assert status.status_of(pid, ref["uri"], ref["idx"]) == VALID  # its list is published
+
+
+def test_a_failing_background_reservation_is_retried_at_most_once_a_second(
+    service: Service,
+    client: SyncClient,
+    clock: FakeClock,
+    project: dict[str, Any],
+    oauth_client: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A database outage must not start one thread per token request; the block in hand keeps
+    issuing tokens meanwhile."""
+    pid = project["id"]
+    _token(client, project, oauth_client)
+    calls: list[str] = []
+
+    def down(session: Any, project_id: str, **kwargs: Any) -> revocation.Block:
+        calls.append(project_id)
+        raise OperationalError("SELECT", {}, Exception("the database is down"))
+
+    monkeypatch.setattr(revocation, "reserve_block", down)
+    clock.advance(revocation.BLOCK_LIFETIME // 2)
+    started = time.monotonic()
+    for _ in range(50):
+        assert service.state.status.ready(pid)
+        _join_block_threads()
+        _token(client, project, oauth_client)  # from the block in hand
+    assert calls and set(calls) == {pid}
+    assert len(calls) <= 1 + time.monotonic() - started  # not 50

@@ -116,6 +116,11 @@ class StatusRegistry:
         self._alloc_lock = threading.Lock()
         self._refill_lock = threading.Lock()
         self._pending_lock = threading.Lock()
+        #: Projects whose next block a background thread is reserving, and when a background
+        #: reservation last failed (retried at most once a second: a database outage must not
+        #: start a thread per token request).
+        self._refilling: set[str] = set()
+        self._refill_failed: dict[str, float] = {}
         self._encoders: dict[int, Encoder] = {}
         #: Told when a project's key could not sign a list (the service state's alarm).
         self.key_alarm: Callable[[str, KeyUnavailable, str], None] | None = None
@@ -343,6 +348,41 @@ class StatusRegistry:
             or self.clock() - block.reserved_at >= BLOCK_LIFETIME // 2
         )
 
+    def ready(self, project_id: str) -> bool:
+        """Whether :meth:`take` has an index for the project without I/O. When its block runs
+        low, the next one is reserved in a background thread meanwhile, so the token endpoint
+        never waits on that write while indices are left (it waits only when none is)."""
+        if self.low(project_id):
+            self._refill_in_background(project_id)
+        cursor = self._cursors.get(project_id)
+        if cursor is None:
+            return False
+        if cursor.spare is not None:
+            return True
+        block = cursor.block
+        return cursor.next < block.end and self.clock() - block.reserved_at < BLOCK_LIFETIME
+
+    def _refill_in_background(self, project_id: str) -> None:
+        with self._alloc_lock:
+            if project_id in self._refilling:
+                return
+            if time.monotonic() - self._refill_failed.get(project_id, -2.0) < 1.0:
+                return
+            self._refilling.add(project_id)
+
+        def run() -> None:
+            try:
+                self.refill(project_id)
+                self._refill_failed.pop(project_id, None)
+            except Exception as exc:  # the token path reserves in line (and answers 503)
+                self._refill_failed[project_id] = time.monotonic()
+                log.warning("project %s: reserving status indices failed: %s", project_id, exc)
+            finally:
+                with self._alloc_lock:
+                    self._refilling.discard(project_id)
+
+        threading.Thread(target=run, name="jwkit-status-block", daemon=True).start()
+
     def refill(self, project_id: str) -> None:
         """Reserve a block for the project unless another thread just did (one write)."""
         with self._refill_lock:
@@ -360,6 +400,8 @@ class StatusRegistry:
                     list_ttl=self.ttl,
                 )
             uri = revocation.list_uri(view.issuer, block.number)
+            if self.document(project_id, block.number) is None:
+                self.refresh()  # a list this replica just created: publish it before its tokens
             with self._alloc_lock:
                 cursor = self._cursors.get(project_id)
                 exhausted = (
@@ -371,8 +413,6 @@ class StatusRegistry:
                     self._cursors[project_id] = _Cursor(block, uri)
                 else:
                     cursor.spare = (block, uri)
-        if self.document(project_id, block.number) is None:
-            self.refresh()  # a list this replica just created: publish it before its tokens
 
     def slot(self, project_id: str) -> Slot:
         """:meth:`take`, reserving a block first if none is left (a database write)."""

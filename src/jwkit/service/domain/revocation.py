@@ -70,7 +70,7 @@ __all__ = [
 LIST_SIZE = 1 << 16
 BITS = 2
 #: Indices a replica reserves at once, and how long it may hand them out (seconds).
-BLOCK = 1024
+BLOCK = 4096
 BLOCK_LIFETIME = 600
 KINDS = ("jti", "sub", "sid", "client_id")
 STATUS_VALUES = {"invalid": INVALID, "suspended": SUSPENDED, "valid": VALID}

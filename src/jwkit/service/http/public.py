@@ -419,8 +419,9 @@ async def _token_answer(service: Service, view: ProjectView, request: Request) -
             return _oauth_error("temporarily_unavailable", "try again shortly", 503)
     if view.opened is None and view.signer_key_id is not None:
         await run_in_threadpool(lambda: view.signer)  # its first signature: decrypt off the loop
-    if view.token_status and service.state.status.low(view.id):
-        # Reserve the next block of status indices off the event loop (one write per block).
+    if view.token_status and not service.state.status.ready(view.id):
+        # No status index left: reserve the next block off the event loop (one write per
+        # block; while indices are left, a running-low block is refilled in the background).
         try:
             await run_in_threadpool(service.state.status.refill, view.id)
         except (DBAPIError, ServiceError):

@@ -321,8 +321,8 @@ class FastDocumentProtocol(GuardedProtocol):
         hit, record = service.state.cached_client(creds[0])
         if not hit:
             return False  # the ASGI path looks the client up in the database once
-        if view.token_status and service.state.status.low(view.id):
-            return False  # the ASGI path reserves the next block of status indices first
+        if view.token_status and not service.state.status.ready(view.id):
+            return False  # no status index left: the ASGI path reserves the next block first
         self._token = (view, authorization, creds, record)
         self._token_body = b""
         return True
