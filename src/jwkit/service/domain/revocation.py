@@ -13,7 +13,9 @@ The model (draft-ietf-oauth-status-list §4 to §8, ``docs/revocation.md``):
   token's status).
 * **Issuance records** (jti, sub, sid, client_id, list, index, exp) are written in batches
   (:func:`record_issued`) by the issuing replica's background sync, so a revocation by ``sub``,
-  ``sid`` or ``client_id`` can find the live tokens.
+  ``sid`` or ``client_id`` can find the live tokens; the records of one write that share a
+  subject are one row (:mod:`jwkit.service.domain.issued`). A status other than VALID is a row
+  of its own, keyed by list and index.
 * **No escape window.** A revocation is stored as a rule (:class:`Revocation`) whose id grows
   in commit order per project (the project row is locked while it is written). Each record
   carries ``rules_seen``, the highest rule id its replica knew when it signed. When a record is
@@ -31,15 +33,22 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from jwkit.jose.statuslist import INVALID, SUSPENDED, VALID
-from jwkit.service.domain import audit
+from jwkit.service.domain import audit, issued
 from jwkit.service.domain.common import InvalidInput, isoformat
 from jwkit.service.domain.projects import lock_project
 from jwkit.service.notify import notify_change
-from jwkit.service.store.models import IssuedToken, Project, Revocation, ServiceState, StatusList
+from jwkit.service.store.models import (
+    IssuedBatch,
+    Project,
+    Revocation,
+    ServiceState,
+    StatusList,
+    TokenStatus,
+)
 
 __all__ = [
     "BITS",
@@ -95,8 +104,7 @@ class Block:
 
 class Issued(NamedTuple):
     """One issuance record, kept in memory until the replica writes its batch (a tuple: the
-    token endpoint makes one per token). Its fields are ``_COLUMNS`` in order, so a record
-    whose status is still valid is its own ``issued_tokens`` row."""
+    token endpoint makes one per token)."""
 
     project_id: str
     jti: str
@@ -108,8 +116,6 @@ class Issued(NamedTuple):
     issued_ms: int
     exp: int
     rules_seen: int
-    status: int = 0  # VALID
-    status_changed_at: int | None = None
 
 
 def _bump_status(session: Session) -> int:
@@ -166,7 +172,8 @@ def reserve_block(
             .limit(1)
         ).scalar_one_or_none()
         if row is not None:
-            session.execute(delete(IssuedToken).where(IssuedToken.list_id == row.id))
+            session.execute(delete(IssuedBatch).where(IssuedBatch.list_id == row.id))
+            session.execute(delete(TokenStatus).where(TokenStatus.list_id == row.id))
             row.next_index = 0
             row.size = size
         else:
@@ -212,21 +219,30 @@ def _matches(rule: Revocation, rec: Issued) -> bool:
     return value.get(rule.kind) == rule.value
 
 
-#: The ``issued_tokens`` columns a batch writes: the fields of :class:`Issued`, in order.
-_COLUMNS = Issued._fields
-
-
-def _insert_ignoring_duplicates(session: Session, rows: Sequence[tuple[Any, ...]]) -> None:
-    """One ``executemany`` straight to the driver (a batch of thousands of records costs a
-    few µs each this way, ten times less than through the ORM); duplicates are skipped."""
-    postgres = session.get_bind().dialect.name == "postgresql"
-    mark = "%s" if postgres else "?"
-    # Only constants are formatted in: the column names above and the driver's placeholder.
-    sql = (
-        f"INSERT INTO issued_tokens ({', '.join(_COLUMNS)}) VALUES "  # noqa: S608
-        f"({', '.join([mark] * len(_COLUMNS))}) ON CONFLICT DO NOTHING"
+def _write_records(session: Session, project_id: str, records: Sequence[Issued]) -> None:
+    """The batch rows of one project's records: one per (list, sub, sid, client, rules_seen)."""
+    groups: dict[tuple[int, str, str | None, str | None, int], list[Issued]] = {}
+    for rec in records:
+        key = (rec.list_id, rec.sub, rec.sid, rec.client_id, rec.rules_seen)
+        groups.setdefault(key, []).append(rec)
+    issued.insert_batches(
+        session,
+        [
+            issued.batch_row(
+                project_id,
+                list_id,
+                sub,
+                sid,
+                client,
+                seen,
+                [r.idx for r in recs],
+                [r.exp for r in recs],
+                [r.issued_ms for r in recs],
+                [r.jti for r in recs],
+            )
+            for (list_id, sub, sid, client, seen), recs in groups.items()
+        ],
     )
-    session.connection().exec_driver_sql(sql, rows)
 
 
 def record_issued(
@@ -235,7 +251,8 @@ def record_issued(
     """Write a batch of issuance records; apply the revocations their replica had not seen.
 
     Returns the ids of the lists whose statuses changed (their ``status_seq`` was bumped).
-    Records of deleted projects are dropped; a record already written (same jti) is kept.
+    Records of deleted projects are dropped; a token whose record was written before keeps the
+    status it has.
     """
     by_project: dict[str, list[Issued]] = {}
     for rec in records:
@@ -253,17 +270,18 @@ def record_issued(
                 .order_by(Revocation.id)
             ).scalars()
         )
-        rows: list[Issued] = []
-        for rec in batch:
-            status = VALID
-            for rule in rules:  # usually none
-                if rule.id > rec.rules_seen and _matches(rule, rec):
-                    status = apply_status(status, rule.status)
-            if status != VALID:
-                changed.add(rec.list_id)
-                rec = rec._replace(status=status, status_changed_at=now)
-            rows.append(rec)
-        _insert_ignoring_duplicates(session, rows)
+        statuses: list[tuple[int, int, int, int, int]] = []
+        if rules:  # usually none
+            for rec in batch:
+                status = VALID
+                for rule in rules:
+                    if rule.id > rec.rules_seen and _matches(rule, rec):
+                        status = apply_status(status, rule.status)
+                if status != VALID:
+                    changed.add(rec.list_id)
+                    statuses.append((rec.list_id, rec.idx, status, now, rec.exp))
+        _write_records(session, project_id, batch)
+        issued.write_statuses(session, statuses, replace=False)
         latest: dict[int, int] = {}
         for rec in batch:
             latest[rec.list_id] = max(latest.get(rec.list_id, 0), rec.exp)
@@ -309,19 +327,6 @@ def max_rule(session: Session, project_id: str) -> int:
 # -- revoking ------------------------------------------------------------------------------
 
 
-def _matching(kind: str, value: str) -> list[Any]:
-    """The conditions for "``kind`` equals ``value``". Only client credentials tokens have a
-    ``client_id``, and their ``sub`` is that client id: matching on both lets the ``sub`` index
-    find them, so no index on ``client_id`` costs every insert."""
-    if kind == "client_id":
-        return [IssuedToken.sub == value, IssuedToken.client_id == value]
-    return [getattr(IssuedToken, kind) == value]
-
-
-def _live(now: int, clock_skew: int) -> Any:
-    return IssuedToken.exp + clock_skew >= now
-
-
 def revoke(
     session: Session,
     project_id: str,
@@ -359,24 +364,21 @@ def revoke(
     session.add(rule)
     session.flush()
     if token is not None:
-        _insert_ignoring_duplicates(session, [token._replace(rules_seen=rule.id)])
-    target = STATUS_VALUES[status]
-    where = [IssuedToken.project_id == project_id, *_matching(kind, value), _live(now, clock_skew)]
-    if status == "invalid":
-        where.append(IssuedToken.status != INVALID)
-    elif status == "suspended":
-        where.append(IssuedToken.status == VALID)
-    else:
-        where.append(IssuedToken.status == SUSPENDED)
-    list_ids = set(session.execute(select(IssuedToken.list_id).where(*where).distinct()).scalars())
-    count = 0
+        _write_records(session, project_id, [token._replace(rules_seen=rule.id)])
+    live_after = now - clock_skew
+    batches = issued.matching_batches(session, project_id, kind, value, live_after=live_after)
+    known = issued.statuses(session, {b.list_id for b in batches})
+    changes = [
+        (t.list_id, t.idx, new, now, t.exp)
+        for t in issued.tokens(batches, known, kind=kind, value=value, live_after=live_after)
+        if (new := apply_status(t.status, status)) != t.status
+    ]
     # Always bumped: every replica must learn of the new rule (its ``rules_seen``) at once.
     seq = _bump_status(session)
+    issued.write_statuses(session, changes, replace=True)
+    count = len(changes)
+    list_ids = {c[0] for c in changes}
     if list_ids:
-        result = session.execute(
-            update(IssuedToken).where(*where).values(status=target, status_changed_at=now)
-        )
-        count = int(getattr(result, "rowcount", 0) or 0)
         session.execute(
             update(StatusList).where(StatusList.id.in_(list_ids)).values(status_seq=seq)
         )
@@ -412,22 +414,39 @@ def find_tokens(
     now: int,
     clock_skew: int,
     limit: int = 100,
-) -> list[tuple[IssuedToken, int]]:
+) -> list[tuple[issued.Token, int]]:
     """Live tokens whose ``kind`` equals ``value``, newest first, with their list number."""
     if kind not in KINDS:
         raise InvalidInput(f"find by one of {', '.join(KINDS)}", field=kind)
-    rows = session.execute(
-        select(IssuedToken, StatusList.number)
-        .join(StatusList, StatusList.id == IssuedToken.list_id)
-        .where(
-            IssuedToken.project_id == project_id,
-            *_matching(kind, value),
-            _live(now, clock_skew),
-        )
-        .order_by(IssuedToken.issued_ms.desc())
-        .limit(limit)
-    ).all()
-    return [(row[0], int(row[1])) for row in rows]
+    live_after = now - clock_skew
+    batches = issued.matching_batches(
+        session, project_id, kind, value, live_after=live_after, newest_first=True
+    )
+    # Batches by their newest token: once ``limit`` tokens are in hand, a batch whose newest
+    # is older than all of them has nothing to add.
+    chosen: list[IssuedBatch] = []
+    found = 0
+    oldest_kept: int | None = None
+    for batch in batches:
+        if found >= limit and oldest_kept is not None and batch.last_ms < oldest_kept:
+            break
+        chosen.append(batch)
+        found += batch.count
+        oldest_kept = batch.first_ms if oldest_kept is None else min(oldest_kept, batch.first_ms)
+    known = issued.statuses(session, {b.list_id for b in chosen})
+    found_tokens = sorted(
+        issued.tokens(chosen, known, kind=kind, value=value, live_after=live_after),
+        key=lambda t: t.issued_ms,
+        reverse=True,
+    )[:limit]
+    numbers = dict(
+        session.execute(
+            select(StatusList.id, StatusList.number).where(
+                StatusList.id.in_({t.list_id for t in found_tokens})
+            )
+        ).all()
+    )
+    return [(t, int(numbers[t.list_id])) for t in found_tokens]
 
 
 def live_statuses(
@@ -439,10 +458,10 @@ def live_statuses(
     if not ids:
         return out
     rows = session.execute(
-        select(IssuedToken.list_id, IssuedToken.idx, IssuedToken.status).where(
-            IssuedToken.list_id.in_(ids),
-            text("issued_tokens.status != 0"),  # literal: the partial index's condition
-            _live(now, clock_skew),
+        select(TokenStatus.list_id, TokenStatus.idx, TokenStatus.status).where(
+            TokenStatus.list_id.in_(ids),
+            TokenStatus.status != VALID,
+            TokenStatus.exp + clock_skew >= now,
         )
     ).all()
     for list_id, idx, status in rows:
@@ -469,16 +488,16 @@ def revocation_to_json(rule: Revocation, now: int) -> dict[str, Any]:
     }
 
 
-def token_to_json(row: IssuedToken, number: int, issuer: str) -> dict[str, Any]:
+def token_to_json(token: issued.Token, number: int, issuer: str) -> dict[str, Any]:
     return {
-        "jti": row.jti,
-        "sub": row.sub,
-        "sid": row.sid,
-        "client_id": row.client_id,
-        "issued_at": isoformat(row.issued_ms // 1000),
-        "expires_at": isoformat(row.exp),
+        "jti": token.jti,
+        "sub": token.sub,
+        "sid": token.sid,
+        "client_id": token.client_id,
+        "issued_at": isoformat(token.issued_ms // 1000),
+        "expires_at": isoformat(token.exp),
         "status": {VALID: "valid", INVALID: "invalid", SUSPENDED: "suspended"}.get(
-            row.status, str(row.status)
+            token.status, str(token.status)
         ),
-        "status_list": {"idx": row.idx, "uri": list_uri(issuer, number)},
+        "status_list": {"idx": token.idx, "uri": list_uri(issuer, number)},
     }

@@ -42,10 +42,9 @@ def new_jti(list_id: int | None = None, idx: int | None = None) -> str:
     """A fresh token id: 128 random bits, base64url.
 
     A token with a status (``list_id``, ``idx``) gets 96 random bits behind its list row and
-    index in fixed-width hex: ids handed out from one index block then sort in the order they
-    are issued, so the batched ``issued_tokens`` insert appends to the end of its B-tree
-    instead of landing on a random page (a random key costs more per row the larger the
-    table grows). The index is no secret: the token's ``status`` claim carries it already.
+    index in fixed-width hex: a revocation by ``jti`` finds the token's issuance batch by that
+    position (``domain.issued``), then compares the whole id. The index is no secret: the
+    token's ``status`` claim carries it already.
     """
     if list_id is None or idx is None:
         return secrets.token_urlsafe(16)

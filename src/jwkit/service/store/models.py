@@ -30,7 +30,7 @@ __all__ = [
     "Client",
     "ConsoleSession",
     "ForeignPublicKey",
-    "IssuedToken",
+    "IssuedBatch",
     "Key",
     "LoginFailure",
     "Project",
@@ -38,6 +38,7 @@ __all__ = [
     "Revocation",
     "ServiceState",
     "StatusList",
+    "TokenStatus",
 ]
 
 
@@ -213,50 +214,69 @@ class StatusList(Base):
     created_at: Mapped[int] = mapped_column(BigInteger)
 
 
-class IssuedToken(Base):
-    """One access token that carries a status: where its status lives and what a revocation
-    by ``sub``, ``sid``, ``client_id`` or ``jti`` matches. ``rules_seen`` is the highest
-    revocation id the issuing replica knew when it signed: a revocation with a higher id that
-    matches applies when the record is written (see :mod:`jwkit.service.domain.revocation`)."""
+class IssuedBatch(Base):
+    """The issuance records of tokens with a status that one replica wrote together and that
+    share a project, list, ``sub``, ``sid``, ``client_id`` and ``rules_seen``: what a revocation
+    by ``sub``, ``sid``, ``client_id`` or ``jti`` matches (see
+    :mod:`jwkit.service.domain.issued`). ``idxs``, ``exps`` and ``issued`` (milliseconds after
+    ``first_ms``) are unsigned 32-bit little-endian arrays, ``jtis`` the token ids separated by
+    spaces, all in one order. ``rules_seen`` is the highest revocation id the issuing replica
+    knew when it signed: a matching revocation with a higher id applies when the batch is
+    written (see :mod:`jwkit.service.domain.revocation`)."""
 
-    __tablename__ = "issued_tokens"
+    __tablename__ = "issued_batches"
     __table_args__ = (
-        Index("ix_issued_tokens_sub", "project_id", "sub"),
-        # Partial: most tokens have no sid and few a status other than VALID; an index a row
-        # does not enter costs its insert nothing. No index on client_id: a client's tokens
-        # have it as their sub (see domain.revocation._matching).
+        Index("ix_issued_batches_sub", "project_id", "sub"),
+        # Partial: most tokens have no sid. No index on client_id: a client's tokens have it
+        # as their sub. A jti names its list and index (tokens.new_jti).
         Index(
-            "ix_issued_tokens_sid",
+            "ix_issued_batches_sid",
             "project_id",
             "sid",
             sqlite_where=text("sid IS NOT NULL"),
             postgresql_where=text("sid IS NOT NULL"),
         ),
-        Index(
-            "ix_issued_tokens_list_status",
-            "list_id",
-            "status",
-            sqlite_where=text("status != 0"),
-            postgresql_where=text("status != 0"),
-        ),
-        # SQLite: the rows live in the primary key's B-tree (one tree fewer per insert).
-        {"sqlite_with_rowid": False},
+        Index("ix_issued_batches_list", "list_id", "first_idx"),
     )
 
-    project_id: Mapped[str] = mapped_column(
-        String(64), ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     )
-    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    project_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("projects.id", ondelete="CASCADE")
+    )
     list_id: Mapped[int] = mapped_column(Integer, ForeignKey("status_lists.id", ondelete="CASCADE"))
-    idx: Mapped[int] = mapped_column(Integer)
     sub: Mapped[str] = mapped_column(String(255))
     sid: Mapped[str | None] = mapped_column(String(128), nullable=True)
     client_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    issued_ms: Mapped[int] = mapped_column(BigInteger)
-    exp: Mapped[int] = mapped_column(BigInteger)
     rules_seen: Mapped[int] = mapped_column(BigInteger)
-    status: Mapped[int] = mapped_column(Integer, default=0)
-    status_changed_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    first_idx: Mapped[int] = mapped_column(Integer)
+    last_idx: Mapped[int] = mapped_column(Integer)
+    first_ms: Mapped[int] = mapped_column(BigInteger)
+    last_ms: Mapped[int] = mapped_column(BigInteger)
+    exp: Mapped[int] = mapped_column(BigInteger)  # the latest of its tokens
+    count: Mapped[int] = mapped_column(Integer)
+    idxs: Mapped[bytes] = mapped_column(LargeBinary)
+    exps: Mapped[bytes] = mapped_column(LargeBinary)
+    issued: Mapped[bytes] = mapped_column(LargeBinary)
+    jtis: Mapped[str] = mapped_column(Text)
+
+
+class TokenStatus(Base):
+    """The status of one token with a status other than VALID (a token without a row is
+    VALID), by its list and index; ``exp`` is the token's, so a list is built from its live
+    entries only."""
+
+    __tablename__ = "token_statuses"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    list_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("status_lists.id", ondelete="CASCADE"), primary_key=True
+    )
+    idx: Mapped[int] = mapped_column(Integer, primary_key=True)
+    status: Mapped[int] = mapped_column(Integer)
+    changed_at: Mapped[int] = mapped_column(BigInteger)
+    exp: Mapped[int] = mapped_column(BigInteger)
 
 
 class Revocation(Base):
