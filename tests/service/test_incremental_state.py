@@ -428,6 +428,28 @@ def test_two_serve_processes_converge_on_every_change(spawn: Any, tmp_path: Path
         )
 
 
+def test_the_change_check_brings_a_rotation_between_two_syncs(spawn: Any, tmp_path: Path) -> None:
+    """Replica B syncs once a minute here; its change check (every 0.05 s) alone makes it serve
+    A's rotation (SQLite: no notification) long before its next sync."""
+    a = spawn(tmp_path, JWKIT_SYNC_INTERVAL="60", JWKIT_CHANGE_CHECK_INTERVAL="0.05")
+    with a.api() as api_a:
+        created = api_a.post("/api/v1/projects", json={"name": "quick", "token_status": False})
+        assert created.status_code == 201, created.text
+        pid = created.json()["id"]
+        b = spawn(tmp_path, JWKIT_SYNC_INTERVAL="60", JWKIT_CHANGE_CHECK_INTERVAL="0.05")
+        with httpx.Client(base_url=b.url, timeout=10) as pub_b:
+
+            def kids() -> list[str]:
+                r = pub_b.get(f"/p/{pid}/.well-known/jwks.json")
+                return [k["kid"] for k in r.json()["keys"]] if r.status_code == 200 else []
+
+            assert len(kids()) == 2  # B read the project at start
+            rotated = api_a.post(f"/api/v1/projects/{pid}/keys/rotate", json={"emergency": True})
+            assert rotated.status_code == 200, rotated.text
+            new = rotated.json()["next"]
+            _eventually(lambda: new in kids(), "B serves the rotation before its next sync")
+
+
 def test_a_stream_on_a_replica_that_never_served_the_project_hears_its_rotation(
     spawn: Any, tmp_path: Path
 ) -> None:

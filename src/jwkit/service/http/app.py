@@ -64,7 +64,7 @@ async def _background(service: Service) -> None:
             await run_in_threadpool(service.state.warm)
         except Exception as exc:  # the database went away: sync() goes on with it
             log.warning("warming the project cache failed: %s", type(exc).__name__)
-        next_sync = loop.time()
+        next_sync = loop.time() + interval
         while True:
             woken = False
             with contextlib.suppress(asyncio.TimeoutError):
