@@ -8,11 +8,13 @@ only from memory once a project is cached.
 
 Every change bumps ``service_state.version`` and records, in ``project_changes``, the project it
 touched at that version (:mod:`jwkit.service.domain.audit`). :meth:`ServiceState.refresh` (run
-after each local write, on each PostgreSQL notification and every ``sync_interval`` seconds)
+after each local write, on each PostgreSQL notification, when :meth:`ServiceState.check` finds
+the counter moved, every ``change_check_interval`` seconds, and in every :meth:`ServiceState.sync`)
 reads "projects changed since my version" with one indexed query and rebuilds only those; the
 full :meth:`ServiceState.reload` stays as the safety net (every ``FULL_SYNC_EVERY`` seconds, and
 when the change rows do not explain a version gap). Replicas sharing one database converge
-within one interval.
+within one change check. The periodic work of :meth:`ServiceState.sync` (expiry marks, foreign
+keys that ended) is indexed by due time, so a pass costs what is due.
 
 Two promises of :mod:`jwkit.service.domain.keys` are kept here:
 
