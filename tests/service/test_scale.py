@@ -17,6 +17,7 @@ from jwkit.service.domain import foreign, keys, projects
 from jwkit.service.runtime import Service
 from jwkit.service.scheduler import due_projects, run_once
 from jwkit.service.state import ServiceState
+from jwkit.service.statuslists import STATUS_EXP
 from jwkit.service.store.models import Key, Project
 
 from ..support.scale import seed_projects
@@ -213,6 +214,39 @@ def test_a_sync_pass_still_handles_what_is_due(
     seen = state.projects.due_seen
     state.sync()
     assert state.projects.due_seen == seen
+
+
+def test_status_lists_are_looked_at_only_when_one_is_due_for_re_signing(
+    service: Service, client: SyncClient, clock: FakeClock
+) -> None:
+    state = service.state
+    pids = []
+    for n in range(3):
+        r = client.post("/api/v1/projects", json={"name": f"s{n}"}, headers=AUTH)
+        assert r.status_code == 201, r.text
+        pid = r.json()["id"]
+        minted = client.post(f"/api/v1/projects/{pid}/tokens", json={"sub": "u"}, headers=AUTH)
+        assert minted.status_code in (200, 201), minted.text
+        pids.append(pid)
+    state.sync()
+    state.sync()
+    docs = [d for pid in pids for d in state.status.snapshots[pid].docs.values()]
+    assert len(docs) == 3
+    scans = state.status.resign_scans
+    for _ in range(3):
+        state.sync()
+    assert state.status.resign_scans == scans  # none due: no list looked at
+    clock.advance(STATUS_EXP // 2)
+    state.sync()
+    assert state.status.resign_scans == scans + 1
+    fresh = [d for pid in pids for d in state.status.snapshots[pid].docs.values()]
+    assert [d.iat for d in fresh] == [clock()] * 3  # every list re-signed at half its life
+    state.sync()
+    assert state.status.resign_scans == scans + 1
+    clock.advance(-60)  # a clock set back re-signs (a list must not claim to come from later)
+    state.sync()
+    assert state.status.resign_scans == scans + 2
+    assert all(d.iat == clock() for pid in pids for d in state.status.snapshots[pid].docs.values())
 
 
 def test_the_change_check_reads_one_row_then_applies_only_the_change(
