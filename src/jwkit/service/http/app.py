@@ -72,7 +72,9 @@ async def _background(service: Service) -> None:
             wake.clear()
             try:
                 if not woken and loop.time() < next_sync:
-                    await run_in_threadpool(service.state.check)
+                    # a database away is reported by the sync (once a second), not here
+                    with contextlib.suppress(Exception):
+                        await run_in_threadpool(service.state.check)
                     continue
                 next_sync = loop.time() + interval
                 await run_in_threadpool(service.state.sync)
