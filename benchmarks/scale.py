@@ -23,13 +23,16 @@ and one OAuth client each), then:
   throughput runs spread over all projects. With ``--warm http`` (the earlier method) the
   benchmark requests ``--warm-max`` projects itself and spreads the throughput over those.
 
+* **sync pass** (``--sync-pass N``): in process, ``N`` projects cached and a tenth of their keys
+  opened, the milliseconds of one change check and of one sync pass with nothing due.
+
 The seeded active keys carry an ``exp`` reservation 4 hours ahead, as a fleet already signing
 leaves them: a replica joining it opens a key without a write. (A key with no reservation
 costs one write transaction when it is first opened.)
 
     python benchmarks/scale.py [--db sqlite|postgres] [--sizes 1,100,10000,100000]
                                [--creations 50] [--rotations 5] [--duration 3] [--rounds 2]
-                               [--warm server|http] [--warm-max N]
+                               [--warm server|http] [--warm-max N] [--sync-pass N]
 
 ``--sizes`` must start with 1 (the baseline). Needs ``wrk``; ``--db postgres`` needs the
 PostgreSQL server binaries the suite uses (``tests/support/postgres.py``). Prints a Markdown
@@ -320,6 +323,33 @@ def heap_per_project(count: int, work: Path) -> dict[str, float]:
     return {k: round(v) for k, v in out.items()}
 
 
+def sync_pass_cost(count: int, opened: int, work: Path) -> dict[str, float]:
+    """In process, ``count`` projects all cached and ``opened`` of their keys opened: the
+    milliseconds of one change check and of one sync pass with nothing due (each averaged)."""
+    home = Path(tempfile.mkdtemp(prefix="sync-", dir=work))
+    settings = Settings(home=home, admin_token=SecretStr(TOKEN), scheduler_interval=0)
+    service = Service.open(settings)
+    now = int(time.time())
+    ids = seed_projects(service.db, service.vault, count, now=now, prefix=PREFIX,
+                        max_exp=now + 3600)  # fmt: skip
+    state = service.state
+    try:
+        state.reload()
+        state.warm()
+        for pid in ids[:opened]:
+            assert state.projects[pid].token_signer is not None
+
+        def per_call(step: Any, times: int) -> float:
+            t0 = time.perf_counter()
+            for _ in range(times):
+                step()
+            return round((time.perf_counter() - t0) / times * 1000, 3)
+
+        return {"check_ms": per_call(state.check, 1000), "sync_ms": per_call(state.sync, 200)}
+    finally:
+        service.close()
+
+
 def table(kind: str, rows: list[dict[str, Any]]) -> str:
     base = rows[0]
     hundred = next((r for r in rows if r["projects"] == 100), None)
@@ -422,6 +452,9 @@ def main(argv: list[str] | None = None) -> int:
         help="request a token (open the key) of at most this many projects before measuring "
         "(0: all); with --warm http also their documents, and throughput is spread over those",
     )
+    parser.add_argument("--sync-pass", type=int, default=0,
+                        help="also time a change check and an idle sync pass, in process, with "
+                        "this many projects cached (a tenth of their keys opened)")  # fmt: skip
     parser.add_argument("--ready-timeout", type=float, default=1800,
                         help="seconds to wait for /readyz")  # fmt: skip
     args = parser.parse_args(argv)
@@ -433,6 +466,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(dir=WORK) as tmp:
         heap = heap_per_project(args.heap, Path(tmp)) if args.heap else None
         print(json.dumps({"heap_bytes_per_project": heap}), flush=True)
+        if args.sync_pass:
+            cost = sync_pass_cost(args.sync_pass, args.sync_pass // 10, Path(tmp))
+            print(json.dumps({"sync_pass": {"projects": args.sync_pass, **cost}}), flush=True)
         for size in sizes:
             row = run_size(args.db, size, args, Path(tmp))
             print(json.dumps(row), flush=True)
