@@ -7,16 +7,24 @@ and one OAuth client each), then:
 * **start-up**: ``jwkit serve`` from spawn to the first ``/healthz`` answer (imports included),
   and, in process, ``Service.open`` (migrations check, id load, master-key check);
 * **creations/s**: projects created one after another through the admin API (``--creations``);
-* **rotation visibility**: a second replica on the same database; an emergency rotation through
-  replica A's admin API until replica B's JWKS serves the new key (``--rotations`` times);
+* **rotation visibility**: a second replica on the same database, once its ``/readyz`` says it
+  holds every project; an emergency rotation through replica A's admin API until replica B's
+  JWKS serves the new key (``--rotations`` times; B learns of it through its change check,
+  ``JWKIT_CHANGE_CHECK_INTERVAL``, on SQLite, or ``NOTIFY`` on PostgreSQL);
 * **throughput**: ``wrk`` on JWKS, discovery and the token endpoint (client_secret_post), each
   request for a project drawn at random over all projects (Lua ``math.random``), compared with
   the 1-project run and, in alternating rounds on the same server, with every request for one
   project (the machine's other load then moves both figures alike);
-* **memory**: the worker's resident set at start-up (minus the 1-project run's, per project:
-  the id index) plus its growth once every project was requested once (JWKS, discovery and a
-  token: every view built and every key opened), per requested project; with ``--warm-max``
-  only that many projects are requested (the throughput runs then spread over those).
+* **memory**: with ``--warm server`` (the default) the server builds every project's view
+  itself (its background warm-up, ``JWKIT_STATE_CACHE`` at least the size) and the benchmark
+  waits for ``/readyz``; the worker's resident set then, and again after a token was requested
+  for ``--warm-max`` projects (0: all; each opens its key) and the throughput runs, minus the
+  1-project run's, per project: the steady state of a worker holding every project. The
+  throughput runs spread over all projects. With ``--warm http`` (the earlier method) the
+  benchmark requests ``--warm-max`` projects itself and spreads the throughput over those.
+
+* **sync pass** (``--sync-pass N``): in process, ``N`` projects cached and a tenth of their keys
+  opened, the milliseconds of one change check and of one sync pass with nothing due.
 
 The seeded active keys carry an ``exp`` reservation 4 hours ahead, as a fleet already signing
 leaves them: a replica joining it opens a key without a write. (A key with no reservation
@@ -24,6 +32,7 @@ costs one write transaction when it is first opened.)
 
     python benchmarks/scale.py [--db sqlite|postgres] [--sizes 1,100,10000,100000]
                                [--creations 50] [--rotations 5] [--duration 3] [--rounds 2]
+                               [--warm server|http] [--warm-max N] [--sync-pass N]
 
 ``--sizes`` must start with 1 (the baseline). Needs ``wrk``; ``--db postgres`` needs the
 PostgreSQL server binaries the suite uses (``tests/support/postgres.py``). Prints a Markdown
@@ -138,6 +147,18 @@ def wrk(url: str, script: str, seconds: float, work: Path) -> tuple[float, int]:
     return rate, int(bad.group(1)) if bad else 0
 
 
+def wait_ready(url: str, timeout: float) -> None:
+    """Until ``/readyz`` answers 200 (the server's warm-up built every project's view)."""
+    deadline = time.perf_counter() + timeout
+    while True:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
+                return
+        if time.perf_counter() > deadline:
+            raise SystemExit(f"{url}/readyz not ready after {timeout:g} s")
+        time.sleep(0.1)
+
+
 def rss_kb(pid: int) -> int:
     """The largest resident set among ``pid`` and its children (the worker), in KiB."""
     pids = [pid]
@@ -183,6 +204,7 @@ def run_size(kind: str, size: int, args: argparse.Namespace, work: Path) -> dict
         service.close()
         env = server_env(home, admin_token=TOKEN, admin_password="bench-password-1234", **extra)
         env["JWKIT_SCHEDULER_INTERVAL"] = "0"
+        env["JWKIT_STATE_CACHE"] = str(max(size + args.creations + 10, 100_000))
         a = ServerProcess(home, env)
         t0 = time.perf_counter()
         a.start()
@@ -191,27 +213,37 @@ def run_size(kind: str, size: int, args: argparse.Namespace, work: Path) -> dict
             rss0 = rss_kb(a.proc.pid)  # type: ignore[union-attr]
             result["rss_start_kb"] = rss0
             base = a.url
-            # every project requested once: all views built, all keys opened
-            t0 = time.perf_counter()
             warmed = result["warmed"] = min(size, args.warm_max or size)
-            asyncio.run(warm(base, warmed, ("jwks", "discovery")))
-            result["rss_docs_kb"] = rss_kb(a.proc.pid)  # type: ignore[union-attr]
-            asyncio.run(warm(base, warmed, ("token",)))
+            t0 = time.perf_counter()
+            if args.warm == "server":
+                # the server's own warm-up builds every view; /readyz says when
+                wait_ready(base, args.ready_timeout)
+                result["ready_s"] = round(time.perf_counter() - t0 + result["startup_s"], 2)
+                result["rss_ready_kb"] = rss_kb(a.proc.pid)  # type: ignore[union-attr]
+                result["rss_docs_kb"] = result["rss_ready_kb"]
+                spread = size
+            else:  # every requested project requested once: its views built
+                asyncio.run(warm(base, warmed, ("jwks", "discovery")))
+                result["rss_docs_kb"] = rss_kb(a.proc.pid)  # type: ignore[union-attr]
+                spread = warmed
+            asyncio.run(warm(base, warmed, ("token",)))  # and its key opened
             result["rss_warm_kb"] = rss_kb(a.proc.pid)  # type: ignore[union-attr]
             result["warm_s"] = round(time.perf_counter() - t0, 1)
+            result["spread"] = spread
             for kind_ in ("jwks", "discovery", "token"):
                 # rounds alternate one hot project and all projects on this same server (the
                 # machine's neighbours move both alike); each keeps its best round
                 best = {"one": 0.0, "all": 0.0}
                 bad = 0
                 for _ in range(args.rounds):
-                    for spread, count in (("one", 1), ("all", warmed)):
+                    for over, count in (("one", 1), ("all", spread)):
                         rate, failed = wrk(base, _lua(kind_, count), args.duration, work)
-                        best[spread] = max(best[spread], rate)
+                        best[over] = max(best[over], rate)
                         bad += failed
                 result[f"{kind_}_rps"] = round(best["all"])
                 result[f"{kind_}_one_rps"] = round(best["one"])
                 result[f"{kind_}_bad"] = bad
+            result["rss_steady_kb"] = rss_kb(a.proc.pid)  # type: ignore[union-attr]
             with httpx.Client(base_url=base, timeout=30,
                               headers={"Authorization": f"Bearer {TOKEN}"}) as api:  # fmt: skip
                 t0 = time.perf_counter()
@@ -222,6 +254,7 @@ def run_size(kind: str, size: int, args: argparse.Namespace, work: Path) -> dict
                 if args.rotations:
                     b = ServerProcess(home, env).start()
                     try:
+                        wait_ready(b.url, args.ready_timeout)  # B holds every project
                         result["rotation_visible_s"] = rotations(api, b.url, size, args.rotations)
                     finally:
                         b.stop()
@@ -290,6 +323,33 @@ def heap_per_project(count: int, work: Path) -> dict[str, float]:
     return {k: round(v) for k, v in out.items()}
 
 
+def sync_pass_cost(count: int, opened: int, work: Path) -> dict[str, float]:
+    """In process, ``count`` projects all cached and ``opened`` of their keys opened: the
+    milliseconds of one change check and of one sync pass with nothing due (each averaged)."""
+    home = Path(tempfile.mkdtemp(prefix="sync-", dir=work))
+    settings = Settings(home=home, admin_token=SecretStr(TOKEN), scheduler_interval=0)
+    service = Service.open(settings)
+    now = int(time.time())
+    ids = seed_projects(service.db, service.vault, count, now=now, prefix=PREFIX,
+                        max_exp=now + 3600)  # fmt: skip
+    state = service.state
+    try:
+        state.reload()
+        state.warm()
+        for pid in ids[:opened]:
+            assert state.projects[pid].token_signer is not None
+
+        def per_call(step: Any, times: int) -> float:
+            t0 = time.perf_counter()
+            for _ in range(times):
+                step()
+            return round((time.perf_counter() - t0) / times * 1000, 3)
+
+        return {"check_ms": per_call(state.check, 1000), "sync_ms": per_call(state.sync, 200)}
+    finally:
+        service.close()
+
+
 def table(kind: str, rows: list[dict[str, Any]]) -> str:
     base = rows[0]
     hundred = next((r for r in rows if r["projects"] == 100), None)
@@ -324,6 +384,29 @@ def table(kind: str, rows: list[dict[str, Any]]) -> str:
             cells,
             "≥ 0.9 x 1 project",
         )
+    if "rss_ready_kb" in base:  # --warm server: every project held, per project
+        ready = [r.get("ready_s") for r in rows]
+        row("replica ready: spawn to /readyz, every project's view built (s)",
+            [str(t) for t in ready], "")  # fmt: skip
+        for key, label in (
+            ("rss_ready_kb", "worker RSS at /readyz (every view built, no key opened)"),
+            ("rss_steady_kb", "worker RSS, steady state (every view; keys opened by the token "
+             "warm-up and runs)"),
+        ):  # fmt: skip
+            cells = []
+            for r in rows:
+                cell = f"{r[key] / 1024:.0f} MiB"
+                if r["projects"] > 1:
+                    per = (r[key] - base[key]) / (r["projects"] - 1)
+                    cell += f", {per:.2f} KiB/project"
+                cells.append(cell)
+            row(label + ", minus the 1-project run's, per project", cells, "≤ 8 KB/project")
+        row("projects whose key was opened by the token warm-up",
+            [f"{r['warmed']:,}" for r in rows], "")  # fmt: skip
+        vis = [r.get("rotation_visible_s") for r in rows]
+        row("rotation visible on replica B (s, max)", [str(max(v)) if v else "" for v in vis],
+            "≤ 1 s")  # fmt: skip
+        return "\n".join(lines)
     cells = []
     for r in rows:
         if r["projects"] == 1:
@@ -356,12 +439,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--heap", type=int, default=3000, help="projects for the heap count")
     parser.add_argument(
+        "--warm",
+        choices=("server", "http"),
+        default="server",
+        help="server: the server's warm-up builds every view (wait for /readyz), throughput "
+        "spread over all projects; http: the benchmark requests --warm-max projects itself",
+    )
+    parser.add_argument(
         "--warm-max",
         type=int,
         default=0,
-        help="request at most this many projects before measuring (0: all); throughput is "
-        "then spread over those, memory is per requested project",
+        help="request a token (open the key) of at most this many projects before measuring "
+        "(0: all); with --warm http also their documents, and throughput is spread over those",
     )
+    parser.add_argument("--sync-pass", type=int, default=0,
+                        help="also time a change check and an idle sync pass, in process, with "
+                        "this many projects cached (a tenth of their keys opened)")  # fmt: skip
+    parser.add_argument("--ready-timeout", type=float, default=1800,
+                        help="seconds to wait for /readyz")  # fmt: skip
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     if sizes[0] != 1:
@@ -371,6 +466,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(dir=WORK) as tmp:
         heap = heap_per_project(args.heap, Path(tmp)) if args.heap else None
         print(json.dumps({"heap_bytes_per_project": heap}), flush=True)
+        if args.sync_pass:
+            cost = sync_pass_cost(args.sync_pass, args.sync_pass // 10, Path(tmp))
+            print(json.dumps({"sync_pass": {"projects": args.sync_pass, **cost}}), flush=True)
         for size in sizes:
             row = run_size(args.db, size, args, Path(tmp))
             print(json.dumps(row), flush=True)

@@ -428,6 +428,37 @@ def test_two_serve_processes_converge_on_every_change(spawn: Any, tmp_path: Path
         )
 
 
+def _create(api: httpx.Client, name: str) -> str:
+    created = api.post("/api/v1/projects", json={"name": name, "token_status": False})
+    assert created.status_code == 201, created.text
+    return str(created.json()["id"])
+
+
+def _rotate(api: httpx.Client, pid: str) -> str:
+    """An emergency rotation; returns the new next key's kid."""
+    rotated = api.post(f"/api/v1/projects/{pid}/keys/rotate", json={"emergency": True})
+    assert rotated.status_code == 200, rotated.text
+    return str(rotated.json()["next"])
+
+
+def test_the_change_check_brings_a_rotation_between_two_syncs(spawn: Any, tmp_path: Path) -> None:
+    """Replica B syncs once a minute here; its change check (every 0.05 s) alone makes it serve
+    A's rotation (SQLite: no notification) long before its next sync."""
+    env = {"JWKIT_SYNC_INTERVAL": "60", "JWKIT_CHANGE_CHECK_INTERVAL": "0.05"}
+    a = spawn(tmp_path, **env)
+    with a.api() as api_a:
+        pid = _create(api_a, "quick")
+        b = spawn(tmp_path, **env)
+        path = f"/p/{pid}/.well-known/jwks.json"
+        with httpx.Client(base_url=b.url, timeout=10) as pub_b:
+            assert len(pub_b.get(path).json()["keys"]) == 2  # B read the project at start
+            new = _rotate(api_a, pid)
+            _eventually(
+                lambda: new in [k["kid"] for k in pub_b.get(path).json()["keys"]],
+                "B serves the rotation before its next sync",
+            )
+
+
 def test_a_stream_on_a_replica_that_never_served_the_project_hears_its_rotation(
     spawn: Any, tmp_path: Path
 ) -> None:
@@ -438,14 +469,11 @@ def test_a_stream_on_a_replica_that_never_served_the_project_hears_its_rotation(
 
     a = spawn(tmp_path, JWKIT_SYNC_INTERVAL="0.2", JWKIT_EVENTS_HEARTBEAT="0.5")
     with a.api() as api_a:
-        created = api_a.post("/api/v1/projects", json={"name": "late", "token_status": False})
-        assert created.status_code == 201, created.text
-        pid = created.json()["id"]
+        pid = _create(api_a, "late")
         b = spawn(tmp_path, JWKIT_SYNC_INTERVAL="0.2", JWKIT_EVENTS_HEARTBEAT="0.5")
         reader = EventReader(f"{b.url}/p/{pid}/events")
         try:
-            rotated = api_a.post(f"/api/v1/projects/{pid}/keys/rotate", json={"emergency": True})
-            assert rotated.status_code == 200, rotated.text
+            _rotate(api_a, pid)
             name, data = reader.next(timeout=10)
             assert name == "keys" and pid in data
         finally:

@@ -236,9 +236,10 @@ def test_no_plaintext_private_key_in_postgres(tmp_path: Path, pg_url: str) -> No
 
 
 def test_replicas_learn_of_changes_through_notify(spawn: Any, tmp_path: Path, pg_url: str) -> None:
-    """With polling slowed to 30 s, only LISTEN/NOTIFY can make B see A's change quickly."""
+    """With the sync and the change check slowed to 30 s, only LISTEN/NOTIFY can make B see
+    A's change quickly."""
     env = {"JWKIT_DATABASE_URL": pg_url, "JWKIT_MASTER_KEY": MASTER_KEY,
-           "JWKIT_SYNC_INTERVAL": "30"}  # fmt: skip
+           "JWKIT_SYNC_INTERVAL": "30", "JWKIT_CHANGE_CHECK_INTERVAL": "30"}  # fmt: skip
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     a = spawn(tmp_path / "a", **env)

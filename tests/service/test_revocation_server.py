@@ -161,6 +161,7 @@ def test_two_replicas_on_postgres(spawn: Any, tmp_path: Path, pg_url: str) -> No
         "JWKIT_MASTER_KEY": MASTER_KEY,
         "JWKIT_PUBLIC_URL": "http://replicas.test",
         "JWKIT_SYNC_INTERVAL": "30",
+        "JWKIT_CHANGE_CHECK_INTERVAL": "30",  # NOTIFY alone
         "JWKIT_EVENTS_HEARTBEAT": "0.5",
     }
     (tmp_path / "a").mkdir()

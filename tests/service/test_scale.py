@@ -4,6 +4,7 @@ views built), never timed; the 100,000-project run belongs to ``benchmarks/scale
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -11,11 +12,13 @@ from typing import Any
 import pytest
 from sqlalchemy import event, select, update
 
-from jwkit.service.domain import keys, projects
+from jwkit.jose.jwk import JWK
+from jwkit.service.domain import foreign, keys, projects
 from jwkit.service.runtime import Service
 from jwkit.service.scheduler import due_projects, run_once
 from jwkit.service.state import ServiceState
-from jwkit.service.store.models import Project
+from jwkit.service.statuslists import STATUS_EXP
+from jwkit.service.store.models import Key, Project
 
 from ..support.scale import seed_projects
 from .conftest import AUTH, FakeClock, SyncClient
@@ -120,6 +123,151 @@ def test_the_lru_holds_at_most_state_cache_views(service: Service, many: list[st
     assert state.projects.peek(many[0]) is None  # the least recently used went first
     assert state.projects.peek(many[249]) is not None
     assert state.projects.get(many[0]) is not None  # and comes back on its next request
+
+
+SIGNING = 100  # projects whose key this replica opened (it tops their expiry marks up)
+FOREIGN = 5  # projects publishing another issuer's key for a while
+
+
+@pytest.fixture
+def busy(service: Service, many: list[str], clock: FakeClock) -> dict[str, Any]:
+    """Every one of the 3000 projects cached, some signing, some with a foreign key."""
+    state = service.state
+    assert state.warm() == MANY
+    opened = {}
+    for pid in many[:SIGNING]:
+        signer = state.projects[pid].token_signer
+        assert signer is not None
+        opened[pid] = state.projects[pid].signer_key_id
+    ended = {}
+    for pid in many[-FOREIGN:]:
+        key = JWK.generate("ES256", kid=f"old-{pid}").public()
+        with service.write() as s:
+            foreign.add_foreign_keys(s, pid, [key], until=clock() + 120, source="body",
+                                     now=clock(), actor="t")  # fmt: skip
+        ended[pid] = key.kid
+    assert len(state.projects.cached()) == MANY
+    return {"opened": opened, "foreign": ended}
+
+
+class Scans:
+    """Counts the calls that walk every cached view."""
+
+    def __init__(self, state: ServiceState) -> None:
+        self.calls = 0
+        walk = state.projects.cached
+
+        def counted() -> list[Any]:
+            self.calls += 1
+            return walk()
+
+        state.projects.cached = counted  # type: ignore[method-assign]
+
+
+def test_a_sync_pass_with_nothing_due_costs_nothing_per_project(
+    service: Service, busy: dict[str, Any]
+) -> None:
+    state = service.state
+    scans = Scans(state)
+    seen = state.projects.due_seen
+    with counting(service) as work:
+        assert state.sync() is False
+    assert scans.calls == 0  # no walk over the 3000 cached views
+    assert state.projects.due_seen == seen  # nothing due: no entry of the due indexes looked at
+    assert len(work) <= 3 and work.rows <= 3, work.sql  # the change counters, nothing per project
+
+
+def test_a_sync_pass_still_handles_what_is_due(
+    service: Service, busy: dict[str, Any], clock: FakeClock
+) -> None:
+    state = service.state
+    opened: dict[str, int] = busy["opened"]
+    scans = Scans(state)
+    seen = state.projects.due_seen
+    # the foreign keys end: their 5 projects are rebuilt without them, and only those
+    clock.advance(121)
+    builds = state.projects.builds
+    assert state.sync() is True
+    assert state.projects.builds == builds + FOREIGN
+    assert state.projects.due_seen == seen + FOREIGN
+    for pid, kid in busy["foreign"].items():
+        kids = [k["kid"] for k in json.loads(state.projects[pid].jwks.body)["keys"]]
+        assert kid not in kids and kids  # gone, the project's own keys still there
+
+    def marks() -> dict[int, int]:
+        with service.read() as s:
+            rows = s.execute(select(Key.id, Key.max_exp).where(Key.id.in_(opened.values())))
+            return {kid: int(mark or 0) for kid, mark in rows}
+
+    # half the headroom gone: the 100 opened keys get their marks topped up, in one pass
+    before = marks()
+    clock.advance(service.settings.exp_headroom // 2 - 120)
+    seen = state.projects.due_seen
+    state.sync()
+    assert state.projects.due_seen == seen + SIGNING
+    after = marks()
+    assert all(after[k] > before[k] for k in before)
+    assert all(state.exp_covered(k, clock() + state.projects[pid].token_ttl)
+               for pid, k in opened.items())  # fmt: skip
+    assert scans.calls == 0
+    # each is due again only when half the new headroom is gone
+    seen = state.projects.due_seen
+    state.sync()
+    assert state.projects.due_seen == seen
+
+
+def test_status_lists_are_looked_at_only_when_one_is_due_for_re_signing(
+    service: Service, client: SyncClient, clock: FakeClock
+) -> None:
+    state = service.state
+    pids = []
+    for n in range(3):
+        r = client.post("/api/v1/projects", json={"name": f"s{n}"}, headers=AUTH)
+        assert r.status_code == 201, r.text
+        pid = r.json()["id"]
+        minted = client.post(f"/api/v1/projects/{pid}/tokens", json={"sub": "u"}, headers=AUTH)
+        assert minted.status_code in (200, 201), minted.text
+        pids.append(pid)
+    state.sync()
+    state.sync()
+    docs = [d for pid in pids for d in state.status.snapshots[pid].docs.values()]
+    assert len(docs) == 3
+    scans = state.status.resign_scans
+    for _ in range(3):
+        state.sync()
+    assert state.status.resign_scans == scans  # none due: no list looked at
+    clock.advance(STATUS_EXP // 2)
+    state.sync()
+    assert state.status.resign_scans == scans + 1
+    fresh = [d for pid in pids for d in state.status.snapshots[pid].docs.values()]
+    assert [d.iat for d in fresh] == [clock()] * 3  # every list re-signed at half its life
+    state.sync()
+    assert state.status.resign_scans == scans + 1
+    clock.advance(-60)  # a clock set back re-signs (a list must not claim to come from later)
+    state.sync()
+    assert state.status.resign_scans == scans + 2
+    assert all(d.iat == clock() for pid in pids for d in state.status.snapshots[pid].docs.values())
+
+
+def test_the_change_check_reads_one_row_then_applies_only_the_change(
+    service: Service, many: list[str], clock: FakeClock
+) -> None:
+    other = ServiceState(service.settings, service.db, service.vault, service.clock)
+    other.reload()
+    pid = many[7]
+    assert other.projects.get(pid) is not None
+    with counting(service) as idle:
+        assert other.check() is False
+    assert len(idle) == 1 and idle.rows <= 1, idle.sql  # the change counters' row
+    with service.write() as s:
+        new = keys.rotate(s, pid, service.vault, now=clock(), actor="t", emergency=True)
+    builds = other.projects.builds
+    with counting(service) as work:
+        assert other.check() is True
+    assert other.projects.builds == builds + 1  # the rotated project only
+    assert len(work) <= 10 and work.rows <= 12, work.sql
+    kids = [k["kid"] for k in json.loads(other.projects[pid].jwks.body)["keys"]]
+    assert new.next in kids
 
 
 def test_a_scheduler_pass_touches_only_due_projects(

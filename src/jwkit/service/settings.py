@@ -88,6 +88,11 @@ class Settings(BaseSettings):
     #: Projects whose state (rendered documents, decrypted signing key) each worker keeps in
     #: memory, least recently used dropped first; the others are built on their first request.
     state_cache: int = Field(default=100_000, ge=1, le=10_000_000)
+    # scale-sync (issue 18): a cheap change check between the syncs.
+    #: Seconds between each replica's look at the change counters (one one-row read); a
+    #: change found is applied at once (only the projects it names). The heavier sync work
+    #: (expiry marks, foreign keys ended, status re-signing) keeps ``sync_interval``.
+    change_check_interval: float = Field(default=0.2, gt=0, le=60)
 
     @field_validator("public_url")
     @classmethod

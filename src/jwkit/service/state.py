@@ -8,11 +8,13 @@ only from memory once a project is cached.
 
 Every change bumps ``service_state.version`` and records, in ``project_changes``, the project it
 touched at that version (:mod:`jwkit.service.domain.audit`). :meth:`ServiceState.refresh` (run
-after each local write, on each PostgreSQL notification and every ``sync_interval`` seconds)
+after each local write, on each PostgreSQL notification, when :meth:`ServiceState.check` finds
+the counter moved, every ``change_check_interval`` seconds, and in every :meth:`ServiceState.sync`)
 reads "projects changed since my version" with one indexed query and rebuilds only those; the
 full :meth:`ServiceState.reload` stays as the safety net (every ``FULL_SYNC_EVERY`` seconds, and
 when the change rows do not explain a version gap). Replicas sharing one database converge
-within one interval.
+within one change check. The periodic work of :meth:`ServiceState.sync` (expiry marks, foreign
+keys that ended) is indexed by due time, so a pass costs what is due.
 
 Two promises of :mod:`jwkit.service.domain.keys` are kept here:
 
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import heapq
 import json
 import logging
 import threading
@@ -198,6 +201,12 @@ class ProjectViews(Mapping[str, ProjectView]):
         #: bumped by each invalidation: a build that started before one is not cached.
         self._generation = 0
         self.builds = 0
+        #: Entries of the due indexes looked at (tests: a pass costs what is due).
+        self.due_seen = 0
+        #: ``(foreign_until, project id)`` of cached views, soonest first: which views a
+        #: foreign key's end makes stale, without looking at the others. Entries of views
+        #: evicted or rebuilt since are skipped when popped (and dropped by a compaction).
+        self._foreign_due: list[tuple[int, str]] = []
 
     def peek(self, project_id: str) -> ProjectView | None:
         """The cached view, without building or touching the LRU order."""
@@ -246,10 +255,46 @@ class ProjectViews(Mapping[str, ProjectView]):
 
     def _put(self, view: ProjectView) -> None:
         self.builds += 1
+        old = self._cache.get(view.id)
+        until = view.foreign_until
         self._cache[view.id] = view
+        if until is not None and (old is None or old.foreign_until != until):
+            heapq.heappush(self._foreign_due, (until, view.id))
+            if len(self._foreign_due) > 2 * len(self._cache) + 1024:
+                self._compact_foreign_due()
         self._cache.move_to_end(view.id)
         while len(self._cache) > self.capacity:
             self._cache.popitem(last=False)
+
+    def _compact_foreign_due(self) -> None:
+        due = [
+            (until, v.id) for v in self._cache.values() if (until := v.foreign_until) is not None
+        ]
+        heapq.heapify(due)
+        self._foreign_due = due
+
+    def foreign_ended(self, now: int) -> list[str]:
+        """The cached projects one of whose foreign keys has ended by ``now`` (taken off the
+        index: the caller rebuilds them, or hands them back with :meth:`foreign_retry`). Costs
+        what is due, not the number of cached views; :attr:`due_seen` counts the entries."""
+        ended: list[str] = []
+        with self._lock:
+            due = self._foreign_due
+            while due and due[0][0] <= now:
+                until, pid = heapq.heappop(due)
+                self.due_seen += 1
+                view = self._cache.get(pid)
+                if view is not None and view.foreign_until == until and pid not in ended:
+                    ended.append(pid)
+        return ended
+
+    def foreign_retry(self, pids: Iterable[str]) -> None:
+        """Put ``pids`` (from :meth:`foreign_ended`, not rebuilt) back on the index."""
+        with self._lock:
+            for pid in pids:
+                view = self._cache.get(pid)
+                if view is not None and view.foreign_until is not None:
+                    heapq.heappush(self._foreign_due, (view.foreign_until, pid))
 
     def fill(self, views: Iterable[ProjectView]) -> None:
         """Cache ``views`` of projects still known and not cached meanwhile (a warm-up must
@@ -306,6 +351,9 @@ class ServiceState:
         self._alarm_lock = threading.Lock()
         #: key id -> the ``exp`` mark recorded for it (keys this replica opened to sign).
         self._covered: dict[int, int] = {}
+        #: ``(when its mark needs topping up, key id, project id)`` of opened keys, soonest
+        #: first: a sync tops up what is due without looking at every cached view.
+        self._marks_due: list[tuple[int, int, str]] = []
         self.freshness = Freshness()
         self._lock = threading.Lock()
         self._exp_lock = threading.Lock()
@@ -454,14 +502,16 @@ class ServiceState:
                 for listener in list(self.key_listeners):
                     listener(pid)
 
-    @staticmethod
-    def _carry_signers(before: dict[str, ProjectView], after: dict[str, ProjectView]) -> None:
-        """A rebuilt view keeps the key its predecessor opened when the active key is the same."""
+    def _carry_signers(self, before: dict[str, ProjectView], after: dict[str, ProjectView]) -> None:
+        """A rebuilt view keeps the key its predecessor opened when the active key is the same
+        (its mark indexed again, sooner, when the token lifetime grew)."""
         for pid, view in after.items():
             old = before.get(pid)
             if old is not None and old.opened is not None:
                 if old.opened.key_id == view.signer_key_id:
                     view.opened = old.opened
+                    if view.token_ttl > old.token_ttl:
+                        self._mark_due(old.opened.key_id, view)
 
     def _load_one(self, project_id: str) -> ProjectView | None:
         with self.db.session() as session:
@@ -518,7 +568,10 @@ class ServiceState:
         except Exception as exc:  # the token endpoint answers 503 until the next sync
             log.warning("could not reserve token expiry marks: %s", type(exc).__name__)
         self._can_sign = True
-        return OpenedKey(key_id, signer, _token_signer(view.id, signer))
+        # set here, before it is indexed, so that a sync never finds it indexed and not opened
+        opened = view.opened = OpenedKey(key_id, signer, _token_signer(view.id, signer))
+        self._mark_due(key_id, view)
+        return opened
 
     def _build(
         self, project: Project, rows: list[Key], foreign_rows: list[ForeignPublicKey] | None = None
@@ -694,11 +747,36 @@ class ServiceState:
 
     # -- replication --------------------------------------------------------------------
 
+    def check(self) -> bool:
+        """The cheap change check (every ``change_check_interval`` seconds between syncs):
+        one read of the change counters; only when one moved, :meth:`refresh` (the projects
+        the changes name) or the status lists' refresh. ``True`` if anything changed."""
+        if self.version < 0:
+            return self.refresh()
+        confirmed = self.clock()
+        with self.db.session() as session:
+            version, status_version = session.execute(
+                select(StateRow.version, StateRow.status_version).where(StateRow.id == 1)
+            ).one()
+        changed = False
+        if version != self.version:
+            changed = self.refresh()
+        else:
+            with self._lock:
+                if version == self.version:  # the snapshot is current as of the read
+                    stamp = self.freshness.confirmed_at
+                    self.freshness.confirmed_at = max(confirmed, stamp or confirmed)
+        if status_version != self.status.version:
+            changed = self.status.refresh() or changed
+        return changed
+
     def sync(self) -> bool:
         """Top up the ``exp`` reservations and flush issuance records, then catch up with the
         changes made elsewhere (:meth:`refresh`; every ``FULL_SYNC_EVERY`` seconds the full
-        :meth:`reload` instead) and with the status lists that changed; either way the
-        snapshot counts as confirmed now."""
+        :meth:`reload` instead), with the foreign keys that ended and with the status lists
+        that changed; either way the snapshot counts as confirmed now. The reservations and
+        the foreign keys are indexed by when they are due: a pass with nothing due costs the
+        same at any number of cached projects."""
         if self.warm_pending:
             self.warm()
         self.reserve_exp()
@@ -714,20 +792,19 @@ class ServiceState:
     def _expire_foreign_keys(self) -> bool:
         """Rebuild the cached projects one of whose foreign keys reached its end (no database
         change marks that: every replica rebuilds them on its own clock). ``True`` if any."""
-        now = self.clock()
-        ended = [
-            v.id
-            for v in self.projects.cached()
-            if v.foreign_until is not None and v.foreign_until <= now
-        ]
+        ended = self.projects.foreign_ended(self.clock())
         if not ended:
             return False
-        with self._lock:
-            with self.db.session() as session:
-                views = self._load_views(session, ended)
-            before = {pid: v for pid in ended if (v := self.projects.peek(pid)) is not None}
-            self._carry_signers(before, views)
-            self.projects.replace(None, [p for p in ended if p not in views], views.values())
+        try:
+            with self._lock:
+                with self.db.session() as session:
+                    views = self._load_views(session, ended)
+                before = {pid: v for pid in ended if (v := self.projects.peek(pid)) is not None}
+                self._carry_signers(before, views)
+                self.projects.replace(None, [p for p in ended if p not in views], views.values())
+        except BaseException:
+            self.projects.foreign_retry(ended)  # the next sync tries them again
+            raise
         self._announce(before, views)
         return True
 
@@ -739,15 +816,32 @@ class ServiceState:
     def reserve_exp(self) -> None:
         """Record, for each active key this replica signs with (opened), an ``exp`` mark
         ``exp_headroom`` seconds beyond the tokens it issues now, once less than half of that
-        headroom is left. One transaction, usually nothing to do."""
+        headroom is left. One transaction, usually nothing to do: only the keys whose mark is
+        due (:attr:`_marks_due`) are looked at, and only those still opened by a cached view."""
         now = self.clock()
-        self._reserve(
-            {
-                view.opened.key_id: now + view.token_ttl
-                for view in self.projects.cached()
-                if view.opened is not None
-            }
-        )
+        due: dict[int, ProjectView] = {}
+        with self._exp_lock:
+            heap = self._marks_due
+            while heap and heap[0][0] <= now:
+                _, key_id, pid = heapq.heappop(heap)
+                self.projects.due_seen += 1
+                view = self.projects.peek(pid)
+                if view is not None and view.opened is not None and view.opened.key_id == key_id:
+                    due[key_id] = view
+        if not due:
+            return
+        try:
+            self._reserve({key_id: now + view.token_ttl for key_id, view in due.items()})
+        finally:  # topped up or not (the database away), each is due again when its mark is
+            for key_id, view in due.items():
+                self._mark_due(key_id, view)
+
+    def _mark_due(self, key_id: int, view: ProjectView) -> None:
+        """Index when ``key_id``'s mark (opened by ``view``) is next to be topped up: once
+        less than half of ``exp_headroom`` is left beyond a token issued then."""
+        with self._exp_lock:
+            at = self._covered.get(key_id, 0) - view.token_ttl - self.settings.exp_headroom // 2
+            heapq.heappush(self._marks_due, (at, key_id, view.id))
 
     def _reserve(self, horizons: dict[int, int]) -> None:
         headroom = self.settings.exp_headroom

@@ -122,6 +122,13 @@ class StatusRegistry:
         self._refilling: set[str] = set()
         self._refill_failed: dict[str, float] = {}
         self._encoders: dict[int, Encoder] = {}
+        #: scale-sync: no list is due for re-signing before this (``None``: not known, look
+        #: at every list), and none was signed after :attr:`_latest_iat` (a clock set back
+        #: re-signs): a pass with nothing due costs the same however many lists there are.
+        self._resign_from: int | None = None
+        self._latest_iat = 0
+        #: Passes that looked at every list (tests).
+        self.resign_scans = 0
         #: Told when a project's key could not sign a list (the service state's alarm).
         self.key_alarm: Callable[[str, KeyUnavailable, str], None] | None = None
 
@@ -206,6 +213,7 @@ class StatusRegistry:
                 }
             snapshots[pid] = _Snapshot(docs, int(rules.get(pid) or 0))
         events: list[tuple[str, str]] = []
+        signed = False
         for row in rows:
             snap = snapshots.get(row.project_id)
             owner = views.get(row.project_id)
@@ -223,9 +231,14 @@ class StatusRegistry:
                 snap.docs.pop(row.number, None)
                 continue
             snap.docs[row.number] = doc
+            signed = True
             if prev_doc is None or prev_doc.seq != doc.seq:
                 events.append((row.project_id, doc.uri))
         self.snapshots = snapshots
+        if signed:  # the lists kept were counted already; those signed now are due later
+            if self._resign_from is not None:
+                self._resign_from = min(self._resign_from, now + STATUS_EXP // 2)
+            self._latest_iat = max(self._latest_iat, now)
         if only is None:  # a partial load has not seen the other lists' changes
             self.version = version
         for pid, uri in events:
@@ -279,16 +292,25 @@ class StatusRegistry:
 
     def _resign_due(self) -> None:
         now = self.clock()
+        due_from = self._resign_from
+        if due_from is not None and now < due_from and now >= self._latest_iat:
+            return  # nothing due (and the clock not set back): no list looked at
+        self.resign_scans += 1
         views = self.views()
+        soonest: int | None = None
+        latest = 0
         for pid, snap in self.snapshots.items():
             view = views.get(pid)
-            if view is None:
-                continue
             for number, doc in list(snap.docs.items()):
-                if now - doc.iat >= STATUS_EXP // 2 or now < doc.iat:
+                if view is not None and (now - doc.iat >= STATUS_EXP // 2 or now < doc.iat):
                     fresh = self._sign(view, number, doc.list_id, doc.seq, doc.statuses, now)
                     if fresh is not None:
-                        snap.docs[number] = fresh
+                        snap.docs[number] = doc = fresh
+                at = doc.iat + STATUS_EXP // 2  # (still due when it could not be re-signed)
+                soonest = at if soonest is None else min(soonest, at)
+                latest = max(latest, doc.iat)
+        self._resign_from = now + STATUS_EXP // 2 if soonest is None else soonest
+        self._latest_iat = latest
 
     def _emit(self, project_id: str, uri: str) -> None:
         for listener in list(self.listeners):

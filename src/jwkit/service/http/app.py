@@ -2,7 +2,8 @@
 
 Opening the app migrates the database, stores or generates the admin credentials and loads
 the published snapshots. While it runs (lifespan), a background task calls
-:meth:`ServiceState.sync` every ``sync_interval`` seconds and the scheduler every
+:meth:`ServiceState.sync` every ``sync_interval`` seconds (and the cheap
+:meth:`ServiceState.check` every ``change_check_interval`` seconds between), the scheduler every
 ``scheduler_interval`` seconds, both in worker threads; with several worker processes, each
 publishes its metric tallies every second (:func:`~jwkit.service.http.metrics.publishing_tallies`).
 
@@ -46,8 +47,11 @@ log = logging.getLogger("jwkit.service")
 
 async def _background(service: Service) -> None:
     """Sync the snapshot every ``sync_interval`` seconds, or at once when PostgreSQL notifies
-    a change; run the scheduler every ``scheduler_interval`` seconds."""
+    a change, and check for changes every ``change_check_interval`` seconds in between (one
+    one-row read; a change found is applied at once); run the scheduler every
+    ``scheduler_interval`` seconds."""
     interval = service.settings.sync_interval
+    check_every = min(service.settings.change_check_interval, interval)
     sched_every = service.settings.scheduler_interval
     loop = asyncio.get_running_loop()
     next_schedule = loop.time() + min(sched_every, 2.0) if sched_every else None
@@ -60,11 +64,19 @@ async def _background(service: Service) -> None:
             await run_in_threadpool(service.state.warm)
         except Exception as exc:  # the database went away: sync() goes on with it
             log.warning("warming the project cache failed: %s", type(exc).__name__)
+        next_sync = loop.time() + interval
         while True:
+            woken = False
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(wake.wait(), interval)
+                woken = await asyncio.wait_for(wake.wait(), check_every)
             wake.clear()
             try:
+                if not woken and loop.time() < next_sync:
+                    # a database away is reported by the sync (once a second), not here
+                    with contextlib.suppress(Exception):
+                        await run_in_threadpool(service.state.check)
+                    continue
+                next_sync = loop.time() + interval
                 await run_in_threadpool(service.state.sync)
                 if next_schedule is not None and loop.time() >= next_schedule:
                     next_schedule = loop.time() + sched_every
