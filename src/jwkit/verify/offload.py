@@ -160,10 +160,10 @@ class OffloadPool:
         inbox = self._last
         if inbox is None or inbox.loop() is not loop:
             inbox = self._inbox(loop)
-        if not inbox.batch and self._idle <= self._jobs.qsize():
-            if self._threads:
-                return None
+        if not self._threads:
             self._start()
+        elif not inbox.batch and self._idle <= self._jobs.qsize():
+            return None
         return self._add(loop, inbox, check, signing_input, signature)
 
     def _add(
