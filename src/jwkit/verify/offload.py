@@ -139,9 +139,7 @@ class OffloadPool:
     def run(self, check: _Check, signing_input: bytes, signature: bytes) -> Awaitable[bool]:
         """``check(signing_input, signature)`` on a worker; await the result on this loop."""
         loop = asyncio.get_running_loop()
-        inbox = self._last  # the inbox of the loop that asked last (one read: thread-safe)
-        if inbox is None or inbox.loop() is not loop:
-            inbox = self._inbox(loop)
+        inbox = self._inbox(loop)
         if not self._threads:
             self._start()
         return self._add(loop, inbox, check, signing_input, signature)
@@ -157,9 +155,7 @@ class OffloadPool:
         :meth:`Verifier.verify_async` does: under full load the loop checks some signatures
         itself, and no core idles.)"""
         loop = asyncio.get_running_loop()
-        inbox = self._last
-        if inbox is None or inbox.loop() is not loop:
-            inbox = self._inbox(loop)
+        inbox = self._inbox(loop)
         if not self._threads:
             self._start()
         elif not inbox.batch and self._idle <= self._jobs.qsize():
@@ -210,6 +206,10 @@ class OffloadPool:
             jobs.put((batch[start : start + size], inbox))
 
     def _inbox(self, loop: asyncio.AbstractEventLoop) -> _Inbox:
+        """``loop``'s inbox (made on its first check)."""
+        inbox = self._last  # the inbox of the loop that asked last (one read: thread-safe)
+        if inbox is not None and inbox.loop() is loop:
+            return inbox
         with self._lock:
             inbox = self._inboxes.get(loop)
             if inbox is None:
