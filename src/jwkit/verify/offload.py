@@ -5,14 +5,16 @@ check run on another thread overlaps with the event loop's own work: one process
 asyncio requests uses every core. Everything else of a verification (parsing, claims, the
 token cache) holds the GIL and stays on the loop, where a thread hop could not make it faster.
 
-:class:`OffloadPool` is the hop made cheap. A check goes to a worker through one
-``queue.SimpleQueue``; results come back in batches: a worker that finishes while an earlier
-result still waits for the loop adds its result to that batch instead of waking the loop
-again. With many requests in flight a hop costs about 3 µs of CPU, a sixth of
-``loop.run_in_executor``'s (``docs/benchmarks.md``, "Every core"); when every worker is busy,
-:meth:`OffloadPool.try_run` declines and the loop checks the signature itself. Any
-:class:`concurrent.futures.Executor` works too (``Verifier(..., offload=executor)``), at that
-higher price.
+:class:`OffloadPool` is the hop made cheap, by batching both ways. The checks a loop asks
+for in one iteration of the loop are collected and handed out together (when the iteration
+ends, through ``loop.call_soon``, or as soon as :data:`CHUNK` have gathered), as jobs of
+several checks split across the idle workers, through one ``queue.SimpleQueue``; a worker
+hands a job's results back with one ``call_soon_threadsafe``, and not even that when an
+earlier wake-up is still pending. Each check keeps its own result or exception, delivered to
+its own awaiter. When every worker is busy, :meth:`OffloadPool.try_run` declines and the loop
+checks the signature itself. Any :class:`concurrent.futures.Executor` works too
+(``Verifier(..., offload=executor)``), at the price of one ``loop.run_in_executor`` per check
+(``docs/benchmarks.md``, "Every core").
 """
 
 from __future__ import annotations
@@ -40,25 +42,41 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
-class _Inbox:
-    """Finished checks for one event loop, handed to it in batches."""
+#: One check asked for on a loop: the check, its two inputs and the future awaiting it.
+_Job = tuple[_Check, bytes, bytes, asyncio.Future[bool]]
+#: One finished check: its future, the result and the exception the check raised.
+_Done = tuple[asyncio.Future[bool], bool, BaseException | None]
 
-    __slots__ = ("__weakref__", "_done", "_lock", "_waking", "loop")
+#: Checks per job a worker takes (a batch filled up to this goes to a worker at once, so that
+#: workers start while the loop still collects; results come back one wake-up per job).
+CHUNK = 16
+
+
+class _Inbox:
+    """One event loop's side of a pool: the checks it collects in the current loop
+    iteration (handed to workers in jobs of several), and the finished checks it is handed
+    back, one wake-up per job at most."""
+
+    __slots__ = ("__weakref__", "_done", "_lock", "_waking", "batch", "flush_due", "loop")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         # Weak: the pool keeps inboxes in a WeakKeyDictionary keyed by their loop.
         self.loop = weakref.ref(loop)
-        self._done: collections.deque[tuple[asyncio.Future[bool], bool, BaseException | None]]
-        self._done = collections.deque()
+        #: (the loop's thread only) checks not yet handed to a worker, and whether a flush
+        #: that hands them out is scheduled (``call_soon``)
+        self.batch: list[_Job] = []
+        self.flush_due = False
+        self._done: collections.deque[_Done] = collections.deque()
         self._lock = threading.Lock()
         self._waking = False
 
-    def deliver(self, future: asyncio.Future[bool], ok: bool, error: BaseException | None) -> None:
-        """(A worker thread.) Queue a result; wake the loop unless a wake-up is pending."""
-        self._done.append((future, ok, error))
+    def deliver(self, results: list[_Done]) -> None:
+        """(A worker thread.) Queue a job's results; wake the loop unless a wake-up is
+        pending."""
+        self._done.extend(results)
         with self._lock:
             if self._waking:
-                return  # the pending _drain takes this result too
+                return  # the pending _drain takes these results too
             self._waking = True
         loop = self.loop()
         if loop is None:
@@ -89,6 +107,12 @@ class OffloadPool:
     ``workers`` defaults to :func:`default_workers` (the CPUs this process may use). The
     threads start with the first check and are daemons; :meth:`close` stops them. A forked
     child starts its own threads when it first needs them.
+
+    Checks asked for in one iteration of a loop travel together: the loop collects them and,
+    when the iteration ends (``loop.call_soon``) or :data:`CHUNK` have gathered, hands them
+    to the workers as jobs of several checks, split across the idle workers; a worker hands
+    a job's results back with one wake-up of the loop. Each check still has its own result
+    or exception, delivered to its own awaiter.
     """
 
     def __init__(self, workers: int | None = None, *, name: str = "jwkit-verify") -> None:
@@ -104,7 +128,7 @@ class OffloadPool:
         _POOLS.add(self)
 
     def _reset(self) -> None:
-        self._jobs: queue.SimpleQueue[tuple[_Check, bytes, bytes, asyncio.Future[bool], _Inbox]]
+        self._jobs: queue.SimpleQueue[tuple[list[_Job], _Inbox] | None]
         self._jobs = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._idle = 0  # workers waiting for a job (changed under self._lock)
@@ -115,31 +139,77 @@ class OffloadPool:
     def run(self, check: _Check, signing_input: bytes, signature: bytes) -> Awaitable[bool]:
         """``check(signing_input, signature)`` on a worker; await the result on this loop."""
         loop = asyncio.get_running_loop()
-        inbox = self._last  # the inbox of the loop that asked last (one read: thread-safe)
-        if inbox is None or inbox.loop() is not loop:
-            inbox = self._inbox(loop)
-        future = loop.create_future()
+        inbox = self._inbox(loop)
         if not self._threads:
             self._start()
-        self._jobs.put((check, signing_input, signature, future, inbox))
-        return future
+        return self._add(loop, inbox, check, signing_input, signature)
 
     def try_run(
         self, check: _Check, signing_input: bytes, signature: bytes
     ) -> Awaitable[bool] | None:
-        """:meth:`run` when a worker waits for a job; ``None`` when every worker is busy.
+        """:meth:`run` when a worker waits for a job (or this loop is collecting a batch for
+        one); ``None`` when every worker is busy.
 
         Then the caller had better check in place: the cores are busy anyway, and a check
         queued behind busy workers would pay for the hop and wait besides. (This is what
         :meth:`Verifier.verify_async` does: under full load the loop checks some signatures
         itself, and no core idles.)"""
-        if self._idle <= self._jobs.qsize():
-            if self._threads:
-                return None
+        loop = asyncio.get_running_loop()
+        inbox = self._inbox(loop)
+        if not self._threads:
             self._start()
-        return self.run(check, signing_input, signature)
+        elif not inbox.batch and self._idle <= self._jobs.qsize():
+            return None
+        return self._add(loop, inbox, check, signing_input, signature)
+
+    def _add(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        inbox: _Inbox,
+        check: _Check,
+        signing_input: bytes,
+        signature: bytes,
+    ) -> Awaitable[bool]:
+        future = loop.create_future()
+        if not inbox.flush_due:
+            inbox.flush_due = True
+            loop.call_soon(self._flush, inbox)
+        batch = inbox.batch
+        batch.append((check, signing_input, signature, future))
+        if len(batch) >= CHUNK:  # a full job: a worker may start on it now
+            inbox.batch = []
+            self._jobs.put((batch, inbox))
+        return future
+
+    def _flush(self, inbox: _Inbox) -> None:
+        """(The loop's thread, once per loop iteration with checks asked for.) Hand the
+        collected checks to the workers, split across the idle ones."""
+        inbox.flush_due = False
+        batch = inbox.batch
+        if not batch:
+            return
+        inbox.batch = []
+        if self._closed:
+            error = RuntimeError("this OffloadPool is closed")
+            for *_, future in batch:
+                if not future.done():
+                    future.set_exception(error)
+            return
+        jobs = self._jobs
+        free = self._idle - jobs.qsize()
+        parts = min(len(batch), max(free, 1))
+        if parts == 1:
+            jobs.put((batch, inbox))
+            return
+        size = -(-len(batch) // parts)
+        for start in range(0, len(batch), size):
+            jobs.put((batch[start : start + size], inbox))
 
     def _inbox(self, loop: asyncio.AbstractEventLoop) -> _Inbox:
+        """``loop``'s inbox (made on its first check)."""
+        inbox = self._last  # the inbox of the loop that asked last (one read: thread-safe)
+        if inbox is not None and inbox.loop() is loop:
+            return inbox
         with self._lock:
             inbox = self._inboxes.get(loop)
             if inbox is None:
@@ -164,7 +234,7 @@ class OffloadPool:
             self._closed = True
             threads, self._threads = self._threads, []
         for _ in threads:
-            self._jobs.put(None)  # type: ignore[arg-type]
+            self._jobs.put(None)
         for thread in threads:
             thread.join()
 
@@ -181,13 +251,17 @@ class OffloadPool:
                 self._idle -= 1
             if job is None:
                 return
-            check, signing_input, signature, future, inbox = job
-            try:
-                ok = check(signing_input, signature)
-            except BaseException as exc:  # handed to the awaiting task, as verify() would raise
-                inbox.deliver(future, False, exc)
-            else:
-                inbox.deliver(future, ok, None)
+            batch, inbox = job
+            results: list[_Done] = []
+            for check, signing_input, signature, future in batch:
+                # One check's exception is its own: the others of the job still run.
+                try:
+                    ok = check(signing_input, signature)
+                except BaseException as exc:  # handed to the awaiting task, as verify() would
+                    results.append((future, False, exc))
+                else:
+                    results.append((future, ok, None))
+            inbox.deliver(results)
 
 
 class _ExecutorOffload:
