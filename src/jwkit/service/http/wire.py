@@ -204,11 +204,8 @@ class FastDocumentProtocol(GuardedProtocol):
         if self._enabled and self._connection_free():
             method = self.parser.get_method()
             if method == b"GET":
-                self._fast = self._document()
-                if self._fast is not None:
-                    return
-                self._status_doc = self._status_list()
-                if self._status_doc is not None:
+                self._get()
+                if self._fast is not None or self._status_doc is not None:
                     return
             elif method == b"POST" and self._token_request():
                 return
@@ -238,30 +235,32 @@ class FastDocumentProtocol(GuardedProtocol):
             return None
         return view
 
-    def _document(self) -> tuple[str, ProjectView] | None:
+    def _get(self) -> None:
+        """Take a plain GET of a project's JWKS, discovery document or status list (the path
+        parsed once, the header fields scanned once): sets ``_fast`` or ``_status_doc``."""
         if any(name in _GET_FALLBACK for name, _ in self.headers):
-            return None
-        view = self._view(_JWKS)
-        if view is not None:
-            return "jwks", view
-        view = self._view(_DISCOVERY)
-        if view is not None:
-            return "discovery", view
-        return None
-
-    def _status_list(self) -> ListDoc | None:
-        """The status list of ``GET /p/{project}/statuslists/{n}`` (plain requests only)."""
-        if any(name in _GET_FALLBACK for name, _ in self.headers):
-            return None
+            return
         path = self.url.split(b"?", 1)[0]
         if not path.startswith(b"/p/") or b"%" in path:
-            return None
-        project, sep, number = path[3:].partition(_STATUSLISTS)
-        if not sep or not number.isdigit() or len(number) > 9:
-            return None
+            return
         service = self._service
         assert service is not None
-        return service.state.status.document(project.decode("ascii", "replace"), int(number))
+        rest = path[3:]
+        if rest.endswith(_JWKS):
+            view = service.state.projects.peek(rest[: -len(_JWKS)].decode("ascii", "replace"))
+            if view is not None:
+                self._fast = ("jwks", view)
+        elif rest.endswith(_DISCOVERY):
+            pid = rest[: -len(_DISCOVERY)].decode("ascii", "replace")
+            view = service.state.projects.peek(pid)
+            if view is not None:
+                self._fast = ("discovery", view)
+        else:
+            project, sep, number = rest.partition(_STATUSLISTS)
+            if sep and number.isdigit() and len(number) <= 9:
+                self._status_doc = service.state.status.document(
+                    project.decode("ascii", "replace"), int(number)
+                )
 
     def _prebuilt_status(self, doc: ListDoc) -> _Prebuilt:
         """The 200 response to a GET of a status list (what the ASGI route answers)."""
