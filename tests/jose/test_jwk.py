@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 from jwkit import JWK, JWKError, JWKSet
+from jwkit.jose import jws
 from jwkit.jose.b64 import b64url_decode, b64url_encode, uint_b64url
 
 from ..conftest import private_key
@@ -385,3 +386,19 @@ def test_jwkset_refuses_duplicate_kids_and_mixed_kinds_for_verification() -> Non
     mixed = JWKSet([JWK.generate("ES256").public(), JWK.generate("HS256")])
     with pytest.raises(JWKError, match="mixes"):
         mixed.check_verifiable()
+
+
+@pytest.mark.parametrize("alg", ["ES256", "RS256", "EdDSA"])
+def test_a_private_key_holds_no_second_public_key_object(alg: str) -> None:
+    """A signer keeps one OpenSSL key, not two (the key service holds one per project): the
+    public half is derived when it is needed, and is the same key."""
+    generated = JWK.generate(alg)
+    private = JWK.from_dict(generated.to_dict(private=True))
+    assert private._public_key is None
+    public = private.public()
+    assert public._public_key is not None
+    assert public.to_dict() == generated.public().to_dict()
+    assert private.to_pem() == public.to_pem()
+    token = jws.sign(b"payload", private, headers={"alg": alg})
+    assert jws.verify(token, private, algorithms=[alg]).payload == b"payload"
+    assert jws.verify(token, public, algorithms=[alg]).payload == b"payload"

@@ -129,14 +129,17 @@ class JWK:
     ) -> None:
         self._kty = kty
         self._private_key = private_key
-        self._public_key = public_key
+        # A private key keeps no public key object: derived when needed (a verification, the
+        # public half), so a key that only signs -- the key service holds one per project --
+        # does not carry a second OpenSSL key (about 2 KiB) for nothing.
+        self._public_key = public_key if private_key is None else None
         self._secret = secret
         self._crv = crv
         self._kid = kid
         self._alg = alg
         self._use = use
         self._key_ops = tuple(key_ops) if key_ops is not None else None
-        self._public_members = self._compute_public_members()
+        self._public_members = self._compute_public_members(public_key or self._public_object())
         self._check_metadata()
         self._verify_algs = self._usable_algs("verify")
         self._sign_algs = self._usable_algs("sign") if self.is_private else frozenset()
@@ -478,6 +481,12 @@ class JWK:
         """Whether this key may verify a signature made with ``alg``."""
         return alg in self._verify_algs
 
+    def _public_object(self) -> PublicKey | None:
+        """The ``cryptography`` public key: held by a public key, derived from a private one."""
+        if self._private_key is not None:
+            return self._private_key.public_key()
+        return self._public_key
+
     def _checker(self, alg: str) -> Checker | None:
         """``ALGORITHMS[alg]`` bound to this key (made once, then kept), or ``None`` when this
         key may not verify ``alg``: the algorithm is bound to the key, never to the token."""
@@ -485,7 +494,7 @@ class JWK:
         if check is None:
             if alg not in self._verify_algs:
                 return None
-            key = self._secret if self._kty == "oct" else self._public_key
+            key = self._secret if self._kty == "oct" else self._public_object()
             assert key is not None
             check = self._checkers[alg] = ALGORITHMS[alg].checker(key)
         return check
@@ -510,10 +519,10 @@ class JWK:
 
     # -- export -------------------------------------------------------------------------
 
-    def _compute_public_members(self) -> dict[str, str]:
+    def _compute_public_members(self, public_key: PublicKey | None) -> dict[str, str]:
         if self._kty == "EC":
-            assert isinstance(self._public_key, ec.EllipticCurvePublicKey) and self._crv
-            nums = self._public_key.public_numbers()
+            assert isinstance(public_key, ec.EllipticCurvePublicKey) and self._crv
+            nums = public_key.public_numbers()
             size = CURVES[self._crv].size
             return {
                 "kty": "EC",
@@ -522,12 +531,12 @@ class JWK:
                 "y": uint_b64url(nums.y, size),
             }
         if self._kty == "RSA":
-            assert isinstance(self._public_key, rsa.RSAPublicKey)
-            rn = self._public_key.public_numbers()
+            assert isinstance(public_key, rsa.RSAPublicKey)
+            rn = public_key.public_numbers()
             return {"kty": "RSA", "n": uint_b64url(rn.n), "e": uint_b64url(rn.e)}
         if self._kty == "OKP":
-            assert isinstance(self._public_key, ed25519.Ed25519PublicKey)
-            raw = self._public_key.public_bytes(
+            assert isinstance(public_key, ed25519.Ed25519PublicKey)
+            raw = public_key.public_bytes(
                 serialization.Encoding.Raw, serialization.PublicFormat.Raw
             )
             return {"kty": "OKP", "crv": "Ed25519", "x": b64url_encode(raw)}
@@ -595,8 +604,9 @@ class JWK:
                 serialization.PrivateFormat.PKCS8,
                 serialization.NoEncryption(),
             )
-        assert self._public_key is not None
-        return self._public_key.public_bytes(
+        public_key = self._public_object()
+        assert public_key is not None
+        return public_key.public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
 
@@ -611,7 +621,7 @@ class JWK:
             key_ops = tuple(op for op in key_ops if op != "sign")
         return JWK(
             kty=self._kty,
-            public_key=self._public_key,
+            public_key=self._public_object(),
             crv=self._crv,
             kid=self._kid,
             alg=self._alg,
