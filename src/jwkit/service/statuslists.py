@@ -357,9 +357,9 @@ class StatusRegistry:
             uri = cursor.uri
         return Slot(uri, block.list_id, idx, self.rules_seen(project_id))
 
-    def low(self, project_id: str) -> bool:
-        """Whether the replica should reserve its next block before signing more tokens."""
-        cursor = self._cursors.get(project_id)
+    @staticmethod
+    def _running_low(cursor: _Cursor | None, now: int) -> bool:
+        """No spare block, and the current one half used or half its lifetime old."""
         if cursor is None:
             return True
         if cursor.spare is not None:
@@ -367,22 +367,27 @@ class StatusRegistry:
         block = cursor.block
         return (
             block.end - cursor.next < (block.end - block.start) // 2
-            or self.clock() - block.reserved_at >= BLOCK_LIFETIME // 2
+            or now - block.reserved_at >= BLOCK_LIFETIME // 2
         )
+
+    def low(self, project_id: str) -> bool:
+        """Whether the replica should reserve its next block before signing more tokens."""
+        return self._running_low(self._cursors.get(project_id), self.clock())
 
     def ready(self, project_id: str) -> bool:
         """Whether :meth:`take` has an index for the project without I/O. When its block runs
         low, the next one is reserved in a background thread meanwhile, so the token endpoint
         never waits on that write while indices are left (it waits only when none is)."""
-        if self.low(project_id):
-            self._refill_in_background(project_id)
         cursor = self._cursors.get(project_id)
+        now = self.clock()
+        if self._running_low(cursor, now):
+            self._refill_in_background(project_id)
         if cursor is None:
             return False
         if cursor.spare is not None:
             return True
         block = cursor.block
-        return cursor.next < block.end and self.clock() - block.reserved_at < BLOCK_LIFETIME
+        return cursor.next < block.end and now - block.reserved_at < BLOCK_LIFETIME
 
     def _refill_in_background(self, project_id: str) -> None:
         with self._alloc_lock:
