@@ -178,19 +178,26 @@ class Chaos:
         self.n["tokens issued"] += 1
         self.verify_everywhere(project, token)
 
-    def active_kid(self, replica: Replica, project: Project) -> set[str]:
+    def active_kid(self, replica: Replica, project: Project, *, new: bool = False) -> set[str]:
+        """The kids ``replica`` serves as active; with ``new``, a project another replica has
+        just created may still be unknown here (404: it learns of it within the change check)."""
         r = httpx.get(f"{replica.server.url}/p/{project.id}/.well-known/openid-configuration",
                       timeout=5)  # fmt: skip
+        if new and r.status_code == 404:
+            return set()
         assert r.status_code == 200
         return {k["kid"] for k in r.json()["jwkit_key_schedule"] if k["state"] == "active"}
 
-    def wait_visible(self, project: Project, kid: str, origin: Replica | None) -> None:
-        """Every other live replica serves ``kid`` as active within seconds."""
+    def wait_visible(
+        self, project: Project, kid: str, origin: Replica | None, *, new: bool = False
+    ) -> None:
+        """Every other live replica serves ``kid`` as active within seconds (``new``: the
+        project itself was just created on ``origin``)."""
         started = time.monotonic()
         for replica in self.live():
             if replica is origin:
                 continue
-            while kid not in self.active_kid(replica, project):
+            while kid not in self.active_kid(replica, project, new=new):
                 assert time.monotonic() - started < 5, f"{replica.name} did not see {kid}"
                 time.sleep(0.02)
         self.time("change visible on all replicas (s)", time.monotonic() - started)
@@ -230,7 +237,7 @@ class Chaos:
             project = Project(p["id"], p["issuer"], p["audience"], c["client_id"],
                               c["client_secret"])  # fmt: skip
             self.projects.append(project)
-            self.wait_visible(project, self.active_kid(origin, project).pop(), origin)
+            self.wait_visible(project, self.active_kid(origin, project).pop(), origin, new=True)
 
     def rotate(self, replica: Replica, project: Project, *, kill_after: bool) -> bool:
         """A graceful rotation; ``kill_after`` SIGKILLs the replica the moment it answers.
