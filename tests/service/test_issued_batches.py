@@ -203,6 +203,18 @@ def test_find_tokens_reads_only_the_newest_batches_it_needs(db: Database) -> Non
             session, pid, "client_id", "c", now=NOW, clock_skew=SKEW, limit=150
         )
     assert [t.idx for t, _ in found] == list(range(999, 849, -1))
+    # A newer write whose tokens have mostly expired does not hide the older live ones.
+    mostly_gone = _records(pid, block, 1000, 200, "c", client="c")
+    mostly_gone = [
+        r._replace(issued_ms=NOW * 1000 + 5000 + i, exp=NOW + 600 if i == 0 else NOW - SKEW - 1)
+        for i, r in enumerate(mostly_gone)
+    ]
+    _write(db, mostly_gone)
+    with db.session() as session:
+        found = revocation.find_tokens(
+            session, pid, "client_id", "c", now=NOW, clock_skew=SKEW, limit=150
+        )
+    assert [t.idx for t, _ in found] == [1000, *range(999, 850, -1)]
 
 
 def test_a_recycled_list_forgets_its_batches_and_statuses(db: Database) -> None:

@@ -431,7 +431,7 @@ def find_tokens(
         if found >= limit and oldest_kept is not None and batch.last_ms < oldest_kept:
             break
         chosen.append(batch)
-        found += batch.count
+        found += sum(1 for exp in issued.unpack(batch.exps) if exp >= live_after)
         oldest_kept = batch.first_ms if oldest_kept is None else min(oldest_kept, batch.first_ms)
     known = issued.statuses(session, {b.list_id for b in chosen})
     found_tokens = sorted(
