@@ -146,3 +146,65 @@ def test_unknown_ids_are_bounded_by_bytes_and_never_evict_known_clients(
     queries.clear()
     assert _token(client, project, cid, secret).status_code == 200  # still known
     assert queries == []
+
+
+@pytest.fixture
+def statements(service: Service) -> Iterator[list[str]]:
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement)
+
+    event.listen(service.db.engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(service.db.engine, "before_cursor_execute", record)
+
+
+def test_a_projects_first_token_reads_its_client_and_key_in_one_transaction(
+    client: SyncClient,
+    project: dict[str, Any],
+    oauth_client: dict[str, Any],
+    service: Service,
+    statements: list[str],
+) -> None:
+    view = service.state.projects[project["id"]]
+    assert view.opened is None  # nothing signed here yet
+    statements.clear()
+    r = _token(client, project, oauth_client["client_id"], oauth_client["client_secret"])
+    assert r.status_code == 200, r.text
+    assert service.state.projects[project["id"]].opened is not None
+    begins = [n for n, s in enumerate(statements) if s.startswith("BEGIN")]
+    read_client = next(n for n, s in enumerate(statements) if "FROM clients" in s)
+    read_key = next(n for n, s in enumerate(statements) if "FROM keys" in s)
+    # one transaction holds both reads (the key's exp mark is written after it, in its own)
+    opened_by = max(b for b in begins if b < read_client)
+    assert opened_by < read_client < read_key
+    assert not [b for b in begins if read_client < b < read_key]
+    assert len([s for s in statements if "FROM clients" in s]) == 1
+    assert len([s for s in statements if "FROM keys" in s]) == 1
+    # the second token reads nothing
+    statements.clear()
+    r = _token(client, project, oauth_client["client_id"], oauth_client["client_secret"])
+    assert r.status_code == 200
+    assert [s for s in statements if "SELECT" in s] == []
+
+
+@pytest.mark.parametrize("who", ["unknown", "other project"])
+def test_a_request_that_is_not_the_projects_client_does_not_open_its_key(
+    client: SyncClient, project: dict[str, Any], service: Service, who: str
+) -> None:
+    if who == "unknown":
+        cid, secret = "cli_nobody", "whatever"
+    else:
+        other = client.post("/api/v1/projects", json={"name": "other"}, headers=AUTH).json()
+        made = client.post(
+            f"/api/v1/projects/{other['id']}/clients", json={"name": "theirs"}, headers=AUTH
+        ).json()
+        cid, secret = made["client_id"], made["client_secret"]
+    for _ in range(2):  # an uncached lookup, then a cached one
+        r = _token(client, project, cid, secret)
+        assert r.status_code == 401
+        assert r.json()["error"] == "invalid_client"
+    assert service.state.projects[project["id"]].opened is None

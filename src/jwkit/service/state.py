@@ -544,16 +544,26 @@ class ServiceState:
         """Open ``view``'s active key (its first signature on this replica: decrypted, or
         found in its token) and reserve its ``exp`` mark before any token is signed. ``None``
         (the caller answers 503) when the database is away or the key cannot sign."""
-        key_id = view.signer_key_id
-        if key_id is None:
+        if view.signer_key_id is None:
             return None
         try:
             with self.db.session() as session:
-                row = session.get(Key, key_id)
-                if row is None:
-                    return None
-                signer = self._signer_for(row)
-                mark = row.max_exp or 0
+                found = self._read_signer(session, view)
+        except Exception as exc:  # the session's end failed (the database went away)
+            log.warning("project %s: cannot open its signing key (%s)", view.id, type(exc).__name__)
+            return None
+        return None if found is None else self._opened(view, *found)
+
+    def _read_signer(self, session: Session, view: ProjectView) -> tuple[Signer, int] | None:
+        """The first half of :meth:`_open_signer`: the active key's row read in ``session``,
+        its signer and recorded ``exp`` mark (``None`` when it cannot be opened)."""
+        key_id = view.signer_key_id
+        try:
+            row = session.get(Key, key_id)
+            if row is None:
+                return None
+            signer = self._signer_for(row)
+            mark = row.max_exp or 0
         except KeyUnavailable as exc:  # alarmed already; the admin API answers with its code
             view.open_error = exc
             return None
@@ -561,6 +571,13 @@ class ServiceState:
             log.warning("project %s: cannot open its signing key (%s)", view.id, type(exc).__name__)
             return None
         view.open_error = None
+        return signer, mark
+
+    def _opened(self, view: ProjectView, signer: Signer, mark: int) -> OpenedKey:
+        """The second half of :meth:`_open_signer`, outside the read's transaction (SQLite
+        would wait on its own lock): the mark reserved, the key set on ``view``."""
+        key_id = view.signer_key_id
+        assert key_id is not None
         with self._exp_lock:
             self._covered[key_id] = max(mark, self._covered.get(key_id, 0))
         try:
@@ -877,13 +894,29 @@ class ServiceState:
             return True, None
         return False, None
 
-    def load_client(self, client_id: str) -> ClientRecord | None:
-        """Look ``client_id`` up in the database and remember the answer."""
+    def load_client(
+        self, client_id: str, opening: ProjectView | None = None
+    ) -> ClientRecord | None:
+        """Look ``client_id`` up in the database and remember the answer. With ``opening``
+        (a project whose key this replica has not opened yet), a client of that project also
+        opens its key, in the same transaction: a project's first token on this replica costs
+        one trip off the event loop, not two."""
         if len(client_id) > CLIENT_ID_MAX:
             return None
         generation = self._client_generation
+        found = None
         with self.db.session() as session:
             record = load_client(session, client_id)
+            if (
+                opening is not None
+                and record is not None
+                and record.project_id == opening.id  # anyone else is refused before signing
+                and opening.opened is None
+                and opening.signer_key_id is not None
+            ):
+                found = self._read_signer(session, opening)
+        if found is not None and opening is not None:
+            self._opened(opening, *found)
         with self._client_lock:
             if generation != self._client_generation:
                 return record  # a reload ran meanwhile: this answer may already be stale

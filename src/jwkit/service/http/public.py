@@ -413,10 +413,14 @@ async def _token_answer(service: Service, view: ProjectView, request: Request) -
     hit, record = service.state.cached_client(parsed.client_id)
     if not hit:
         try:
-            record = await run_in_threadpool(service.state.load_client, parsed.client_id)
+            # a project's first token here: its key is opened in the same trip and read
+            opening = view if view.opened is None else None
+            record = await run_in_threadpool(service.state.load_client, parsed.client_id, opening)
         except DBAPIError:  # the database is down: cached clients keep working meanwhile
             ERRORS.labels("database_unavailable").inc()
             return _oauth_error("temporarily_unavailable", "try again shortly", 503)
+    if not _owns(record, view):  # refused before any key is opened or index reserved
+        return grant_token(service, view, parsed, record, jkt)
     if view.opened is None and view.signer_key_id is not None:
         await run_in_threadpool(lambda: view.signer)  # its first signature: decrypt off the loop
     if view.token_status and not service.state.status.ready(view.id):
@@ -427,6 +431,13 @@ async def _token_answer(service: Service, view: ProjectView, request: Request) -
         except (DBAPIError, ServiceError):
             pass  # grant_token answers 503 if no index is left
     return grant_token(service, view, parsed, record, jkt)
+
+
+def _owns(record: ClientRecord | None, view: ProjectView) -> bool:
+    """Whether ``record`` is a client of ``view``'s project: only such a request opens the
+    project's key or reserves status indices (anyone else is refused by :func:`grant_token`
+    before either is needed)."""
+    return record is not None and record.project_id == view.id
 
 
 async def healthz(request: Request) -> Response:

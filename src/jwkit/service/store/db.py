@@ -143,12 +143,15 @@ def create_db_engine(url: str, *, timeout: float = DEFAULT_TIMEOUT) -> Engine:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute(f"PRAGMA busy_timeout={busy_ms}")
             cur.close()
+            _record.info["busy_ms"] = busy_ms
 
         @event.listens_for(engine, "begin")
         def _on_begin(conn: Any) -> None:
             extended = getattr(_extended, "seconds", None)
             wait_ms = int(extended * 1000) if extended else busy_ms
-            conn.exec_driver_sql(f"PRAGMA busy_timeout={wait_ms}")
+            if conn.info.get("busy_ms") != wait_ms:  # set once per connection and value
+                conn.exec_driver_sql(f"PRAGMA busy_timeout={wait_ms}")
+                conn.info["busy_ms"] = wait_ms
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
