@@ -208,3 +208,78 @@ def test_a_request_that_is_not_the_projects_client_does_not_open_its_key(
         assert r.status_code == 401
         assert r.json()["error"] == "invalid_client"
     assert service.state.projects[project["id"]].opened is None
+
+
+class _CountingDict(dict):  # type: ignore[type-arg]
+    """A dict that counts how often it is walked (iteration, keys, items, values, copies)."""
+
+    walks = 0
+
+    def __iter__(self) -> Any:
+        _CountingDict.walks += 1
+        return super().__iter__()
+
+    def keys(self) -> Any:
+        _CountingDict.walks += 1
+        return super().keys()
+
+    def items(self) -> Any:
+        _CountingDict.walks += 1
+        return super().items()
+
+    def values(self) -> Any:
+        _CountingDict.walks += 1
+        return super().values()
+
+
+def _seeded_clients(service: Service, count: int) -> tuple[list[str], list[str]]:
+    from ..support.scale import client_id, seed_projects
+
+    ids = seed_projects(service.db, service.vault, count, now=service.clock(), clients=True)
+    service.state.reload()
+    for n in range(count):
+        assert service.state.load_client(client_id("proj_seed", n)) is not None
+    return [client_id("proj_seed", n) for n in range(count)], ids
+
+
+def test_a_change_re_reads_its_projects_clients_without_walking_the_others(
+    client: SyncClient, service: Service, queries: list[str]
+) -> None:
+    from jwkit.service.domain import audit
+    from jwkit.service.store.models import Client
+
+    cids, pids = _seeded_clients(service, 2000)
+    state = service.state
+    state._known = _CountingDict(state._known)
+    _CountingDict.walks = 0
+    queries.clear()
+    with service.write() as session:  # project 7's client loses a scope; project 8's is deleted
+        row = session.get(Client, cids[7])
+        assert row is not None
+        row.scopes = "none"
+        audit.bump_version(session, pids[7])
+        gone = session.get(Client, cids[8])
+        session.delete(gone)
+        audit.bump_version(session, pids[8])
+    # (the write applied the change on this replica as it committed)
+    assert _CountingDict.walks == 0  # found through the per-project index
+    rereads = [q for q in queries if q.startswith("SELECT") and " IN (" in q]
+    assert len(rereads) == 1 and rereads[0].endswith("IN (?, ?)")  # the two, in one query
+    assert state.cached_client(cids[7])[1].scopes == frozenset({"none"})  # type: ignore[union-attr]
+    assert state.cached_client(cids[8]) == (False, None)  # forgotten: looked up again
+    assert state.cached_client(cids[9])[0]  # the others stay known
+    assert len(state._known) == 1999
+    assert set(state._known_of) == set(pids) - {pids[8]}
+
+
+def test_the_per_project_index_follows_evictions(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(state_module, "_KNOWN_MAX", 50)
+    cids, pids = _seeded_clients(service, 120)
+    state = service.state
+    assert list(state._known) == cids[-50:]  # the oldest went first
+    assert {c for ids in state._known_of.values() for c in ids} == set(cids[-50:])
+    assert set(state._known_of) == set(pids[-50:])
+    state.reload()  # the safety net re-reads them all and keeps the index
+    assert {c for ids in state._known_of.values() for c in ids} == set(state._known)

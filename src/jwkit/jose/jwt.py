@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Collection, Iterator, Mapping
 from datetime import UTC, datetime
 from functools import lru_cache, partial
+from types import MappingProxyType
 from typing import Any
 
 from ..errors import (
@@ -29,7 +30,7 @@ from . import jws
 from ._fast import parse_cached
 from ._json import loads_object
 from .algorithms import ALGORITHMS
-from .b64 import b64url_encode
+from .b64 import b64url_decode, b64url_encode
 from .jwk import JWK, JWKSet
 
 __all__ = [
@@ -396,7 +397,7 @@ class Encoder:
     JWS signature of that algorithm (RFC 7515 §5.1 step 5).
     """
 
-    __slots__ = ("_prefix", "_sign", "header")
+    __slots__ = ("_prefix", "_sign")
 
     def __init__(
         self,
@@ -408,11 +409,15 @@ class Encoder:
         merged: dict[str, Any] = {"typ": "JWT"}
         if headers:
             merged.update(headers)
-        self.header: Mapping[str, Any] = jws.protected_header(
-            key, merged, held_elsewhere=sign is not None
-        )
-        self._sign = sign or partial(key._sign, self.header["alg"])
-        self._prefix = jws.encode_header(self.header) + "."
+        header = jws.protected_header(key, merged, held_elsewhere=sign is not None)
+        self._sign = sign or partial(key._sign, header["alg"])
+        self._prefix = jws.encode_header(header) + "."
+
+    @property
+    def header(self) -> Mapping[str, Any]:
+        """The protected header every token gets (decoded from its serialised form: an
+        encoder keeps only that, as a service may hold one per project)."""
+        return MappingProxyType(loads_object(b64url_decode(self._prefix[:-1]), "header"))
 
     def encode(self, claims: Mapping[str, Any]) -> str:
         """Sign ``claims`` (a mapping, JSON-serialisable, no NaN) into a compact JWT."""

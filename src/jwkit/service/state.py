@@ -36,6 +36,7 @@ import hashlib
 import heapq
 import json
 import logging
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -340,10 +341,14 @@ class ServiceState:
         #: client id -> its record: clients the database knew when last asked (kept across
         #: reloads, which re-read them, so a database outage spares clients seen before).
         self._known: dict[str, ClientRecord] = {}
+        #: project id -> the ids of its clients in :attr:`_known`: a change re-reads the
+        #: clients of the projects it names without looking at the others.
+        self._known_of: dict[str, tuple[str, ...]] = {}
         #: unknown client ids (insertion-ordered, oldest first) and the bytes they cost.
         self._misses: dict[str, None] = {}
         self._miss_bytes = 0
-        #: bumped by every reload: a lookup that started before one must not cache its answer.
+        #: bumped by every reload and change: a lookup that started before one must not cache
+        #: its answer.
         self._client_generation = 0
         self._client_lock = threading.Lock()
         #: (kid, code) -> when this replica last raised a key custody alarm for it.
@@ -384,7 +389,8 @@ class ServiceState:
             cached = self.projects.cached()
             with self.db.session() as session:
                 version = self._read_version(session)
-                ids = set(session.execute(select(Project.id)).scalars())
+                # interned: the index, the views and the cached clients share one string
+                ids = set(map(sys.intern, session.execute(select(Project.id)).scalars()))
                 views = self._load_views(session, [v.id for v in cached if v.id in ids])
                 tokens = admins.token_hashes(session)
                 known = self._reread_clients(session)
@@ -392,7 +398,7 @@ class ServiceState:
             self._carry_signers(before, views)
             self.projects.replace(ids, (), views.values())
             self.admin_tokens = tokens
-            self._swap_clients(known)
+            self._update_clients(*known)
             self.version = version
             self.freshness.confirmed_at = confirmed
             self.full_reloads += 1
@@ -443,7 +449,7 @@ class ServiceState:
                 self.projects.replace(None, [p for p in pids if p not in views], views.values())
                 if tokens is not None:
                     self.admin_tokens = tokens
-                self._swap_clients(known)
+                self._update_clients(*known)
                 self.version = version
                 self.freshness.confirmed_at = confirmed
                 self.refreshes += 1
@@ -646,7 +652,7 @@ class ServiceState:
             ],
         }
         return ProjectView(
-            id=project.id,
+            id=sys.intern(project.id),
             issuer=issuer,
             audience=project.audience,
             token_ttl=project.token_ttl,
@@ -922,9 +928,7 @@ class ServiceState:
                 return record  # a reload ran meanwhile: this answer may already be stale
             if record is not None:
                 self._misses.pop(client_id, None)  # (never there: a reload clears misses)
-                if len(self._known) >= _KNOWN_MAX:
-                    del self._known[next(iter(self._known))]
-                self._known[client_id] = record
+                self._remember_client(record)
             elif client_id not in self._misses:
                 self._miss_bytes += len(client_id) + _MISS_OVERHEAD
                 self._misses[client_id] = None
@@ -936,34 +940,58 @@ class ServiceState:
 
     def _reread_clients(
         self, session: Session, projects: set[str] | None = None
-    ) -> dict[str, ClientRecord]:
-        """The known clients as the database has them now: deleted or changed ones are
-        dropped or refreshed, the others kept (in their order). With ``projects``, only the
-        clients of those projects are re-read (the others cannot have changed)."""
-        if projects is None:
-            ids = list(self._known)
-        else:
-            entries = list(self._known.items())  # (one C-level copy: safe against inserts)
-            ids = [cid for cid, record in entries if record.project_id in projects]
-            if not ids:
-                return self._known  # nothing of those projects cached: nothing to copy
-        known = dict(self._known)
+    ) -> tuple[dict[str, ClientRecord], list[str]]:
+        """The known clients as the database has them now, ``(fresh, gone)``: the records of
+        those that still exist and the ids of those deleted. With ``projects``, only the
+        clients of those projects (the others cannot have changed), found by
+        :attr:`_known_of` (the cost of a change does not grow with the clients cached).
+
+        A lookup already running may have read a record before this change: the generation
+        is bumped first, so that it does not cache it (:meth:`load_client`)."""
+        with self._client_lock:
+            self._client_generation += 1
+            if projects is None:
+                ids = list(self._known)
+            else:
+                ids = [cid for pid in projects for cid in self._known_of.get(pid, ())]
         fresh: dict[str, ClientRecord] = {}
         for start in range(0, len(ids), _REFRESH_BATCH):
             fresh.update(load_clients(session, ids[start : start + _REFRESH_BATCH]))
-        for cid in ids:
-            if cid in fresh:
-                known[cid] = fresh[cid]
-            else:
-                del known[cid]
-        return known
+        return fresh, [cid for cid in ids if cid not in fresh]
 
-    def _swap_clients(self, known: dict[str, ClientRecord]) -> None:
+    def _update_clients(self, fresh: dict[str, ClientRecord], gone: list[str]) -> None:
+        """Apply :meth:`_reread_clients`'s answer, and forget the misses (an id unknown
+        before may name a client created since)."""
         with self._client_lock:
             self._client_generation += 1
-            self._known = known
-            self._misses = {}  # an id unknown before may name a client created since
+            for cid in gone:
+                self._forget_client(cid)
+            for cid, record in fresh.items():
+                if cid in self._known:  # (not evicted meanwhile)
+                    self._known[cid] = record
+            self._misses = {}
             self._miss_bytes = 0
+
+    def _remember_client(self, record: ClientRecord) -> None:
+        """Cache ``record`` (under :attr:`_client_lock`), the oldest known client going first
+        once :data:`_KNOWN_MAX` are held."""
+        cid = record.client_id
+        if cid not in self._known:
+            if len(self._known) >= _KNOWN_MAX:
+                self._forget_client(next(iter(self._known)))
+            self._known_of[record.project_id] = (*self._known_of.get(record.project_id, ()), cid)
+        self._known[cid] = record
+
+    def _forget_client(self, client_id: str) -> None:
+        """Drop ``client_id`` from the known clients (under :attr:`_client_lock`)."""
+        record = self._known.pop(client_id, None)
+        if record is None:
+            return
+        rest = tuple(c for c in self._known_of.get(record.project_id, ()) if c != client_id)
+        if rest:
+            self._known_of[record.project_id] = rest
+        else:
+            self._known_of.pop(record.project_id, None)
 
     def ready(self) -> bool:
         """Database reachable, the start-up warm-up done (:meth:`warm`) and, once projects

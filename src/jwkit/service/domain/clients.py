@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,9 +126,25 @@ def delete_client(
     )
 
 
+#: Scope sets as records hold them: one frozenset per distinct ``scopes`` text (a frozenset
+#: costs about 200 bytes, and a replica may cache 100,000 clients with a handful of sets).
+_SCOPE_SETS: dict[str, frozenset[str]] = {}
+_SCOPE_SETS_MAX = 4096
+
+
+def _scope_set(scopes: str) -> frozenset[str]:
+    found = _SCOPE_SETS.get(scopes)
+    if found is None:
+        if len(_SCOPE_SETS) >= _SCOPE_SETS_MAX:
+            _SCOPE_SETS.clear()  # many distinct sets: share nothing rather than grow
+        found = _SCOPE_SETS[scopes] = frozenset(scopes.split())
+    return found
+
+
 def _record(client: Client) -> ClientRecord:
+    # the project id interned: the record shares the string its project's view holds
     return ClientRecord(
-        client.id, client.project_id, client.secret_hash, frozenset(client.scopes.split())
+        client.id, sys.intern(client.project_id), client.secret_hash, _scope_set(client.scopes)
     )
 
 

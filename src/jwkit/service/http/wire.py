@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import logging
 from asyncio import TimerHandle
-from collections.abc import Callable
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
@@ -103,6 +102,7 @@ class _Prebuilt:
 # (project, document) -> its prebuilt response; one process serves one Service, so these are
 # per-process caches.
 _PREBUILT: dict[tuple[str, str], _Prebuilt] = {}
+_PREBUILT_FOR: list[Any] = [None]  # the default headers list the entries of _PREBUILT follow
 _TOKEN_FIELDS: dict[int, bytes] = {}  # status -> documents.token_fields(status) serialised
 _DEFAULTS: list[Any] = [None, b""]  # uvicorn's default headers list -> its encoded lines
 
@@ -124,22 +124,33 @@ def _cached_response(
     defaults: Any,
     etag: str,
     life: documents.Lifetime,
-    build: Callable[[], documents.Answer],
+    content_type: bytes,
+    body: bytes,
 ) -> _Prebuilt:
-    """The complete 200 answer ``build`` makes (a ``documents`` builder's), from
-    :data:`_PREBUILT` while its default headers, ETag and cache lifetime stay the same."""
+    """The complete 200 answer of a published document (:func:`documents.published`'s
+    fields, :func:`documents.published_fields`), from :data:`_PREBUILT` while its default
+    headers, ETag and cache lifetime stay the same.
+
+    Every entry is stale once uvicorn replaces its default headers (each second, for
+    ``date``): the cache is emptied then and holds the first ``_MAX_PREBUILT`` documents
+    asked for in that second; others get their head joined for the request (requests
+    spread over many projects), which costs about what building the cached entry would."""
     cached = _PREBUILT.get(cache_key)
     if (
-        cached is None
-        or cached.defaults is not defaults
-        or cached.etag != etag
-        or cached.life != life
+        cached is not None
+        and cached.defaults is defaults
+        and cached.etag == etag
+        and cached.life == life
     ):
-        answer = build()
-        head = STATUS_LINE[answer.status] + _default_lines(defaults) + _fields(answer.headers)
-        cached = _Prebuilt(defaults, etag, life, head, answer.body)
-        if len(_PREBUILT) >= _MAX_PREBUILT:
-            _PREBUILT.clear()  # deleted projects' entries must not pile up
+        return cached
+    if _PREBUILT_FOR[0] is not defaults:
+        _PREBUILT.clear()
+        _PREBUILT_FOR[0] = defaults
+    fields = documents.published_fields(etag, content_type, life, len(body))
+    cached = _Prebuilt(
+        defaults, etag, life, STATUS_LINE[200] + _default_lines(defaults) + fields, body
+    )
+    if len(_PREBUILT) < _MAX_PREBUILT or cache_key in _PREBUILT:
         _PREBUILT[cache_key] = cached
     return cached
 
@@ -272,7 +283,8 @@ class FastDocumentProtocol(GuardedProtocol):
             self.server_state.default_headers,
             doc.etag,
             life,
-            lambda: documents.status_list(doc.body, doc.etag, life),
+            documents.STATUS_LIST,
+            doc.body,
         )
         WIRE.n += 1
         return prebuilt
@@ -288,7 +300,8 @@ class FastDocumentProtocol(GuardedProtocol):
             self.server_state.default_headers,
             doc.etag,
             life,
-            lambda: documents.document(name, doc, life),
+            documents.CONTENT_TYPES[name],
+            doc.body,
         )
         COUNT[name, "200"].n += 1
         WIRE.n += 1
