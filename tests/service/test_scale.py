@@ -5,6 +5,7 @@ views built), never timed; the 100,000-project run belongs to ``benchmarks/scale
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -327,3 +328,36 @@ def test_next_due_at_follows_every_key_transition(service: Service, clock: FakeC
     run_once(service)
     rotation = due()
     assert rotation is not None and clock() < rotation <= clock() + keys.DAY  # the policy's day
+
+
+def test_the_safety_net_re_reads_the_cached_projects_a_slice_per_sync(
+    service: Service, many: list[str], client: SyncClient
+) -> None:
+    """Every ``FULL_SYNC_EVERY`` seconds the replica re-reads every cached project, but a
+    slice per sync: a change written without naming its project (by hand, in SQL) is
+    repaired within the round, and no sync rebuilds thousands of projects at once."""
+    from jwkit.service import state as state_module
+
+    state = service.state
+    state.warm()  # every project cached, as a running replica holds them
+    assert len(state.projects.cached()) == MANY
+    hidden = many[1234]
+    with service.write() as session:  # no change row names it: the refresh cannot see it
+        session.execute(update(Project).where(Project.id == hidden).values(audience="by-hand"))
+    assert state.projects[hidden].audience != "by-hand"
+    full, builds = state.full_reloads, state.projects.builds
+    state._full_at = time.monotonic() - state_module.FULL_SYNC_EVERY - 1  # the round is due
+    passes = 0
+    while True:
+        before = state.projects.builds
+        state.sync()
+        passes += 1
+        assert state.projects.builds - before <= state_module._RECHECK_SLICE
+        if not state._recheck_queue:
+            break
+    assert passes == -(-MANY // state_module._RECHECK_SLICE)
+    assert state.projects.builds == builds + MANY  # each cached project re-read once
+    assert state.projects[hidden].audience == "by-hand"
+    assert state.full_reloads == full and state.rechecks == 1
+    state.sync()  # the next round waits for FULL_SYNC_EVERY
+    assert state.projects.builds == builds + MANY and state.rechecks == 1

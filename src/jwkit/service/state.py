@@ -11,10 +11,11 @@ touched at that version (:mod:`jwkit.service.domain.audit`). :meth:`ServiceState
 after each local write, on each PostgreSQL notification, when :meth:`ServiceState.check` finds
 the counter moved, every ``change_check_interval`` seconds, and in every :meth:`ServiceState.sync`)
 reads "projects changed since my version" with one indexed query and rebuilds only those; the
-full :meth:`ServiceState.reload` stays as the safety net (every ``FULL_SYNC_EVERY`` seconds, and
-when the change rows do not explain a version gap). Replicas sharing one database converge
-within one change check. The periodic work of :meth:`ServiceState.sync` (expiry marks, foreign
-keys that ended) is indexed by due time, so a pass costs what is due.
+full :meth:`ServiceState.reload` runs when the change rows do not explain a version gap, and a
+safety net re-reads every cached project in rounds (every ``FULL_SYNC_EVERY`` seconds, a slice
+per sync, so that no round stalls a worker holding 100,000 projects). Replicas sharing one
+database converge within one change check. The periodic work of :meth:`ServiceState.sync`
+(expiry marks, foreign keys that ended) is indexed by due time, so a pass costs what is due.
 
 Two promises of :mod:`jwkit.service.domain.keys` are kept here:
 
@@ -80,8 +81,12 @@ _READY_TRIES = 3
 _BATCH = 500
 #: More changed projects than this since the last sync: a full :meth:`ServiceState.reload`.
 _INCREMENTAL_MAX = 5000
-#: Seconds between full rebuilds (the safety net behind the incremental refresh).
+#: Seconds between two rounds of the safety net behind the incremental refresh (every cached
+#: project re-read, :meth:`ServiceState.sync`).
 FULL_SYNC_EVERY = 300.0
+#: Cached projects the safety net re-reads per sync (a few ms of work): a round over 100,000
+#: projects takes about 17 minutes of syncs instead of one stall of tens of seconds.
+_RECHECK_SLICE = 100
 
 
 @dataclass(slots=True)
@@ -372,6 +377,10 @@ class ServiceState:
         #: How many incremental refreshes and full rebuilds ran (tests, metrics).
         self.refreshes = 0
         self.full_reloads = 0
+        #: Rounds of the periodic safety net started, and the cached projects its round has
+        #: still to re-read (:meth:`_start_recheck`).
+        self.rechecks = 0
+        self._recheck_queue: list[str] = []
         #: Status lists, index blocks and issuance records (token status).
         self.status = StatusRegistry(settings, db, clock, lambda: self.projects)
         self.status.key_alarm = lambda pid, exc, backend: self.key_alarm(pid, exc, backend=backend)
@@ -381,9 +390,11 @@ class ServiceState:
     # -- loading ------------------------------------------------------------------------
 
     def reload(self) -> None:
-        """The safety net: re-read every project id, rebuild every cached view (in batches),
-        re-read admin tokens and known clients. Start-up runs it with nothing cached (one
-        read of the project ids); :meth:`sync` runs it every ``FULL_SYNC_EVERY`` seconds."""
+        """Re-read every project id, rebuild every cached view (in batches), re-read admin
+        tokens and known clients, at once. Start-up runs it with nothing cached (one read of
+        the project ids), :meth:`refresh` when the change rows do not explain a version gap;
+        the periodic safety net re-reads the cached projects a slice at a time instead
+        (:meth:`_start_recheck`)."""
         with self._lock:
             confirmed = self.clock()
             cached = self.projects.cached()
@@ -403,6 +414,7 @@ class ServiceState:
             self.freshness.confirmed_at = confirmed
             self.full_reloads += 1
             self._full_at = time.monotonic()
+            self._recheck_queue = []  # all re-read just now
             with self._exp_lock:
                 live = {v.signer_key_id for v in views.values() if v.opened is not None}
                 self._covered = {k: m for k, m in self._covered.items() if k in live}
@@ -444,23 +456,77 @@ class ServiceState:
                     views = self._load_views(session, pids)
                     known = self._reread_clients(session, changed)
             if not everything:
-                before = {pid: v for pid in pids if (v := self.projects.peek(pid)) is not None}
-                self._carry_signers(before, views)
-                self.projects.replace(None, [p for p in pids if p not in views], views.values())
+                before = self._swap_in(pids, views, known)
                 if tokens is not None:
                     self.admin_tokens = tokens
-                self._update_clients(*known)
                 self.version = version
                 self.freshness.confirmed_at = confirmed
                 self.refreshes += 1
         if everything:  # a gap (no change named): the safety net
             self.reload()
             return True
+        self._rebuilt(pids, before, views)
+        return True
+
+    def _swap_in(
+        self,
+        pids: list[str],
+        views: dict[str, ProjectView],
+        known: tuple[dict[str, ClientRecord], list[str]],
+    ) -> dict[str, ProjectView]:
+        """Under :attr:`_lock`: put ``pids``' rebuilt ``views`` in place (keeping opened keys),
+        forget those of them that no longer exist, apply their re-read clients. Returns the
+        views replaced (for :meth:`_rebuilt`)."""
+        before = {pid: v for pid in pids if (v := self.projects.peek(pid)) is not None}
+        self._carry_signers(before, views)
+        self.projects.replace(None, [p for p in pids if p not in views], views.values())
+        self._update_clients(*known)
+        return before
+
+    def _rebuilt(
+        self, pids: list[str], before: dict[str, ProjectView], views: dict[str, ProjectView]
+    ) -> None:
+        """After :meth:`_swap_in`, outside the lock: those projects' status lists, revoked
+        keys held elsewhere, and key listeners."""
         if pids:
             self.status.load(pids)
             if isinstance(self.vault, Keyring) and self.vault.holds_elsewhere:
                 self.destroy_revoked(pids)  # a revocation named its project
         self._announce(before, views)
+
+    def _start_recheck(self) -> None:
+        """A round of the periodic safety net: re-read the project ids and admin tokens now
+        and queue every cached project, re-read :data:`_RECHECK_SLICE` at a time by
+        :meth:`_recheck_slice` (a change written without naming its project is repaired
+        within the round, and no round holds the lock or the interpreter for long)."""
+        with self._lock:
+            with self.db.session() as session:
+                ids = set(map(sys.intern, session.execute(select(Project.id)).scalars()))
+                tokens = admins.token_hashes(session)
+            cached = self.projects.cached()
+            self.projects.replace(ids, (), ())
+            self.admin_tokens = tokens
+            self._recheck_queue = [v.id for v in cached if v.id in ids]
+            self._full_at = time.monotonic()
+            self.rechecks += 1
+            with self._exp_lock:
+                live = {v.opened.key_id for v in cached if v.opened is not None}
+                self._covered = {k: m for k, m in self._covered.items() if k in live}
+        self.status.load()
+
+    def _recheck_slice(self) -> bool:
+        """Re-read the next :data:`_RECHECK_SLICE` projects of the safety net's round, as a
+        change naming them would. ``True`` if any was re-read."""
+        with self._lock:
+            pids = self._recheck_queue[-_RECHECK_SLICE:]
+            if not pids:
+                return False
+            del self._recheck_queue[-_RECHECK_SLICE:]
+            with self.db.session() as session:
+                views = self._load_views(session, pids)
+                known = self._reread_clients(session, set(pids))
+            before = self._swap_in(pids, views, known)
+        self._rebuilt(pids, before, views)
         return True
 
     def check_master_key(self) -> None:
@@ -795,9 +861,11 @@ class ServiceState:
 
     def sync(self) -> bool:
         """Top up the ``exp`` reservations and flush issuance records, then catch up with the
-        changes made elsewhere (:meth:`refresh`; every ``FULL_SYNC_EVERY`` seconds the full
-        :meth:`reload` instead), with the foreign keys that ended and with the status lists
-        that changed; either way the snapshot counts as confirmed now. The reservations and
+        changes made elsewhere (:meth:`refresh`), re-read the next slice of the safety net's
+        round (every ``FULL_SYNC_EVERY`` seconds, or when the previous round ends if it took
+        longer, a round re-reads every cached project, :data:`_RECHECK_SLICE` per sync), and
+        catch up with the foreign keys that ended and with the status lists that changed;
+        either way the snapshot counts as confirmed now. The reservations and
         the foreign keys are indexed by when they are due: a pass with nothing due costs the
         same at any number of cached projects."""
         if self.warm_pending:
@@ -805,10 +873,13 @@ class ServiceState:
         self.reserve_exp()
         self.status.flush()
         full_at = self._full_at
-        if full_at is None or time.monotonic() - full_at >= FULL_SYNC_EVERY:
+        if full_at is None:
             self.reload()
             return True
+        if not self._recheck_queue and time.monotonic() - full_at >= FULL_SYNC_EVERY:
+            self._start_recheck()  # (a round over many projects outlasts the interval)
         changed = self.refresh()
+        changed = self._recheck_slice() or changed
         changed = self._expire_foreign_keys() or changed
         return self.status.refresh() or changed
 
