@@ -23,19 +23,24 @@ from .conftest import AUTH, SyncClient
 FORM = {"content-type": "application/x-www-form-urlencoded"}
 
 
-@pytest.fixture
-def queries(service: Service) -> Iterator[list[str]]:
+def _recorded(service: Service, keep: str = "") -> Iterator[list[str]]:
+    """The SQL statements the service's engine runs (those containing ``keep``)."""
     seen: list[str] = []
 
-    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if "FROM clients" in statement:
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if keep in statement:
             seen.append(statement)
 
-    event.listen(service.db.engine, "before_cursor_execute", count)
+    event.listen(service.db.engine, "before_cursor_execute", record)
     try:
         yield seen
     finally:
-        event.remove(service.db.engine, "before_cursor_execute", count)
+        event.remove(service.db.engine, "before_cursor_execute", record)
+
+
+@pytest.fixture
+def queries(service: Service) -> Iterator[list[str]]:
+    yield from _recorded(service, "FROM clients")
 
 
 def _token(client: SyncClient, project: dict[str, Any], client_id: str, secret: str) -> Any:
@@ -150,16 +155,7 @@ def test_unknown_ids_are_bounded_by_bytes_and_never_evict_known_clients(
 
 @pytest.fixture
 def statements(service: Service) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        seen.append(statement)
-
-    event.listen(service.db.engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(service.db.engine, "before_cursor_execute", record)
+    yield from _recorded(service)
 
 
 def test_a_projects_first_token_reads_its_client_and_key_in_one_transaction(

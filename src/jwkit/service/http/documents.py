@@ -176,7 +176,7 @@ _CACHE_CONTROL: dict[Lifetime, bytes] = {}
 
 def published_fields(etag: str, content_type: bytes, life: Lifetime, length: int) -> bytes:
     """The header fields of :func:`published`'s ``200`` answer for a body of ``length``
-    bytes, serialised (``name: value`` lines, each ending ``\r\n``) in one step: what a
+    bytes, serialised (``name: value`` lines, each ending with CRLF) in one step: what a
     writer of raw bytes sends after its status line and default fields. It equals
     serialising that :class:`Answer`'s headers; the wire path, which answers a request
     spread over many projects with a head it cannot have cached, uses this one
