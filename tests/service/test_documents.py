@@ -1,19 +1,24 @@
-"""``documents.published_fields`` is :func:`documents.published`'s answer serialised, and the
-wire path's cache of prebuilt answers follows uvicorn's default headers and its size bound.
+"""The wire path's pieces of a published answer are the :class:`~documents.Answer` the other
+writers serialise.
 
-The wire path joins a head with ``published_fields`` whenever it has no prebuilt answer for a
-document (requests spread over many projects); the other writers serialise the
-:class:`~jwkit.service.http.documents.Answer`. These tests hold the two forms together for
-every kind of lifetime, ETag, content type and length."""
+The wire path joins a document's serialised representation fields
+(:class:`~jwkit.service.published.Document`), a ``cache-control`` value computed by
+``documents.document_cache_control`` (the twin of ``document_lifetime``) and the body; the
+ASGI writers serialise ``documents.published``'s answer. These tests hold the forms together
+for every kind of lifetime, ETag, content type, length, key schedule and confirmation; the
+parity tests of ``test_wire.py`` compare the bytes of real answers on a real server."""
 
 from __future__ import annotations
 
 import itertools
 
 import pytest
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 
 from jwkit.service.http import documents, wire
 from jwkit.service.http.documents import Lifetime
+from jwkit.service.published import Document, etag_of, representation
+from jwkit.service.state import Freshness, ProjectView
 
 LIFETIMES = [
     Lifetime(0),
@@ -24,65 +29,123 @@ LIFETIMES = [
 ]
 ETAGS = ['"0123456789abcdef0123456789abcdef"', 'W/"weak"', '"x"']
 TYPES = [documents.JWKS, documents.JSON, documents.STATUS_LIST]
+BODIES = [b"", b"{}", b"x" * 1500]
+DEFAULTS = [(b"date", b"Sun, 06 Dec 2026 23:00:00 GMT"), (b"server", b"uvicorn")]
 
 
-def _serialised(answer: documents.Answer) -> bytes:
-    return b"".join(name + b": " + value + b"\r\n" for name, value in answer.headers)
+def _serialised(headers: documents.Headers) -> bytes:
+    return b"".join(name + b": " + value + b"\r\n" for name, value in headers)
+
+
+def _written(answer: documents.Answer, keep_alive: bool = True) -> bytes:
+    """What uvicorn's ASGI path writes for ``answer`` (the parity tests' reference)."""
+    close = b"" if keep_alive else b"connection: close\r\n"
+    return (
+        STATUS_LINE[answer.status]
+        + _serialised(tuple(DEFAULTS))
+        + _serialised(answer.headers)
+        + close
+        + b"\r\n"
+        + answer.body
+    )
 
 
 @pytest.mark.parametrize(
     ("life", "etag", "content_type"), list(itertools.product(LIFETIMES, ETAGS, TYPES))
 )
-def test_published_fields_are_the_answer_serialised(
+def test_the_wire_answer_is_the_published_answer_serialised(
     life: Lifetime, etag: str, content_type: bytes
 ) -> None:
-    for body in (b"", b"{}", b"x" * 1500):
+    for body, keep_alive in itertools.product(BODIES, (True, False)):
         answer = documents.published(body, etag, content_type, life)
         assert answer.status == 200
-        joined = documents.published_fields(etag, content_type, life, len(body))
-        assert joined == _serialised(answer)
-        assert joined == _serialised(answer)  # again, from the cache-control cache
+        fields = _serialised(representation(etag, content_type, len(body)))
+        control = documents.cache_control(life)
+        assert control == life.header()
+        got = wire._published(DEFAULTS, fields, control, body, keep_alive)
+        assert got == _written(answer, keep_alive)
 
 
-def test_the_cache_control_cache_stays_bounded() -> None:
-    for n in range(3000):
-        life = Lifetime(n, n % 7, n % 5)
-        assert documents.published_fields('"e"', documents.JSON, life, 2) == _serialised(
-            documents.published(b"{}", '"e"', documents.JSON, life)
-        )
-    assert len(documents._CACHE_CONTROL) <= 1024
-
-
-def _head(defaults: list[tuple[bytes, bytes]], etag: str, life: Lifetime, body: bytes) -> bytes:
-    from uvicorn.protocols.http.httptools_impl import STATUS_LINE
-
-    answer = documents.published(body, etag, documents.JWKS, life)
-    lines = b"".join(n + b": " + v + b"\r\n" for n, v in defaults)
-    return STATUS_LINE[200] + lines + _serialised(answer) + b"\r\n" + body
-
-
-def test_prebuilt_answers_follow_the_default_headers_and_stay_bounded(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize("content_type", TYPES)
+@pytest.mark.parametrize("body", BODIES)
+def test_a_document_holds_its_representation_fields_serialised(
+    content_type: bytes, body: bytes
 ) -> None:
-    monkeypatch.setattr(wire, "_MAX_PREBUILT", 10)
-    monkeypatch.setattr(wire, "_PREBUILT", {})
-    monkeypatch.setattr(wire, "_PREBUILT_FOR", [None])
-    life = Lifetime(300, 60, 60)
-    second = [(b"date", b"Sun, 06 Dec 2026 23:00:00 GMT"), (b"server", b"uvicorn")]
-    for n in range(25):  # more documents than the bound: every answer is still right
-        got = wire._cached_response((f"p{n}", "jwks"), second, '"e"', life, documents.JWKS, b"[]")
-        assert got.response == _head(second, '"e"', life, b"[]")
-    assert len(wire._PREBUILT) == 10  # the first ten of this second
-    first = wire._cached_response(("p0", "jwks"), second, '"e"', life, documents.JWKS, b"[]")
-    assert (
-        wire._cached_response(("p0", "jwks"), second, '"e"', life, documents.JWKS, b"[]") is first
+    doc = Document(body, content_type)
+    assert doc.etag == etag_of(body) and len(doc.etag) == 34
+    assert doc.content_type == content_type
+    assert doc.fields == _serialised(representation(doc.etag, content_type, len(body)))
+    life = Lifetime(60, 5, 5)
+    answer = documents.published(doc.body, doc.etag, content_type, life)
+    assert wire._published(DEFAULTS, doc.fields, life.header(), doc.body, True) == _written(answer)
+    assert Document(body, content_type) == doc and hash(Document(body, content_type)) == hash(doc)
+    assert doc != Document(body + b" ", content_type)
+    assert Document.render({"b": 1, "a": [1, 2]}, content_type).body == b'{"a":[1,2],"b":1}'
+
+
+def test_a_not_modified_answer_keeps_the_validators() -> None:
+    answer = documents.published(b"{}", '"e"', documents.JSON, Lifetime(60), '"e"')
+    assert answer == documents.Answer(
+        304,
+        (
+            (b"etag", b'"e"'),
+            (b"access-control-allow-origin", b"*"),
+            (b"cache-control", b"public, max-age=60"),
+        ),
+        b"",
     )
-    # a changed ETag or lifetime replaces the entry in place
-    other = wire._cached_response(("p0", "jwks"), second, '"f"', life, documents.JWKS, b"[]")
-    assert other is not first and other.response == _head(second, '"f"', life, b"[]")
-    assert len(wire._PREBUILT) == 10
-    # the next second (uvicorn's new default headers list): every entry was stale
-    later = [(b"date", b"Sun, 06 Dec 2026 23:00:01 GMT"), (b"server", b"uvicorn")]
-    got = wire._cached_response(("p20", "jwks"), later, '"e"', life, documents.JWKS, b"[]")
-    assert got.response == _head(later, '"e"', life, b"[]")
-    assert list(wire._PREBUILT) == [("p20", "jwks")]
+
+
+NOW = 1_800_000_000
+
+
+def _view(jwks_max_age: int, next_change: int | None, freshness: Freshness | None) -> ProjectView:
+    doc = Document(b"{}", documents.JSON)
+    return ProjectView(
+        id="p",
+        issuer="http://x/p/p",
+        audience="a",
+        token_ttl=60,
+        max_token_ttl=60,
+        jwks_max_age=jwks_max_age,
+        jwks=doc,
+        discovery=doc,
+        next_change=next_change,
+        signer_key_id=None,
+        freshness=freshness,
+    )
+
+
+@pytest.mark.parametrize("jwks_max_age", [0, 1, 5, 60, 300, 86_400])
+def test_the_wire_cache_control_is_the_document_lifetimes(jwks_max_age: int) -> None:
+    """``document_cache_control`` (the wire path's) equals ``document_lifetime``'s header for
+    every kind of next key change (none, past, now, soon, far), confirmation (none, old,
+    recent, this second, ahead of the clock) and sync interval."""
+    changes = [None, NOW - 10, NOW, NOW + 1, NOW + 7, NOW + 299, NOW + 10**6]
+    confirmations = [None, NOW - 10**5, NOW - 400, NOW - 61, NOW - 3, NOW - 1, NOW, NOW + 2]
+    intervals = [0.05, 0.2, 1.0, 1.5, 30.0]
+    seen = set()
+    for change, confirmed, interval in itertools.product(changes, confirmations, intervals):
+        for freshness in (
+            (Freshness(confirmed), None) if confirmed is None else (Freshness(confirmed),)
+        ):
+            view = _view(jwks_max_age, change, freshness)
+            plain = documents.document_lifetime(view, NOW, interval)
+            fast = documents.document_cache_control(view, NOW, interval)
+            assert fast == plain.header(), (change, confirmed, interval)
+            seen.add(plain)
+    if jwks_max_age >= 5:  # the grid reaches every branch: stale windows, clamps, zeros
+        assert any(life.stale_while_revalidate for life in seen)
+        assert any(life.max_age == 0 for life in seen)
+        assert any(life.max_age == jwks_max_age for life in seen)
+
+
+def test_the_cache_control_caches_stay_bounded() -> None:
+    for n in range(3000):
+        life = Lifetime(n, n % 7, n % 7)
+        assert documents.cache_control(life) == life.header()
+        view = _view(n, NOW + n, Freshness(NOW - 1))
+        expected = documents.document_lifetime(view, NOW, 0.2).header()
+        assert documents.document_cache_control(view, NOW, 0.2) == expected
+    assert len(documents._CACHE_CONTROL) <= 1024
+    assert len(documents._CONTROL_BY_AGE) <= 1024

@@ -33,7 +33,6 @@ Two promises of :mod:`jwkit.service.domain.keys` are kept here:
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import heapq
 import json
 import logging
@@ -43,7 +42,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, defer
@@ -55,6 +53,7 @@ from jwkit.service.domain.clients import CLIENT_ID_MAX, ClientRecord, load_clien
 from jwkit.service.domain.projects import issuer_for
 from jwkit.service.domain.tokens import DPOP_ALGORITHMS, token_encoder
 from jwkit.service.keys import LOCAL, Keyring, KeyUnavailable, Signer
+from jwkit.service.published import JSON, JWKS, Document
 from jwkit.service.settings import Settings
 from jwkit.service.statuslists import StatusRegistry
 from jwkit.service.store.db import Database
@@ -62,7 +61,7 @@ from jwkit.service.store.models import ForeignPublicKey, Key, Project, ProjectCh
 from jwkit.service.store.models import ServiceState as StateRow
 from jwkit.service.vault import Vault
 
-__all__ = ["Document", "Freshness", "OpenedKey", "ProjectView", "ProjectViews", "ServiceState"]
+__all__ = ["Freshness", "OpenedKey", "ProjectView", "ProjectViews", "ServiceState"]
 
 log = logging.getLogger("jwkit.service")
 #: Known clients kept in memory (oldest dropped first); only ids found in the database get here.
@@ -95,19 +94,6 @@ class Freshness:
     snapshot was current; shared by every :class:`ProjectView` of one replica."""
 
     confirmed_at: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Document:
-    """A rendered response body with its strong ETag (RFC 9110 §8.8.3)."""
-
-    body: bytes
-    etag: str
-
-    @classmethod
-    def render(cls, data: Any) -> Document:
-        body = json.dumps(data, separators=(",", ":"), sort_keys=True).encode()
-        return cls(body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"')
 
 
 @dataclass(slots=True)
@@ -724,8 +710,8 @@ class ServiceState:
             token_ttl=project.token_ttl,
             max_token_ttl=project.max_token_ttl,
             jwks_max_age=project.jwks_max_age,
-            jwks=Document.render({"keys": published}),
-            discovery=Document.render(discovery),
+            jwks=Document.render({"keys": published}, JWKS),
+            discovery=Document.render(discovery, JSON),
             next_change=next_change,
             signer_key_id=signer_id,
             freshness=self.freshness,

@@ -11,7 +11,6 @@ called by every sync and before a revocation scans).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
@@ -28,6 +27,7 @@ from jwkit.service.domain import revocation
 from jwkit.service.domain.common import ServiceError
 from jwkit.service.domain.revocation import BITS, BLOCK_LIFETIME, Block, Issued
 from jwkit.service.keys import KeyUnavailable, Signer
+from jwkit.service.published import etag_of
 from jwkit.service.settings import Settings
 from jwkit.service.store.db import Database
 from jwkit.service.store.models import Revocation, ServiceState
@@ -274,7 +274,7 @@ class StatusRegistry:
         except KeyUnavailable as exc:  # the list keeps its last signed version meanwhile
             self._key_alarm(view.id, exc, view.signer.backend)
             return None
-        etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+        etag = etag_of(body)
         return ListDoc(
             view.id,
             number,

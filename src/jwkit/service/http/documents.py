@@ -25,7 +25,7 @@ import math
 from typing import TYPE_CHECKING, NamedTuple
 
 from jwkit.service.domain.keys import SYNC_MARGIN
-from jwkit.service.state import Document
+from jwkit.service.published import JSON, JWKS, STATUS_LIST, Document, representation
 
 if TYPE_CHECKING:
     from jwkit.service.state import ProjectView
@@ -39,14 +39,15 @@ __all__ = [
     "Answer",
     "Headers",
     "Lifetime",
+    "cache_control",
     "document",
+    "document_cache_control",
     "document_lifetime",
     "etag_matches",
     "internal_error",
     "no_status_list",
     "not_found",
     "published",
-    "published_fields",
     "status_list",
     "status_list_lifetime",
     "token",
@@ -55,11 +56,6 @@ __all__ = [
 
 Headers = tuple[tuple[bytes, bytes], ...]
 
-#: Content types (RFC 7517 §8.5 for a JWK Set).
-JWKS = b"application/jwk-set+json"
-JSON = b"application/json"
-#: A Status List Token (draft-ietf-oauth-status-list §5.1, §14.7).
-STATUS_LIST = b"application/statuslist+jwt"
 #: The content type of each project document, by name.
 CONTENT_TYPES = {"jwks": JWKS, "discovery": JSON}
 
@@ -157,46 +153,68 @@ def published(
     life: Lifetime,
     if_none_match: str | None = None,
 ) -> Answer:
-    """A published document anyone may cache: ``200`` with its strong ETag,
-    ``Cache-Control`` from ``life`` and CORS for every origin, or ``304`` without a body
-    when ``if_none_match`` matches (RFC 9110 §13.1.2, §15.4.5)."""
-    cached: Headers = (
-        (b"etag", etag.encode()),
-        (b"cache-control", life.header()),
-        (b"access-control-allow-origin", b"*"),
-    )
+    """A published document anyone may cache: ``200`` with its
+    :func:`~jwkit.service.published.representation` fields (strong ETag, CORS for every
+    origin, length, type) and ``Cache-Control`` from ``life``, or ``304`` without a body when
+    ``if_none_match`` matches (RFC 9110 §13.1.2, §15.4.5)."""
+    control = (b"cache-control", cache_control(life))
     if if_none_match is not None and etag_matches(if_none_match, etag):
-        return Answer(304, cached, b"")
-    return Answer(200, (*cached, _length(body), (b"content-type", content_type)), body)
+        etag_field, origin, _, _ = representation(etag, content_type, 0)
+        return Answer(304, (etag_field, origin, control), b"")
+    return Answer(200, (*representation(etag, content_type, len(body)), control), body)
 
 
 #: ``Lifetime`` -> its ``Cache-Control`` value; most projects share a handful of lifetimes.
 _CACHE_CONTROL: dict[Lifetime, bytes] = {}
 
 
-def published_fields(etag: str, content_type: bytes, life: Lifetime, length: int) -> bytes:
-    """The header fields of :func:`published`'s ``200`` answer for a body of ``length``
-    bytes, serialised (``name: value`` lines, each ending with CRLF) in one step: what a
-    writer of raw bytes sends after its status line and default fields. It equals
-    serialising that :class:`Answer`'s headers; the wire path, which answers a request
-    spread over many projects with a head it cannot have cached, uses this one
-    (``tests/service/test_documents.py`` holds the two forms together)."""
+def cache_control(life: Lifetime) -> bytes:
+    """``life.header()``, kept for the lifetimes in use (a bounded cache)."""
     control = _CACHE_CONTROL.get(life)
     if control is None:
         if len(_CACHE_CONTROL) >= 1024:
             _CACHE_CONTROL.clear()
         control = _CACHE_CONTROL[life] = life.header()
-    return b"".join(
-        (
-            b"etag: ",
-            etag.encode(),
-            b"\r\ncache-control: ",
-            control,
-            b"\r\naccess-control-allow-origin: *\r\ncontent-length: %d\r\ncontent-type: " % length,
-            content_type,
-            b"\r\n",
-        )
-    )
+    return control
+
+
+def document_cache_control(view: ProjectView, now: int, sync_interval: float) -> bytes:
+    """``cache_control(document_lifetime(view, now, sync_interval))`` computed without the
+    intermediate tuples: the wire path's twin of that plain form, for the one field of a JWKS
+    or discovery answer that depends on the time. ``tests/service/test_documents.py`` holds
+    the two equal over every kind of schedule, confirmation and interval."""
+    max_age = jwks_max_age = view.jwks_max_age
+    next_change = view.next_change
+    if next_change is not None and next_change - now < max_age:
+        max_age = next_change - now
+    freshness = view.freshness
+    confirmed = None if freshness is None else freshness.confirmed_at
+    stale = 0
+    if confirmed is not None:
+        vouched = confirmed + SYNC_MARGIN + jwks_max_age - now - 1
+        if vouched < max_age:
+            max_age = vouched
+    if max_age < 0:
+        max_age = 0
+    if confirmed is not None and jwks_max_age > 0:
+        latest = now - math.ceil(sync_interval) - 1
+        if latest < confirmed:
+            confirmed = latest
+        stale = confirmed + SYNC_MARGIN + jwks_max_age - 1 - now - max_age
+        if stale > jwks_max_age:
+            stale = jwks_max_age
+        elif stale < 0:
+            stale = 0
+    control = _CONTROL_BY_AGE.get((max_age, stale))
+    if control is None:
+        if len(_CONTROL_BY_AGE) >= 1024:
+            _CONTROL_BY_AGE.clear()
+        control = _CONTROL_BY_AGE[max_age, stale] = Lifetime(max_age, stale, stale).header()
+    return control
+
+
+#: ``(max-age, stale windows)`` -> the ``Cache-Control`` value of a project document.
+_CONTROL_BY_AGE: dict[tuple[int, int], bytes] = {}
 
 
 def document(name: str, doc: Document, life: Lifetime, if_none_match: str | None = None) -> Answer:

@@ -9,8 +9,9 @@ request is not an upgrade and its path has no percent-encoding:
 
 * ``GET`` of a known project's ``/.well-known/jwks.json`` or ``openid-configuration`` with no
   ``If-None-Match`` and no request body: answered with the complete response (status line,
-  headers, body) prebuilt from the :class:`~jwkit.service.http.documents.Answer` the ASGI
-  routes send, rebuilt when the snapshot or the second changes;
+  headers, body) joined from the document's serialised representation fields and body
+  (:class:`~jwkit.service.published.Document`, the same fields the ASGI routes' answers
+  carry) and its ``cache-control`` (:func:`~jwkit.service.http.documents.document_cache_control`);
 * ``POST`` to a known project's ``/oauth2/token`` with a form body of known length (at most
   ``MAX_FORM``), ``client_secret_basic`` credentials and a client already in the replica's
   client cache: the body is collected as the parser delivers it and the answer is computed by
@@ -63,6 +64,7 @@ from jwkit.service.http.public import (
     parse_token_request,
     token_precheck_passes,
 )
+from jwkit.service.published import representation
 from jwkit.service.state import ProjectView
 from jwkit.service.statuslists import ListDoc
 
@@ -78,31 +80,12 @@ _JWKS = JWKS_SUFFIX.encode()
 _DISCOVERY = DISCOVERY_SUFFIX.encode()
 _TOKEN = TOKEN_SUFFIX.encode()
 _STATUSLISTS = b"/statuslists/"
-_MAX_PREBUILT = 4096
 _CLOSE = b"connection: close\r\n"
+_END = b"\r\n\r\n"  # the end of the cache-control field, and of the head
+_CLOSE_END = b"\r\n" + _CLOSE + b"\r\n"
 
 
-class _Prebuilt:
-    """One document's complete 200 response, valid for one set of default headers (uvicorn
-    replaces the list each second, for ``date``), one ETag and one cache lifetime."""
-
-    __slots__ = ("body", "defaults", "etag", "head", "life", "response")
-
-    def __init__(
-        self, defaults: object, etag: str, life: documents.Lifetime, head: bytes, body: bytes
-    ):
-        self.defaults = defaults
-        self.etag = etag
-        self.life = life
-        self.head = head  # status line and headers, without the blank line
-        self.body = body
-        self.response = head + b"\r\n" + body
-
-
-# (project, document) -> its prebuilt response; one process serves one Service, so these are
-# per-process caches.
-_PREBUILT: dict[tuple[str, str], _Prebuilt] = {}
-_PREBUILT_FOR: list[Any] = [None]  # the default headers list the entries of _PREBUILT follow
+# One process serves one Service, so these are per-process caches.
 _TOKEN_FIELDS: dict[int, bytes] = {}  # status -> documents.token_fields(status) serialised
 _DEFAULTS: list[Any] = [None, b""]  # uvicorn's default headers list -> its encoded lines
 
@@ -119,40 +102,29 @@ def _fields(headers: documents.Headers) -> bytes:
     return b"".join(name + b": " + value + b"\r\n" for name, value in headers)
 
 
-def _cached_response(
-    cache_key: tuple[str, str],
-    defaults: Any,
-    etag: str,
-    life: documents.Lifetime,
-    content_type: bytes,
+def _published(
+    defaults: list[tuple[bytes, bytes]],
+    fields: bytes,
+    control: bytes,
     body: bytes,
-) -> _Prebuilt:
-    """The complete 200 answer of a published document (:func:`documents.published`'s
-    fields, :func:`documents.published_fields`), from :data:`_PREBUILT` while its default
-    headers, ETag and cache lifetime stay the same.
-
-    Every entry is stale once uvicorn replaces its default headers (each second, for
-    ``date``): the cache is emptied then and holds the first ``_MAX_PREBUILT`` documents
-    asked for in that second; others get their head joined for the request (requests
-    spread over many projects), which costs about what building the cached entry would."""
-    cached = _PREBUILT.get(cache_key)
-    if (
-        cached is not None
-        and cached.defaults is defaults
-        and cached.etag == etag
-        and cached.life == life
-    ):
-        return cached
-    if _PREBUILT_FOR[0] is not defaults:
-        _PREBUILT.clear()
-        _PREBUILT_FOR[0] = defaults
-    fields = documents.published_fields(etag, content_type, life, len(body))
-    cached = _Prebuilt(
-        defaults, etag, life, STATUS_LINE[200] + _default_lines(defaults) + fields, body
+    keep_alive: bool,
+) -> bytes:
+    """The complete 200 answer of a published document: uvicorn's status line and default
+    fields, the document's :func:`~jwkit.service.published.representation` fields serialised
+    (``fields``), its ``cache-control`` value, and its body; one join (requests spread over
+    100,000 projects each touch a different document, so nothing here is cached per document
+    but what the :class:`~jwkit.service.published.Document` holds)."""
+    return b"".join(
+        (
+            STATUS_LINE[200],
+            _default_lines(defaults),
+            fields,
+            b"cache-control: ",
+            control,
+            _END if keep_alive else _CLOSE_END,
+            body,
+        )
     )
-    if len(_PREBUILT) < _MAX_PREBUILT or cache_key in _PREBUILT:
-        _PREBUILT[cache_key] = cached
-    return cached
 
 
 class FastDocumentProtocol(GuardedProtocol):
@@ -249,8 +221,9 @@ class FastDocumentProtocol(GuardedProtocol):
     def _get(self) -> None:
         """Take a plain GET of a project's JWKS, discovery document or status list (the path
         parsed once, the header fields scanned once): sets ``_fast`` or ``_status_doc``."""
-        if any(name in _GET_FALLBACK for name, _ in self.headers):
-            return
+        for name, _ in self.headers:
+            if name in _GET_FALLBACK:
+                return
         path = self.url.split(b"?", 1)[0]
         if not path.startswith(b"/p/") or b"%" in path:
             return
@@ -273,39 +246,34 @@ class FastDocumentProtocol(GuardedProtocol):
                     project.decode("ascii", "replace"), int(number)
                 )
 
-    def _prebuilt_status(self, doc: ListDoc) -> _Prebuilt:
+    def _status_response(self, doc: ListDoc, keep_alive: bool) -> bytes:
         """The 200 response to a GET of a status list (what the ASGI route answers)."""
         service = self._service
         assert service is not None
         life = documents.status_list_lifetime(doc, service.clock())
-        prebuilt = _cached_response(
-            (doc.project_id, f"statuslist/{doc.number}"),
-            self.server_state.default_headers,
-            doc.etag,
-            life,
-            documents.STATUS_LIST,
-            doc.body,
-        )
+        fields = _fields(representation(doc.etag, documents.STATUS_LIST, len(doc.body)))
         WIRE.n += 1
-        return prebuilt
+        return _published(
+            self.server_state.default_headers,
+            fields,
+            documents.cache_control(life),
+            doc.body,
+            keep_alive,
+        )
 
-    def _prebuilt(self, view: ProjectView, name: str) -> _Prebuilt:
+    def _document_response(self, view: ProjectView, name: str, keep_alive: bool) -> bytes:
         """The 200 response to a GET of ``view``'s document ``name``, counted as served."""
         service = self._service
         assert service is not None
         doc = view.jwks if name == "jwks" else view.discovery
-        life = documents.document_lifetime(view, service.clock(), service.settings.sync_interval)
-        prebuilt = _cached_response(
-            (view.id, name),
-            self.server_state.default_headers,
-            doc.etag,
-            life,
-            documents.CONTENT_TYPES[name],
-            doc.body,
+        control = documents.document_cache_control(
+            view, service.clock(), service.settings.sync_interval
         )
         COUNT[name, "200"].n += 1
         WIRE.n += 1
-        return prebuilt
+        return _published(
+            self.server_state.default_headers, doc.fields, control, doc.body, keep_alive
+        )
 
     def _token_request(self) -> bool:
         """Take a plain client_secret_basic token request whose client is cached."""
@@ -360,16 +328,10 @@ class FastDocumentProtocol(GuardedProtocol):
             and self.parser.should_keep_alive()
             and not self._close_after
         )
-        if fast is not None or status_doc is not None:
-            if status_doc is not None:
-                prebuilt = self._prebuilt_status(status_doc)
-            else:
-                assert fast is not None
-                prebuilt = self._prebuilt(fast[1], fast[0])
-            if keep_alive:
-                response = prebuilt.response
-            else:
-                response = prebuilt.head + _CLOSE + b"\r\n" + prebuilt.body
+        if fast is not None:
+            response = self._document_response(fast[1], fast[0], keep_alive)
+        elif status_doc is not None:
+            response = self._status_response(status_doc, keep_alive)
         else:
             assert token is not None
             response = self._token_response(token, keep_alive)

@@ -1,0 +1,83 @@
+"""A published document as every writer sends it: its body and its representation fields.
+
+A JWKS, a discovery document or a status list is sent with the same header fields whoever
+writes it (:mod:`jwkit.service.http.documents` builds the answers of the ASGI routes from
+:func:`representation`, the wire path writes the bytes): its strong ETag, CORS for every
+origin, its length and its content type, then ``cache-control``, which alone depends on the
+time (:func:`jwkit.service.http.documents.document_lifetime`). A :class:`Document` keeps those
+fields serialised next to its body, so an answer spread over 100,000 projects is a join of
+a few bytes objects and not a rebuild (``docs/architecture.md``, "The three flows").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, final
+
+__all__ = ["ALLOW_ORIGIN", "JSON", "JWKS", "STATUS_LIST", "Document", "etag_of", "representation"]
+
+#: ``access-control-allow-origin`` of every published document: anyone may read it.
+ALLOW_ORIGIN = b"*"
+#: Content types (RFC 7517 §8.5 for a JWK Set).
+JWKS = b"application/jwk-set+json"
+JSON = b"application/json"
+#: A Status List Token (draft-ietf-oauth-status-list §5.1, §14.7).
+STATUS_LIST = b"application/statuslist+jwt"
+
+
+def etag_of(body: bytes) -> str:
+    """A strong ETag (RFC 9110 §8.8.3) for ``body``: 128 bits of its SHA-256, quoted."""
+    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+
+def representation(etag: str, content_type: bytes, length: int) -> tuple[tuple[bytes, bytes], ...]:
+    """The header fields of a published document that do not depend on the time, in the
+    order they are sent (``cache-control`` follows them)."""
+    return (
+        (b"etag", etag.encode()),
+        (b"access-control-allow-origin", ALLOW_ORIGIN),
+        (b"content-length", b"%d" % length),
+        (b"content-type", content_type),
+    )
+
+
+@final
+class Document:
+    """A rendered response body, with its :func:`representation` fields serialised
+    (``name: value`` lines, each ending with CRLF). The ETag is read back from them: one copy
+    of each byte per document (a replica holds two documents for each of 100,000 projects)."""
+
+    __slots__ = ("body", "fields")
+
+    body: bytes
+    fields: bytes
+
+    def __init__(self, body: bytes, content_type: bytes, etag: str | None = None) -> None:
+        self.body = body
+        fields = representation(etag or etag_of(body), content_type, len(body))
+        self.fields = b"".join(name + b": " + value + b"\r\n" for name, value in fields)
+
+    @classmethod
+    def render(cls, data: Any, content_type: bytes) -> Document:
+        """``data`` as compact JSON with sorted keys (the same bytes on every replica)."""
+        return cls(json.dumps(data, separators=(",", ":"), sort_keys=True).encode(), content_type)
+
+    @property
+    def etag(self) -> str:
+        return self.fields[6 : self.fields.index(b"\r\n")].decode()
+
+    @property
+    def content_type(self) -> bytes:
+        return self.fields[self.fields.rindex(b"content-type: ") + 14 : -2]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Document):
+            return NotImplemented
+        return self.body == other.body and self.fields == other.fields
+
+    def __hash__(self) -> int:
+        return hash((self.body, self.fields))
+
+    def __repr__(self) -> str:
+        return f"Document({len(self.body)} bytes, etag={self.etag})"
