@@ -5,6 +5,7 @@ views built), never timed; the 100,000-project run belongs to ``benchmarks/scale
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -361,3 +362,46 @@ def test_the_safety_net_re_reads_the_cached_projects_a_slice_per_sync(
     assert state.full_reloads == full and state.rechecks == 1
     state.sync()  # the next round waits for FULL_SYNC_EVERY
     assert state.projects.builds == builds + MANY and state.rechecks == 1
+
+
+def test_a_safety_net_slice_reads_without_the_lock_and_a_change_made_meanwhile_wins(
+    service: Service, many: list[str], client: SyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A slice reads and builds its projects without holding the state lock: a change made
+    through the API after it has read is applied at once (its refresh does not wait for the
+    slice), and the slice's older read of that project does not replace the newer view."""
+    state = service.state
+    state.warm()
+    state._start_recheck()
+    target = state._recheck_queue[-1]  # in the first slice
+    other = state._recheck_queue[-2]
+    read = state._read_projects
+    answers: list[int] = []
+
+    def read_then_change(pids: list[str]) -> Any:
+        views = read(pids)
+        if target in pids and not answers:  # the slice has read target's old state
+
+            def change() -> None:
+                body = {"audience": "changed meanwhile"}
+                r = client.patch(f"/api/v1/projects/{target}", json=body, headers=AUTH)
+                answers.append(r.status_code)
+
+            writer = threading.Thread(target=change)
+            writer.start()
+            writer.join(60)
+            assert not writer.is_alive(), "the change waited for the safety net's slice"
+        return views
+
+    monkeypatch.setattr(state, "_read_projects", read_then_change)
+    builds = state.projects.builds
+    assert state._recheck_slice()
+    assert answers == [200]
+    changed_view = state.projects.peek(target)
+    assert changed_view is not None and changed_view.audience == "changed meanwhile"
+    # the other projects of the slice were re-read and swapped in as usual
+    assert state.projects.builds >= builds + 2
+    assert state.projects.peek(other) is not None
+    monkeypatch.undo()
+    assert state._recheck_slice()  # the next slice leaves target alone
+    assert state.projects.peek(target) is changed_view

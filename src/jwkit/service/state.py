@@ -502,18 +502,34 @@ class ServiceState:
 
     def _recheck_slice(self) -> bool:
         """Re-read the next :data:`_RECHECK_SLICE` projects of the safety net's round, as a
-        change naming them would. ``True`` if any was re-read."""
+        change naming them would, but without holding :attr:`_lock` while reading and
+        building (a creation or a change applied meanwhile does not wait for the round): a
+        project whose view another refresh replaced meanwhile keeps that newer view. ``True``
+        if any was re-read."""
         with self._lock:
             pids = self._recheck_queue[-_RECHECK_SLICE:]
             if not pids:
                 return False
             del self._recheck_queue[-_RECHECK_SLICE:]
-            with self.db.session() as session:
-                views = self._load_views(session, pids)
-                known = self._reread_clients(session, set(pids))
-            before = self._swap_in(pids, views, known)
+            seen = {pid: self.projects.peek(pid) for pid in pids}
+        views, (fresh, gone) = self._read_projects(pids)
+        with self._lock:
+            # rebuilt, evicted or reloaded since it was read: what is cached now is newer
+            pids = [pid for pid in pids if self.projects.peek(pid) is seen[pid]]
+            kept = set(pids)
+            views = {pid: view for pid, view in views.items() if pid in kept}
+            fresh = {cid: r for cid, r in fresh.items() if r.project_id in kept}
+            gone = [cid for cid in gone if (r := self._known.get(cid)) and r.project_id in kept]
+            before = self._swap_in(pids, views, (fresh, gone))
         self._rebuilt(pids, before, views)
         return True
+
+    def _read_projects(
+        self, pids: list[str]
+    ) -> tuple[dict[str, ProjectView], tuple[dict[str, ClientRecord], list[str]]]:
+        """The views of ``pids`` built from one read, and their clients re-read."""
+        with self.db.session() as session:
+            return self._load_views(session, pids), self._reread_clients(session, set(pids))
 
     def check_master_key(self) -> None:
         """Open one active key per key-encryption key in use: a replica started with the
