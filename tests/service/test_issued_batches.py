@@ -288,3 +288,38 @@ def test_migration_0009_moves_records_into_batches_and_back(db: Database) -> Non
         rows = conn.execute(text("SELECT jti, idx, status FROM issued_tokens ORDER BY idx")).all()
     assert [tuple(r) for r in rows] == [("a" * 22, 0, INVALID), ("b" * 22, 1, INVALID)]
     db.migrate()
+
+
+def test_a_batch_over_many_projects_costs_the_same_statements_as_over_one(db: Database) -> None:
+    """Tokens spread over many projects (a worker serving 100,000 of them) are written with a
+    fixed number of statements, not a few per project; each project still gets its own rows,
+    the revocations its replica had not seen, and a deleted project's records are dropped."""
+    from sqlalchemy import event
+
+    made = [_project(db) for _ in range(40)]
+    (rev_pid, rev_block), (gone_pid, _) = made[7], made[11]
+    assert _revoke(db, rev_pid, "sub", "alice") == 0
+    with db.session() as session, session.begin():
+        projects.delete_project(session, gone_pid, now=NOW, actor="test")
+    records = [r for pid, block in made for r in _records(pid, block, 0, 3, "alice")]
+    statements: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if statement.split()[0].upper() in {"SELECT", "INSERT", "UPDATE", "DELETE"}:
+            statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        changed = _write(db, records)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+    # lock the projects, read their rules, insert the rows and the statuses, extend the
+    # lists (one executemany), read, lock and bump the status version, mark the changed list
+    assert len(statements) <= 9, [s.split("\n")[0] for s in statements]
+    assert changed == {rev_block.list_id}
+    assert _statuses(db, rev_block) == {0: INVALID, 1: INVALID, 2: INVALID}
+    with db.session() as session:
+        rows = session.execute(select(IssuedBatch.project_id, IssuedBatch.count)).all()
+    assert sorted(rows) == sorted((pid, 3) for pid, _ in made if pid != gone_pid)
+    for pid, block in made[:3]:
+        assert _statuses(db, block) == {}

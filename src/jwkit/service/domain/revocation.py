@@ -31,9 +31,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Table, bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from jwkit.jose.statuslist import INVALID, SUSPENDED, VALID
@@ -131,10 +131,16 @@ def _bump_status(session: Session) -> int:
 def _share_project(session: Session, project_id: str) -> bool:
     """Take the project row's shared lock (PostgreSQL; SQLite holds its write lock already).
     ``False`` if the project is gone."""
-    stmt = select(Project.id).where(Project.id == project_id)
+    return bool(_share_projects(session, [project_id]))
+
+
+def _share_projects(session: Session, project_ids: Sequence[str]) -> set[str]:
+    """:func:`_share_project` for many projects in one statement (rows locked in id order):
+    those that still exist."""
+    stmt = select(Project.id).where(Project.id.in_(project_ids)).order_by(Project.id)
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update(read=True)
-    return session.execute(stmt).scalar_one_or_none() is not None
+    return set(session.execute(stmt).scalars())
 
 
 # -- allocation ------------------------------------------------------------------------------
@@ -219,30 +225,31 @@ def _matches(rule: Revocation, rec: Issued) -> bool:
     return value.get(rule.kind) == rule.value
 
 
-def _write_records(session: Session, project_id: str, records: Sequence[Issued]) -> None:
+def _batch_rows(project_id: str, records: Sequence[Issued]) -> list[dict[str, Any]]:
     """The batch rows of one project's records: one per (list, sub, sid, client, rules_seen)."""
     groups: dict[tuple[int, str, str | None, str | None, int], list[Issued]] = {}
     for rec in records:
         key = (rec.list_id, rec.sub, rec.sid, rec.client_id, rec.rules_seen)
         groups.setdefault(key, []).append(rec)
-    issued.insert_batches(
-        session,
-        [
-            issued.batch_row(
-                project_id,
-                list_id,
-                sub,
-                sid,
-                client,
-                seen,
-                [r.idx for r in recs],
-                [r.exp for r in recs],
-                [r.issued_ms for r in recs],
-                [r.jti for r in recs],
-            )
-            for (list_id, sub, sid, client, seen), recs in groups.items()
-        ],
-    )
+    return [
+        issued.batch_row(
+            project_id,
+            list_id,
+            sub,
+            sid,
+            client,
+            seen,
+            [r.idx for r in recs],
+            [r.exp for r in recs],
+            [r.issued_ms for r in recs],
+            [r.jti for r in recs],
+        )
+        for (list_id, sub, sid, client, seen), recs in groups.items()
+    ]
+
+
+#: Projects whose records one round of :func:`record_issued`'s statements writes.
+_RECORD_CHUNK = 500
 
 
 def record_issued(
@@ -252,51 +259,67 @@ def record_issued(
 
     Returns the ids of the lists whose statuses changed (their ``status_seq`` was bumped).
     Records of deleted projects are dropped; a token whose record was written before keeps the
-    status it has.
+    status it has. The statements do not grow with the projects the batch spans (tokens spread
+    over 100,000 projects): per :data:`_RECORD_CHUNK` projects, one read locks the projects
+    and one reads their new revocations, one insert writes the batch rows, one the statuses
+    the revocations set, and one ``executemany`` extends the lists' reuse times.
     """
     by_project: dict[str, list[Issued]] = {}
     for rec in records:
         by_project.setdefault(rec.project_id, []).append(rec)
     changed: set[int] = set()
-    for project_id in sorted(by_project):
-        batch = by_project[project_id]
-        if not _share_project(session, project_id):
+    pids = sorted(by_project)
+    for start in range(0, len(pids), _RECORD_CHUNK):
+        alive = _share_projects(session, pids[start : start + _RECORD_CHUNK])
+        chunk = [pid for pid in pids[start : start + _RECORD_CHUNK] if pid in alive]
+        if not chunk:
             continue
-        lowest = min(rec.rules_seen for rec in batch)
-        rules = list(
-            session.execute(
-                select(Revocation)
-                .where(Revocation.project_id == project_id, Revocation.id > lowest)
-                .order_by(Revocation.id)
-            ).scalars()
-        )
+        lowest = min(rec.rules_seen for pid in chunk for rec in by_project[pid])
+        rules: dict[str, list[Revocation]] = {}
+        for rule in session.execute(
+            select(Revocation)
+            .where(Revocation.project_id.in_(chunk), Revocation.id > lowest)
+            .order_by(Revocation.id)
+        ).scalars():
+            rules.setdefault(rule.project_id, []).append(rule)
         statuses: list[tuple[int, int, int, int, int]] = []
-        if rules:  # usually none
+        rows: list[dict[str, Any]] = []
+        latest: dict[int, int] = {}
+        for pid in chunk:
+            batch = by_project[pid]
             for rec in batch:
                 status = VALID
-                for rule in rules:
+                for rule in rules.get(pid, ()):  # usually none
                     if rule.id > rec.rules_seen and _matches(rule, rec):
                         status = apply_status(status, rule.status)
                 if status != VALID:
                     changed.add(rec.list_id)
                     statuses.append((rec.list_id, rec.idx, status, now, rec.exp))
-        _write_records(session, project_id, batch)
+                latest[rec.list_id] = max(latest.get(rec.list_id, 0), rec.exp)
+            rows += _batch_rows(pid, batch)
+        issued.insert_batches(session, rows)
         issued.write_statuses(session, statuses, replace=False)
-        latest: dict[int, int] = {}
-        for rec in batch:
-            latest[rec.list_id] = max(latest.get(rec.list_id, 0), rec.exp)
-        for list_id, exp in latest.items():
-            session.execute(
-                update(StatusList)
-                .where(
-                    StatusList.id == list_id, StatusList.reuse_after < exp + clock_skew + list_ttl
-                )
-                .values(reuse_after=exp + clock_skew + list_ttl)
-            )
+        _keep_lists(session, latest, clock_skew + list_ttl)
     if changed:
         seq = _bump_status(session)
         session.execute(update(StatusList).where(StatusList.id.in_(changed)).values(status_seq=seq))
     return changed
+
+
+def _keep_lists(session: Session, latest: dict[int, int], margin: int) -> None:
+    """Push each list's ``reuse_after`` to ``margin`` past the latest ``exp`` of its tokens
+    (never back), one ``executemany`` for all of them."""
+    if not latest:
+        return
+    table = cast(Table, StatusList.__table__)
+    stmt = (
+        update(table)
+        .where(table.c.id == bindparam("list_id"), table.c.reuse_after < bindparam("until"))
+        .values(reuse_after=bindparam("until"))
+    )
+    session.connection().execute(
+        stmt, [{"list_id": lid, "until": exp + margin} for lid, exp in sorted(latest.items())]
+    )
 
 
 def record_issued_now(
@@ -364,7 +387,9 @@ def revoke(
     session.add(rule)
     session.flush()
     if token is not None:
-        _write_records(session, project_id, [token._replace(rules_seen=rule.id)])
+        issued.insert_batches(
+            session, _batch_rows(project_id, [token._replace(rules_seen=rule.id)])
+        )
     live_after = now - clock_skew
     batches = issued.matching_batches(session, project_id, kind, value, live_after=live_after)
     known = issued.statuses(session, {b.list_id for b in batches})
