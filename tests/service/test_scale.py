@@ -405,3 +405,44 @@ def test_a_safety_net_slice_reads_without_the_lock_and_a_change_made_meanwhile_w
     monkeypatch.undo()
     assert state._recheck_slice()  # the next slice leaves target alone
     assert state.projects.peek(target) is changed_view
+
+
+def test_a_status_change_rebuilds_only_the_snapshots_of_the_projects_it_touched(
+    service: Service, client: SyncClient
+) -> None:
+    """A change to one project's lists (a revocation, a project change) rebuilds that
+    project's status snapshot in place; the other projects' snapshots are not copied or
+    rebuilt, so the cost does not grow with the projects that have lists."""
+    state = service.state
+    pids = []
+    for n in range(4):
+        r = client.post("/api/v1/projects", json={"name": f"s{n}"}, headers=AUTH)
+        assert r.status_code == 201, r.text
+        pid = r.json()["id"]
+        minted = client.post(f"/api/v1/projects/{pid}/tokens", json={"sub": "u"}, headers=AUTH)
+        assert minted.status_code in (200, 201), minted.text
+        pids.append(pid)
+    state.sync()
+    snapshots = state.status.snapshots
+    kept = dict(snapshots)
+    assert set(pids) <= set(kept)
+    target = pids[1]
+    revoked = client.post(
+        f"/api/v1/projects/{target}/revocations",
+        json={"sub": "u"},
+        headers=AUTH,
+    )
+    assert revoked.status_code in (200, 201), revoked.text
+    state.sync()  # the status version moved: the lists changed since are re-read
+    assert state.status.snapshots is snapshots
+    assert snapshots[target] is not kept[target]
+    assert snapshots[target].rules_seen > kept[target].rules_seen
+    assert all(snapshots[p] is kept[p] for p in pids if p != target)
+    changed = client.patch(f"/api/v1/projects/{pids[2]}", json={"name": "x"}, headers=AUTH)
+    assert changed.status_code == 200, changed.text  # a project change: its lists reloaded
+    assert state.status.snapshots is snapshots
+    assert snapshots[pids[2]] is not kept[pids[2]]
+    assert snapshots[pids[0]] is kept[pids[0]] and snapshots[pids[3]] is kept[pids[3]]
+    gone = client.delete(f"/api/v1/projects/{pids[3]}", headers=AUTH)
+    assert gone.status_code in (200, 204), gone.text
+    assert pids[3] not in state.status.snapshots  # its lists are no longer served

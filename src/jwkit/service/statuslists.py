@@ -191,11 +191,18 @@ class StatusRegistry:
             }
         old = self.snapshots
         # Only projects with lists or revocations have a snapshot (a missing one reads as
-        # empty); a partial load keeps the other projects' snapshots as they are.
+        # empty). A partial load (``only``, or the lists changed ``since``) builds the
+        # snapshots of the projects it touches and leaves the others' as they are: its cost
+        # does not grow with the projects that have lists.
         snapshots: dict[str, _Snapshot] = {}
         if only is not None:
-            snapshots = {pid: snap for pid, snap in old.items() if pid not in only}
             touched = set(only)
+        elif since is not None:
+            touched = {r.project_id for r in rows} | {
+                pid
+                for pid, top in rules.items()
+                if (prev := old.get(pid)) is None or prev.rules_seen != top
+            }
         else:
             touched = set(old) | {r.project_id for r in rows} | set(rules)
         for pid in sorted(touched):
@@ -234,7 +241,14 @@ class StatusRegistry:
             signed = True
             if prev_doc is None or prev_doc.seq != doc.seq:
                 events.append((row.project_id, doc.uri))
-        self.snapshots = snapshots
+        if only is None and since is None:
+            self.snapshots = snapshots
+        else:  # in place: a reader sees each project's snapshot switch at once
+            for pid in touched:
+                if pid in snapshots:
+                    old[pid] = snapshots[pid]
+                else:
+                    old.pop(pid, None)
         if signed:  # the lists kept were counted already; those signed now are due later
             if self._resign_from is not None:
                 self._resign_from = min(self._resign_from, now + STATUS_EXP // 2)
