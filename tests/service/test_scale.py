@@ -234,21 +234,44 @@ def test_status_lists_are_looked_at_only_when_one_is_due_for_re_signing(
     state.sync()
     docs = [d for pid in pids for d in state.status.snapshots[pid].docs.values()]
     assert len(docs) == 3
-    scans = state.status.resign_scans
+    scans, seen = state.status.resign_scans, state.status.resign_seen
     for _ in range(3):
         state.sync()
     assert state.status.resign_scans == scans  # none due: no list looked at
-    clock.advance(STATUS_EXP // 2)
+    assert state.status.resign_seen == seen
+    clock.advance(STATUS_EXP // 4)
+    late = client.post("/api/v1/projects", json={"name": "late"}, headers=AUTH).json()["id"]
+    minted = client.post(f"/api/v1/projects/{late}/tokens", json={"sub": "u"}, headers=AUTH)
+    assert minted.status_code in (200, 201), minted.text
     state.sync()
-    assert state.status.resign_scans == scans + 1
+    clock.advance(STATUS_EXP // 4)
+    state.sync()
+    # the three lists due are looked at and re-signed; the late one is not looked at
+    assert state.status.resign_seen == seen + 3
+    assert state.status.resign_scans == scans
     fresh = [d for pid in pids for d in state.status.snapshots[pid].docs.values()]
     assert [d.iat for d in fresh] == [clock()] * 3  # every list re-signed at half its life
+    (late_doc,) = state.status.snapshots[late].docs.values()
+    assert late_doc.iat == clock() - STATUS_EXP // 4
     state.sync()
-    assert state.status.resign_scans == scans + 1
+    assert state.status.resign_seen == seen + 3
+    clock.advance(STATUS_EXP // 4)
+    state.sync()  # now the late one
+    assert state.status.resign_seen == seen + 4
+    assert state.status.snapshots[late].docs[late_doc.number].iat == clock()
     clock.advance(-60)  # a clock set back re-signs (a list must not claim to come from later)
     state.sync()
-    assert state.status.resign_scans == scans + 2
-    assert all(d.iat == clock() for pid in pids for d in state.status.snapshots[pid].docs.values())
+    assert state.status.resign_scans == scans + 1
+    # the list signed "later" than the clock is re-signed; the older ones stay as they are
+    assert state.status.snapshots[late].docs[late_doc.number].iat == clock()
+    assert all(
+        d.iat == clock() + 60 - STATUS_EXP // 4
+        for pid in pids
+        for d in state.status.snapshots[pid].docs.values()
+    )
+    seen_now = state.status.resign_seen
+    state.sync()  # and then nothing is due again
+    assert state.status.resign_scans == scans + 1 and state.status.resign_seen == seen_now
 
 
 def test_the_change_check_reads_one_row_then_applies_only_the_change(

@@ -11,6 +11,8 @@ called by every sync and before a revocation scans).
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 import threading
 import time
@@ -122,13 +124,19 @@ class StatusRegistry:
         self._refilling: set[str] = set()
         self._refill_failed: dict[str, float] = {}
         self._encoders: dict[int, Encoder] = {}
-        #: scale-sync: no list is due for re-signing before this (``None``: not known, look
-        #: at every list), and none was signed after :attr:`_latest_iat` (a clock set back
-        #: re-signs): a pass with nothing due costs the same however many lists there are.
-        self._resign_from: int | None = None
+        #: Every published list by when it is due for re-signing, soonest first:
+        #: ``(due, tie, project, number, doc)``, an entry stale once its ``doc`` is no longer
+        #: the published one (skipped when popped). ``None``: to be built from the snapshots
+        #: (at start, after a full load, when stale entries pile up). No list was signed
+        #: after :attr:`_latest_iat` (a clock set back re-signs them all).
+        self._due: list[tuple[int, int, str, int, ListDoc]] | None = None
+        self._due_live = 0  # lists indexed when :attr:`_due` was last built
+        self._tie = itertools.count()
         self._latest_iat = 0
-        #: Passes that looked at every list (tests).
+        #: Passes that indexed every list, and lists looked at for re-signing (tests: a pass
+        #: costs what is due, not the number of lists).
         self.resign_scans = 0
+        self.resign_seen = 0
         #: Told when a project's key could not sign a list (the service state's alarm).
         self.key_alarm: Callable[[str, KeyUnavailable, str], None] | None = None
 
@@ -238,6 +246,7 @@ class StatusRegistry:
                 snap.docs.pop(row.number, None)
                 continue
             snap.docs[row.number] = doc
+            self._queue(row.project_id, row.number, doc, now)
             signed = True
             if prev_doc is None or prev_doc.seq != doc.seq:
                 events.append((row.project_id, doc.uri))
@@ -249,9 +258,9 @@ class StatusRegistry:
                     old[pid] = snapshots[pid]
                 else:
                     old.pop(pid, None)
-        if signed:  # the lists kept were counted already; those signed now are due later
-            if self._resign_from is not None:
-                self._resign_from = min(self._resign_from, now + STATUS_EXP // 2)
+        if only is None and since is None:
+            self._due = None  # indexed again by the next pass
+        if signed:
             self._latest_iat = max(self._latest_iat, now)
         if only is None:  # a partial load has not seen the other lists' changes
             self.version = version
@@ -304,27 +313,59 @@ class StatusRegistry:
             view.signer.kid,
         )
 
-    def _resign_due(self) -> None:
-        now = self.clock()
-        due_from = self._resign_from
-        if due_from is not None and now < due_from and now >= self._latest_iat:
-            return  # nothing due (and the clock not set back): no list looked at
+    def _queue(self, project_id: str, number: int, doc: ListDoc, now: int) -> None:
+        """Index ``doc`` by when it is due for re-signing (half its life; now if it claims to
+        come from later than ``now``: the clock was set back)."""
+        due = self._due
+        if due is None:
+            return
+        at = doc.iat + STATUS_EXP // 2 if doc.iat <= now else now
+        heapq.heappush(due, (at, next(self._tie), project_id, number, doc))
+
+    def _index_due(self, now: int) -> list[tuple[int, int, str, int, ListDoc]]:
+        """Build :attr:`_due` from every published list (one pass over them all)."""
         self.resign_scans += 1
-        views = self.views()
-        soonest: int | None = None
-        latest = 0
+        self._due = []
+        self._latest_iat = 0
         for pid, snap in self.snapshots.items():
+            for number, doc in snap.docs.items():
+                self._queue(pid, number, doc, now)
+                if doc.iat <= now:  # (the others are due now, re-signed by this pass)
+                    self._latest_iat = max(self._latest_iat, doc.iat)
+        self._due_live = len(self._due)
+        return self._due
+
+    def _resign_due(self) -> None:
+        """Re-sign the lists at half their life (and every list if the clock was set back),
+        popped from :attr:`_due`: a pass costs the lists that are due."""
+        now = self.clock()
+        due = self._due
+        if due is None or now < self._latest_iat or len(due) > 4 * max(self._due_live, 256):
+            due = self._index_due(now)
+        if not due or due[0][0] > now:
+            return
+        views = self.views()
+        again: list[tuple[str, int, ListDoc]] = []
+        while due and due[0][0] <= now:
+            _, _, pid, number, doc = heapq.heappop(due)
+            snap = self.snapshots.get(pid)
+            if snap is None or snap.docs.get(number) is not doc:
+                continue  # replaced or gone since it was indexed
+            self.resign_seen += 1
             view = views.get(pid)
-            for number, doc in list(snap.docs.items()):
-                if view is not None and (now - doc.iat >= STATUS_EXP // 2 or now < doc.iat):
-                    fresh = self._sign(view, number, doc.list_id, doc.seq, doc.statuses, now)
-                    if fresh is not None:
-                        snap.docs[number] = doc = fresh
-                at = doc.iat + STATUS_EXP // 2  # (still due when it could not be re-signed)
-                soonest = at if soonest is None else min(soonest, at)
-                latest = max(latest, doc.iat)
-        self._resign_from = now + STATUS_EXP // 2 if soonest is None else soonest
-        self._latest_iat = latest
+            fresh = (
+                None
+                if view is None
+                else self._sign(view, number, doc.list_id, doc.seq, doc.statuses, now)
+            )
+            if fresh is None:
+                again.append((pid, number, doc))  # still due: tried again at the next pass
+                continue
+            snap.docs[number] = fresh
+            self._queue(pid, number, fresh, now)
+            self._latest_iat = max(self._latest_iat, fresh.iat)
+        for pid, number, doc in again:
+            heapq.heappush(due, (now + 1, next(self._tie), pid, number, doc))
 
     def _emit(self, project_id: str, uri: str) -> None:
         for listener in list(self.listeners):
