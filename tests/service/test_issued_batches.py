@@ -321,5 +321,5 @@ def test_a_batch_over_many_projects_costs_the_same_statements_as_over_one(db: Da
     with db.session() as session:
         rows = session.execute(select(IssuedBatch.project_id, IssuedBatch.count)).all()
     assert sorted(rows) == sorted((pid, 3) for pid, _ in made if pid != gone_pid)
-    for pid, block in made[:3]:
+    for _pid, block in made[:3]:
         assert _statuses(db, block) == {}
