@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from pathlib import Path
@@ -351,3 +352,68 @@ def test_frozen_database_gives_503_in_seconds_and_recovers(spawn: Any, tmp_path:
             time.sleep(0.1)
         r = httpx.post(f"{api}/projects", json={"name": "after"}, headers=AUTH, timeout=30)
         assert r.status_code == 201
+
+
+def test_a_notification_applies_the_change_and_leaves_the_periodic_sync_alone(
+    tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every change notifies every replica, which applies it with the change check's read;
+    the sync's periodic work (expiry marks, the safety net's slice of projects) keeps its
+    interval however many changes are made a second (it used to run once per notification:
+    with 100,000 projects, project creations on PostgreSQL ran at half their rate)."""
+    import asyncio
+
+    from jwkit.service.http.app import _background
+
+    slow = {"sync_interval": 30, "change_check_interval": 30, "master_key": MASTER_KEY}
+    replica = Service.open(make_settings(tmp_path / "a", database_url=pg_url, **slow))
+    writer = Service.open(make_settings(tmp_path / "b", database_url=pg_url, **slow))
+    calls = {"sync": 0, "check": 0}
+    checked = threading.Condition()
+    sync, check = replica.state.sync, replica.state.check
+
+    def counted_sync() -> bool:
+        calls["sync"] += 1
+        return sync()
+
+    def counted_check() -> None:
+        check()
+        with checked:
+            calls["check"] += 1
+            checked.notify_all()
+
+    monkeypatch.setattr(replica.state, "sync", counted_sync)
+    monkeypatch.setattr(replica.state, "check", counted_check)
+
+    def until(predicate: Any) -> None:
+        with checked:
+            assert checked.wait_for(predicate, timeout=20), (calls, replica.state.version)
+
+    async def run() -> None:
+        task = asyncio.create_task(_background(replica))
+        try:
+            # the listener's first connection wakes the loop once
+            await asyncio.to_thread(until, lambda: calls["check"] >= 1)
+            made = []
+            for n in range(5):
+                with writer.write() as s:
+                    project = projects.create_project(
+                        s, projects.ProjectSpec(name=f"n{n}"), now=writer.clock(), actor="t"
+                    )
+                    keys.bootstrap_keys(s, project, writer.vault, now=writer.clock(), actor="t")
+                made.append(project.id)
+                version = writer.state.version
+                await asyncio.to_thread(until, lambda v=version: replica.state.version >= v)
+            assert all(replica.state.projects.get(pid) is not None for pid in made)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    try:
+        asyncio.run(run())
+    finally:
+        replica.close()
+        writer.close()
+    assert calls["check"] >= 6  # the connection, then each change
+    assert calls["sync"] == 0  # the first periodic sync is 30 s away

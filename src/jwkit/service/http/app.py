@@ -3,7 +3,8 @@
 Opening the app migrates the database, stores or generates the admin credentials and loads
 the published snapshots. While it runs (lifespan), a background task calls
 :meth:`ServiceState.sync` every ``sync_interval`` seconds (and the cheap
-:meth:`ServiceState.check` every ``change_check_interval`` seconds between), the scheduler every
+:meth:`ServiceState.check` every ``change_check_interval`` seconds between and on every
+PostgreSQL notification), the scheduler every
 ``scheduler_interval`` seconds, both in worker threads; with several worker processes, each
 publishes its metric tallies every second (:func:`~jwkit.service.http.metrics.publishing_tallies`).
 
@@ -46,10 +47,12 @@ log = logging.getLogger("jwkit.service")
 
 
 async def _background(service: Service) -> None:
-    """Sync the snapshot every ``sync_interval`` seconds, or at once when PostgreSQL notifies
-    a change, and check for changes every ``change_check_interval`` seconds in between (one
-    one-row read; a change found is applied at once); run the scheduler every
-    ``scheduler_interval`` seconds."""
+    """Sync the snapshot every ``sync_interval`` seconds, and check for changes every
+    ``change_check_interval`` seconds in between and at once when PostgreSQL notifies one
+    (one one-row read; a change found is applied at once); run the scheduler every
+    ``scheduler_interval`` seconds. A notification applies the change only: the sync's
+    periodic work (expiry marks, the safety net's slice) keeps its interval, however many
+    changes are made a second."""
     interval = service.settings.sync_interval
     check_every = min(service.settings.change_check_interval, interval)
     sched_every = service.settings.scheduler_interval
@@ -66,12 +69,11 @@ async def _background(service: Service) -> None:
             log.warning("warming the project cache failed: %s", type(exc).__name__)
         next_sync = loop.time() + interval
         while True:
-            woken = False
             with contextlib.suppress(asyncio.TimeoutError):
-                woken = await asyncio.wait_for(wake.wait(), check_every)
+                await asyncio.wait_for(wake.wait(), check_every)
             wake.clear()
             try:
-                if not woken and loop.time() < next_sync:
+                if loop.time() < next_sync:  # a notification, or the change check's turn
                     # a database away is reported by the sync (once a second), not here
                     with contextlib.suppress(Exception):
                         await run_in_threadpool(service.state.check)
