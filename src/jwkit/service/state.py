@@ -841,7 +841,10 @@ class ServiceState:
     def check(self) -> bool:
         """The cheap change check (every ``change_check_interval`` seconds between syncs):
         one read of the change counters; only when one moved, :meth:`refresh` (the projects
-        the changes name) or the status lists' refresh. ``True`` if anything changed."""
+        the changes name) or the status lists' refresh, after writing this replica's pending
+        issuance records (a revocation made elsewhere then applies to the tokens signed here
+        a moment before it, without waiting for the next sync). It also runs on every
+        PostgreSQL notification. ``True`` if anything changed."""
         if self.version < 0:
             return self.refresh()
         confirmed = self.clock()
@@ -858,6 +861,7 @@ class ServiceState:
                     stamp = self.freshness.confirmed_at
                     self.freshness.confirmed_at = max(confirmed, stamp or confirmed)
         if status_version != self.status.version:
+            self.status.flush()
             changed = self.status.refresh() or changed
         return changed
 
