@@ -52,6 +52,8 @@ def test_keyboard_only_dialogs_trap_focus_and_close_on_escape(
     # Confirm with the keyboard: Tab from Cancel to the confirm button, Enter.
     page.keyboard.press("Enter")
     expect(page.locator("#confirm-dialog")).to_be_visible()
+    # the dialog focuses Cancel as it opens: Tab only from there
+    expect(page.get_by_role("button", name="Cancel")).to_be_focused()
     page.keyboard.press("Tab")
     expect(page.locator("#confirm-ok")).to_be_focused()
     page.keyboard.press("Enter")
