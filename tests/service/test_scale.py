@@ -218,18 +218,24 @@ def test_a_sync_pass_still_handles_what_is_due(
     assert state.projects.due_seen == seen
 
 
-def test_status_lists_are_looked_at_only_when_one_is_due_for_re_signing(
-    service: Service, client: SyncClient, clock: FakeClock
-) -> None:
-    state = service.state
+def _projects_with_a_list(client: SyncClient, count: int) -> list[str]:
+    """``count`` new projects, each with a status list (a token minted for each)."""
     pids = []
-    for n in range(3):
+    for n in range(count):
         r = client.post("/api/v1/projects", json={"name": f"s{n}"}, headers=AUTH)
         assert r.status_code == 201, r.text
         pid = r.json()["id"]
         minted = client.post(f"/api/v1/projects/{pid}/tokens", json={"sub": "u"}, headers=AUTH)
         assert minted.status_code in (200, 201), minted.text
         pids.append(pid)
+    return pids
+
+
+def test_status_lists_are_looked_at_only_when_one_is_due_for_re_signing(
+    service: Service, client: SyncClient, clock: FakeClock
+) -> None:
+    state = service.state
+    pids = _projects_with_a_list(client, 3)
     state.sync()
     state.sync()
     docs = [d for pid in pids for d in state.status.snapshots[pid].docs.values()]
@@ -240,9 +246,7 @@ def test_status_lists_are_looked_at_only_when_one_is_due_for_re_signing(
     assert state.status.resign_scans == scans  # none due: no list looked at
     assert state.status.resign_seen == seen
     clock.advance(STATUS_EXP // 4)
-    late = client.post("/api/v1/projects", json={"name": "late"}, headers=AUTH).json()["id"]
-    minted = client.post(f"/api/v1/projects/{late}/tokens", json={"sub": "u"}, headers=AUTH)
-    assert minted.status_code in (200, 201), minted.text
+    (late,) = _projects_with_a_list(client, 1)
     state.sync()
     clock.advance(STATUS_EXP // 4)
     state.sync()
@@ -437,14 +441,7 @@ def test_a_status_change_rebuilds_only_the_snapshots_of_the_projects_it_touched(
     project's status snapshot in place; the other projects' snapshots are not copied or
     rebuilt, so the cost does not grow with the projects that have lists."""
     state = service.state
-    pids = []
-    for n in range(4):
-        r = client.post("/api/v1/projects", json={"name": f"s{n}"}, headers=AUTH)
-        assert r.status_code == 201, r.text
-        pid = r.json()["id"]
-        minted = client.post(f"/api/v1/projects/{pid}/tokens", json={"sub": "u"}, headers=AUTH)
-        assert minted.status_code in (200, 201), minted.text
-        pids.append(pid)
+    pids = _projects_with_a_list(client, 4)
     state.sync()
     snapshots = state.status.snapshots
     kept = dict(snapshots)

@@ -252,14 +252,13 @@ class StatusRegistry:
                 events.append((row.project_id, doc.uri))
         if only is None and since is None:
             self.snapshots = snapshots
+            self._due = None  # indexed again by the next pass
         else:  # in place: a reader sees each project's snapshot switch at once
             for pid in touched:
                 if pid in snapshots:
                     old[pid] = snapshots[pid]
                 else:
                     old.pop(pid, None)
-        if only is None and since is None:
-            self._due = None  # indexed again by the next pass
         if signed:
             self._latest_iat = max(self._latest_iat, now)
         if only is None:  # a partial load has not seen the other lists' changes
@@ -336,8 +335,8 @@ class StatusRegistry:
         return self._due
 
     def _resign_due(self) -> None:
-        """Re-sign the lists at half their life (and every list if the clock was set back),
-        popped from :attr:`_due`: a pass costs the lists that are due."""
+        """Re-sign the lists at half their life (and, when the clock was set back, those
+        dated after it), popped from :attr:`_due`: a pass costs the lists that are due."""
         now = self.clock()
         due = self._due
         if due is None or now < self._latest_iat or len(due) > 4 * max(self._due_live, 256):
