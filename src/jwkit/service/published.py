@@ -13,9 +13,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from typing import Any, final
 
-__all__ = ["ALLOW_ORIGIN", "JSON", "JWKS", "STATUS_LIST", "Document", "etag_of", "representation"]
+__all__ = [
+    "ALLOW_ORIGIN",
+    "JSON",
+    "JWKS",
+    "STATUS_LIST",
+    "Document",
+    "etag_of",
+    "representation",
+    "serialised",
+]
 
 #: ``access-control-allow-origin`` of every published document: anyone may read it.
 ALLOW_ORIGIN = b"*"
@@ -42,6 +52,12 @@ def representation(etag: str, content_type: bytes, length: int) -> tuple[tuple[b
     )
 
 
+def serialised(fields: Iterable[tuple[bytes, bytes]]) -> bytes:
+    """Header fields as a writer of raw bytes sends them: ``name: value`` lines, each ending
+    with CRLF."""
+    return b"".join(name + b": " + value + b"\r\n" for name, value in fields)
+
+
 @final
 class Document:
     """A rendered response body, with its :func:`representation` fields serialised
@@ -55,8 +71,7 @@ class Document:
 
     def __init__(self, body: bytes, content_type: bytes, etag: str | None = None) -> None:
         self.body = body
-        fields = representation(etag or etag_of(body), content_type, len(body))
-        self.fields = b"".join(name + b": " + value + b"\r\n" for name, value in fields)
+        self.fields = serialised(representation(etag or etag_of(body), content_type, len(body)))
 
     @classmethod
     def render(cls, data: Any, content_type: bytes) -> Document:

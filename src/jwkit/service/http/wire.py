@@ -64,7 +64,7 @@ from jwkit.service.http.public import (
     parse_token_request,
     token_precheck_passes,
 )
-from jwkit.service.published import representation
+from jwkit.service.published import representation, serialised
 from jwkit.service.state import ProjectView
 from jwkit.service.statuslists import ListDoc
 
@@ -96,10 +96,6 @@ def _default_lines(defaults: list[tuple[bytes, bytes]]) -> bytes:
         _DEFAULTS[0] = defaults
     lines: bytes = _DEFAULTS[1]
     return lines
-
-
-def _fields(headers: documents.Headers) -> bytes:
-    return b"".join(name + b": " + value + b"\r\n" for name, value in headers)
 
 
 def _published(
@@ -251,7 +247,7 @@ class FastDocumentProtocol(GuardedProtocol):
         service = self._service
         assert service is not None
         life = documents.status_list_lifetime(doc, service.clock())
-        fields = _fields(representation(doc.etag, documents.STATUS_LIST, len(doc.body)))
+        fields = serialised(representation(doc.etag, documents.STATUS_LIST, len(doc.body)))
         WIRE.n += 1
         return _published(
             self.server_state.default_headers,
@@ -367,7 +363,7 @@ class FastDocumentProtocol(GuardedProtocol):
                 [
                     STATUS_LINE[written.status],
                     _default_lines(self.server_state.default_headers),
-                    _fields(written.headers),
+                    serialised(written.headers),
                     b"\r\n" if keep_alive else _CLOSE + b"\r\n",
                     written.body,
                 ]
@@ -376,7 +372,7 @@ class FastDocumentProtocol(GuardedProtocol):
         status = answer.status
         fields = _TOKEN_FIELDS.get(status)
         if fields is None:
-            fields = _TOKEN_FIELDS[status] = _fields(documents.token_fields(status))
+            fields = _TOKEN_FIELDS[status] = serialised(documents.token_fields(status))
         return b"".join(
             [
                 STATUS_LINE[status],
