@@ -111,6 +111,25 @@ def test_requests_build_one_view_each_and_only_once(
     assert service.state.projects.builds == builds + 1  # unknown: answered from the id set
 
 
+def test_views_share_the_numbers_their_projects_share(
+    service: Service, many: list[str], client: SyncClient
+) -> None:
+    """A request spread over many projects reads each view's ``jwks_max_age``: the views hold
+    one int object per value (``state.shared_int``), not one per project, and the values are
+    the projects' own."""
+    views = [service.state.projects.get(pid) for pid in many[:50]]
+    assert all(v is not None for v in views)
+    assert len({v.jwks_max_age for v in views if v}) == 1  # the seeded projects' default
+    for name in ("jwks_max_age", "token_ttl", "max_token_ttl"):
+        assert len({id(getattr(v, name)) for v in views}) == 1, name
+    pid = many[0]
+    r = client.patch(f"/api/v1/projects/{pid}", json={"jwks_max_age": 1234}, headers=AUTH)
+    assert r.status_code == 200, r.text
+    view = service.state.projects.get(pid)
+    assert view is not None and view.jwks_max_age == 1234 == r.json()["jwks_max_age"]
+    assert "max-age=" in client.get(f"/p/{pid}/.well-known/jwks.json").headers["cache-control"]
+
+
 def test_the_lru_holds_at_most_state_cache_views(service: Service, many: list[str]) -> None:
     state = ServiceState(
         service.settings.model_copy(update={"state_cache": 100}),

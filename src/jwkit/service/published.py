@@ -2,11 +2,12 @@
 
 A JWKS, a discovery document or a status list is sent with the same header fields whoever
 writes it (:mod:`jwkit.service.http.documents` builds the answers of the ASGI routes from
-:func:`representation`, the wire path writes the bytes): its strong ETag, CORS for every
-origin, its length and its content type, then ``cache-control``, which alone depends on the
-time (:func:`jwkit.service.http.documents.document_lifetime`). A :class:`Document` keeps those
-fields serialised next to its body, so an answer spread over 100,000 projects is a join of
-a few bytes objects and not a rebuild (``docs/architecture.md``, "The three flows").
+:func:`representation`, the wire path writes the bytes): ``cache-control`` first, which alone
+depends on the time (:func:`jwkit.service.http.documents.document_lifetime`), then its strong
+ETag, CORS for every origin, its length and its content type. A :class:`Document` is those
+fields serialised, the end of the head and the body in one bytes object, so an answer spread
+over 100,000 projects is a join of the answer's first lines with it, not a rebuild
+(``docs/architecture.md``, "The three flows").
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def etag_of(body: bytes) -> str:
 
 def representation(etag: str, content_type: bytes, length: int) -> tuple[tuple[bytes, bytes], ...]:
     """The header fields of a published document that do not depend on the time, in the
-    order they are sent (``cache-control`` follows them)."""
+    order they are sent (after ``cache-control``)."""
     return (
         (b"etag", etag.encode()),
         (b"access-control-allow-origin", ALLOW_ORIGIN),
@@ -59,19 +60,19 @@ def serialised(fields: Iterable[tuple[bytes, bytes]]) -> bytes:
 
 
 @final
-class Document:
-    """A rendered response body, with its :func:`representation` fields serialised
-    (``name: value`` lines, each ending with CRLF). The ETag is read back from them: one copy
-    of each byte per document (a replica holds two documents for each of 100,000 projects)."""
+class Document(bytes):
+    """A rendered response body as the wire path sends it after ``cache-control``: its
+    :func:`representation` fields serialised (``name: value`` lines, each ending with CRLF),
+    the blank line that ends the head, then the body. One bytes object per document, read by
+    a spread request in one hop: a replica holds two documents for each of 100,000 projects,
+    and what a request touches of them is what it waits for (``docs/benchmarks.md``). The
+    ETag, the fields and the body are read back from it."""
 
-    __slots__ = ("body", "fields")
+    __slots__ = ()
 
-    body: bytes
-    fields: bytes
-
-    def __init__(self, body: bytes, content_type: bytes, etag: str | None = None) -> None:
-        self.body = body
-        self.fields = serialised(representation(etag or etag_of(body), content_type, len(body)))
+    def __new__(cls, body: bytes, content_type: bytes, etag: str | None = None) -> Document:
+        fields = serialised(representation(etag or etag_of(body), content_type, len(body)))
+        return super().__new__(cls, fields + b"\r\n" + body)
 
     @classmethod
     def render(cls, data: Any, content_type: bytes) -> Document:
@@ -79,20 +80,22 @@ class Document:
         return cls(json.dumps(data, separators=(",", ":"), sort_keys=True).encode(), content_type)
 
     @property
+    def fields(self) -> bytes:
+        """The representation fields serialised (without the blank line)."""
+        return bytes(self[: self.index(b"\r\n\r\n") + 2])
+
+    @property
+    def body(self) -> bytes:
+        return bytes(self[self.index(b"\r\n\r\n") + 4 :])
+
+    @property
     def etag(self) -> str:
-        return self.fields[6 : self.fields.index(b"\r\n")].decode()
+        return self[6 : self.index(b"\r\n")].decode()
 
     @property
     def content_type(self) -> bytes:
-        return self.fields[self.fields.rindex(b"content-type: ") + 14 : -2]
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Document):
-            return NotImplemented
-        return self.body == other.body and self.fields == other.fields
-
-    def __hash__(self) -> int:
-        return hash((self.body, self.fields))
+        fields = self.fields
+        return fields[fields.rindex(b"content-type: ") + 14 : -2]
 
     def __repr__(self) -> str:
         return f"Document({len(self.body)} bytes, etag={self.etag})"

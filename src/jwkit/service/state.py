@@ -109,21 +109,24 @@ class OpenedKey:
 @dataclass(slots=True)
 class ProjectView:
     """What the public routes need of one project: rendered documents and, opened on first
-    use only, its signing key (:attr:`signer`)."""
+    use only, its signing key (:attr:`signer`).
 
+    The fields a JWKS or discovery answer reads come first, next to the object's header, so
+    a request for one of 100,000 projects reads one line of memory for them."""
+
+    jwks: Document
+    discovery: Document
+    jwks_max_age: int
+    next_change: int | None
+    freshness: Freshness | None
     id: str
     issuer: str
     audience: str
     token_ttl: int
     max_token_ttl: int
-    jwks_max_age: int
-    jwks: Document
-    discovery: Document
-    next_change: int | None
     signer_key_id: int | None
     #: Tokens carry a Token Status List ``status`` claim (the project's ``token_status``).
     token_status: bool = False
-    freshness: Freshness | None = None
     #: When the first foreign key published here reaches its end (the JWKS is rebuilt then).
     foreign_until: int | None = None
     #: The token endpoint refuses requests without a DPoP proof (the project's setting).
@@ -165,6 +168,21 @@ class ProjectView:
         if confirmed is not None:
             age = min(age, confirmed + keys.SYNC_MARGIN + self.jwks_max_age - now - 1)
         return max(0, age)
+
+
+#: One int object per value of the per-project numbers most projects share (a JWKS max-age,
+#: token lifetimes): read by every request, they are not one object per project to reach.
+_SHARED_INTS: dict[int, int] = {}
+
+
+def shared_int(value: int) -> int:
+    """``value``, as the one object kept for it (up to 4,096 values kept)."""
+    kept = _SHARED_INTS.get(value)
+    if kept is None:
+        if len(_SHARED_INTS) >= 4096:
+            return value
+        kept = _SHARED_INTS[value] = value
+    return kept
 
 
 def _token_signer(project_id: str, key: Signer) -> Encoder | None:
@@ -723,9 +741,9 @@ class ServiceState:
             id=sys.intern(project.id),
             issuer=issuer,
             audience=project.audience,
-            token_ttl=project.token_ttl,
-            max_token_ttl=project.max_token_ttl,
-            jwks_max_age=project.jwks_max_age,
+            token_ttl=shared_int(project.token_ttl),
+            max_token_ttl=shared_int(project.max_token_ttl),
+            jwks_max_age=shared_int(project.jwks_max_age),
             jwks=Document.render({"keys": published}, JWKS),
             discovery=Document.render(discovery, JSON),
             next_change=next_change,

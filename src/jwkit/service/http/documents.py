@@ -153,15 +153,15 @@ def published(
     life: Lifetime,
     if_none_match: str | None = None,
 ) -> Answer:
-    """A published document anyone may cache: ``200`` with its
-    :func:`~jwkit.service.published.representation` fields (strong ETag, CORS for every
-    origin, length, type) and ``Cache-Control`` from ``life``, or ``304`` without a body when
-    ``if_none_match`` matches (RFC 9110 §13.1.2, §15.4.5)."""
+    """A published document anyone may cache: ``200`` with ``Cache-Control`` from ``life``
+    and its :func:`~jwkit.service.published.representation` fields (strong ETag, CORS for
+    every origin, length, type), or ``304`` without a body when ``if_none_match`` matches
+    (RFC 9110 §13.1.2, §15.4.5)."""
     control = (b"cache-control", cache_control(life))
     if if_none_match is not None and etag_matches(if_none_match, etag):
         etag_field, origin, _, _ = representation(etag, content_type, 0)
-        return Answer(304, (etag_field, origin, control), b"")
-    return Answer(200, (*representation(etag, content_type, len(body)), control), body)
+        return Answer(304, (control, etag_field, origin), b"")
+    return Answer(200, (control, *representation(etag, content_type, len(body))), body)
 
 
 #: ``Lifetime`` -> its ``Cache-Control`` value; most projects share a handful of lifetimes.

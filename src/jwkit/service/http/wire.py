@@ -9,9 +9,11 @@ request is not an upgrade and its path has no percent-encoding:
 
 * ``GET`` of a known project's ``/.well-known/jwks.json`` or ``openid-configuration`` with no
   ``If-None-Match`` and no request body: answered with the complete response (status line,
-  headers, body) joined from the document's serialised representation fields and body
+  headers, body) joined from its ``cache-control``
+  (:func:`~jwkit.service.http.documents.document_cache_control`) and the document, which
+  holds its serialised representation fields and body in one bytes object
   (:class:`~jwkit.service.published.Document`, the same fields the ASGI routes' answers
-  carry) and its ``cache-control`` (:func:`~jwkit.service.http.documents.document_cache_control`);
+  carry);
 * ``POST`` to a known project's ``/oauth2/token`` with a form body of known length (at most
   ``MAX_FORM``), ``client_secret_basic`` credentials and a client already in the replica's
   client cache: the body is collected as the parser delivers it and the answer is computed by
@@ -64,7 +66,7 @@ from jwkit.service.http.public import (
     parse_token_request,
     token_precheck_passes,
 )
-from jwkit.service.published import representation, serialised
+from jwkit.service.published import Document, serialised
 from jwkit.service.state import ProjectView
 from jwkit.service.statuslists import ListDoc
 
@@ -81,8 +83,7 @@ _DISCOVERY = DISCOVERY_SUFFIX.encode()
 _TOKEN = TOKEN_SUFFIX.encode()
 _STATUSLISTS = b"/statuslists/"
 _CLOSE = b"connection: close\r\n"
-_END = b"\r\n\r\n"  # the end of the cache-control field, and of the head
-_CLOSE_END = b"\r\n" + _CLOSE + b"\r\n"
+_END = b"\r\n\r\n"  # the end of the head
 
 
 # One process serves one Service, so these are per-process caches.
@@ -99,27 +100,19 @@ def _default_lines(defaults: list[tuple[bytes, bytes]]) -> bytes:
 
 
 def _published(
-    defaults: list[tuple[bytes, bytes]],
-    fields: bytes,
-    control: bytes,
-    body: bytes,
-    keep_alive: bool,
+    defaults: list[tuple[bytes, bytes]], control: bytes, doc: bytes, keep_alive: bool
 ) -> bytes:
     """The complete 200 answer of a published document: uvicorn's status line and default
-    fields, the document's :func:`~jwkit.service.published.representation` fields serialised
-    (``fields``), its ``cache-control`` value, and its body; one join (requests spread over
-    100,000 projects each touch a different document, so nothing here is cached per document
-    but what the :class:`~jwkit.service.published.Document` holds)."""
+    fields, its ``cache-control`` value, then ``doc`` (a
+    :class:`~jwkit.service.published.Document`: its representation fields serialised, the
+    blank line, its body); one join (requests spread over 100,000 projects each touch a
+    different document, so nothing here is cached per document but what the document is).
+    Without keep-alive, ``connection: close`` is the head's last field, as uvicorn writes it."""
+    if not keep_alive:
+        end = doc.index(_END) + 2
+        doc = doc[:end] + _CLOSE + doc[end:]
     return b"".join(
-        (
-            STATUS_LINE[200],
-            _default_lines(defaults),
-            fields,
-            b"cache-control: ",
-            control,
-            _END if keep_alive else _CLOSE_END,
-            body,
-        )
+        (STATUS_LINE[200], _default_lines(defaults), b"cache-control: ", control, b"\r\n", doc)
     )
 
 
@@ -247,13 +240,11 @@ class FastDocumentProtocol(GuardedProtocol):
         service = self._service
         assert service is not None
         life = documents.status_list_lifetime(doc, service.clock())
-        fields = serialised(representation(doc.etag, documents.STATUS_LIST, len(doc.body)))
         WIRE.n += 1
         return _published(
             self.server_state.default_headers,
-            fields,
             documents.cache_control(life),
-            doc.body,
+            Document(doc.body, documents.STATUS_LIST, doc.etag),
             keep_alive,
         )
 
@@ -267,9 +258,7 @@ class FastDocumentProtocol(GuardedProtocol):
         )
         COUNT[name, "200"].n += 1
         WIRE.n += 1
-        return _published(
-            self.server_state.default_headers, doc.fields, control, doc.body, keep_alive
-        )
+        return _published(self.server_state.default_headers, control, doc, keep_alive)
 
     def _token_request(self) -> bool:
         """Take a plain client_secret_basic token request whose client is cached."""
