@@ -12,9 +12,10 @@ and one OAuth client each), then:
   JWKS serves the new key (``--rotations`` times; B learns of it through its change check,
   ``JWKIT_CHANGE_CHECK_INTERVAL``, on SQLite, or ``NOTIFY`` on PostgreSQL);
 * **throughput**: ``wrk`` on JWKS, discovery and the token endpoint (client_secret_post), each
-  request for a project drawn at random over all projects (Lua ``math.random``), compared with
-  the 1-project run and, in alternating rounds on the same server, with every request for one
-  project (the machine's other load then moves both figures alike);
+  request for a project drawn at random over all projects (Lua ``math.random``), compared in
+  alternating rounds with the 1-project server (kept running through the whole benchmark, so
+  the ratio is measured side by side) and with every request for one project of the same
+  server (the machine's other load then moves all three figures alike);
 * **memory**: with ``--warm server`` (the default) the server builds every project's view
   itself (its background warm-up, ``JWKIT_STATE_CACHE`` at least the size) and the benchmark
   waits for ``/readyz``; the worker's resident set then, and again after a token was requested
@@ -184,8 +185,12 @@ def database(kind: str, home: Path) -> Iterator[str | None]:
         yield fresh_database(cluster.server, prefix="scale")
 
 
-def run_size(kind: str, size: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    result: dict[str, Any] = {"projects": size}
+@contextlib.contextmanager
+def serving(
+    kind: str, size: int, args: argparse.Namespace, work: Path, result: dict[str, Any]
+) -> Iterator[tuple[ServerProcess, dict[str, str], Path]]:
+    """A fresh database seeded with ``size`` projects and ``jwkit serve`` on it (its seed,
+    open and start-up times go into ``result``)."""
     home = Path(tempfile.mkdtemp(prefix=f"scale-{size}-", dir=work))
     with database(kind, home) as url:
         extra = {"JWKIT_DATABASE_URL": url} if url else {}
@@ -210,61 +215,89 @@ def run_size(kind: str, size: int, args: argparse.Namespace, work: Path) -> dict
         a.start()
         result["startup_s"] = round(time.perf_counter() - t0, 2)
         try:
-            rss0 = rss_kb(a.proc.pid)  # type: ignore[union-attr]
-            result["rss_start_kb"] = rss0
-            base = a.url
-            warmed = result["warmed"] = min(size, args.warm_max or size)
-            t0 = time.perf_counter()
-            if args.warm == "server":
-                # the server's own warm-up builds every view; /readyz says when
-                wait_ready(base, args.ready_timeout)
-                result["ready_s"] = round(time.perf_counter() - t0 + result["startup_s"], 2)
-                result["rss_ready_kb"] = rss_kb(a.proc.pid)  # type: ignore[union-attr]
-                result["rss_docs_kb"] = result["rss_ready_kb"]
-                spread = size
-            else:  # every requested project requested once: its views built
-                asyncio.run(warm(base, warmed, ("jwks", "discovery")))
-                result["rss_docs_kb"] = rss_kb(a.proc.pid)  # type: ignore[union-attr]
-                spread = warmed
-            asyncio.run(warm(base, warmed, ("token",)))  # and its key opened
-            result["rss_warm_kb"] = rss_kb(a.proc.pid)  # type: ignore[union-attr]
-            result["warm_s"] = round(time.perf_counter() - t0, 1)
-            result["spread"] = spread
-            for kind_ in ("jwks", "discovery", "token"):
-                # rounds alternate one hot project and all projects on this same server (the
-                # machine's neighbours move both alike); each keeps its best round
-                best = {"one": 0.0, "all": 0.0}
-                bad = 0
-                for _ in range(args.rounds):
-                    for over, count in (("one", 1), ("all", spread)):
-                        rate, failed = wrk(base, _lua(kind_, count), args.duration, work)
-                        best[over] = max(best[over], rate)
-                        bad += failed
-                result[f"{kind_}_rps"] = round(best["all"])
-                result[f"{kind_}_one_rps"] = round(best["one"])
-                result[f"{kind_}_bad"] = bad
-            result["rss_steady_kb"] = rss_kb(a.proc.pid)  # type: ignore[union-attr]
-            with httpx.Client(base_url=base, timeout=30,
-                              headers={"Authorization": f"Bearer {TOKEN}"}) as api:  # fmt: skip
-                t0 = time.perf_counter()
-                for n in range(args.creations):
-                    r = api.post("/api/v1/projects", json={"name": f"bench {n}"})
-                    assert r.status_code == 201, r.text
-                result["creations_per_s"] = round(args.creations / (time.perf_counter() - t0), 1)
-                if args.rotations:
-                    b = ServerProcess(home, env).start()
-                    try:
-                        wait_ready(b.url, args.ready_timeout)  # B holds every project
-                        result["rotation_visible_s"] = rotations(api, b.url, size, args.rotations)
-                    finally:
-                        b.stop()
+            yield a, env, home
         except BaseException:
             print(a.log()[-3000:], file=sys.stderr)
             raise
         finally:
             a.stop()
+
+
+def run_size(
+    kind: str, size: int, args: argparse.Namespace, work: Path, baseline: str | None = None
+) -> dict[str, Any]:
+    """One size, measured; ``baseline`` is the 1-project server's URL, measured side by side
+    (in the same rounds) for the throughput ratios."""
+    result: dict[str, Any] = {"projects": size}
+    with serving(kind, size, args, work, result) as (a, env, home):
+        measure(a, env, home, size, args, work, result, baseline)
     result["warm_retries"] = RETRIES[0]
     return result
+
+
+def measure(
+    a: ServerProcess,
+    env: dict[str, str],
+    home: Path,
+    size: int,
+    args: argparse.Namespace,
+    work: Path,
+    result: dict[str, Any],
+    baseline: str | None,
+) -> None:
+    """Everything but start-up, on the running server ``a``."""
+    rss0 = rss_kb(a.proc.pid)  # type: ignore[union-attr]
+    result["rss_start_kb"] = rss0
+    base = a.url
+    warmed = result["warmed"] = min(size, args.warm_max or size)
+    t0 = time.perf_counter()
+    if args.warm == "server":
+        # the server's own warm-up builds every view; /readyz says when
+        wait_ready(base, args.ready_timeout)
+        result["ready_s"] = round(time.perf_counter() - t0 + result["startup_s"], 2)
+        result["rss_ready_kb"] = rss_kb(a.proc.pid)  # type: ignore[union-attr]
+        result["rss_docs_kb"] = result["rss_ready_kb"]
+        spread = size
+    else:  # every requested project requested once: its views built
+        asyncio.run(warm(base, warmed, ("jwks", "discovery")))
+        result["rss_docs_kb"] = rss_kb(a.proc.pid)  # type: ignore[union-attr]
+        spread = warmed
+    asyncio.run(warm(base, warmed, ("token",)))  # and its key opened
+    result["rss_warm_kb"] = rss_kb(a.proc.pid)  # type: ignore[union-attr]
+    result["warm_s"] = round(time.perf_counter() - t0, 1)
+    result["spread"] = spread
+    for kind_ in ("jwks", "discovery", "token"):
+        # rounds alternate the 1-project server, one hot project and all projects on this
+        # server (the machine's neighbours move all three alike); each keeps its best round
+        targets = [("one", 1, base), ("all", spread, base)]
+        if baseline is not None:
+            targets.insert(0, ("base", 1, baseline))
+        best = {"base": 0.0, "one": 0.0, "all": 0.0}
+        bad = 0
+        for _ in range(args.rounds):
+            for over, count, url in targets:
+                rate, failed = wrk(url, _lua(kind_, count), args.duration, work)
+                best[over] = max(best[over], rate)
+                bad += failed if over != "base" else 0
+        result[f"{kind_}_rps"] = round(best["all"])
+        result[f"{kind_}_one_rps"] = round(best["one"])
+        result[f"{kind_}_base_rps"] = round(best["base"] if baseline else best["all"])
+        result[f"{kind_}_bad"] = bad
+    result["rss_steady_kb"] = rss_kb(a.proc.pid)  # type: ignore[union-attr]
+    with httpx.Client(base_url=base, timeout=30,
+                      headers={"Authorization": f"Bearer {TOKEN}"}) as api:  # fmt: skip
+        t0 = time.perf_counter()
+        for n in range(args.creations):
+            r = api.post("/api/v1/projects", json={"name": f"bench {n}"})
+            assert r.status_code == 201, r.text
+        result["creations_per_s"] = round(args.creations / (time.perf_counter() - t0), 1)
+        if args.rotations:
+            b = ServerProcess(home, env).start()
+            try:
+                wait_ready(b.url, args.ready_timeout)  # B holds every project
+                result["rotation_visible_s"] = rotations(api, b.url, size, args.rotations)
+            finally:
+                b.stop()
 
 
 def rotations(api: httpx.Client, other: str, size: int, times: int) -> list[float]:
@@ -374,13 +407,14 @@ def table(kind: str, rows: list[dict[str, Any]]) -> str:
         for r in rows:
             rate, one = r[f"{name}_rps"], r[f"{name}_one_rps"]
             bad = r[f"{name}_bad"]
+            ref = r.get(f"{name}_base_rps", base[f"{name}_rps"])
             cells.append(
-                f"{rate:,} ({rate / base[f'{name}_rps']:.2f}x; {rate / one:.2f}x one project)"
+                f"{rate:,} ({rate / ref:.2f}x; {rate / one:.2f}x one project)"
                 + (f" {bad} bad" if bad else "")
             )
         row(
-            f"{name} req/s, spread over all projects (vs the 1-project run; vs one hot project "
-            "on the same server)",
+            f"{name} req/s, spread over all projects (vs the 1-project server in the same "
+            "rounds; vs one hot project on the same server)",
             cells,
             "≥ 0.9 x 1 project",
         )
@@ -469,10 +503,19 @@ def main(argv: list[str] | None = None) -> int:
         if args.sync_pass:
             cost = sync_pass_cost(args.sync_pass, args.sync_pass // 10, Path(tmp))
             print(json.dumps({"sync_pass": {"projects": args.sync_pass, **cost}}), flush=True)
-        for size in sizes:
-            row = run_size(args.db, size, args, Path(tmp))
-            print(json.dumps(row), flush=True)
-            rows.append(row)
+        # The 1-project server keeps running: each size's throughput rounds measure it side by
+        # side with that size's server (after its own run it holds the --creations projects
+        # too; the rounds request its first project only, as in its own run).
+        first: dict[str, Any] = {"projects": 1}
+        with serving(args.db, 1, args, Path(tmp), first) as (one, env, home):
+            measure(one, env, home, 1, args, Path(tmp), first, None)
+            first["warm_retries"] = RETRIES[0]
+            print(json.dumps(first), flush=True)
+            rows.append(first)
+            for size in sizes[1:]:
+                row = run_size(args.db, size, args, Path(tmp), baseline=one.url)
+                print(json.dumps(row), flush=True)
+                rows.append(row)
     (WORK / f"scale-{args.db}.json").write_text(json.dumps({"heap": heap, "rows": rows}, indent=1))
     print(table(args.db, rows))
     if heap:
