@@ -82,11 +82,11 @@ class Document(bytes):
     @property
     def fields(self) -> bytes:
         """The representation fields serialised (without the blank line)."""
-        return bytes(self[: self.index(b"\r\n\r\n") + 2])
+        return self[: self.index(b"\r\n\r\n") + 2]  # a slice is plain bytes
 
     @property
     def body(self) -> bytes:
-        return bytes(self[self.index(b"\r\n\r\n") + 4 :])
+        return self[self.index(b"\r\n\r\n") + 4 :]
 
     @property
     def etag(self) -> str:
