@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     #: Answer plain JWKS, discovery and token requests straight from the HTTP parser
     #: (``service/http/wire.py``); ``false`` serves every request through the ASGI routes.
     fast_path: bool = True
+    #: Move the heap into transparent huge pages once it is built (Linux 6.1+;
+    #: ``service/hugepages.py``): fewer TLB misses when requests spread over many projects.
+    huge_pages: bool = True
     #: Longest request line or header field accepted (bytes): longer is 414 or 431.
     max_header_line: int = Field(default=8192, ge=1024, le=1 << 20)
     #: Largest request head (request line and header fields) accepted (bytes): larger is 431.

@@ -38,6 +38,7 @@ from jwkit.service.http import admin, apidocs, metrics, migration, public
 from jwkit.service.http import revocation as token_status
 from jwkit.service.http.auth import MAX_BODY, AdminAuth, authenticate_request
 from jwkit.service.http.errors import install_error_handlers
+from jwkit.service.hugepages import Collapsed, HeapPages
 from jwkit.service.runtime import Service
 from jwkit.service.settings import Settings
 
@@ -60,6 +61,7 @@ async def _background(service: Service) -> None:
     next_schedule = loop.time() + min(sched_every, 2.0) if sched_every else None
     wake = asyncio.Event()
     listener = None
+    collapsing: asyncio.Task[None] | None = None
     if service.db.dialect == "postgresql":
         listener = asyncio.create_task(notify.listen(service.db.url, wake))
     try:
@@ -67,6 +69,9 @@ async def _background(service: Service) -> None:
             await run_in_threadpool(service.state.warm)
         except Exception as exc:  # the database went away: sync() goes on with it
             log.warning("warming the project cache failed: %s", type(exc).__name__)
+        # The heap is built: into huge pages with it, aside (the change checks go on).
+        pages = HeapPages(service.settings.huge_pages)
+        collapsing = asyncio.create_task(_collapse(pages.collapse))
         next_sync = loop.time() + interval
         while True:
             with contextlib.suppress(asyncio.TimeoutError):
@@ -80,16 +85,32 @@ async def _background(service: Service) -> None:
                     continue
                 next_sync = loop.time() + interval
                 await run_in_threadpool(service.state.sync)
+                if collapsing.done() and pages.due():
+                    collapsing = asyncio.create_task(_collapse(pages.collapse))
                 if next_schedule is not None and loop.time() >= next_schedule:
                     next_schedule = loop.time() + sched_every
                     await run_in_threadpool(scheduler.run_once, service)
             except Exception as exc:  # keep serving the last good snapshot
                 log.warning("background sync failed: %s", type(exc).__name__)
     finally:
+        if collapsing is not None:
+            collapsing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await collapsing
         if listener is not None:
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
+
+
+async def _collapse(step: Callable[[], Collapsed | None]) -> None:
+    """Run a :class:`~jwkit.service.hugepages.HeapPages` step off the event loop; a kernel
+    that refuses leaves the heap as it was (logged, never fatal)."""
+    try:
+        if await run_in_threadpool(step) is not None:
+            metrics.HEAP_COLLAPSES.inc()
+    except OSError as exc:
+        log.warning("collapsing the heap into huge pages failed: %s", exc)
 
 
 def create_app(

@@ -51,6 +51,10 @@ DOCUMENTS = Counter(
 )
 TRANSITIONS = Counter("jwkit_key_transitions", "Key lifecycle transitions.", ["action"])
 ERRORS = Counter("jwkit_errors", "Error responses by kind.", ["kind"])
+HEAP_COLLAPSES = Counter(
+    "jwkit_heap_collapses",
+    "Times this process moved its heap into huge pages (JWKIT_HUGE_PAGES).",
+)
 WIRE_COUNTER = Counter(
     "jwkit_wire_responses",
     "JWKS, discovery and token answers written straight from the HTTP parser (also counted "
