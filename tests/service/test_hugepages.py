@@ -80,20 +80,26 @@ def test_collapse_moves_a_built_heap_into_huge_pages() -> None:
 def test_collapsing_again_waits_for_the_heap_to_grow() -> None:
     pages = HeapPages(enabled=True)
     assert pages.reason is None
+    assert not pages.due()  # never before the first collapse
     assert pages.collapse() is not None
-    assert pages.maybe_collapse() is None  # nothing grew
+    assert not pages.due()  # nothing grew
     grown = bytearray(REGROW + (8 << 20))
     grown[::4096] = b"x" * len(grown[::4096])  # every page touched: resident
-    again = pages.maybe_collapse()
+    assert pages.due()
+    again = pages.collapse()
     assert again is not None and again.asked >= REGROW
-    assert pages.maybe_collapse() is None
+    assert not pages.due()
     del grown
 
 
 def test_turned_off_it_never_collapses() -> None:
     pages = HeapPages(enabled=False)
     assert pages.reason == "JWKIT_HUGE_PAGES=false"
-    assert pages.collapse() is None and pages.maybe_collapse() is None
+    assert pages.collapse() is None
+    grown = bytearray(REGROW + (8 << 20))
+    grown[::4096] = b"x" * len(grown[::4096])
+    assert not pages.due()
+    del grown
 
 
 def _collapses(url: str) -> float:

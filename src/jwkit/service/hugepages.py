@@ -35,7 +35,7 @@ log = logging.getLogger("jwkit.service")
 
 #: The size of a huge page on x86-64 and arm64 (with 4 KiB base pages).
 HUGE = 2 << 20
-#: Resident growth (bytes) after which :meth:`HeapPages.maybe_collapse` collapses again.
+#: Resident growth (bytes) after which :meth:`HeapPages.due` says to collapse again.
 REGROW = 64 << 20
 MADV_HUGEPAGE = 14
 MADV_COLLAPSE = 25
@@ -152,7 +152,3 @@ class HeapPages:
             and self.last is not None
             and resident_bytes() - self._resident >= REGROW
         )
-
-    def maybe_collapse(self) -> Collapsed | None:
-        """:meth:`collapse` if :meth:`due`."""
-        return self.collapse() if self.due() else None
