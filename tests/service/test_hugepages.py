@@ -42,11 +42,20 @@ def test_only_private_anonymous_writable_regions_aligned_to_huge_pages() -> None
         7f0003000000-7f0003400000 rw-p 00001000 08:01 42                 /usr/lib/libc.so.6
         7f0004000000-7f0004400000 rw-p 00000000 00:00 0                  [stack]
         7f0005000000-7f0005400000 r--p 00000000 00:00 0
+        7f0005fff000-7f0006000000 ---p 00000000 00:00 0
+        7f0006000000-7f0006800000 rw-p 00000000 00:00 0
+        7f0006800000-7f0006a00000 rw-p 00000000 00:00 0
+        7f0007000000-7f0007400000 rw-p 00000000 00:00 0
+        7f0007400000-7f0007600000 ---p 00000000 00:00 0
         """)
     assert heap_regions(maps) == [
         (0x55D0A0000000, 0xA00000),  # the brk heap, aligned already
         (0x7F0000200000, 0x400000),  # 1 MiB in, 6 MiB long: the 4 MiB of whole huge pages
-        # 1 MiB anonymous (too small), shared, read-only, file-backed and the stack: left alone
+        # 1 MiB anonymous (too small), shared, read-only, file-backed and the stack: left alone;
+        # a thread's stack (after its guard page) too, but not the region after that stack,
+        (0x7F0006800000, 0x200000),
+        # nor a malloc arena (its reserved, inaccessible part comes after it)
+        (0x7F0007000000, 0x400000),
     ]
     assert all(start % HUGE == 0 and length % HUGE == 0 for start, length in heap_regions(maps))
 

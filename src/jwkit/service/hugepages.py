@@ -56,17 +56,21 @@ class Collapsed:
 def heap_regions(maps: str) -> list[tuple[int, int]]:
     """The 2 MiB-aligned spans, each at least :data:`HUGE` long, of the private, anonymous,
     readable and writable regions listed in ``maps`` (the text of ``/proc/self/maps``):
-    where CPython's allocator and ``malloc`` keep objects. Thread stacks and file mappings
-    are left alone."""
+    where CPython's allocator and ``malloc`` keep objects. File mappings, the main stack and
+    threads' stacks (a region right after its inaccessible guard page) are left alone: a
+    stack touches a few pages of its megabytes, and a huge page would make them all
+    resident."""
     spans = []
+    guard_end = -1  # where the last inaccessible region ended
     for line in maps.splitlines():
         fields = line.split()
-        if len(fields) < 5 or fields[1] != "rw-p":
+        if len(fields) < 5:
             continue
-        name = fields[5] if len(fields) > 5 else ""
-        if name and name != "[heap]":
-            continue  # a file, the stack, vdso...
         low, high = (int(part, 16) for part in fields[0].split("-"))
+        after_guard, guard_end = low == guard_end, high if fields[1] == "---p" else -1
+        name = fields[5] if len(fields) > 5 else ""
+        if fields[1] != "rw-p" or (name and name != "[heap]") or after_guard:
+            continue
         start, end = (low + HUGE - 1) & ~(HUGE - 1), high & ~(HUGE - 1)
         if end - start >= HUGE:
             spans.append((start, end - start))
