@@ -46,7 +46,9 @@ def test_only_private_anonymous_writable_regions_aligned_to_huge_pages() -> None
         7f0006000000-7f0006800000 rw-p 00000000 00:00 0
         7f0006800000-7f0006a00000 rw-p 00000000 00:00 0
         7f0007000000-7f0007400000 rw-p 00000000 00:00 0
-        7f0007400000-7f0007600000 ---p 00000000 00:00 0
+        7f0007400000-7f0008000000 ---p 00000000 00:00 0
+        7f0008000000-7f0008600000 rw-p 00000000 00:00 0
+        7f0008600000-7f000c000000 ---p 00000000 00:00 0
         """)
     assert heap_regions(maps) == [
         (0x55D0A0000000, 0xA00000),  # the brk heap, aligned already
@@ -54,8 +56,10 @@ def test_only_private_anonymous_writable_regions_aligned_to_huge_pages() -> None
         # 1 MiB anonymous (too small), shared, read-only, file-backed and the stack: left alone;
         # a thread's stack (after its guard page) too, but not the region after that stack,
         (0x7F0006800000, 0x200000),
-        # nor a malloc arena (its reserved, inaccessible part comes after it)
+        # nor a malloc arena (its reserved, inaccessible part comes after it), nor the next
+        # arena right after that reserve (megabytes: no guard)
         (0x7F0007000000, 0x400000),
+        (0x7F0008000000, 0x600000),
     ]
     assert all(start % HUGE == 0 and length % HUGE == 0 for start, length in heap_regions(maps))
 

@@ -29,12 +29,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["HUGE", "REGROW", "Collapsed", "HeapPages", "collapse_heap", "heap_regions"]
+__all__ = ["GUARD", "HUGE", "REGROW", "Collapsed", "HeapPages", "collapse_heap", "heap_regions"]
 
 log = logging.getLogger("jwkit.service")
 
 #: The size of a huge page on x86-64 and arm64 (with 4 KiB base pages).
 HUGE = 2 << 20
+#: The largest inaccessible region taken for a thread stack's guard (glibc's is a page).
+GUARD = 64 << 10
 #: Resident growth (bytes) after which :meth:`HeapPages.due` says to collapse again.
 REGROW = 64 << 20
 MADV_HUGEPAGE = 14
@@ -57,17 +59,19 @@ def heap_regions(maps: str) -> list[tuple[int, int]]:
     """The 2 MiB-aligned spans, each at least :data:`HUGE` long, of the private, anonymous,
     readable and writable regions listed in ``maps`` (the text of ``/proc/self/maps``):
     where CPython's allocator and ``malloc`` keep objects. File mappings, the main stack and
-    threads' stacks (a region right after its inaccessible guard page) are left alone: a
-    stack touches a few pages of its megabytes, and a huge page would make them all
-    resident."""
+    threads' stacks (a region right after an inaccessible guard of at most :data:`GUARD`)
+    are left alone: a stack touches a few pages of its megabytes, and a huge page would make
+    them all resident. (``malloc``'s thread arenas are followed by an inaccessible reserve
+    of megabytes, which the next arena may follow: that is no guard.)"""
     spans = []
-    guard_end = -1  # where the last inaccessible region ended
+    guard_end = -1  # where the last inaccessible region of guard size ended
     for line in maps.splitlines():
         fields = line.split()
         if len(fields) < 5:
             continue
         low, high = (int(part, 16) for part in fields[0].split("-"))
-        after_guard, guard_end = low == guard_end, high if fields[1] == "---p" else -1
+        after_guard = low == guard_end
+        guard_end = high if fields[1] == "---p" and high - low <= GUARD else -1
         name = fields[5] if len(fields) > 5 else ""
         if fields[1] != "rw-p" or (name and name != "[heap]") or after_guard:
             continue
