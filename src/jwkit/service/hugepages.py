@@ -11,7 +11,7 @@ the heap is built: ``madvise(MADV_HUGEPAGE)`` on each private anonymous region (
 there get huge pages) and ``madvise(MADV_COLLAPSE)`` (Linux 6.1+) to move what is already
 there into huge pages now. Nothing is copied by Python and no object moves; only the
 kernel's page tables change, so the process computes exactly what it did before
-(``docs/benchmarks.md``, "Huge pages", measures what it saves).
+(``docs/benchmarks.md``, "the heap in huge pages", measures what it saves).
 
 :class:`HeapPages` decides when: after the start-up warm-up, and again whenever the resident
 set has grown by :data:`REGROW` since (keys opened as projects first sign, projects created).
@@ -46,8 +46,9 @@ _THP = Path("/sys/kernel/mm/transparent_hugepage/enabled")
 
 @dataclass(frozen=True, slots=True)
 class Collapsed:
-    """What one :func:`collapse_heap` did: bytes of regions asked, those the kernel refused
-    (in use by I/O, or no huge page free), and how long it took."""
+    """What one :func:`collapse_heap` did: the bytes it asked to collapse, in how many
+    regions, how many of those the kernel refused in part (pages in use by I/O, or no huge
+    page free: they stay in small pages), and how long it took."""
 
     asked: int
     regions: int
