@@ -23,6 +23,7 @@ from jwkit.service.http.app import create_app
 from jwkit.service.runtime import Service
 from jwkit.verify.verifier import Verifier
 from tests.support import softhsm
+from tests.support.serve import wait_for
 from tests.support.softhsm import SoftHSM
 
 from .conftest import (
@@ -316,11 +317,11 @@ def test_two_replicas_share_one_token_and_see_a_deleted_key(
     pid = project["id"]
     cl = _api(a, "POST", f"/projects/{pid}/clients", {"name": "svc"})
     assert _verified_kid(a, project, cl) == project["active_kid"]
-    assert _wait_for(lambda: _token(b, project, cl).status_code == 200)
+    assert wait_for(lambda: _token(b, project, cl).status_code == 200)
     assert _verified_kid(b, project, cl) == project["active_kid"]
 
     rotated = _api(b, "POST", f"/projects/{pid}/keys/rotate")
-    assert _wait_for(lambda: _verified_kid(a, project, cl) == rotated["active"])
+    assert wait_for(lambda: _verified_kid(a, project, cl) == rotated["active"])
 
     # Behind the service's back: the active key leaves the token.
     assert hsm.destroy(f"jwkit/{pid}/{rotated['active']}") == 1
@@ -328,26 +329,11 @@ def test_two_replicas_share_one_token_and_see_a_deleted_key(
     assert r.status_code == 503, r.text
     assert r.json()["error"] == "temporarily_unavailable"
     assert "key custody alarm" in a.log()
-    events = _wait_for(
+    events = wait_for(
         lambda: _api(a, "GET", f"/audit/events?project_id={pid}&action=key.unavailable")["events"]
     )
     assert events[0]["kid"] == rotated["active"]
     assert events[0]["detail"]["reason"] == "signing_key_missing"
-
-
-def _wait_for(probe: Any, timeout: float = 15) -> Any:
-    """Poll ``probe`` until it is truthy: replicas converge on their sync interval (1 s)."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            value = probe()
-        except AssertionError:
-            value = None
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.1)
 
 
 @pytest.mark.parametrize(

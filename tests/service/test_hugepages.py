@@ -8,7 +8,6 @@ import re
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ import httpx
 import pytest
 
 from jwkit.service.hugepages import HUGE, REGROW, HeapPages, heap_regions, unavailable
+from tests.support.serve import wait_for
 
 from .conftest import AUTH
 
@@ -122,15 +122,6 @@ def _collapses(url: str) -> float:
     return float(found.group(1))
 
 
-def _wait_for(check: Any, timeout: float = 60) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.1)  # a subprocess's state: no event to wait on
-    return False
-
-
 @needs_collapse
 @pytest.mark.timeout(120)
 def test_a_server_moves_its_heap_into_huge_pages_once_warm(spawn: Any, tmp_path: Path) -> None:
@@ -140,9 +131,9 @@ def test_a_server_moves_its_heap_into_huge_pages_once_warm(spawn: Any, tmp_path:
     off = spawn(tmp_path / "off", JWKIT_HUGE_PAGES="false")
     on = spawn(tmp_path / "on")
     assert on.proc is not None and off.proc is not None
-    assert _wait_for(lambda: _collapses(on.url) >= 1), on.log()
+    assert wait_for(lambda: _collapses(on.url) >= 1, 60), on.log()
     assert _anon_huge(on.proc.pid) >= 8 << 20
-    assert _wait_for(lambda: httpx.get(off.url + "/readyz", timeout=5).status_code == 200)
+    assert wait_for(lambda: httpx.get(off.url + "/readyz", timeout=5).status_code == 200, 60)
     assert _collapses(off.url) == 0
     if "[madvise]" in Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text():
         assert _anon_huge(off.proc.pid) == 0

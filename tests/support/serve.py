@@ -15,10 +15,26 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
+
+
+def wait_for(probe: Callable[[], Any], timeout: float = 15) -> Any:
+    """Poll ``probe`` (a subprocess's state: no event to wait on) until it answers something
+    truthy; its last answer at ``timeout`` (an ``AssertionError`` inside counts as ``None``)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = probe()
+        except AssertionError:
+            value = None
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.1)
 
 
 def free_port() -> int:
