@@ -18,7 +18,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 from jwkit.service.http import documents, wire
 from jwkit.service.http.documents import Lifetime
 from jwkit.service.published import Document, etag_of, representation
-from jwkit.service.state import Freshness, ProjectView
+from jwkit.service.state import QUIET_AGE, Freshness, ProjectView, ProjectViews
 
 LIFETIMES = [
     Lifetime(0),
@@ -99,10 +99,12 @@ def test_a_not_modified_answer_keeps_the_validators() -> None:
 NOW = 1_800_000_000
 
 
-def _view(jwks_max_age: int, next_change: int | None, freshness: Freshness | None) -> ProjectView:
+def _view(
+    jwks_max_age: int, next_change: int | None, freshness: Freshness | None, pid: str = "p"
+) -> ProjectView:
     doc = Document(b"{}", documents.JSON)
     return ProjectView(
-        id="p",
+        id=pid,
         issuer="http://x/p/p",
         audience="a",
         token_ttl=60,
@@ -149,3 +151,38 @@ def test_the_cache_control_caches_stay_bounded() -> None:
         assert documents.document_cache_control(view, NOW, 0.2) == expected
     assert len(documents._CACHE_CONTROL) <= 1024
     assert len(documents._CONTROL_BY_AGE) <= 1024
+
+
+def test_the_quiet_cache_control_is_every_quiet_views() -> None:
+    """A view is in the quiet index exactly when its ``cache-control`` is the one value the
+    wire path answers quiet projects with (``quiet_cache_control``), over every kind of next
+    key change, ``jwks_max_age``, confirmation and sync interval."""
+    changes = [None, NOW - 10, NOW, NOW + 1, NOW + QUIET_AGE - 1, NOW + QUIET_AGE,
+               NOW + QUIET_AGE + 1, NOW + 10**6]  # fmt: skip
+    ages = [0, 60, QUIET_AGE, QUIET_AGE + 1, 86_400]
+    confirmations = [None, NOW - 10**5, NOW - 400, NOW - 3, NOW - 1, NOW, NOW + 2]
+    intervals = [0.2, 1.0, 30.0]
+    quiet = 0
+    for confirmed, interval in itertools.product(confirmations, intervals):
+        freshness = Freshness(confirmed)
+        views = ProjectViews(lambda pid: None, 10_000, lambda: NOW, freshness)
+        grid = list(itertools.product(changes, ages, (freshness, Freshness(confirmed))))
+        built = [_view(age, change, fresh, f"p{n}") for n, (change, age, fresh) in enumerate(grid)]
+        views.ids = {v.id for v in built}
+        views.fill(built)
+        shared = documents.quiet_cache_control(confirmed, NOW, interval)
+        for view, (change, age, fresh) in zip(built, grid, strict=True):
+            expected = (
+                age == QUIET_AGE
+                and fresh is freshness
+                and (change is None or change - NOW >= QUIET_AGE)
+            )
+            assert (view.id in views.quiet_jwks) is expected, (change, age)
+            assert (view.id in views.quiet_discovery) is expected
+            if expected:
+                quiet += 1
+                assert views.quiet_jwks[view.id] is view.jwks
+                assert documents.document_cache_control(view, NOW, interval) == shared, (
+                    change, confirmed, interval,
+                )  # fmt: skip
+    assert quiet == 4 * len(confirmations) * len(intervals)  # None, +age, +age+1, far

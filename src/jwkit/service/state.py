@@ -50,7 +50,7 @@ from jwkit.errors import JWKError
 from jwkit.jose.jwt import Encoder
 from jwkit.service.domain import admins, audit, foreign, keys
 from jwkit.service.domain.clients import CLIENT_ID_MAX, ClientRecord, load_client, load_clients
-from jwkit.service.domain.projects import issuer_for
+from jwkit.service.domain.projects import DEFAULT_JWKS_MAX_AGE, issuer_for
 from jwkit.service.domain.tokens import DPOP_ALGORITHMS, token_encoder
 from jwkit.service.keys import LOCAL, Keyring, KeyUnavailable, Signer
 from jwkit.service.published import JSON, JWKS, Document
@@ -61,7 +61,7 @@ from jwkit.service.store.models import ForeignPublicKey, Key, Project, ProjectCh
 from jwkit.service.store.models import ServiceState as StateRow
 from jwkit.service.vault import Vault
 
-__all__ = ["Freshness", "OpenedKey", "ProjectView", "ProjectViews", "ServiceState"]
+__all__ = ["QUIET_AGE", "Freshness", "OpenedKey", "ProjectView", "ProjectViews", "ServiceState"]
 
 log = logging.getLogger("jwkit.service")
 #: Known clients kept in memory (oldest dropped first); only ids found in the database get here.
@@ -86,6 +86,11 @@ FULL_SYNC_EVERY = 300.0
 #: Cached projects the safety net re-reads per sync (a few ms of work): a round over 100,000
 #: projects takes about 17 minutes of syncs instead of one stall of tens of seconds.
 _RECHECK_SLICE = 100
+#: The ``jwks_max_age`` of the projects :class:`ProjectViews` can put in its quiet index (the
+#: default: one value, so that one ``cache-control`` per second answers them all).
+QUIET_AGE = DEFAULT_JWKS_MAX_AGE
+#: :meth:`ProjectViews.quiet_until` of a project with no key change scheduled.
+_ALWAYS = sys.maxsize
 
 
 @dataclass(slots=True)
@@ -202,7 +207,13 @@ class ProjectViews(Mapping[str, ProjectView]):
     held, ``values()``/``items()`` (from :class:`Mapping`) would build them all — no caller
     in the service does that."""
 
-    def __init__(self, build: Callable[[str], ProjectView | None], capacity: int) -> None:
+    def __init__(
+        self,
+        build: Callable[[str], ProjectView | None],
+        capacity: int,
+        clock: Callable[[], int] | None = None,
+        freshness: Freshness | None = None,
+    ) -> None:
         self._build = build
         self.capacity = max(1, capacity)
         self.ids: set[str] = set()
@@ -217,6 +228,20 @@ class ProjectViews(Mapping[str, ProjectView]):
         #: foreign key's end makes stale, without looking at the others. Entries of views
         #: evicted or rebuilt since are skipped when popped (and dropped by a compaction).
         self._foreign_due: list[tuple[int, str]] = []
+        #: The quiet index: the documents of the cached views that are quiet now
+        #: (:meth:`quiet_until`), by project id. A quiet view's JWKS and discovery answers
+        #: carry the replica-wide ``cache-control`` of the second
+        #: (:func:`jwkit.service.http.documents.quiet_cache_control`), so a request spread
+        #: over 100,000 projects reads one dictionary and the document, not the view and its
+        #: schedule (``docs/benchmarks.md``). Every change of the cache keeps it; time takes
+        #: views out of it through :meth:`quiet_sweep`. Empty without a ``clock``.
+        self.quiet_jwks: dict[str, Document] = {}
+        self.quiet_discovery: dict[str, Document] = {}
+        #: ``(last quiet second, project id)`` of the quiet views, soonest first (entries of
+        #: views rebuilt or evicted since are skipped when popped).
+        self._quiet_due: list[tuple[int, str]] = []
+        self._clock = clock
+        self._freshness = freshness
 
     def peek(self, project_id: str) -> ProjectView | None:
         """The cached view, without building or touching the LRU order."""
@@ -267,6 +292,7 @@ class ProjectViews(Mapping[str, ProjectView]):
         self.builds += 1
         old = self._cache.get(view.id)
         until = view.foreign_until
+        self._index_quiet(view)
         self._cache[view.id] = view
         if until is not None and (old is None or old.foreign_until != until):
             heapq.heappush(self._foreign_due, (until, view.id))
@@ -274,7 +300,75 @@ class ProjectViews(Mapping[str, ProjectView]):
                 self._compact_foreign_due()
         self._cache.move_to_end(view.id)
         while len(self._cache) > self.capacity:
-            self._cache.popitem(last=False)
+            self._drop_quiet(self._cache.popitem(last=False)[0])
+
+    # -- the quiet index --------------------------------------------------------------------
+
+    def quiet_until(self, view: ProjectView) -> int | None:
+        """The last second (service clock) at which ``view`` is quiet: its documents' answers
+        then carry the replica-wide ``cache-control`` because its project's ``jwks_max_age`` is
+        :data:`QUIET_AGE`, it shares this replica's :class:`Freshness`, and its next key change
+        is at least ``jwks_max_age`` away (``documents.document_lifetime`` caps ``max-age`` by
+        nothing else of the project's). ``None``: never quiet."""
+        if (
+            self._clock is None
+            or view.jwks_max_age != QUIET_AGE
+            or view.freshness is not self._freshness
+        ):
+            return None
+        change = view.next_change
+        return _ALWAYS if change is None else change - QUIET_AGE
+
+    def _index_quiet(self, view: ProjectView) -> None:
+        """Put ``view``'s documents in the quiet index if it is quiet now, else take its
+        project out (under the lock: :meth:`quiet_sweep` reads the clock under it too, so a
+        view is never added for a second the sweep has already passed)."""
+        last = self.quiet_until(view)
+        if last is None or self._clock is None or last < self._clock():
+            self._drop_quiet(view.id)
+            return
+        self.quiet_jwks[view.id] = view.jwks
+        self.quiet_discovery[view.id] = view.discovery
+        if last != _ALWAYS:
+            heapq.heappush(self._quiet_due, (last, view.id))
+            if len(self._quiet_due) > 2 * len(self._cache) + 1024:
+                self._compact_quiet_due((last, view.id))
+
+    def _compact_quiet_due(self, newest: tuple[int, str]) -> None:
+        """The due list rebuilt from the quiet views cached, and ``newest`` (a view being
+        put: the cache still holds its project's previous view)."""
+        due = [newest]
+        for pid, view in self._cache.items():
+            if pid != newest[1] and pid in self.quiet_jwks:
+                last = self.quiet_until(view)
+                if last is not None and last != _ALWAYS:
+                    due.append((last, pid))
+        heapq.heapify(due)
+        self._quiet_due = due
+
+    def _drop_quiet(self, project_id: str) -> None:
+        self.quiet_jwks.pop(project_id, None)
+        self.quiet_discovery.pop(project_id, None)
+
+    def quiet_sweep(self, now: int) -> bool:
+        """Take out of the quiet index the views no longer quiet at ``now``; costs what is
+        due. False, with nothing done, while a change holds the lock: the caller must not
+        answer from the index at ``now`` then (it asks again on its next request)."""
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            due = self._quiet_due
+            while due and due[0][0] < now:
+                pid = heapq.heappop(due)[1]
+                self.due_seen += 1
+                view = self._cache.get(pid)
+                if view is not None:
+                    last = self.quiet_until(view)
+                    if last is None or last < now:
+                        self._drop_quiet(pid)
+            return True
+        finally:
+            self._lock.release()
 
     def _compact_foreign_due(self) -> None:
         due = [
@@ -326,9 +420,11 @@ class ProjectViews(Mapping[str, ProjectView]):
                 self.ids = ids
                 for pid in [p for p in list(self._cache) if p not in ids]:
                     del self._cache[pid]
+                    self._drop_quiet(pid)
             for pid in gone:
                 self.ids.discard(pid)
                 self._cache.pop(pid, None)
+                self._drop_quiet(pid)
             for view in views:
                 self.ids.add(view.id)
                 self._put(view)
@@ -345,7 +441,8 @@ class ServiceState:
         self.vault = vault
         self.clock = clock
         self.version = -1
-        self.projects = ProjectViews(self._load_one, settings.state_cache)
+        self.freshness = Freshness()
+        self.projects = ProjectViews(self._load_one, settings.state_cache, clock, self.freshness)
         self.admin_tokens: dict[str, str] = {}
         #: client id -> its record: clients the database knew when last asked (kept across
         #: reloads, which re-read them, so a database outage spares clients seen before).
@@ -368,7 +465,6 @@ class ServiceState:
         #: ``(when its mark needs topping up, key id, project id)`` of opened keys, soonest
         #: first: a sync tops up what is due without looking at every cached view.
         self._marks_due: list[tuple[int, int, str]] = []
-        self.freshness = Freshness()
         self._lock = threading.Lock()
         self._exp_lock = threading.Lock()
         self._ping: _Ping | None = None

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from jwkit.service.domain.keys import SYNC_MARGIN
 from jwkit.service.published import JSON, JWKS, STATUS_LIST, Document, representation
+from jwkit.service.state import QUIET_AGE
 
 if TYPE_CHECKING:
     from jwkit.service.state import ProjectView
@@ -48,6 +49,7 @@ __all__ = [
     "no_status_list",
     "not_found",
     "published",
+    "quiet_cache_control",
     "status_list",
     "status_list_lifetime",
     "token",
@@ -183,12 +185,26 @@ def document_cache_control(view: ProjectView, now: int, sync_interval: float) ->
     intermediate tuples: the wire path's twin of that plain form, for the one field of a JWKS
     or discovery answer that depends on the time. ``tests/service/test_documents.py`` holds
     the two equal over every kind of schedule, confirmation and interval."""
-    max_age = jwks_max_age = view.jwks_max_age
-    next_change = view.next_change
-    if next_change is not None and next_change - now < max_age:
-        max_age = next_change - now
     freshness = view.freshness
     confirmed = None if freshness is None else freshness.confirmed_at
+    return _cache_control(view.jwks_max_age, view.next_change, confirmed, now, sync_interval)
+
+
+def quiet_cache_control(confirmed: int | None, now: int, sync_interval: float) -> bytes:
+    """:func:`document_cache_control` of every view in the quiet index at ``now``
+    (:meth:`~jwkit.service.state.ProjectViews.quiet_until`: ``jwks_max_age`` is
+    :data:`~jwkit.service.state.QUIET_AGE` and no key change comes sooner) when the replica's
+    snapshot was last confirmed at ``confirmed``: one value per second for all of them.
+    ``tests/service/test_documents.py`` holds it equal to each quiet view's."""
+    return _cache_control(QUIET_AGE, None, confirmed, now, sync_interval)
+
+
+def _cache_control(
+    jwks_max_age: int, next_change: int | None, confirmed: int | None, now: int, sync: float
+) -> bytes:
+    max_age = jwks_max_age
+    if next_change is not None and next_change - now < max_age:
+        max_age = next_change - now
     stale = 0
     if confirmed is not None:
         vouched = confirmed + SYNC_MARGIN + jwks_max_age - now - 1
@@ -197,7 +213,7 @@ def document_cache_control(view: ProjectView, now: int, sync_interval: float) ->
     if max_age < 0:
         max_age = 0
     if confirmed is not None and jwks_max_age > 0:
-        latest = now - math.ceil(sync_interval) - 1
+        latest = now - math.ceil(sync) - 1
         if latest < confirmed:
             confirmed = latest
         stale = confirmed + SYNC_MARGIN + jwks_max_age - 1 - now - max_age

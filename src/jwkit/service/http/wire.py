@@ -129,8 +129,12 @@ class FastDocumentProtocol(GuardedProtocol):
             and not self.access_log
             and not self.root_path
         )
-        # A document request being answered here: (document name, project view).
-        self._fast: tuple[str, ProjectView] | None = None
+        # A document request being answered here: (document name, the document, its
+        # cache-control value).
+        self._fast: tuple[str, bytes, bytes] | None = None
+        # The quiet index's cache-control and the second and confirmation it is for (None:
+        # not swept for the present second yet).
+        self._quiet: tuple[int, int | None, bytes] | None = None
         self._status_doc: ListDoc | None = None  # a status list being answered here
         # A token request being answered here: (view, Authorization, its credentials, the
         # cached client) and the body received so far.
@@ -220,20 +224,58 @@ class FastDocumentProtocol(GuardedProtocol):
         assert service is not None
         rest = path[3:]
         if rest.endswith(_JWKS):
-            view = service.state.projects.peek(rest[: -len(_JWKS)].decode("ascii", "replace"))
-            if view is not None:
-                self._fast = ("jwks", view)
+            self._document("jwks", rest[: -len(_JWKS)])
         elif rest.endswith(_DISCOVERY):
-            pid = rest[: -len(_DISCOVERY)].decode("ascii", "replace")
-            view = service.state.projects.peek(pid)
-            if view is not None:
-                self._fast = ("discovery", view)
+            self._document("discovery", rest[: -len(_DISCOVERY)])
         else:
             project, sep, number = rest.partition(_STATUSLISTS)
             if sep and number.isdigit() and len(number) <= 9:
                 self._status_doc = service.state.status.document(
                     project.decode("ascii", "replace"), int(number)
                 )
+
+    def _document(self, name: str, project: bytes) -> None:
+        """Set ``_fast`` for a GET of ``project``'s document ``name`` if this worker holds
+        it: from the quiet index when the project is quiet (one dictionary read, the
+        ``cache-control`` of the second shared by all), else from its view."""
+        service = self._service
+        assert service is not None
+        views = service.state.projects
+        pid = project.decode("ascii", "replace")
+        now = service.clock()
+        quiet = self._quiet
+        current = (
+            quiet is not None
+            and quiet[0] == now
+            and quiet[1] == service.state.freshness.confirmed_at
+        )
+        if current or self._sweep(now):
+            doc = (views.quiet_jwks if name == "jwks" else views.quiet_discovery).get(pid)
+            if doc is not None:
+                quiet = self._quiet
+                assert quiet is not None
+                self._fast = (name, doc, quiet[2])
+                return
+        view = views.peek(pid)
+        if view is not None:
+            self._fast = (
+                name,
+                view.jwks if name == "jwks" else view.discovery,
+                documents.document_cache_control(view, now, service.settings.sync_interval),
+            )
+
+    def _sweep(self, now: int) -> bool:
+        """Bring the quiet index to ``now`` (once per second per connection) and compute its
+        ``cache-control``; False while a change holds the index (the views answer then)."""
+        service = self._service
+        assert service is not None
+        confirmed = service.state.freshness.confirmed_at
+        if not service.state.projects.quiet_sweep(now):
+            self._quiet = None
+            return False
+        control = documents.quiet_cache_control(confirmed, now, service.settings.sync_interval)
+        self._quiet = (now, confirmed, control)
+        return True
 
     def _status_response(self, doc: ListDoc, keep_alive: bool) -> bytes:
         """The 200 response to a GET of a status list (what the ASGI route answers)."""
@@ -248,14 +290,9 @@ class FastDocumentProtocol(GuardedProtocol):
             keep_alive,
         )
 
-    def _document_response(self, view: ProjectView, name: str, keep_alive: bool) -> bytes:
-        """The 200 response to a GET of ``view``'s document ``name``, counted as served."""
-        service = self._service
-        assert service is not None
-        doc = view.jwks if name == "jwks" else view.discovery
-        control = documents.document_cache_control(
-            view, service.clock(), service.settings.sync_interval
-        )
+    def _document_response(self, fast: tuple[str, bytes, bytes], keep_alive: bool) -> bytes:
+        """The 200 response to a GET of a project document (``_fast``), counted as served."""
+        name, doc, control = fast
         COUNT[name, "200"].n += 1
         WIRE.n += 1
         return _published(self.server_state.default_headers, control, doc, keep_alive)
@@ -314,7 +351,7 @@ class FastDocumentProtocol(GuardedProtocol):
             and not self._close_after
         )
         if fast is not None:
-            response = self._document_response(fast[1], fast[0], keep_alive)
+            response = self._document_response(fast, keep_alive)
         elif status_doc is not None:
             response = self._status_response(status_doc, keep_alive)
         else:
