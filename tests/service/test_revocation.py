@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.exc import OperationalError
 
 from jwkit.jose import jwt
@@ -420,11 +420,9 @@ def _unverified(token: str) -> dict[str, Any]:
     return jwt.decode_unverified(token)[1]
 
 
-def _join_block_threads() -> None:
-    for thread in threading.enumerate():
-        if thread.name == "jwkit-status-block":
-            thread.join(10)
-            assert not thread.is_alive()
+def _join_block_threads(service: Service) -> None:
+    """Until the background reserver has done what it was asked."""
+    assert service.state.status.wait_refills(10)
 
 
 def test_the_next_block_is_reserved_in_the_background_while_indices_are_left(
@@ -441,7 +439,7 @@ def test_the_next_block_is_reserved_in_the_background_while_indices_are_left(
     clock.advance(revocation.BLOCK_LIFETIME // 2)  # the block runs low (by age)
     status = service.state.status
     assert status.ready(pid)  # indices are left: the request goes on ...
-    _join_block_threads()  # ... while a background thread reserved the next block
+    _join_block_threads(service)  # ... while a background thread reserved the next block
     assert _reserved(service, pid) == 2 * revocation.BLOCK
     assert status.ready(pid)  # a spare block: nothing more to reserve
     assert _reserved(service, pid) == 2 * revocation.BLOCK
@@ -452,9 +450,81 @@ def test_the_next_block_is_reserved_in_the_background_while_indices_are_left(
     assert third["status"]["status_list"]["idx"] == revocation.BLOCK  # the spare, no wait
     ref = _unverified(_token(client, project, oauth_client))["status"]["status_list"]
     assert ref["idx"] == revocation.BLOCK + 1
-    _join_block_threads()  # that block is half its age: its successor was reserved meanwhile
+    _join_block_threads(service)  # that block is half its age: its successor was reserved meanwhile
     assert _reserved(service, pid) == 3 * revocation.BLOCK
     assert status.status_of(pid, ref["uri"], ref["idx"]) == VALID  # its list is published
+
+
+def _projects_with_a_block(client: SyncClient, count: int) -> list[str]:
+    """``count`` projects that issued a token each (so each holds its first block)."""
+    pids = []
+    for n in range(count):
+        r = client.post("/api/v1/projects", json={"name": f"b{n}"}, headers=AUTH)
+        project = r.json()
+        cl = client.post(
+            f"/api/v1/projects/{project['id']}/clients", json={"name": "c"}, headers=AUTH
+        ).json()
+        _token(client, project, cl)
+        pids.append(project["id"])
+    return pids
+
+
+def test_blocks_running_low_together_are_reserved_together(
+    service: Service, client: SyncClient, clock: FakeClock
+) -> None:
+    """One background reserver for the replica, a transaction per batch of projects: 100,000
+    projects whose blocks run low every few minutes cost a share of a write each, not a
+    write and a thread each."""
+    pids = _projects_with_a_block(client, 6)
+    commits: list[int] = []
+    event.listen(service.db.engine, "commit", lambda conn: commits.append(1))
+    clock.advance(revocation.BLOCK_LIFETIME // 2)  # every block runs low (by age)
+    status = service.state.status
+    threads = set()
+    batch = status._refill_batch
+
+    def reserving(project_ids: list[str]) -> list[str]:
+        threads.add(threading.current_thread())
+        return batch(project_ids)
+
+    status._refill_batch = reserving  # type: ignore[method-assign]
+    with status._refill_lock:  # the reserver may take the first ask, then waits: the rest pile up
+        for pid in pids:
+            assert status.ready(pid)
+    _join_block_threads(service)
+    assert [_reserved(service, pid) for pid in pids] == [2 * revocation.BLOCK] * len(pids)
+    assert 1 <= len(commits) <= 2, commits
+    assert threads == {status._reserver}
+    service.close()  # the reserver stops with the service
+    assert status._reserver is None
+
+
+def test_one_project_failing_does_not_hold_back_the_others_reserved_with_it(
+    service: Service, client: SyncClient, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pids = _projects_with_a_block(client, 3)
+    reserve = revocation.reserve_block
+
+    def fails_for_one(session: Any, project_id: str, **kwargs: Any) -> revocation.Block:
+        if project_id == pids[1]:
+            raise OperationalError("SELECT", {}, Exception("locked"))
+        return reserve(session, project_id, **kwargs)
+
+    monkeypatch.setattr(revocation, "reserve_block", fails_for_one)
+    clock.advance(revocation.BLOCK_LIFETIME // 2)
+    status = service.state.status
+    with status._refill_lock:
+        for pid in pids:
+            assert status.ready(pid)
+    _join_block_threads(service)
+    assert [_reserved(service, pid) for pid in pids] == [
+        2 * revocation.BLOCK, revocation.BLOCK, 2 * revocation.BLOCK
+    ]  # fmt: skip
+    assert set(status._refill_failed) == {pids[1]}  # retried after a second, not at once
+    monkeypatch.setattr(revocation, "reserve_block", reserve)
+    assert status.ready(pids[1])
+    _join_block_threads(service)
+    assert _reserved(service, pids[1]) == revocation.BLOCK  # not retried within the second
 
 
 def test_a_failing_background_reservation_is_retried_at_most_once_a_second(
@@ -480,7 +550,7 @@ def test_a_failing_background_reservation_is_retried_at_most_once_a_second(
     started = time.monotonic()
     for _ in range(50):
         assert service.state.status.ready(pid)
-        _join_block_threads()
+        _join_block_threads(service)
         _token(client, project, oauth_client)  # from the block in hand
     assert calls and set(calls) == {pid}
     assert len(calls) <= 1 + time.monotonic() - started  # not 50

@@ -122,6 +122,8 @@ class Service:
 
     def close(self) -> None:
         try:
+            self.state.status.wait_refills(5.0)  # a block being reserved: let it commit
+            self.state.status.close()
             self.state.status.flush()
         finally:
             self.db.dispose()

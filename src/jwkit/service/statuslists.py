@@ -45,6 +45,10 @@ log = logging.getLogger("jwkit.service")
 #: Lifetime of a signed Status List Token (``exp - iat``); it is re-signed at half of it.
 STATUS_EXP = 6 * 3600
 _HEADERS = {"typ": "statuslist+jwt"}  # §5.1
+#: Projects whose next index block the background reserver reserves in one transaction (about
+#: half a millisecond of database work each on SQLite: an inline reservation waits for at most
+#: one such batch).
+REFILL_BATCH = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,11 +122,15 @@ class StatusRegistry:
         self._alloc_lock = threading.Lock()
         self._refill_lock = threading.Lock()
         self._pending_lock = threading.Lock()
-        #: Projects whose next block a background thread is reserving, and when a background
-        #: reservation last failed (retried at most once a second: a database outage must not
-        #: start a thread per token request).
+        #: Projects whose next block the background reserver has been asked for (in the order
+        #: asked) or is reserving, and when a background reservation last failed (retried at
+        #: most once a second: a database outage must not cost a write per token request).
         self._refilling: set[str] = set()
+        self._wanted: dict[str, None] = {}
         self._refill_failed: dict[str, float] = {}
+        self._reserver: threading.Thread | None = None
+        self._closed = False
+        self._wake = threading.Condition(self._alloc_lock)
         self._encoders: dict[int, Encoder] = {}
         #: Every published list by when it is due for re-signing, soonest first:
         #: ``(due, tie, project, number, doc)``, an entry stale once its ``doc`` is no longer
@@ -444,56 +452,136 @@ class StatusRegistry:
         return cursor.next < block.end and now - block.reserved_at < BLOCK_LIFETIME
 
     def _refill_in_background(self, project_id: str) -> None:
+        """Ask the background reserver for the project's next block (once at a time)."""
         with self._alloc_lock:
             if project_id in self._refilling:
                 return
             if time.monotonic() - self._refill_failed.get(project_id, -2.0) < 1.0:
                 return
+            if self._closed:
+                return
             self._refilling.add(project_id)
+            self._wanted[project_id] = None
+            if self._reserver is None:
+                self._reserver = threading.Thread(
+                    target=self._reserve_wanted, name="jwkit-status-block", daemon=True
+                )
+                self._reserver.start()
+            self._wake.notify()
 
-        def run() -> None:
+    def _reserve_wanted(self) -> None:
+        """The background reserver: the blocks asked for, up to :data:`REFILL_BATCH` projects
+        per transaction (a block each), one thread for the replica. 100,000 projects whose
+        blocks run low every few minutes then cost a share of a write each, not a write and a
+        thread."""
+        while True:
+            with self._alloc_lock:
+                while not self._wanted and not self._closed:
+                    self._wake.wait()
+                if self._closed:
+                    self._reserver = None
+                    return
+                batch = list(itertools.islice(self._wanted, REFILL_BATCH))
+                for pid in batch:
+                    del self._wanted[pid]
             try:
-                self.refill(project_id)
-                self._refill_failed.pop(project_id, None)
-            except Exception as exc:  # the token path reserves in line (and answers 503)
-                self._refill_failed[project_id] = time.monotonic()
-                log.warning("project %s: reserving status indices failed: %s", project_id, exc)
-            finally:
-                with self._alloc_lock:
-                    self._refilling.discard(project_id)
+                failed = self._refill_batch(batch)
+            except Exception:  # a bug: keep the reserver alive; these are retried later
+                log.exception("reserving status indices failed")
+                failed = batch
+            now = time.monotonic()
+            with self._alloc_lock:
+                for pid in batch:
+                    self._refilling.discard(pid)
+                    if pid in failed:
+                        self._refill_failed[pid] = now
+                    else:
+                        self._refill_failed.pop(pid, None)
+                self._wake.notify_all()  # wait_refills
 
-        threading.Thread(target=run, name="jwkit-status-block", daemon=True).start()
+    def _refill_batch(self, project_ids: list[str]) -> list[str]:
+        """Reserve the blocks of ``project_ids`` in one transaction; if it fails, each in its
+        own (one project's failure must not hold the others back). The ones that failed."""
+        if len(project_ids) > 1:
+            try:
+                self.refill_many(project_ids)
+                return []
+            except Exception as exc:  # one bad project, a lock timeout, an outage: one by one
+                log.info("reserving %d blocks together failed (%s)", len(project_ids), exc)
+        failed = []
+        for pid in project_ids:
+            try:
+                self.refill_many([pid])
+            except Exception as exc:  # the token path reserves in line (and answers 503)
+                log.warning("project %s: reserving status indices failed: %s", pid, exc)
+                failed.append(pid)
+        return failed
+
+    def wait_refills(self, timeout: float) -> bool:
+        """Wait until no background reservation is asked for or under way (tests, shutdown)."""
+        deadline = time.monotonic() + timeout
+        with self._alloc_lock:
+            while self._refilling:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._wake.wait(left)
+        return True
+
+    def close(self) -> None:
+        """Stop the background reserver (what it was asked for and has not begun is dropped:
+        the token path reserves in line when it needs to)."""
+        with self._alloc_lock:
+            self._closed = True
+            self._wake.notify_all()
+            reserver = self._reserver
+        if reserver is not None and reserver is not threading.current_thread():
+            reserver.join(5.0)
 
     def refill(self, project_id: str) -> None:
         """Reserve a block for the project unless another thread just did (one write)."""
+        self.refill_many([project_id])
+
+    def refill_many(self, project_ids: list[str]) -> None:
+        """Reserve a block for each project that still runs low, in one transaction (projects
+        locked in id order, as every writer that locks several does)."""
         with self._refill_lock:
-            if not self.low(project_id):
-                return
-            view = self.views().get(project_id)
-            if view is None:
+            todo = []
+            for pid in sorted(project_ids):
+                view = self.views().get(pid) if self.low(pid) else None
+                if view is not None:
+                    todo.append((pid, view))
+            if not todo:
                 return
             with self.db.session() as session, session.begin():
-                block = revocation.reserve_block(
-                    session,
-                    project_id,
-                    now=self.clock(),
-                    clock_skew=self.settings.clock_skew,
-                    list_ttl=self.ttl,
-                )
-            uri = revocation.list_uri(view.issuer, block.number)
-            if self.document(project_id, block.number) is None:
+                blocks = [
+                    revocation.reserve_block(
+                        session,
+                        pid,
+                        now=self.clock(),
+                        clock_skew=self.settings.clock_skew,
+                        list_ttl=self.ttl,
+                    )
+                    for pid, _ in todo
+                ]
+            reserved = [
+                (pid, block, revocation.list_uri(view.issuer, block.number))
+                for (pid, view), block in zip(todo, blocks, strict=True)
+            ]
+            if any(self.document(pid, block.number) is None for pid, block, _ in reserved):
                 self.refresh()  # a list this replica just created: publish it before its tokens
             with self._alloc_lock:
-                cursor = self._cursors.get(project_id)
-                exhausted = (
-                    cursor is None
-                    or cursor.next >= cursor.block.end
-                    or (self.clock() - cursor.block.reserved_at >= BLOCK_LIFETIME)
-                )
-                if cursor is None or exhausted:
-                    self._cursors[project_id] = _Cursor(block, uri)
-                else:
-                    cursor.spare = (block, uri)
+                for pid, block, uri in reserved:
+                    cursor = self._cursors.get(pid)
+                    exhausted = (
+                        cursor is None
+                        or cursor.next >= cursor.block.end
+                        or (self.clock() - cursor.block.reserved_at >= BLOCK_LIFETIME)
+                    )
+                    if cursor is None or exhausted:
+                        self._cursors[pid] = _Cursor(block, uri)
+                    else:
+                        cursor.spare = (block, uri)
 
     def slot(self, project_id: str) -> Slot:
         """:meth:`take`, reserving a block first if none is left (a database write)."""
