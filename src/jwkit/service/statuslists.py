@@ -501,15 +501,18 @@ class StatusRegistry:
 
     def _refill_batch(self, project_ids: list[str]) -> list[str]:
         """Reserve the blocks of ``project_ids`` in one transaction; if it fails, each in its
-        own (one project's failure must not hold the others back). The ones that failed."""
+        own (one project's failure must not hold the others back), until two fail in a row
+        (the database is away: the rest are not tried now). The ones that failed."""
         if len(project_ids) > 1:
             try:
                 self.refill_many(project_ids)
                 return []
             except Exception as exc:  # one bad project, a lock timeout, an outage: one by one
                 log.info("reserving %d blocks together failed (%s)", len(project_ids), exc)
-        failed = []
-        for pid in project_ids:
+        failed: list[str] = []
+        for n, pid in enumerate(project_ids):
+            if len(failed) >= 2 and failed[-2:] == project_ids[n - 2 : n]:
+                return failed + project_ids[n:]  # two in a row: the database, not a project
             try:
                 self.refill_many([pid])
             except Exception as exc:  # the token path reserves in line (and answers 503)
