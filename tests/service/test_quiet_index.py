@@ -15,6 +15,7 @@ import re
 import socket
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,9 +27,10 @@ from jwkit.service.http.metrics import WIRE
 from jwkit.service.http.wire import FastDocumentProtocol
 from jwkit.service.published import JSON, Document
 from jwkit.service.runtime import Service
+from jwkit.service.settings import Settings
 from jwkit.service.state import QUIET_AGE, Freshness, ProjectView, ProjectViews
 
-from .conftest import AUTH, FakeClock
+from .conftest import AUTH, FakeClock, make_settings
 
 NOW = 1_800_000_000
 
@@ -142,6 +144,12 @@ def test_the_due_list_stays_bounded_under_rebuilds() -> None:
 
 
 # -- the wire path, on a real uvicorn with an injected clock -------------------------------
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """The wire path on, whatever ``JWKIT_FAST_PATH`` the run has: it is what is tested."""
+    return make_settings(tmp_path / "home", fast_path=True)
 
 
 @pytest.fixture
