@@ -576,3 +576,29 @@ def test_a_failing_background_reservation_is_retried_at_most_once_a_second(
         _token(client, project, oauth_client)  # from the block in hand
     assert calls and set(calls) == {pid}
     assert len(calls) <= 1 + time.monotonic() - started  # not 50
+
+
+def test_a_status_list_is_signed_by_its_own_projects_key_after_signers_are_freed(
+    service: Service,
+) -> None:
+    """A rebuilt view frees its signer, and CPython gives the next object of that size the
+    same address: the encoder cache must not hand a new signer the freed one's encoder (a
+    project's list signed with another project's key, which its verifiers cannot find)."""
+    from jwkit import JWK
+    from jwkit.service.keys import Signer
+
+    status = service.state.status
+    reused = 0
+    for _ in range(50):
+        first = Signer(JWK.generate("ES256"))
+        status._encoder(first)
+        del first
+        second = Signer(JWK.generate("ES256"))
+        token = status._encoder(second).encode({"sub": "x"})
+        assert jwt.decode_unverified(token)[0]["kid"] == second.kid
+        # What the cache must survive: without it holding the first, its address comes back.
+        third = Signer(JWK.generate("ES256"))
+        address = id(third)
+        del third
+        reused += id(Signer(JWK.generate("ES256"))) == address
+    assert reused

@@ -131,7 +131,9 @@ class StatusRegistry:
         self._reserver: threading.Thread | None = None
         self._closed = False
         self._wake = threading.Condition(self._alloc_lock)
-        self._encoders: dict[int, Encoder] = {}
+        #: Each signer's status-list encoder, keyed by the signer itself (not its ``id()``: a
+        #: view rebuilt frees its signer, and another project's may reuse the address).
+        self._encoders: dict[Signer, Encoder] = {}
         #: Every published list by when it is due for re-signing, soonest first:
         #: ``(due, tie, project, number, doc)``, an entry stale once its ``doc`` is no longer
         #: the published one (skipped when popped). ``None``: to be built from the snapshots
@@ -275,11 +277,11 @@ class StatusRegistry:
             self._emit(pid, uri)
 
     def _encoder(self, key: Signer) -> Encoder:
-        encoder = self._encoders.get(id(key))
+        encoder = self._encoders.get(key)
         if encoder is None:
             if len(self._encoders) > 1000:
                 self._encoders.clear()
-            encoder = self._encoders[id(key)] = key.encoder(_HEADERS)
+            encoder = self._encoders[key] = key.encoder(_HEADERS)
         return encoder
 
     def _sign(
