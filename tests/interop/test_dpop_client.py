@@ -11,16 +11,13 @@ from __future__ import annotations
 import json
 import secrets
 import shutil
-import socket
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import Depends, FastAPI
 
 from jwkit import JWK, Claims, Verifier
@@ -28,7 +25,7 @@ from jwkit.integrations.fastapi import BearerAuth
 from jwkit.jose.jwt import decode_unverified
 from jwkit.verify.dpop import DPoPVerifier, RotatingNonces
 from tests.support.node import npm_lock
-from tests.support.serve import ServerProcess, server_env
+from tests.support.serve import ServerProcess, serve_in_thread, server_env
 
 from .conftest import NODE_PREFIX
 
@@ -84,22 +81,9 @@ def resource_app(project: dict[str, Any]) -> FastAPI:
 
 @pytest.fixture(scope="module")
 def resource(service: dict[str, Any]) -> Iterator[str]:
-    """The FastAPI app on a real uvicorn in a thread; its socket listens before the thread
-    starts, so the first request can never race the server's start."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(resource_app(service["project"]), log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
+    """The FastAPI app on a real uvicorn in a thread."""
+    with serve_in_thread(resource_app(service["project"])) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import logging
 import re
-import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from jwkit.service.http.app import create_app
 from jwkit.service.http.metrics import WIRE
@@ -29,6 +26,7 @@ from jwkit.service.published import JSON, Document
 from jwkit.service.runtime import Service
 from jwkit.service.settings import Settings
 from jwkit.service.state import QUIET_AGE, Freshness, ProjectView, ProjectViews
+from tests.support.serve import serve_in_thread
 
 from .conftest import AUTH, FakeClock, make_settings
 
@@ -157,22 +155,9 @@ def wire_url(service: Service, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]
     # uvicorn logs access (and so the wire path stays off) when its access logger has a
     # handler; pytest's log capture gives it some.
     monkeypatch.setattr(logging.getLogger("uvicorn.access"), "hasHandlers", lambda: False)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
     app = create_app(service.settings, service=service, background=False)
-    config = uvicorn.Config(
-        app, http=FastDocumentProtocol, lifespan="off", access_log=False, log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
+    with serve_in_thread(app, http=FastDocumentProtocol, access_log=False) as url:
+        yield url
 
 
 def _max_age(response: httpx.Response) -> int:

@@ -14,13 +14,36 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+
+@contextmanager
+def serve_in_thread(app: Any, **config: Any) -> Iterator[str]:
+    """``app`` on a real uvicorn in a thread (``config``: more ``uvicorn.Config`` options);
+    yields its base URL. The socket listens before the thread starts, so the first request
+    can never race the server's start."""
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", **config))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
 
 
 def wait_for(probe: Callable[[], Any], timeout: float = 15) -> Any:
