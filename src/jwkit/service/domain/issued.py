@@ -18,11 +18,12 @@ from __future__ import annotations
 import sys
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import insert, or_, select, text
+from sqlalchemy import Table, or_, select, text
 from sqlalchemy.orm import Session
 
+from jwkit.service.store import bulk
 from jwkit.service.store.models import IssuedBatch, TokenStatus
 
 __all__ = [
@@ -175,8 +176,7 @@ def tokens(
 
 def insert_batches(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """Write batch rows (each from :func:`batch_row`) in one statement."""
-    if rows:
-        session.execute(insert(IssuedBatch), list(rows))
+    bulk.insert_rows(session, cast(Table, IssuedBatch.__table__), rows)
 
 
 def batch_row(

@@ -33,7 +33,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Table, bindparam, delete, func, select, update
+from sqlalchemy import Table, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from jwkit.jose.statuslist import INVALID, SUSPENDED, VALID
@@ -41,6 +41,7 @@ from jwkit.service.domain import audit, issued
 from jwkit.service.domain.common import InvalidInput, isoformat
 from jwkit.service.domain.projects import lock_project
 from jwkit.service.notify import notify_change
+from jwkit.service.store import bulk
 from jwkit.service.store.models import (
     IssuedBatch,
     Project,
@@ -137,7 +138,9 @@ def _share_project(session: Session, project_id: str) -> bool:
 def _share_projects(session: Session, project_ids: Sequence[str]) -> set[str]:
     """:func:`_share_project` for many projects in one statement (rows locked in id order):
     those that still exist."""
-    stmt = select(Project.id).where(Project.id.in_(project_ids)).order_by(Project.id)
+    stmt = (
+        select(Project.id).where(bulk.one_of(session, Project.id, project_ids)).order_by(Project.id)
+    )
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update(read=True)
     return set(session.execute(stmt).scalars())
@@ -278,7 +281,7 @@ def record_issued(
         rules: dict[str, list[Revocation]] = {}
         for rule in session.execute(
             select(Revocation)
-            .where(Revocation.project_id.in_(chunk), Revocation.id > lowest)
+            .where(bulk.one_of(session, Revocation.project_id, chunk), Revocation.id > lowest)
             .order_by(Revocation.id)
         ).scalars():
             rules.setdefault(rule.project_id, []).append(rule)
@@ -311,15 +314,8 @@ def _keep_lists(session: Session, latest: dict[int, int], margin: int) -> None:
     (never back), one ``executemany`` for all of them."""
     if not latest:
         return
-    table = cast(Table, StatusList.__table__)
-    stmt = (
-        update(table)
-        .where(table.c.id == bindparam("list_id"), table.c.reuse_after < bindparam("until"))
-        .values(reuse_after=bindparam("until"))
-    )
-    session.connection().execute(
-        stmt, [{"list_id": lid, "until": exp + margin} for lid, exp in sorted(latest.items())]
-    )
+    until = {lid: exp + margin for lid, exp in latest.items()}
+    bulk.raise_to(session, cast(Table, StatusList.__table__), "id", "reuse_after", until)
 
 
 def record_issued_now(

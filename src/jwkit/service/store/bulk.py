@@ -1,0 +1,111 @@
+"""Statements over many rows at once, in a plain form and a fast PostgreSQL form.
+
+The plain forms run on every database: an ``executemany`` insert or update, an expanding
+``IN``. On PostgreSQL the same work goes through ``COPY`` and array parameters, which do not
+pay psycopg's and SQLAlchemy's per-row and per-parameter Python costs (3,000 issuance batch
+rows: 54 ms of CPU as an ``executemany``, 6 ms as a ``COPY``). A flush of issuance records
+spread over thousands of projects spent its time there, on the CPU the worker's token
+endpoint shares: 3,000 records of 3,000 projects took 196 ms of the worker's CPU, now 46 ms
+(one project's: 8 ms).
+
+``fast=False`` selects the plain form on PostgreSQL too: ``tests/service/test_bulk.py``
+runs both forms on the same rows and requires the same results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, Table, any_, bindparam, exc, insert, update
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+__all__ = ["insert_rows", "one_of", "raise_to"]
+
+
+def _postgres(session: Session, fast: bool) -> bool:
+    return fast and session.get_bind().dialect.name == "postgresql"
+
+
+def insert_rows(
+    session: Session, table: Table, rows: Sequence[Mapping[str, Any]], *, fast: bool = True
+) -> None:
+    """Insert ``rows`` (dictionaries with the same keys, columns of ``table``) in the
+    session's transaction: a ``COPY`` on PostgreSQL, one ``executemany`` elsewhere."""
+    if not rows:
+        return
+    if not _postgres(session, fast):
+        session.execute(insert(table), list(rows))
+        return
+    names = list(rows[0])
+    columns = ", ".join(table.c[name].name for name in names)
+    sql = f"COPY {table.name} ({columns}) FROM STDIN"
+    _copy(session, sql, ([row[name] for name in names] for row in rows))
+
+
+def _copy(session: Session, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+    """Run a ``COPY ... FROM STDIN`` on the session's connection; a driver error is raised
+    as SQLAlchemy's, like any other statement's (a broken key is an ``IntegrityError``, an
+    outage an ``OperationalError``; the rollback that follows drops a lost connection)."""
+    import psycopg  # only PostgreSQL gets here
+
+    connection = session.connection()
+    raw = connection.connection.dbapi_connection
+    assert raw is not None  # a checked-out connection
+    try:
+        with raw.cursor() as cursor, cursor.copy(sql) as copy:  # type: ignore[attr-defined]
+            for row in rows:
+                copy.write_row(row)
+    except psycopg.Error as error:
+        raise exc.DBAPIError.instance(
+            sql, None, error, psycopg.Error, dialect=connection.dialect
+        ) from error
+
+
+def raise_to(
+    session: Session,
+    table: Table,
+    key: str,
+    column: str,
+    values: Mapping[Any, int],
+    *,
+    fast: bool = True,
+) -> None:
+    """Set ``column`` to ``values[row's key]`` in each row whose ``column`` is lower (never
+    lowered): one ``UPDATE ... FROM unnest(...)`` on PostgreSQL, one ``executemany``
+    elsewhere. Keys are sorted, so concurrent callers lock rows in one order."""
+    if not values:
+        return
+    pairs = sorted(values.items())
+    if _postgres(session, fast):
+        key_type = table.c[key].type.compile(session.get_bind().dialect)
+        value_type = table.c[column].type.compile(session.get_bind().dialect)
+        sql = (
+            f"UPDATE {table.name} SET {column} = v.value "  # noqa: S608
+            f"FROM unnest(%s::{key_type}[], %s::{value_type}[]) AS v(key, value) "
+            f"WHERE {table.name}.{key} = v.key AND {table.name}.{column} < v.value"
+        )
+        session.connection().exec_driver_sql(sql, ([k for k, _ in pairs], [v for _, v in pairs]))
+        return
+    stmt = (
+        update(table)
+        .where(table.c[key] == bindparam("k"), table.c[column] < bindparam("v"))
+        .values({column: bindparam("v")})
+    )
+    session.connection().execute(stmt, [{"k": k, "v": v} for k, v in pairs])
+
+
+def one_of(
+    session: Session,
+    column: ColumnElement[Any] | InstrumentedAttribute[Any],
+    values: Sequence[Any],
+    *,
+    fast: bool = True,
+) -> ColumnElement[bool]:
+    """``column IN values``: on PostgreSQL ``column = ANY(array)``, one parameter whatever
+    the number of values (a statement compiled and parsed once), elsewhere an expanding
+    ``IN``."""
+    if not _postgres(session, fast):
+        return column.in_(values)
+    return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
