@@ -113,6 +113,27 @@ def test_raise_to_agrees_with_executemany(session: Session) -> None:
     assert {r[0]: r[2] for r in _rows(session, FAST)}[3] == 1
 
 
+def test_update_rows_agrees_with_executemany(session: Session) -> None:
+    with session.begin():
+        bulk.insert_rows(session, FAST, ROWS)
+        bulk.insert_rows(session, PLAIN, ROWS)
+    changes: list[dict[str, Any]] = [
+        {"id": 4, "name": None, "big": -1, "words": "a\tb\\N"},
+        {"id": 1, "name": "ü", "big": 2**63 - 1, "words": ""},
+        {"id": 500, "name": "x", "big": 0, "words": "y"},
+        {"id": 7000, "name": "none such", "big": 1, "words": "z"},
+    ]
+    with session.begin():
+        bulk.update_rows(session, FAST, "id", changes)
+        bulk.update_rows(session, PLAIN, "id", changes, fast=False)
+        bulk.update_rows(session, FAST, "id", [])
+    fast, plain = _rows(session, FAST), _rows(session, PLAIN)
+    assert fast == plain
+    assert fast[0] == (1, "ü", 2**63 - 1, ROWS[0]["blob"], "")
+    assert fast[3] == (4, None, -1, ROWS[3]["blob"], "a\tb\\N")
+    assert fast[499][1:3] == ("x", 0) and len(fast) == len(ROWS)
+
+
 @pytest.mark.parametrize(
     "values", [["p00010", "a\tb", "nope", 'kid\'s "ü" 🔑'], [], ["p00999"] * 3]
 )

@@ -17,9 +17,10 @@ from sqlalchemy import func, select, text
 
 from jwkit.jose.statuslist import INVALID, SUSPENDED, VALID
 from jwkit.service.domain import issued, projects, revocation
+from jwkit.service.domain.common import NotFound
 from jwkit.service.domain.tokens import new_jti
 from jwkit.service.store.db import Database, _alembic_config
-from jwkit.service.store.models import Base, IssuedBatch, TokenStatus
+from jwkit.service.store.models import Base, IssuedBatch, StatusList, TokenStatus
 
 NOW = 1_800_000_000
 SKEW = 60
@@ -323,3 +324,74 @@ def test_a_batch_over_many_projects_costs_the_same_statements_as_over_one(db: Da
     assert sorted(rows) == sorted((pid, 3) for pid, _ in made if pid != gone_pid)
     for _pid, block in made[:3]:
         assert _statuses(db, block) == {}
+
+
+def test_reserving_many_blocks_at_once_gives_what_one_at_a_time_gives(db: Database) -> None:
+    """:func:`revocation.reserve_blocks` (a fixed number of statements for the projects whose
+    lists have room) leaves the same lists and hands out the same blocks as
+    :func:`revocation.reserve_block` for each project: a first block, the next one, one cut
+    short at the end of its list, a new list when all are full, a recycled one when its tokens
+    have expired; a deleted project is refused and reserves nothing."""
+    sizes = {"size": 10, "block": 4}
+    old = NOW - 100_000  # lists reserved then may be reused now
+    history = [[], [NOW], [NOW, NOW], [NOW, NOW, NOW], [old, old, old]]
+
+    def made() -> list[str]:
+        pids = []
+        for times in history:
+            with db.session() as session, session.begin():
+                pid = projects.create_project(
+                    session, projects.ProjectSpec(name="blocks"), now=NOW, actor="test"
+                ).id
+                for at in times:
+                    revocation.reserve_block(
+                        session, pid, now=at, clock_skew=SKEW, list_ttl=TTL, **sizes
+                    )
+            pids.append(pid)
+        return pids
+
+    def lists(pid: str) -> list[tuple[int, ...]]:
+        with db.session() as session:
+            rows = session.execute(
+                select(
+                    StatusList.number,
+                    StatusList.next_index,
+                    StatusList.size,
+                    StatusList.reuse_after,
+                )
+                .where(StatusList.project_id == pid)
+                .order_by(StatusList.number)
+            )
+            return [tuple(r) for r in rows]
+
+    def shape(block: revocation.Block, pid: str) -> tuple[int, int, int, bool]:
+        with db.session() as session:
+            owner = session.get(StatusList, block.list_id)
+        assert owner is not None
+        assert block.reserved_at == later
+        return block.number, block.start, block.end, owner.project_id == pid
+
+    one, many = made(), made()
+    later = NOW + 50  # the lists' reuse times move on
+    with db.session() as session, session.begin():
+        singly = [
+            revocation.reserve_block(session, p, now=later, clock_skew=SKEW, list_ttl=TTL, **sizes)
+            for p in one
+        ]
+    with db.session() as session, session.begin():
+        together = revocation.reserve_blocks(
+            session, reversed(many), now=later, clock_skew=SKEW, list_ttl=TTL, **sizes
+        )
+    assert sorted(together) == sorted(many)
+    got = [shape(together[p], p) for p in many]
+    assert got == [shape(b, p) for b, p in zip(singly, one, strict=True)]
+    assert got == [(1, 0, 4, True), (1, 4, 8, True), (1, 8, 10, True), (2, 0, 4, True),
+                   (1, 0, 4, True)]  # fmt: skip
+    assert [lists(p) for p in many] == [lists(p) for p in one]
+
+    with db.session() as session, session.begin():
+        projects.delete_project(session, many[1], now=NOW, actor="test")
+    before = [lists(p) for p in many]
+    with pytest.raises(NotFound), db.session() as session, session.begin():
+        revocation.reserve_blocks(session, many, now=NOW, clock_skew=SKEW, list_ttl=TTL)
+    assert [lists(p) for p in many] == before

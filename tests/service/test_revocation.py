@@ -503,14 +503,16 @@ def test_one_project_failing_does_not_hold_back_the_others_reserved_with_it(
     service: Service, client: SyncClient, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pids = _projects_with_a_block(client, 3)
-    reserve = revocation.reserve_block
+    reserve = revocation.reserve_blocks
 
-    def fails_for_one(session: Any, project_id: str, **kwargs: Any) -> revocation.Block:
-        if project_id == pids[1]:
+    def fails_for_one(
+        session: Any, project_ids: list[str], **kwargs: Any
+    ) -> dict[str, revocation.Block]:
+        if pids[1] in project_ids:
             raise OperationalError("SELECT", {}, Exception("locked"))
-        return reserve(session, project_id, **kwargs)
+        return reserve(session, project_ids, **kwargs)
 
-    monkeypatch.setattr(revocation, "reserve_block", fails_for_one)
+    monkeypatch.setattr(revocation, "reserve_blocks", fails_for_one)
     clock.advance(revocation.BLOCK_LIFETIME // 2)
     status = service.state.status
     with status._refill_lock:
@@ -521,17 +523,18 @@ def test_one_project_failing_does_not_hold_back_the_others_reserved_with_it(
         2 * revocation.BLOCK, revocation.BLOCK, 2 * revocation.BLOCK
     ]  # fmt: skip
     assert set(status._refill_failed) == {pids[1]}  # retried after a second, not at once
-    monkeypatch.setattr(revocation, "reserve_block", reserve)
+    monkeypatch.setattr(revocation, "reserve_blocks", reserve)
     assert status.ready(pids[1])
     _join_block_threads(service)
     assert _reserved(service, pids[1]) == revocation.BLOCK  # not retried within the second
 
 
-def _database_down(calls: list[str]) -> Any:
-    """A ``reserve_block`` that records the project asked for and fails as an outage does."""
+def _database_down(calls: list[list[str]]) -> Any:
+    """A ``reserve_blocks`` that records the projects of each attempt and fails as an outage
+    does."""
 
-    def down(session: Any, project_id: str, **kwargs: Any) -> revocation.Block:
-        calls.append(project_id)
+    def down(session: Any, project_ids: list[str], **kwargs: Any) -> dict[str, revocation.Block]:
+        calls.append(list(project_ids))
         raise OperationalError("SELECT", {}, Exception("the database is down"))
 
     return down
@@ -541,8 +544,8 @@ def test_an_outage_costs_the_reserver_a_few_attempts_not_one_per_project(
     service: Service, client: SyncClient, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pids = _projects_with_a_block(client, 6)
-    calls: list[str] = []
-    monkeypatch.setattr(revocation, "reserve_block", _database_down(calls))
+    calls: list[list[str]] = []
+    monkeypatch.setattr(revocation, "reserve_blocks", _database_down(calls))
     clock.advance(revocation.BLOCK_LIFETIME // 2)
     status = service.state.status
     with status._refill_lock:  # one batch of all six
@@ -566,15 +569,15 @@ def test_a_failing_background_reservation_is_retried_at_most_once_a_second(
     issuing tokens meanwhile."""
     pid = project["id"]
     _token(client, project, oauth_client)
-    calls: list[str] = []
-    monkeypatch.setattr(revocation, "reserve_block", _database_down(calls))
+    calls: list[list[str]] = []
+    monkeypatch.setattr(revocation, "reserve_blocks", _database_down(calls))
     clock.advance(revocation.BLOCK_LIFETIME // 2)
     started = time.monotonic()
     for _ in range(50):
         assert service.state.status.ready(pid)
         _join_block_threads(service)
         _token(client, project, oauth_client)  # from the block in hand
-    assert calls and set(calls) == {pid}
+    assert calls and {p for attempt in calls for p in attempt} == {pid}
     assert len(calls) <= 1 + time.monotonic() - started  # not 50
 
 

@@ -559,16 +559,14 @@ class StatusRegistry:
             if not todo:
                 return
             with self.db.session() as session, session.begin():
-                blocks = [
-                    revocation.reserve_block(
-                        session,
-                        pid,
-                        now=self.clock(),
-                        clock_skew=self.settings.clock_skew,
-                        list_ttl=self.ttl,
-                    )
-                    for pid, _ in todo
-                ]
+                reserved_now = revocation.reserve_blocks(
+                    session,
+                    [pid for pid, _ in todo],
+                    now=self.clock(),
+                    clock_skew=self.settings.clock_skew,
+                    list_ttl=self.ttl,
+                )
+            blocks = [reserved_now[pid] for pid, _ in todo]
             reserved = [
                 (pid, block, revocation.list_uri(view.issuer, block.number))
                 for (pid, view), block in zip(todo, blocks, strict=True)

@@ -21,7 +21,7 @@ from sqlalchemy import ColumnElement, Table, any_, bindparam, exc, insert, updat
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-__all__ = ["insert_rows", "one_of", "raise_to"]
+__all__ = ["insert_rows", "one_of", "raise_to", "update_rows"]
 
 
 def _postgres(session: Session, fast: bool) -> bool:
@@ -94,6 +94,43 @@ def raise_to(
         .values({column: bindparam("v")})
     )
     session.connection().execute(stmt, [{"k": k, "v": v} for k, v in pairs])
+
+
+def update_rows(
+    session: Session,
+    table: Table,
+    key: str,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    fast: bool = True,
+) -> None:
+    """Set each row's other columns in the row of ``table`` whose ``key`` equals the row's
+    (dictionaries with the same keys): one ``UPDATE ... FROM unnest(...)`` on PostgreSQL, one
+    ``executemany`` elsewhere. Rows are taken in ``key`` order."""
+    if not rows:
+        return
+    names = [name for name in rows[0] if name != key]
+    ordered = sorted(rows, key=lambda row: row[key])
+    if _postgres(session, fast):
+        dialect = session.get_bind().dialect
+        types = ", ".join(f"%s::{table.c[n].type.compile(dialect)}[]" for n in [key, *names])
+        sets = ", ".join(f"{n} = v.{n}" for n in names)
+        sql = (
+            f"UPDATE {table.name} SET {sets} "  # noqa: S608
+            f"FROM unnest({types}) AS v({key}, {', '.join(names)}) "
+            f"WHERE {table.name}.{key} = v.{key}"
+        )
+        columns = tuple([row[n] for row in ordered] for n in [key, *names])
+        session.connection().exec_driver_sql(sql, columns)
+        return
+    stmt = (
+        update(table)
+        .where(table.c[key] == bindparam("_key"))
+        .values({n: bindparam(n) for n in names})
+    )
+    session.connection().execute(
+        stmt, [{"_key": row[key], **{n: row[n] for n in names}} for row in ordered]
+    )
 
 
 def one_of(
