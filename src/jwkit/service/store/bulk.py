@@ -9,7 +9,8 @@ endpoint shares: 3,000 records of 3,000 projects took 196 ms of the worker's CPU
 (one project's: 8 ms).
 
 ``fast=False`` selects the plain form on PostgreSQL too: ``tests/service/test_bulk.py``
-runs both forms on the same rows and requires the same results.
+runs both forms on the same rows and requires the same results. :data:`FAST` turns the fast
+forms off for the whole process (``benchmarks/status_writes.py`` measures both side by side).
 """
 
 from __future__ import annotations
@@ -21,11 +22,14 @@ from sqlalchemy import ColumnElement, Table, any_, bindparam, exc, insert, updat
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-__all__ = ["insert_rows", "one_of", "raise_to", "update_rows"]
+__all__ = ["FAST", "insert_rows", "one_of", "raise_to", "update_rows"]
+
+#: The fast PostgreSQL forms are used (unless a call asks for the plain one).
+FAST = True
 
 
 def _postgres(session: Session, fast: bool) -> bool:
-    return fast and session.get_bind().dialect.name == "postgresql"
+    return fast and FAST and session.get_bind().dialect.name == "postgresql"
 
 
 def insert_rows(
