@@ -96,6 +96,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (404, "No such project, key or client"),
         (409, "The change conflicts with the key lifecycle"),
         (413, "The body is too large"),
+        (414, "The request target (path and query) is longer than one head line may be"),
+        (431, "A header field, or the head as a whole, is too large"),
         (422, "The request is invalid"),
         (503, "The database is unavailable; retry later"),
     ]
