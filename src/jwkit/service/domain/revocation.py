@@ -334,7 +334,7 @@ def record_issued(
     status it has. The statements do not grow with the projects the batch spans (tokens spread
     over 100,000 projects): per :data:`_RECORD_CHUNK` projects, one read locks the projects
     and one reads their new revocations, one insert writes the batch rows, one the statuses
-    the revocations set, and one ``executemany`` extends the lists' reuse times.
+    the revocations set, and one extends the lists' reuse times (:mod:`~jwkit.service.store.bulk`).
     """
     by_project: dict[str, list[Issued]] = {}
     for rec in records:
@@ -380,7 +380,7 @@ def record_issued(
 
 def _keep_lists(session: Session, latest: dict[int, int], margin: int) -> None:
     """Push each list's ``reuse_after`` to ``margin`` past the latest ``exp`` of its tokens
-    (never back), one ``executemany`` for all of them."""
+    (never back), one statement for all of them (:func:`bulk.raise_to`)."""
     if not latest:
         return
     until = {lid: exp + margin for lid, exp in latest.items()}
