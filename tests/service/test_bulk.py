@@ -86,31 +86,32 @@ def test_copy_writes_what_executemany_writes(session: Session) -> None:
     assert len(fast) == len(ROWS)
 
 
-def test_raise_to_agrees_with_executemany(session: Session) -> None:
+def test_raising_updates_agree_with_executemany(session: Session) -> None:
     with session.begin():
         bulk.insert_rows(session, FAST, ROWS)
         bulk.insert_rows(session, PLAIN, ROWS)
     # raise some, leave a higher one and an equal one, name rows that do not exist
     wanted = {1: 5, 2: -(2**41), 3: 0, 5: 10**12, 99: 99_000, 5000: 1, 6000: 2}
+    rows = [{"id": k, "big": v} for k, v in wanted.items()]
     with session.begin():
-        bulk.raise_to(session, FAST, "id", "big", wanted)
-        bulk.raise_to(session, PLAIN, "id", "big", wanted, fast=False)
+        bulk.update_rows(session, FAST, "id", rows, raising="big")
+        bulk.update_rows(session, PLAIN, "id", rows, raising="big", fast=False)
     fast, plain = _rows(session, FAST), _rows(session, PLAIN)
     assert fast == plain
     big = {row[0]: row[2] for row in fast}
     assert (big[1], big[2], big[3], big[5], big[99], big[6]) == (
-        2**62,
-        -(2**40),
-        0,
-        10**12,
-        99_000,
-        6000,
-    )
-    # by a string key as well
+        2**62, -(2**40), 0, 10**12, 99_000, 6000
+    )  # fmt: skip
+    # by a string key as well, another column set alongside
+    named = [{"name": "p00007", "big": 10**15, "words": "up"}, {"name": "", "big": 1, "words": "e"}]
     with session.begin():
-        bulk.raise_to(session, FAST, "name", "big", {"p00007": 10**15, "": 1})
-    assert {r[0]: r[2] for r in _rows(session, FAST)}[7] == 10**15
-    assert {r[0]: r[2] for r in _rows(session, FAST)}[3] == 1
+        bulk.update_rows(session, FAST, "name", named, raising="big")
+    after = {r[0]: (r[2], r[4]) for r in _rows(session, FAST)}
+    assert after[7] == (10**15, "up") and after[3] == (1, "e")
+    with session.begin():  # not lowered: the row keeps every column
+        bulk.update_rows(session, FAST, "name", [{"name": "p00007", "big": 1, "words": "x"}],
+                         raising="big")  # fmt: skip
+    assert {r[0]: (r[2], r[4]) for r in _rows(session, FAST)}[7] == (10**15, "up")
 
 
 def test_update_rows_agrees_with_executemany(session: Session) -> None:

@@ -559,17 +559,16 @@ class StatusRegistry:
             if not todo:
                 return
             with self.db.session() as session, session.begin():
-                reserved_now = revocation.reserve_blocks(
+                blocks = revocation.reserve_blocks(
                     session,
                     [pid for pid, _ in todo],
                     now=self.clock(),
                     clock_skew=self.settings.clock_skew,
                     list_ttl=self.ttl,
                 )
-            blocks = [reserved_now[pid] for pid, _ in todo]
             reserved = [
-                (pid, block, revocation.list_uri(view.issuer, block.number))
-                for (pid, view), block in zip(todo, blocks, strict=True)
+                (pid, blocks[pid], revocation.list_uri(view.issuer, blocks[pid].number))
+                for pid, view in todo
             ]
             if any(self.document(pid, block.number) is None for pid, block, _ in reserved):
                 self.refresh()  # a list this replica just created: publish it before its tokens

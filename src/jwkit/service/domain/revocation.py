@@ -380,11 +380,11 @@ def record_issued(
 
 def _keep_lists(session: Session, latest: dict[int, int], margin: int) -> None:
     """Push each list's ``reuse_after`` to ``margin`` past the latest ``exp`` of its tokens
-    (never back), one statement for all of them (:func:`bulk.raise_to`)."""
+    (never back), one statement for all of them (:func:`bulk.update_rows`)."""
     if not latest:
         return
-    until = {lid: exp + margin for lid, exp in latest.items()}
-    bulk.raise_to(session, cast(Table, StatusList.__table__), "id", "reuse_after", until)
+    rows = [{"id": lid, "reuse_after": exp + margin} for lid, exp in latest.items()]
+    bulk.update_rows(session, cast(Table, StatusList.__table__), "id", rows, raising="reuse_after")
 
 
 def record_issued_now(

@@ -5,8 +5,8 @@ The plain forms run on every database: an ``executemany`` insert or update, an e
 pay psycopg's and SQLAlchemy's per-row and per-parameter Python costs (3,000 issuance batch
 rows: 54 ms of CPU as an ``executemany``, 6 ms as a ``COPY``). A flush of issuance records
 spread over thousands of projects spent its time there, on the CPU the worker's token
-endpoint shares: 3,000 records of 3,000 projects took 196 ms of the worker's CPU, now 46 ms
-(one project's: 8 ms).
+endpoint shares: 3,000 records of 3,000 projects took 177 ms of the worker's CPU, now 47 ms
+(``benchmarks/status_writes.py``; one project's: 5 ms).
 
 ``fast=False`` selects the plain form on PostgreSQL too: ``tests/service/test_bulk.py``
 runs both forms on the same rows and requires the same results. :data:`FAST` turns the fast
@@ -22,7 +22,7 @@ from sqlalchemy import ColumnElement, Table, any_, bindparam, exc, insert, updat
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-__all__ = ["FAST", "insert_rows", "one_of", "raise_to", "update_rows"]
+__all__ = ["FAST", "insert_rows", "one_of", "update_rows"]
 
 #: The fast PostgreSQL forms are used (unless a call asks for the plain one).
 FAST = True
@@ -67,50 +67,20 @@ def _copy(session: Session, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         ) from error
 
 
-def raise_to(
-    session: Session,
-    table: Table,
-    key: str,
-    column: str,
-    values: Mapping[Any, int],
-    *,
-    fast: bool = True,
-) -> None:
-    """Set ``column`` to ``values[row's key]`` in each row whose ``column`` is lower (never
-    lowered): one ``UPDATE ... FROM unnest(...)`` on PostgreSQL, one ``executemany``
-    elsewhere. Keys are sorted, so concurrent callers lock rows in one order."""
-    if not values:
-        return
-    pairs = sorted(values.items())
-    if _postgres(session, fast):
-        key_type = table.c[key].type.compile(session.get_bind().dialect)
-        value_type = table.c[column].type.compile(session.get_bind().dialect)
-        sql = (
-            f"UPDATE {table.name} SET {column} = v.value "  # noqa: S608
-            f"FROM unnest(%s::{key_type}[], %s::{value_type}[]) AS v(key, value) "
-            f"WHERE {table.name}.{key} = v.key AND {table.name}.{column} < v.value"
-        )
-        session.connection().exec_driver_sql(sql, ([k for k, _ in pairs], [v for _, v in pairs]))
-        return
-    stmt = (
-        update(table)
-        .where(table.c[key] == bindparam("k"), table.c[column] < bindparam("v"))
-        .values({column: bindparam("v")})
-    )
-    session.connection().execute(stmt, [{"k": k, "v": v} for k, v in pairs])
-
-
 def update_rows(
     session: Session,
     table: Table,
     key: str,
     rows: Sequence[Mapping[str, Any]],
     *,
+    raising: str | None = None,
     fast: bool = True,
 ) -> None:
     """Set each row's other columns in the row of ``table`` whose ``key`` equals the row's
     (dictionaries with the same keys): one ``UPDATE ... FROM unnest(...)`` on PostgreSQL, one
-    ``executemany`` elsewhere. Rows are taken in ``key`` order."""
+    ``executemany`` elsewhere. With ``raising`` (one of the columns set), a row is changed
+    only where that column is lower than its new value (never lowered). Rows are taken in
+    ``key`` order, so concurrent callers lock them in one order."""
     if not rows:
         return
     names = [name for name in rows[0] if name != key]
@@ -119,19 +89,20 @@ def update_rows(
         dialect = session.get_bind().dialect
         types = ", ".join(f"%s::{table.c[n].type.compile(dialect)}[]" for n in [key, *names])
         sets = ", ".join(f"{n} = v.{n}" for n in names)
+        where = f"{table.name}.{key} = v.{key}"
+        if raising is not None:
+            where += f" AND {table.name}.{raising} < v.{raising}"
         sql = (
             f"UPDATE {table.name} SET {sets} "  # noqa: S608
-            f"FROM unnest({types}) AS v({key}, {', '.join(names)}) "
-            f"WHERE {table.name}.{key} = v.{key}"
+            f"FROM unnest({types}) AS v({key}, {', '.join(names)}) WHERE {where}"
         )
         columns = tuple([row[n] for row in ordered] for n in [key, *names])
         session.connection().exec_driver_sql(sql, columns)
         return
-    stmt = (
-        update(table)
-        .where(table.c[key] == bindparam("_key"))
-        .values({n: bindparam(n) for n in names})
-    )
+    stmt = update(table).where(table.c[key] == bindparam("_key"))
+    if raising is not None:
+        stmt = stmt.where(table.c[raising] < bindparam(raising))
+    stmt = stmt.values({n: bindparam(n) for n in names})
     session.connection().execute(
         stmt, [{"_key": row[key], **{n: row[n] for n in names}} for row in ordered]
     )
