@@ -81,6 +81,7 @@ def measure(kind: str, projects: int, rounds: int) -> list[tuple[str, ...]]:
         service = Service.open(settings)
         service.state.warm()
         status = service.state.status
+        reserved = min(RESERVED, projects)
         for start in range(0, projects, BATCH):
             status.refill_many(ids[start : start + BATCH])
 
@@ -103,7 +104,7 @@ def measure(kind: str, projects: int, rounds: int) -> list[tuple[str, ...]]:
 
         def reserve(together: bool) -> Callable[[], object]:
             def run() -> None:
-                for start in range(0, RESERVED, BATCH):
+                for start in range(0, reserved, BATCH):
                     batch = ids[start : start + BATCH]
                     with service.db.session() as session, session.begin():
                         if together:
@@ -125,8 +126,8 @@ def measure(kind: str, projects: int, rounds: int) -> list[tuple[str, ...]]:
             f"flush, {projects:,} records of one project, plain forms": (
                 lambda: flush([ids[0]] * projects, False)
             ),
-            f"reserve {RESERVED:,} blocks, reserve_blocks per {BATCH}": lambda: reserve(True),
-            f"reserve {RESERVED:,} blocks, reserve_block each": lambda: reserve(False),
+            f"reserve {reserved:,} blocks, reserve_blocks per {BATCH}": lambda: reserve(True),
+            f"reserve {reserved:,} blocks, reserve_block each": lambda: reserve(False),
         }
         samples: dict[str, list[tuple[float, float]]] = {name: [] for name in cases}
         for n in range(rounds):  # every other round in reverse: no case always comes first
@@ -138,7 +139,7 @@ def measure(kind: str, projects: int, rounds: int) -> list[tuple[str, ...]]:
     for name, got in samples.items():
         cpu = statistics.median(c for c, _ in got)
         wall = statistics.median(w for _, w in got)
-        per = RESERVED if name.startswith("reserve") else projects
+        per = min(RESERVED, projects) if name.startswith("reserve") else projects
         rows.append((kind, name, f"{cpu:,.1f}", f"{wall:,.1f}", f"{cpu / per * 1e3:,.1f}"))
     return rows
 
