@@ -15,7 +15,10 @@ and one OAuth client each), then:
   request for a project drawn at random over all projects (Lua ``math.random``), compared in
   alternating rounds with the 1-project server (kept running through the whole benchmark, so
   the ratio is measured side by side) and with every request for one project of the same
-  server (the machine's other load then moves all three figures alike);
+  server (the machine's other load then moves all three figures alike); each keeps its best
+  round, and the table also gives the median and range of each round's own ratio of spread
+  over the 1-project server (three runs seconds apart: the machine's drift between rounds
+  cancels out of those);
 * **memory**: with ``--warm server`` (the default) the server builds every project's view
   itself (its background warm-up, ``JWKIT_STATE_CACHE`` at least the size) and the benchmark
   waits for ``/readyz``; the worker's resident set then, and again after a token was requested
@@ -48,6 +51,7 @@ import contextlib
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -291,11 +295,18 @@ def measure(
             targets.insert(0, ("base", 1, baseline))
         best = {"base": 0.0, "one": 0.0, "all": 0.0}
         bad = 0
+        rounds = []
         for _ in range(args.rounds):
+            got = {}
             for over, count, url in targets:
                 rate, failed = wrk(url, _lua(kind_, count), args.duration, work)
                 best[over] = max(best[over], rate)
+                got[over] = round(rate)
                 bad += failed if over != "base" else 0
+            rounds.append(got)
+        # each round's own ratio (its three runs are seconds apart): the machine's drift
+        # between rounds cancels out of these, which the best rounds above do not promise
+        result[f"{kind_}_rounds"] = rounds
         result[f"{kind_}_rps"] = round(best["all"])
         result[f"{kind_}_one_rps"] = round(best["one"])
         result[f"{kind_}_base_rps"] = round(best["base"] if baseline else best["all"])
@@ -400,6 +411,15 @@ def sync_pass_cost(count: int, opened: int, work: Path) -> dict[str, float]:
         service.close()
 
 
+def paired(rounds: list[dict[str, int]] | None) -> str:
+    """The median and range of the per-round ratios all/base (rounds with a baseline)."""
+    ratios = sorted(r["all"] / r["base"] for r in rounds or () if r.get("base"))
+    if len(ratios) < 2:
+        return ""
+    mid = statistics.median(ratios)
+    return f"; rounds {mid:.2f}x median, {ratios[0]:.2f}-{ratios[-1]:.2f}"
+
+
 def table(kind: str, rows: list[dict[str, Any]]) -> str:
     base = rows[0]
     hundred = next((r for r in rows if r["projects"] == 100), None)
@@ -427,6 +447,7 @@ def table(kind: str, rows: list[dict[str, Any]]) -> str:
             ref = r.get(f"{name}_base_rps", base[f"{name}_rps"])
             cells.append(
                 f"{rate:,} ({rate / ref:.2f}x; {rate / one:.2f}x one project)"
+                + paired(r.get(f"{name}_rounds"))
                 + (f" {bad} bad" if bad else "")
             )
         row(
