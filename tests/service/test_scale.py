@@ -391,7 +391,7 @@ def test_the_safety_net_re_reads_the_cached_projects_a_slice_per_sync(
     with service.write() as session:  # no change row names it: the refresh cannot see it
         session.execute(update(Project).where(Project.id == hidden).values(audience="by-hand"))
     assert state.projects[hidden].audience != "by-hand"
-    full, builds = state.full_reloads, state.projects.builds
+    full, builds, rechecked = state.full_reloads, state.projects.builds, state.rechecked
     state._full_at = time.monotonic() - state_module.FULL_SYNC_EVERY - 1  # the round is due
     passes = 0
     while True:
@@ -402,11 +402,13 @@ def test_the_safety_net_re_reads_the_cached_projects_a_slice_per_sync(
         if not state._recheck_queue:
             break
     assert passes == -(-MANY // state_module._RECHECK_SLICE)
-    assert state.projects.builds == builds + MANY  # each cached project re-read once
+    assert state.rechecked == rechecked + MANY  # each cached project compared once
+    assert state.projects.builds == builds + 1  # and only the one changed rebuilt
     assert state.projects[hidden].audience == "by-hand"
     assert state.full_reloads == full and state.rechecks == 1
     state.sync()  # the next round waits for FULL_SYNC_EVERY
-    assert state.projects.builds == builds + MANY and state.rechecks == 1
+    assert state.projects.builds == builds + 1 and state.rechecked == rechecked + MANY
+    assert state.rechecks == 1
 
 
 def test_a_safety_net_slice_reads_without_the_lock_and_a_change_made_meanwhile_wins(
@@ -420,12 +422,16 @@ def test_a_safety_net_slice_reads_without_the_lock_and_a_change_made_meanwhile_w
     state._start_recheck()
     target = state._recheck_queue[-1]  # in the first slice
     other = state._recheck_queue[-2]
-    read = state._read_projects
+    with service.write() as session:  # changed by hand: the slice rebuilds both
+        session.execute(
+            update(Project).where(Project.id.in_([target, other])).values(audience="by-hand")
+        )
+    read = state._read_changed
     answers: list[int] = []
 
-    def read_then_change(pids: list[str]) -> Any:
-        views = read(pids)
-        if target in pids and not answers:  # the slice has read target's old state
+    def read_then_change(seen: dict[str, Any]) -> Any:
+        views = read(seen)
+        if target in seen and not answers:  # the slice has read target's old state
 
             def change() -> None:
                 body = {"audience": "changed meanwhile"}
@@ -438,15 +444,17 @@ def test_a_safety_net_slice_reads_without_the_lock_and_a_change_made_meanwhile_w
             assert not writer.is_alive(), "the change waited for the safety net's slice"
         return views
 
-    monkeypatch.setattr(state, "_read_projects", read_then_change)
+    monkeypatch.setattr(state, "_read_changed", read_then_change)
     builds = state.projects.builds
     assert state._recheck_slice()
     assert answers == [200]
     changed_view = state.projects.peek(target)
     assert changed_view is not None and changed_view.audience == "changed meanwhile"
-    # the other projects of the slice were re-read and swapped in as usual
-    assert state.projects.builds >= builds + 2
-    assert state.projects.peek(other) is not None
+    # the other project the slice rebuilt was swapped in as usual
+    # put in: target by the change, other by the slice (its read of target was dropped)
+    assert state.projects.builds == builds + 2
+    other_view = state.projects.peek(other)
+    assert other_view is not None and other_view.audience == "by-hand"
     monkeypatch.undo()
     assert state._recheck_slice()  # the next slice leaves target alone
     assert state.projects.peek(target) is changed_view

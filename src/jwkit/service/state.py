@@ -48,6 +48,7 @@ from sqlalchemy.orm import Session, defer
 
 from jwkit.errors import JWKError
 from jwkit.jose.jwt import Encoder
+from jwkit.service import viewrows
 from jwkit.service.domain import admins, audit, foreign, keys
 from jwkit.service.domain.clients import CLIENT_ID_MAX, ClientRecord, load_client, load_clients
 from jwkit.service.domain.projects import DEFAULT_JWKS_MAX_AGE, issuer_for
@@ -142,6 +143,9 @@ class ProjectView:
     #: Why the active key could not be opened the last time it was tried (its backend could
     #: not give it back); tried again on the next signature.
     open_error: KeyUnavailable | None = None
+    #: :func:`~jwkit.service.viewrows.fingerprint` of the rows it was built from (the safety
+    #: net rebuilds it only when the database's differ).
+    rows: int | None = None
 
     def _signing(self) -> OpenedKey | None:
         opened = self.opened
@@ -480,6 +484,8 @@ class ServiceState:
         #: Rounds of the periodic safety net started, and the cached projects its round has
         #: still to re-read (:meth:`_start_recheck`).
         self.rechecks = 0
+        #: Projects the safety net has compared with the database (rebuilt only if changed).
+        self.rechecked = 0
         self._recheck_queue: list[str] = []
         #: Status lists, index blocks and issuance records (token status).
         self.status = StatusRegistry(settings, db, clock, lambda: self.projects)
@@ -626,24 +632,43 @@ class ServiceState:
                 return False
             del self._recheck_queue[-_RECHECK_SLICE:]
             seen = {pid: self.projects.peek(pid) for pid in pids}
-        views, (fresh, gone) = self._read_projects(pids)
+        views, missing, (fresh, gone) = self._read_changed(seen)
         with self._lock:
             # rebuilt, evicted or reloaded since it was read: what is cached now is newer
             pids = [pid for pid in pids if self.projects.peek(pid) is seen[pid]]
             kept = set(pids)
+            changed = [pid for pid in pids if pid in views or pid in missing]
             views = {pid: view for pid, view in views.items() if pid in kept}
             fresh = {cid: r for cid, r in fresh.items() if r.project_id in kept}
             gone = [cid for cid in gone if (r := self._known.get(cid)) and r.project_id in kept]
-            before = self._swap_in(pids, views, (fresh, gone))
+            before = self._swap_in(changed, views, (fresh, gone))
+        self.rechecked += len(pids)
         self._rebuilt(pids, before, views)
         return True
 
-    def _read_projects(
-        self, pids: list[str]
-    ) -> tuple[dict[str, ProjectView], tuple[dict[str, ClientRecord], list[str]]]:
-        """The views of ``pids`` built from one read, and their clients re-read."""
+    def _read_changed(
+        self, seen: dict[str, ProjectView | None]
+    ) -> tuple[dict[str, ProjectView], set[str], tuple[dict[str, ClientRecord], list[str]]]:
+        """For the safety net: the rows of ``seen``'s projects compared with those their views
+        were built from (:mod:`.viewrows`). Returns the rebuilt views of those whose rows
+        differ or whose next key change is due, the projects that no longer exist, and their
+        clients re-read."""
+        now = self.clock()
         with self.db.session() as session:
-            return self._load_views(session, pids), self._reread_clients(session, set(pids))
+            found = viewrows.read_fingerprints(session, list(seen), now)
+            stale = [
+                pid
+                for pid, view in seen.items()
+                if pid in found
+                and (
+                    view is None
+                    or view.rows != found[pid]
+                    or (view.next_change is not None and view.next_change <= now)
+                )
+            ]
+            views = self._load_views(session, stale) if stale else {}
+            missing = {pid for pid in seen if pid not in found}
+            return views, missing, self._reread_clients(session, set(seen))
 
     def check_master_key(self) -> None:
         """Open one active key per key-encryption key in use: a replica started with the
@@ -849,6 +874,7 @@ class ServiceState:
             foreign_until=min((f.until for f in shown), default=None),
             dpop_required=bool(project.dpop_required),
             opener=self._open_signer,
+            rows=viewrows.fingerprint(project, rows, foreign_rows or ()),
         )
 
     # -- key custody --------------------------------------------------------------------
