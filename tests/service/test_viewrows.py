@@ -78,7 +78,7 @@ def test_the_rows_read_back_agree_with_the_build(svc: Service) -> None:
     with svc.db.session() as session:
         found = viewrows.read_fingerprints(session, [*pids, "proj_missing"], svc.clock())
     views = {pid: svc.state.projects.peek(pid) for pid in pids}
-    assert found == {pid: view.rows for pid, view in views.items() if view is not None}
+    assert found == {pid: view.fingerprint for pid, view in views.items() if view is not None}
     assert len(set(found.values())) == 3 and None not in found.values()
     svc.state._recheck_queue = list(pids)
     builds, rechecked = svc.state.projects.builds, svc.state.rechecked

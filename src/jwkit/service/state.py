@@ -145,7 +145,7 @@ class ProjectView:
     open_error: KeyUnavailable | None = None
     #: :func:`~jwkit.service.viewrows.fingerprint` of the rows it was built from (the safety
     #: net rebuilds it only when the database's differ).
-    rows: int | None = None
+    fingerprint: int | None = None
 
     def _signing(self) -> OpenedKey | None:
         opened = self.opened
@@ -662,7 +662,7 @@ class ServiceState:
                 if pid in found
                 and (
                     view is None
-                    or view.rows != found[pid]
+                    or view.fingerprint != found[pid]
                     or (view.next_change is not None and view.next_change <= now)
                 )
             ]
@@ -874,7 +874,7 @@ class ServiceState:
             foreign_until=min((f.until for f in shown), default=None),
             dpop_required=bool(project.dpop_required),
             opener=self._open_signer,
-            rows=viewrows.fingerprint(project, rows, foreign_rows or ()),
+            fingerprint=viewrows.fingerprint(project, rows, foreign_rows or ()),
         )
 
     # -- key custody --------------------------------------------------------------------
