@@ -18,7 +18,10 @@ and one OAuth client each), then:
   server (the machine's other load then moves all three figures alike); each keeps its best
   round, and the table also gives the median and range of each round's own ratio of spread
   over the 1-project server (three runs seconds apart: the machine's drift between rounds
-  cancels out of those);
+  cancels out of those). The servers run on one CPU and ``wrk`` on another (``taskset``, as
+  ``benchmarks/server.py`` does: ``--server-cpus``, ``--wrk-cpus``, the first two CPUs by
+  default), so the load generator never competes with the server it measures, and the
+  scheduler never moves a server's event loop away from the caches it has warmed;
 * **memory**: with ``--warm server`` (the default) the server builds every project's view
   itself (its background warm-up, ``JWKIT_STATE_CACHE`` at least the size) and the benchmark
   waits for ``/readyz``; the worker's resident set then, and again after a token was requested
@@ -37,6 +40,7 @@ costs one write transaction when it is first opened.)
     python benchmarks/scale.py [--db sqlite|postgres] [--sizes 1,100,10000,100000]
                                [--creations 50] [--rotations 5] [--duration 3] [--rounds 2]
                                [--warm server|http] [--warm-max N] [--sync-pass N]
+                               [--server-cpus 0] [--wrk-cpus 1]
 
 ``--sizes`` must start with 1 (the baseline). Needs ``wrk``; ``--db postgres`` needs the
 PostgreSQL server binaries the suite uses (``tests/support/postgres.py``). Prints a Markdown
@@ -50,6 +54,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import re
 import statistics
 import subprocess
@@ -66,7 +71,9 @@ from pydantic import SecretStr
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))  # server.py's pinning, imported too
 
+from server import PIN, Pinning, pinning  # noqa: E402
 from tests.support.scale import CLIENT_SECRET, seed_projects  # noqa: E402
 from tests.support.serve import ServerProcess, server_env  # noqa: E402
 
@@ -144,12 +151,25 @@ def wrk(url: str, script: str, seconds: float, work: Path) -> tuple[float, int]:
     path = work / f"wrk-{abs(hash(script))}.lua"
     path.write_text(script)
     out = subprocess.run(
-        ["wrk", "-t1", "-c16", f"-d{max(1, round(seconds))}s", "-s", str(path), url],
+        [*PIN.wrk, "wrk", "-t1", "-c16", f"-d{max(1, round(seconds))}s", "-s", str(path), url],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     return rate, int(bad.group(1)) if bad else 0
+
+
+def pin(pid: int) -> None:
+    """Every thread of ``pid`` and of its children on the servers' CPUs (``PIN.server``);
+    threads started later inherit it from the thread that starts them."""
+    if not PIN.server:
+        return
+    pids = [pid]
+    with contextlib.suppress(OSError):
+        pids += [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    for p in pids:
+        subprocess.run(["taskset", "-a", "-p", "-c", PIN.server[-1], str(p)],
+                       capture_output=True, check=True)  # fmt: skip
 
 
 def wait_ready(url: str, timeout: float) -> None:
@@ -218,6 +238,7 @@ def serving(
         t0 = time.perf_counter()
         a.start()
         result["startup_s"] = round(time.perf_counter() - t0, 2)
+        pin(a.proc.pid)  # type: ignore[union-attr]
         try:
             yield a, env, home
         except BaseException:
@@ -228,9 +249,13 @@ def serving(
 
 
 def run_size(
-    kind: str, size: int, args: argparse.Namespace, work: Path, baseline: str | None = None
+    kind: str,
+    size: int,
+    args: argparse.Namespace,
+    work: Path,
+    baseline: ServerProcess | None = None,
 ) -> dict[str, Any]:
-    """One size, measured; ``baseline`` is the 1-project server's URL, measured side by side
+    """One size, measured; ``baseline`` is the 1-project server, measured side by side
     (in the same rounds) for the throughput ratios."""
     result: dict[str, Any] = {"projects": size}
     with serving(kind, size, args, work, result) as (a, env, home):
@@ -262,7 +287,7 @@ def measure(
     args: argparse.Namespace,
     work: Path,
     result: dict[str, Any],
-    baseline: str | None,
+    baseline: ServerProcess | None,
 ) -> None:
     """Everything but start-up, on the running server ``a``."""
     rss0 = rss_kb(a.proc.pid)  # type: ignore[union-attr]
@@ -290,16 +315,18 @@ def measure(
     for kind_ in ("jwks", "discovery", "token"):
         # rounds alternate the 1-project server, one hot project and all projects on this
         # server (the machine's neighbours move all three alike); each keeps its best round
-        targets = [("one", 1, base), ("all", spread, base)]
+        targets = [("one", 1, a), ("all", spread, a)]
         if baseline is not None:
             targets.insert(0, ("base", 1, baseline))
         best = {"base": 0.0, "one": 0.0, "all": 0.0}
         bad = 0
         rounds = []
-        for _ in range(args.rounds):
+        for n in range(args.rounds):
             got = {}
-            for over, count, url in targets:
-                rate, failed = wrk(url, _lua(kind_, count), args.duration, work)
+            # every other round in reverse order: a drift of the machine during a round
+            # favours each target alike over the run
+            for over, count, server in targets if n % 2 == 0 else targets[::-1]:
+                rate, failed = wrk(server.url, _lua(kind_, count), args.duration, work)
                 best[over] = max(best[over], rate)
                 got[over] = round(rate)
                 bad += failed if over != "base" else 0
@@ -412,12 +439,20 @@ def sync_pass_cost(count: int, opened: int, work: Path) -> dict[str, float]:
 
 
 def paired(rounds: list[dict[str, int]] | None) -> str:
-    """The median and range of the per-round ratios all/base (rounds with a baseline)."""
+    """The median and range of the per-round ratios all/base (rounds with a baseline), and
+    from nine rounds on, how far that median can be trusted: the 95 % interval of the medians
+    of 2,000 resamples of the rounds (a bootstrap, seeded: the same rounds give the same
+    text)."""
     ratios = sorted(r["all"] / r["base"] for r in rounds or () if r.get("base"))
     if len(ratios) < 2:
         return ""
     mid = statistics.median(ratios)
-    return f"; rounds {mid:.2f}x median, {ratios[0]:.2f}-{ratios[-1]:.2f}"
+    text = f"; rounds {mid:.2f}x median, {ratios[0]:.2f}-{ratios[-1]:.2f}"
+    if len(ratios) >= 9:
+        draw = random.Random(0).choices
+        medians = sorted(statistics.median(draw(ratios, k=len(ratios))) for _ in range(2000))
+        text += f" (median's 95 % interval {medians[50]:.2f}-{medians[1949]:.2f})"
+    return text
 
 
 def table(kind: str, rows: list[dict[str, Any]]) -> str:
@@ -527,10 +562,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sync-pass", type=int, default=0,
                         help="also time a change check and an idle sync pass, in process, with "
                         "this many projects cached (a tenth of their keys opened)")  # fmt: skip
+    parser.add_argument("--server-cpus", default=None,
+                        help="CPUs of the measured servers (taskset -c); '' with --wrk-cpus '' "
+                        "pins nothing")  # fmt: skip
+    parser.add_argument("--wrk-cpus", default=None, help="CPUs of wrk (taskset -c)")
     parser.add_argument("--ready-timeout", type=float, default=1800,
                         help="seconds to wait for /readyz")  # fmt: skip
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
+    chosen: Pinning = pinning(args.server_cpus, args.wrk_cpus)
+    PIN.server, PIN.wrk = chosen.server, chosen.wrk
     if sizes[0] != 1:
         parser.error("--sizes must start with 1 (the baseline)")
     WORK.mkdir(parents=True, exist_ok=True)
@@ -551,14 +592,16 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(first), flush=True)
             rows.append(first)
             for size in sizes[1:]:
-                row = run_size(args.db, size, args, Path(tmp), baseline=one.url)
+                row = run_size(args.db, size, args, Path(tmp), baseline=one)
                 print(json.dumps(row), flush=True)
                 rows.append(row)
     (WORK / f"scale-{args.db}.json").write_text(json.dumps({"heap": heap, "rows": rows}, indent=1))
     print(table(args.db, rows))
     if heap:
         print(f"\nPython heap per project ({args.heap:,} projects, tracemalloc): {heap}")
-    print(f"\n{os.cpu_count()} CPUs; wrk -t1 -c16, {args.duration:g} s per target")
+    cpus = (PIN.server[-1:] or ["any"]) + (PIN.wrk[-1:] or ["any"])
+    pinned = f"servers on CPU {cpus[0]}, wrk on CPU {cpus[1]}"
+    print(f"\n{os.cpu_count()} CPUs ({pinned}); wrk -t1 -c16, {args.duration:g} s per target")
     return 0
 
 

@@ -4,7 +4,6 @@ sample; and the committed pictures are those of the committed results."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import xml.etree.ElementTree as ET
@@ -12,6 +11,8 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+
+from tests.support.benchmarks import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 VERIFY_FLOOR = "token-verification-issues-2-and-3-1-vs-floor.svg"
@@ -46,11 +47,7 @@ Command: `.venv/bin/python benchmarks/scaling.py`
 
 @pytest.fixture(scope="module")
 def plots() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("plots", ROOT / "benchmarks" / "plots.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("plots")
 
 
 def _texts(svg: Path) -> str:
