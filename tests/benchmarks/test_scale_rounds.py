@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -44,16 +45,23 @@ def test_nine_rounds_on_add_the_medians_interval(scale: ModuleType) -> None:
 
 def test_a_server_is_pinned_with_every_thread(scale: ModuleType) -> None:
     cpu = sorted(os.sched_getaffinity(0))[0]
-    proc = subprocess.Popen(["sleep", "30"])
-    try:
-        scale.PIN.server = ["taskset", "-c", str(cpu)]
-        scale.pin(proc.pid)
-        status = Path(f"/proc/{proc.pid}/status").read_text()
-        assert f"Cpus_allowed_list:\t{cpu}\n" in status
-    finally:
-        scale.PIN.server = []
-        proc.kill()
-        proc.wait()
+    # a process with two threads besides its main one, started before it is pinned
+    code = (
+        "import sys, threading, time\n"
+        "for _ in range(2): threading.Thread(target=time.sleep, args=(30,), daemon=True).start()\n"
+        "print('ready', flush=True); time.sleep(30)\n"
+    )
+    with subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) as proc:
+        try:
+            assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+            scale.PIN.server = ["taskset", "-c", str(cpu)]
+            scale.pin(proc.pid)
+            tasks = [int(t.name) for t in Path(f"/proc/{proc.pid}/task").iterdir()]
+            assert len(tasks) == 3
+            assert all(os.sched_getaffinity(t) == {cpu} for t in tasks)
+        finally:
+            scale.PIN.server = []
+            proc.kill()
 
 
 def test_nothing_is_pinned_when_pinning_is_off(scale: ModuleType) -> None:
