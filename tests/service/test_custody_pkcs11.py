@@ -19,6 +19,7 @@ import pytest
 
 from jwkit.jose import jwt
 from jwkit.jose.jwk import JWKSet
+from jwkit.jose.statuslist import INVALID, VALID, StatusList
 from jwkit.service.http.app import create_app
 from jwkit.service.runtime import Service
 from jwkit.verify.verifier import Verifier
@@ -167,6 +168,80 @@ def _audit_events(client: SyncClient, pid: str) -> list[dict[str, Any]]:
         if time.monotonic() > deadline:
             return events
         time.sleep(0.05)  # the alarm thread commits on its own: poll the audit log
+
+
+def _can_sign(hsm: SoftHSM, label: str, allowed: bool) -> None:
+    """Let the key under ``label`` sign, or not (``CKA_SIGN``), as the token's officer can."""
+    from pkcs11 import Attribute, ObjectClass
+
+    with hsm.session() as session:
+        key = session.get_key(object_class=ObjectClass.PRIVATE_KEY, label=label)
+        key[Attribute.SIGN] = allowed
+
+
+def _published(
+    client: SyncClient, project: dict[str, Any], uri: str, now: int
+) -> tuple[str, StatusList]:
+    """The list at ``uri`` as served: its signer's kid and its statuses (verified)."""
+    r = client.get(uri.removeprefix("http://testserver"))
+    assert r.status_code == 200, r.text
+    jwks = JWKSet.from_json(client.get(f"/p/{project['id']}/.well-known/jwks.json").content)
+    claims = jwt.decode(
+        r.text, jwks, algorithms=["ES256"], typ="statuslist+jwt", issuer=project["issuer"],
+        now=now,
+    )  # fmt: skip
+    header, _ = jwt.decode_unverified(r.text)
+    return str(header["kid"]), StatusList.decode(claims["status_list"])
+
+
+def test_a_list_stays_served_while_the_new_key_cannot_sign_and_its_changes_follow(
+    hsm: SoftHSM, hsm_client: tuple[Service, SyncClient]
+) -> None:
+    """The active key changes to one the token will not sign with (yet): the status list
+    keeps its version signed by the previous key (still published), a revocation made
+    meanwhile waits, and both reach the list once the key signs again."""
+    service, client = hsm_client
+    clock = service.clock
+    assert isinstance(clock, FakeClock)
+    project = _created(client, algorithm="ES256", jwks_max_age=0)
+    pid, old_kid = project["id"], project["active_kid"]
+    (next_kid,) = [k["kid"] for k in _keys(client, pid) if k["kid"] != old_kid]
+    r = client.post(f"/api/v1/projects/{pid}/tokens", json={"sub": "u1"}, headers=AUTH)
+    assert r.status_code == 200, r.text
+    token = r.json()["access_token"]
+    ref = jwt.decode_unverified(token)[1]["status"]["status_list"]
+    kid, statuses = _published(client, project, ref["uri"], clock())
+    assert (kid, statuses[ref["idx"]]) == (old_kid, VALID)
+
+    told: list[str] = []  # what an /events stream is told: a list's statuses changed
+    service.state.status.listeners.append(lambda _pid, uri: told.append(uri))
+    _can_sign(hsm, f"jwkit/{pid}/{next_kid}", False)
+    try:
+        r = client.post(f"/api/v1/projects/{pid}/keys/rotate", headers=AUTH)
+        assert r.status_code == 200, r.text
+        assert r.json()["active"] == next_kid
+        kid, statuses = _published(client, project, ref["uri"], clock())  # not a 404
+        assert (kid, statuses[ref["idx"]]) == (old_kid, VALID)
+        r = client.post(f"/api/v1/projects/{pid}/tokens", json={"sub": "u2"}, headers=AUTH)
+        assert r.status_code == 503, r.text
+
+        r = client.post(f"/api/v1/projects/{pid}/revocations", json={"sub": "u1"}, headers=AUTH)
+        assert r.status_code == 201, r.text
+        clock.advance(2)
+        service.state.sync()  # tried again, still refused: the signed version stays
+        kid, statuses = _published(client, project, ref["uri"], clock())
+        assert (kid, statuses[ref["idx"]]) == (old_kid, VALID)
+        assert told == []  # not before the change is published
+    finally:
+        _can_sign(hsm, f"jwkit/{pid}/{next_kid}", True)
+
+    clock.advance(2)
+    service.state.sync()
+    kid, statuses = _published(client, project, ref["uri"], clock())
+    assert (kid, statuses[ref["idx"]]) == (next_kid, INVALID)
+    assert told == [ref["uri"]]
+    r = client.post(f"/api/v1/projects/{pid}/tokens", json={"sub": "u2"}, headers=AUTH)
+    assert r.status_code == 200, r.text
 
 
 # -- real servers ------------------------------------------------------------------------------

@@ -136,10 +136,11 @@ class StatusRegistry:
         self._encoders: dict[Signer, Encoder] = {}
         #: Every published list by when it is due for re-signing, soonest first:
         #: ``(due, tie, project, number, doc)``, an entry stale once its ``doc`` is no longer
-        #: the published one (skipped when popped). ``None``: to be built from the snapshots
+        #: the published one (skipped when popped); ``doc`` is ``None`` for a list never
+        #: signed whose contents wait for the key. ``None``: to be built from the snapshots
         #: (at start, after a full load, when stale entries pile up). No list was signed
         #: after :attr:`_latest_iat` (a clock set back re-signs them all).
-        self._due: list[tuple[int, int, str, int, ListDoc]] | None = None
+        self._due: list[tuple[int, int, str, int, ListDoc | None]] | None = None
         self._due_live = 0  # lists indexed when :attr:`_due` was last built
         self._tie = itertools.count()
         self._latest_iat = 0
@@ -149,6 +150,11 @@ class StatusRegistry:
         self.resign_seen = 0
         #: Told when a project's key could not sign a list (the service state's alarm).
         self.key_alarm: Callable[[str, KeyUnavailable, str], None] | None = None
+        #: Lists whose new contents could not be signed yet (the key is unavailable: a
+        #: rotation another replica made, a token that failed for a moment), by (project,
+        #: number): ``(list id, status_seq, statuses)``. The last signed version is served
+        #: meanwhile, and :meth:`_resign_due` signs these contents at its next pass.
+        self._unsigned: dict[tuple[str, int], tuple[int, int, StatusList]] = {}
 
     def _key_alarm(self, project_id: str, exc: KeyUnavailable, backend: str) -> None:
         if self.key_alarm is not None:
@@ -252,9 +258,23 @@ class StatusRegistry:
                 if idx < row.size:
                     lst[idx] = status
             doc = self._sign(owner, row.number, row.id, row.status_seq, lst, now)
-            if doc is None:
+            if doc is None and owner.signer_key_id is None:  # no active key: nothing signs
                 snap.docs.pop(row.number, None)
+                self._unsigned.pop((row.project_id, row.number), None)
                 continue
+            if doc is None:
+                # Keep serving the last signed version (a full or keyed reload has set aside
+                # the ones the previous key signed: that key stays published after a
+                # rotation, so they still verify), and sign these contents a second later.
+                kept = prev_doc
+                if kept is None and (before := old.get(row.project_id)) is not None:
+                    kept = before.docs.get(row.number)
+                if kept is not None:
+                    snap.docs[row.number] = kept
+                self._unsigned[(row.project_id, row.number)] = (row.id, row.status_seq, lst)
+                self._retry(row.project_id, row.number, kept, now)
+                continue
+            self._unsigned.pop((row.project_id, row.number), None)
             snap.docs[row.number] = doc
             self._queue(row.project_id, row.number, doc, now)
             signed = True
@@ -303,7 +323,7 @@ class StatusRegistry:
         except JWKError:
             log.error("project %s: its active key cannot sign status lists", view.id)
             return None
-        except KeyUnavailable as exc:  # the list keeps its last signed version meanwhile
+        except KeyUnavailable as exc:  # the caller keeps the last signed version
             self._key_alarm(view.id, exc, view.signer.backend)
             return None
         etag = etag_of(body)
@@ -331,8 +351,15 @@ class StatusRegistry:
         at = doc.iat + STATUS_EXP // 2 if doc.iat <= now else now
         heapq.heappush(due, (at, next(self._tie), project_id, number, doc))
 
-    def _index_due(self, now: int) -> list[tuple[int, int, str, int, ListDoc]]:
-        """Build :attr:`_due` from every published list (one pass over them all)."""
+    def _retry(self, project_id: str, number: int, doc: ListDoc | None, now: int) -> None:
+        """Index list ``number``, whose new contents could not be signed, for a second from
+        now (``doc``: the version served meanwhile, ``None`` if none was ever signed)."""
+        if self._due is not None:
+            heapq.heappush(self._due, (now + 1, next(self._tie), project_id, number, doc))
+
+    def _index_due(self, now: int) -> list[tuple[int, int, str, int, ListDoc | None]]:
+        """Build :attr:`_due` from every published list (one pass over them all), and the
+        lists whose contents wait for a signature."""
         self.resign_scans += 1
         self._due = []
         self._latest_iat = 0
@@ -341,12 +368,16 @@ class StatusRegistry:
                 self._queue(pid, number, doc, now)
                 if doc.iat <= now:  # (the others are due now, re-signed by this pass)
                     self._latest_iat = max(self._latest_iat, doc.iat)
+        for pid, number in self._unsigned:
+            served = self.document(pid, number)
+            heapq.heappush(self._due, (now, next(self._tie), pid, number, served))
         self._due_live = len(self._due)
         return self._due
 
     def _resign_due(self) -> None:
         """Re-sign the lists at half their life (and, when the clock was set back, those
-        dated after it), popped from :attr:`_due`: a pass costs the lists that are due."""
+        dated after it), and sign the contents that waited for the key, popped from
+        :attr:`_due`: a pass costs the lists that are due."""
         now = self.clock()
         due = self._due
         if due is None or now < self._latest_iat or len(due) > 4 * max(self._due_live, 256):
@@ -354,27 +385,41 @@ class StatusRegistry:
         if not due or due[0][0] > now:
             return
         views = self.views()
-        again: list[tuple[str, int, ListDoc]] = []
+        again: dict[tuple[str, int], ListDoc | None] = {}
+        events: list[tuple[str, str]] = []
         while due and due[0][0] <= now:
             _, _, pid, number, doc = heapq.heappop(due)
+            at = (pid, number)
             snap = self.snapshots.get(pid)
-            if snap is None or snap.docs.get(number) is not doc:
-                continue  # replaced or gone since it was indexed
-            self.resign_seen += 1
+            if (None if snap is None else snap.docs.get(number)) is not doc or at in again:
+                continue  # replaced or gone since it was indexed, or tried in this pass
+            waiting = self._unsigned.get(at)
             view = views.get(pid)
-            fresh = (
-                None
-                if view is None
-                else self._sign(view, number, doc.list_id, doc.seq, doc.statuses, now)
-            )
-            if fresh is None:
-                again.append((pid, number, doc))  # still due: tried again at the next pass
+            if snap is None or view is None:  # the project is gone
+                self._unsigned.pop(at, None)
                 continue
+            if doc is None and waiting is None:
+                continue  # its contents were signed meanwhile
+            self.resign_seen += 1
+            if waiting is not None:
+                list_id, seq, statuses = waiting
+            else:
+                assert doc is not None
+                list_id, seq, statuses = doc.list_id, doc.seq, doc.statuses
+            fresh = self._sign(view, number, list_id, seq, statuses, now)
+            if fresh is None:
+                again[at] = doc  # still due: tried again at the next pass
+                continue
+            self._unsigned.pop(at, None)
             snap.docs[number] = fresh
             self._queue(pid, number, fresh, now)
             self._latest_iat = max(self._latest_iat, fresh.iat)
-        for pid, number, doc in again:
+            if doc is None or doc.seq != fresh.seq:
+                events.append((pid, fresh.uri))
+        for (pid, number), doc in again.items():
             heapq.heappush(due, (now + 1, next(self._tie), pid, number, doc))
+        for pid, uri in events:
+            self._emit(pid, uri)
 
     def _emit(self, project_id: str, uri: str) -> None:
         for listener in list(self.listeners):

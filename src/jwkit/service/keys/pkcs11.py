@@ -324,11 +324,17 @@ class _Key:
         backend = self.backend
         session = backend._borrow()
         try:
-            signature = bytes(
-                session.key(self.label).sign(
-                    data, mechanism=spec.mechanism, mechanism_param=spec.param
+            key = session.key(self.label)
+            if not hasattr(key, "sign"):  # found, but its CKA_SIGN is off (python-pkcs11
+                # gives such an object no ``sign``): not kept, so a key allowed again signs
+                session.found.pop(self.label, None)
+                backend._give_back(session)
+                raise KeyUnavailable(
+                    f"the PKCS#11 token does not let key {self.kid} sign (CKA_SIGN is false)",
+                    code="key_backend_unavailable",
+                    kid=self.kid,
                 )
-            )
+            signature = bytes(key.sign(data, mechanism=spec.mechanism, mechanism_param=spec.param))
         except NoSuchKey:
             backend._give_back(session)
             raise KeyUnavailable(
