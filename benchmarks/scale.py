@@ -12,16 +12,26 @@ and one OAuth client each), then:
   JWKS serves the new key (``--rotations`` times; B learns of it through its change check,
   ``JWKIT_CHANGE_CHECK_INTERVAL``, on SQLite, or ``NOTIFY`` on PostgreSQL);
 * **throughput**: ``wrk`` on JWKS, discovery and the token endpoint (client_secret_post), each
-  request for a project drawn at random over all projects (Lua ``math.random``), compared in
-  alternating rounds with the 1-project server (kept running through the whole benchmark, so
-  the ratio is measured side by side) and with every request for one project of the same
-  server (the machine's other load then moves all three figures alike); each keeps its best
-  round, and the table also gives the median and range of each round's own ratio of spread
-  over the 1-project server (three runs seconds apart: the machine's drift between rounds
-  cancels out of those). The servers run on one CPU and ``wrk`` on another (``taskset``, as
-  ``benchmarks/server.py`` does: ``--server-cpus``, ``--wrk-cpus``, the first two CPUs by
-  default), so the load generator never competes with the server it measures, and the
-  scheduler never moves a server's event loop away from the caches it has warmed;
+  request for a project drawn at random over all projects (Lua ``math.random``). By default
+  (``--method turns``) each round loads the 1-project server and the measured one at once, one
+  ``wrk`` each, and the two servers take turns on their CPU, ``--turn`` seconds each (the
+  other stopped with ``SIGSTOP``); each rate is requests per second of that server's own CPU
+  time (its process CPU clock). The host's noise (its neighbours, the CPU's clock) moves more
+  slowly than a turn, so it falls on both servers alike: two identical 1-project servers
+  measured this way (``--same N``: N rounds of each method, nothing else) read 1.00 with a
+  per-round standard deviation of 2-3 %, against 7-15 % for runs one after the other. A second
+  pair in each round compares the 1-project server with one hot project of the measured
+  server. With ``--method runs`` (the earlier method) each target is instead measured in a
+  ``wrk`` run of its own, compared in alternating rounds with the 1-project server (kept
+  running through the whole benchmark, so the ratio is measured side by side) and with every
+  request for one project of the same server (the machine's other load then moves all three
+  figures alike). Either way each target keeps its best round, and the table also gives the
+  median and range of each round's own ratio of spread over the 1-project server (three runs
+  seconds apart: the machine's drift between rounds cancels out of those). The servers run on
+  one CPU and ``wrk`` on another (``taskset``, as ``benchmarks/server.py`` does:
+  ``--server-cpus``, ``--wrk-cpus``, the first two CPUs by default), so the load generator
+  never competes with the server it measures, and the scheduler never moves a server's event
+  loop away from the caches it has warmed;
 * **memory**: with ``--warm server`` (the default) the server builds every project's view
   itself (its background warm-up, ``JWKIT_STATE_CACHE`` at least the size) and the benchmark
   waits for ``/readyz``; the worker's resident set then, and again after a token was requested
@@ -40,7 +50,8 @@ costs one write transaction when it is first opened.)
     python benchmarks/scale.py [--db sqlite|postgres] [--sizes 1,100,10000,100000]
                                [--creations 50] [--rotations 5] [--duration 3] [--rounds 2]
                                [--warm server|http] [--warm-max N] [--sync-pass N]
-                               [--server-cpus 0] [--wrk-cpus 1]
+                               [--server-cpus 0] [--wrk-cpus 1] [--method turns|runs]
+                               [--turn 0.1]
 
 ``--sizes`` must start with 1 (the baseline). Needs ``wrk``; ``--db postgres`` needs the
 PostgreSQL server binaries the suite uses (``tests/support/postgres.py``). Prints a Markdown
@@ -157,6 +168,96 @@ def wrk(url: str, script: str, seconds: float, work: Path) -> tuple[float, int]:
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     return rate, int(bad.group(1)) if bad else 0
+
+
+def family(pid: int) -> list[int]:
+    """``pid`` and its children (``jwkit serve`` and, with several workers, its workers)."""
+    pids = [pid]
+    with contextlib.suppress(OSError):
+        pids += [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    return pids
+
+
+def cpu_ns(pids: list[int]) -> int:
+    """Nanoseconds ``pids`` have run on a CPU, every thread they ever had included (the
+    process CPU clock, ``clock_getcpuclockid``: a sum over ``/proc/*/task`` would lose the
+    time of a thread that exits meanwhile, such as an idle worker thread reaped); a pid gone
+    counts 0."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    total = 0
+    for pid in pids:
+        clock = ctypes.c_int()
+        if libc.clock_getcpuclockid(pid, ctypes.byref(clock)) != 0:
+            continue
+        with contextlib.suppress(OSError):
+            total += time.clock_gettime_ns(clock.value)
+    return total
+
+
+def _signal(pids: list[int], sig: int) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+
+
+def take_turns(groups: list[list[int]], done: Any, turn: float) -> int:
+    """Let one group of processes run at a time, each for ``turn`` seconds in order, the
+    others stopped (``SIGSTOP``), until ``done()``; every group runs again on return, also
+    on an error. The number of turns given."""
+    import signal
+
+    turns = 0
+    try:
+        for group in groups[1:]:
+            _signal(group, signal.SIGSTOP)
+        current = 0
+        while not done():
+            time.sleep(turn)
+            nxt = (current + 1) % len(groups)
+            _signal(groups[current], signal.SIGSTOP)
+            _signal(groups[nxt], signal.SIGCONT)
+            current = nxt
+            turns += 1
+    finally:
+        for group in groups:
+            _signal(group, signal.SIGCONT)
+    return turns
+
+
+def wrk_turns(
+    loads: list[tuple[ServerProcess, str]], seconds: float, turn: float, work: Path
+) -> list[tuple[float, int]]:
+    """Each server loaded by its own ``wrk`` at once, the servers taking turns on their CPU
+    (:func:`take_turns`, ``turn`` seconds each): requests per second *of the server's CPU
+    time* and non-2xx answers, per server. Machine noise slower than a turn (the host's
+    neighbours, the CPU's clock) then falls on every server alike."""
+    groups = [family(server.proc.pid) for server, _ in loads]  # type: ignore[union-attr]
+    before = [cpu_ns(g) for g in groups]
+    paths = []
+    for n, (_, script) in enumerate(loads):  # each its own file, all written before any wrk
+        paths.append(work / f"wrk-turns-{n}.lua")  # reads one (a file rewritten as another
+        paths[-1].write_text(script)  # wrk starts can be read empty: wrk then GETs /)
+    procs = [
+        subprocess.Popen(
+            [*PIN.wrk, "wrk", "-t1", "-c16", f"-d{max(1, round(seconds))}s", "-s", str(path),
+             server.url],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for (server, _), path in zip(loads, paths, strict=True)
+    ]  # fmt: skip
+    take_turns(groups, lambda: all(p.poll() is not None for p in procs), turn)
+    out = []
+    for proc, group, start in zip(procs, groups, before, strict=True):
+        text, err = proc.communicate()
+        if proc.returncode != 0:
+            raise SystemExit(f"wrk failed: {err[-500:]}")
+        done = int(re.search(r"(\d+) requests in", text).group(1))  # type: ignore[union-attr]
+        bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+        used = (cpu_ns(group) - start) / 1e9
+        out.append((done / used if used > 0 else 0.0, int(bad.group(1)) if bad else 0))
+    return out
 
 
 def pin(pid: int) -> None:
@@ -322,6 +423,13 @@ def measure(
         bad = 0
         rounds = []
         for n in range(args.rounds):
+            if args.method == "turns" and baseline is not None:
+                got = turn_round(baseline, a, kind_, spread, n, args, work)
+                bad += got.pop("bad")
+                for over, rate in got.items():
+                    best[over] = max(best[over], rate)
+                rounds.append(got)
+                continue
             got = {}
             # every other round in reverse order: a drift of the machine during a round
             # favours each target alike over the run
@@ -334,6 +442,7 @@ def measure(
         # each round's own ratio (its three runs are seconds apart): the machine's drift
         # between rounds cancels out of these, which the best rounds above do not promise
         result[f"{kind_}_rounds"] = rounds
+        result["method"] = args.method if baseline is not None else "runs"
         result[f"{kind_}_rps"] = round(best["all"])
         result[f"{kind_}_one_rps"] = round(best["one"])
         result[f"{kind_}_base_rps"] = round(best["base"] if baseline else best["all"])
@@ -353,6 +462,37 @@ def measure(
                 result["rotation_visible_s"] = rotations(api, b.url, size, args.rotations)
             finally:
                 b.stop()
+
+
+def turn_round(
+    baseline: ServerProcess,
+    a: ServerProcess,
+    kind: str,
+    spread: int,
+    n: int,
+    args: argparse.Namespace,
+    work: Path,
+) -> dict[str, int]:
+    """One round by turns (``--method turns``): the 1-project server and this one loaded at
+    once and taking turns on the CPU, requests spread over all projects; then again with
+    every request for one project of this server. Requests per CPU-second; the hot project's
+    rate is scaled by the 1-project server's two rates, so that all three share its scale."""
+    one = _lua(kind, 1)
+    pairs = []
+    for script in (_lua(kind, spread), one):
+        loads = [(baseline, one), (a, script)]
+        if n % 2:  # every other round the other server takes the first turn
+            loads.reverse()
+        got = wrk_turns(loads, args.duration, args.turn, work)
+        pairs.append(got[::-1] if n % 2 else got)
+    (base, _), (spread_rate, bad_all) = pairs[0]
+    (base2, _), (hot, bad_one) = pairs[1]
+    return {
+        "base": round(base),
+        "one": round(hot * base / base2) if base2 else 0,
+        "all": round(spread_rate),
+        "bad": bad_all + bad_one,
+    }
 
 
 def rotations(api: httpx.Client, other: str, size: int, times: int) -> list[float]:
@@ -485,8 +625,9 @@ def table(kind: str, rows: list[dict[str, Any]]) -> str:
                 + paired(r.get(f"{name}_rounds"))
                 + (f" {bad} bad" if bad else "")
             )
+        per = "CPU-second, by turns" if rows[-1].get("method") == "turns" else "s"
         row(
-            f"{name} req/s, spread over all projects (vs the 1-project server in the same "
+            f"{name} req/{per}, spread over all projects (vs the 1-project server in the same "
             "rounds; vs one hot project on the same server)",
             cells,
             "≥ 0.9 x 1 project",
@@ -536,6 +677,39 @@ def table(kind: str, rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def same_servers(rounds: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """``--same N``: two identical 1-project servers, ``rounds`` rounds of each method on
+    JWKS and tokens; what each method reads for a ratio that is 1 (its per-round standard
+    deviation is its noise)."""
+    out: dict[str, Any] = {}
+    r1: dict[str, Any] = {}
+    r2: dict[str, Any] = {}
+    with (
+        serving("sqlite", 1, args, work, r1) as (a, _, _),
+        serving("sqlite", 1, args, work, r2) as (b, _, _),
+    ):
+        asyncio.run(warm(a.url, 1, ("token",)))
+        asyncio.run(warm(b.url, 1, ("token",)))
+        for kind in ("jwks", "token"):
+            script = _lua(kind, 1)
+            runs, turns = [], []
+            for n in range(rounds):
+                order = [a, b] if n % 2 == 0 else [b, a]
+                rate = {id(s): wrk(s.url, script, args.duration, work)[0] for s in order}
+                runs.append(rate[id(b)] / rate[id(a)])
+                got = wrk_turns([(s, script) for s in order], 2 * args.duration, args.turn, work)
+                by = dict(zip((id(s) for s in order), (g[0] for g in got), strict=True))
+                turns.append(by[id(b)] / by[id(a)])
+            for name, ratios in (("runs", runs), ("turns", turns)):
+                out[f"{kind}_{name}"] = {
+                    "median": round(statistics.median(ratios), 3),
+                    "stdev": round(statistics.pstdev(ratios), 3),
+                    "range": [round(min(ratios), 3), round(max(ratios), 3)],
+                    "interval": paired([{"base": 10**6, "all": round(10**6 * x)} for x in ratios]),
+                }
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
@@ -544,6 +718,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rotations", type=int, default=5)
     parser.add_argument("--duration", type=float, default=3)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--method",
+        choices=("turns", "runs"),
+        default="turns",
+        help="turns: each round loads the 1-project server and the measured one at once, "
+        "taking turns on the CPU (--turn seconds each), per CPU-second; runs: one wrk run "
+        "after another, per second",
+    )
+    parser.add_argument("--turn", type=float, default=0.1, help="seconds per turn")
+    parser.add_argument("--same", type=int, default=0,
+                        help="only compare the two methods on two identical 1-project servers, "
+                        "this many rounds each")  # fmt: skip
     parser.add_argument("--heap", type=int, default=3000, help="projects for the heap count")
     parser.add_argument(
         "--warm",
@@ -575,6 +761,12 @@ def main(argv: list[str] | None = None) -> int:
     if sizes[0] != 1:
         parser.error("--sizes must start with 1 (the baseline)")
     WORK.mkdir(parents=True, exist_ok=True)
+    if args.same:
+        with tempfile.TemporaryDirectory(dir=WORK) as tmp:
+            found = same_servers(args.same, args, Path(tmp))
+        for key, value in found.items():
+            print(f"{key}: {json.dumps(value)}")
+        return 0
     rows = []
     with tempfile.TemporaryDirectory(dir=WORK) as tmp:
         heap = heap_per_project(args.heap, Path(tmp)) if args.heap else None

@@ -13,6 +13,7 @@ from types import ModuleType
 import pytest
 
 from tests.support.benchmarks import load_script
+from tests.support.serve import wait_for
 
 
 @pytest.fixture(scope="module")
@@ -73,3 +74,60 @@ def test_nothing_is_pinned_when_pinning_is_off(scale: ModuleType) -> None:
     finally:
         proc.kill()
         proc.wait()
+
+
+def _state(pid: int) -> str:
+    """A process's state letter (``T``: stopped)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def test_servers_take_turns_one_running_the_others_stopped(scale: ModuleType) -> None:
+    procs = [subprocess.Popen(["sleep", "60"]) for _ in range(3)]
+    groups = [[p.pid] for p in procs]
+    running: list[int] = []
+
+    def done() -> bool:  # called after each turn's switch, the switch held meanwhile
+        stopped = [p.pid for p in procs if wait_for(lambda p=p: _state(p.pid) == "T", 1)]
+        (awake,) = [p.pid for p in procs if p.pid not in stopped]
+        running.append(awake)
+        return len(running) == 7
+
+    try:
+        assert scale.take_turns(groups, done, 0.01) == 6
+        pids = [p.pid for p in procs]
+        assert running == [pids[n % 3] for n in range(7)]  # each in turn, in order
+        assert all(_state(pid) != "T" for pid in pids)  # all running again on return
+
+        def fail() -> bool:
+            raise RuntimeError("wrk failed")
+
+        with pytest.raises(RuntimeError):
+            scale.take_turns(groups, fail, 0.01)
+        assert all(_state(pid) != "T" for pid in pids)  # also after an error
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+
+
+def test_cpu_time_counts_every_thread_even_one_that_exited(scale: ModuleType) -> None:
+    code = (
+        "import threading, time\n"
+        "def spin():\n"
+        "    n = 0\n"
+        "    while n < 2_000_000: n += 1\n"
+        "thread = threading.Thread(target=spin); thread.start(); thread.join()\n"
+        "print('done', flush=True); time.sleep(30)\n"
+    )
+    with subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) as proc:
+        try:
+            assert proc.stdout is not None and proc.stdout.readline() == "done\n"
+            assert scale.family(proc.pid) == [proc.pid]
+            tasks = list(Path(f"/proc/{proc.pid}/task").iterdir())
+            live = sum(int((t / "schedstat").read_text().split()[0]) for t in tasks)
+            assert len(tasks) == 1  # the spinning thread is gone, and so is its time there
+            spent = scale.cpu_ns([proc.pid])
+            assert spent > live > 0  # still counted here
+            assert scale.cpu_ns([proc.pid, 999_999_999]) == spent  # asleep; a gone pid: 0
+        finally:
+            proc.kill()
