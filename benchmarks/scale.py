@@ -19,7 +19,7 @@ and one OAuth client each), then:
   time (its process CPU clock). The host's noise (its neighbours, the CPU's clock) moves more
   slowly than a turn, so it falls on both servers alike: two identical 1-project servers
   measured this way (``--same N``: N rounds of each method, nothing else) read 1.00 with a
-  per-round standard deviation of 2-3 %, against 7-15 % for runs one after the other. A second
+  per-round standard deviation of 2-5 %, against 7-16 % for runs one after the other. A second
   pair in each round compares the 1-project server with one hot project of the measured
   server. With ``--method runs`` (the earlier method) each target is instead measured in a
   ``wrk`` run of its own, compared in alternating rounds with the 1-project server (kept
