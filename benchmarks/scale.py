@@ -265,10 +265,7 @@ def pin(pid: int) -> None:
     threads started later inherit it from the thread that starts them."""
     if not PIN.server:
         return
-    pids = [pid]
-    with contextlib.suppress(OSError):
-        pids += [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    for p in pids:
+    for p in family(pid):
         subprocess.run(["taskset", "-a", "-p", "-c", PIN.server[-1], str(p)],
                        capture_output=True, check=True)  # fmt: skip
 
@@ -287,11 +284,8 @@ def wait_ready(url: str, timeout: float) -> None:
 
 def rss_kb(pid: int) -> int:
     """The largest resident set among ``pid`` and its children (the worker), in KiB."""
-    pids = [pid]
-    with contextlib.suppress(OSError):
-        pids += [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     best = 0
-    for p in pids:
+    for p in family(pid):
         with contextlib.suppress(OSError):
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):

@@ -4,9 +4,11 @@ the pinning of a measured server to its CPU."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -44,6 +46,17 @@ def test_nine_rounds_on_add_the_medians_interval(scale: ModuleType) -> None:
     assert scale.paired(rounds(spread)) == text  # seeded: the same rounds, the same words
 
 
+@contextlib.contextmanager
+def _child(code: str) -> Iterator[int]:
+    """A Python process running ``code``, once it has printed ``ready``; killed after."""
+    with subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) as proc:
+        try:
+            assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+            yield proc.pid
+        finally:
+            proc.kill()
+
+
 def test_a_server_is_pinned_with_every_thread(scale: ModuleType) -> None:
     cpu = sorted(os.sched_getaffinity(0))[0]
     # a process with two threads besides its main one, started before it is pinned
@@ -52,17 +65,15 @@ def test_a_server_is_pinned_with_every_thread(scale: ModuleType) -> None:
         "for _ in range(2): threading.Thread(target=time.sleep, args=(30,), daemon=True).start()\n"
         "print('ready', flush=True); time.sleep(30)\n"
     )
-    with subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) as proc:
+    with _child(code) as pid:
         try:
-            assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
             scale.PIN.server = ["taskset", "-c", str(cpu)]
-            scale.pin(proc.pid)
-            tasks = [int(t.name) for t in Path(f"/proc/{proc.pid}/task").iterdir()]
+            scale.pin(pid)
+            tasks = [int(t.name) for t in Path(f"/proc/{pid}/task").iterdir()]
             assert len(tasks) == 3
             assert all(os.sched_getaffinity(t) == {cpu} for t in tasks)
         finally:
             scale.PIN.server = []
-            proc.kill()
 
 
 def test_nothing_is_pinned_when_pinning_is_off(scale: ModuleType) -> None:
@@ -117,17 +128,13 @@ def test_cpu_time_counts_every_thread_even_one_that_exited(scale: ModuleType) ->
         "    n = 0\n"
         "    while n < 2_000_000: n += 1\n"
         "thread = threading.Thread(target=spin); thread.start(); thread.join()\n"
-        "print('done', flush=True); time.sleep(30)\n"
+        "print('ready', flush=True); time.sleep(30)\n"
     )
-    with subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) as proc:
-        try:
-            assert proc.stdout is not None and proc.stdout.readline() == "done\n"
-            assert scale.family(proc.pid) == [proc.pid]
-            tasks = list(Path(f"/proc/{proc.pid}/task").iterdir())
-            live = sum(int((t / "schedstat").read_text().split()[0]) for t in tasks)
-            assert len(tasks) == 1  # the spinning thread is gone, and so is its time there
-            spent = scale.cpu_ns([proc.pid])
-            assert spent > live > 0  # still counted here
-            assert scale.cpu_ns([proc.pid, 999_999_999]) == spent  # asleep; a gone pid: 0
-        finally:
-            proc.kill()
+    with _child(code) as pid:
+        assert scale.family(pid) == [pid]
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+        live = sum(int((t / "schedstat").read_text().split()[0]) for t in tasks)
+        assert len(tasks) == 1  # the spinning thread is gone, and so is its time there
+        spent = scale.cpu_ns([pid])
+        assert spent > live > 0  # still counted here
+        assert scale.cpu_ns([pid, 999_999_999]) == spent  # asleep; a gone pid: 0
