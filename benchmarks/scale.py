@@ -72,7 +72,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -202,7 +202,7 @@ def _signal(pids: list[int], sig: int) -> None:
             os.kill(pid, sig)
 
 
-def take_turns(groups: list[list[int]], done: Any, turn: float) -> int:
+def take_turns(groups: list[list[int]], done: Callable[[], bool], turn: float) -> int:
     """Let one group of processes run at a time, each for ``turn`` seconds in order, the
     others stopped (``SIGSTOP``), until ``done()``; every group runs again on return, also
     on an error. The number of turns given."""
@@ -235,10 +235,11 @@ def wrk_turns(
     neighbours, the CPU's clock) then falls on every server alike."""
     groups = [family(server.proc.pid) for server, _ in loads]  # type: ignore[union-attr]
     before = [cpu_ns(g) for g in groups]
-    paths = []
-    for n, (_, script) in enumerate(loads):  # each its own file, all written before any wrk
-        paths.append(work / f"wrk-turns-{n}.lua")  # reads one (a file rewritten as another
-        paths[-1].write_text(script)  # wrk starts can be read empty: wrk then GETs /)
+    # Each wrk its own script file, all written before any wrk starts: a file rewritten while
+    # another wrk reads it can be read empty, and wrk then requests ``/``.
+    paths = [work / f"wrk-turns-{n}.lua" for n in range(len(loads))]
+    for path, (_, script) in zip(paths, loads, strict=True):
+        path.write_text(script)
     procs = [
         subprocess.Popen(
             [*PIN.wrk, "wrk", "-t1", "-c16", f"-d{max(1, round(seconds))}s", "-s", str(path),
