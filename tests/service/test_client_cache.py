@@ -103,6 +103,38 @@ def test_a_reload_refreshes_a_client_that_changed(
     assert _token(client, project, cid, secret).json()["scope"] == "read"
 
 
+def test_the_safety_net_keeps_an_unchanged_record_and_repairs_one_changed_by_hand(
+    client: SyncClient,
+    project: dict[str, Any],
+    oauth_client: dict[str, Any],
+    service: Service,
+) -> None:
+    """A slice re-reads the clients of its projects: a record whose row is as cached stays
+    the same object (nothing is reallocated a hundred times a second), and a row changed
+    without naming its project (by hand, in SQL) is picked up within the round."""
+    from jwkit.service.store.models import Client
+
+    cid, secret = oauth_client["client_id"], oauth_client["client_secret"]
+    other = client.post(
+        f"/api/v1/projects/{project['id']}/clients", json={"name": "other"}, headers=AUTH
+    ).json()
+    assert _token(client, project, cid, secret).status_code == 200
+    assert _token(client, project, other["client_id"], other["client_secret"]).status_code == 200
+    state = service.state
+    kept = state.cached_client(cid)[1]
+    with service.write() as session:  # no change row names it
+        row = session.get(Client, other["client_id"])
+        assert row is not None
+        row.scopes = "read"
+    state._recheck_queue = [project["id"]]
+    assert state._recheck_slice()
+    assert state.cached_client(cid)[1] is kept
+    changed = state.cached_client(other["client_id"])[1]
+    assert changed is not None and changed.scopes == frozenset({"read"})
+    token = _token(client, project, other["client_id"], other["client_secret"])
+    assert token.json()["scope"] == "read"
+
+
 def test_ids_longer_than_the_column_are_refused_without_a_query(
     client: SyncClient,
     project: dict[str, Any],

@@ -460,6 +460,39 @@ def test_a_safety_net_slice_reads_without_the_lock_and_a_change_made_meanwhile_w
     assert state.projects.peek(target) is changed_view
 
 
+def test_a_safety_net_slice_re_reads_the_status_lists_of_the_projects_it_rebuilt_only(
+    service: Service, client: SyncClient
+) -> None:
+    """A slice that finds a project's rows as its view has them leaves its status lists
+    alone (they were signed for that view; the round's start re-reads every list): at
+    100,000 projects a slice runs every second, and re-reading a hundred projects' lists
+    each time was about a third of its cost. A project the slice rebuilds gets its lists
+    re-read, as a change naming it would."""
+    state = service.state
+    pids = _projects_with_a_list(client, 3)
+    state.reload()  # views built from the rows as they are now (the minting reserved marks)
+    hidden = pids[1]
+    with service.write() as session:  # no change row names it
+        session.execute(update(Project).where(Project.id == hidden).values(audience="by-hand"))
+    state._start_recheck()
+    kept = dict(state.status.snapshots)
+    assert set(pids) <= set(kept)
+    state._recheck_queue = [p for p in state._recheck_queue if p not in pids] + pids[::-1]
+    with counting(service) as calm:  # a slice of the three: one rebuilt
+        assert state._recheck_slice()
+    assert state.projects[hidden].audience == "by-hand"
+    assert state.status.snapshots[hidden] is not kept[hidden]
+    assert all(state.status.snapshots[p] is kept[p] for p in pids if p != hidden)
+    assert len([q for q in calm.sql if q.startswith("SELECT status_lists.")]) == 1
+    (rules,) = [q for q in calm.sql if "FROM revocations" in q]
+    assert "IN (?) " in rules  # the rebuilt project's lists only
+    state._recheck_queue = list(pids)  # again: nothing differs now
+    with counting(service) as quiet:
+        assert state._recheck_slice()
+    assert not [q for q in quiet.sql if "status_lists" in q or "revocations" in q]
+    assert all(state.status.snapshots[p] is kept[p] for p in pids if p != hidden)
+
+
 def test_a_status_change_rebuilds_only_the_snapshots_of_the_projects_it_touched(
     service: Service, client: SyncClient
 ) -> None:

@@ -643,7 +643,7 @@ class ServiceState:
             gone = [cid for cid in gone if (r := self._known.get(cid)) and r.project_id in kept]
             before = self._swap_in(changed, views, (fresh, gone))
         self.rechecked += len(pids)
-        self._rebuilt(pids, before, views)
+        self._rebuilt(changed, before, views)
         return True
 
     def _read_changed(
@@ -1184,7 +1184,9 @@ class ServiceState:
             for cid in gone:
                 self._forget_client(cid)
             for cid, record in fresh.items():
-                if cid in self._known:  # (not evicted meanwhile)
+                known = self._known.get(cid)
+                # (not evicted meanwhile; one unchanged stays, and so does its place in memory)
+                if known is not None and known != record:
                     self._known[cid] = record
             self._misses = {}
             self._miss_bytes = 0

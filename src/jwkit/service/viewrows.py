@@ -62,13 +62,14 @@ def read_fingerprints(session: Session, pids: Sequence[str], now: int) -> dict[s
     if not pids:
         return {}
     ids = list(pids)
+    conn = session.connection()  # plain rows: no ORM layer between them and the hash
 
     def grouped(columns: Sequence[ColumnProperty[Any]], *where: Any) -> dict[str, list[Any]]:
         model = columns[0].parent.class_
         query = select(*(c.columns[0] for c in columns)).where(model.project_id.in_(ids), *where)
         out: dict[str, list[Any]] = {}
         at = [c.key for c in columns].index("project_id")
-        for row in session.execute(query.order_by(model.created_at, model.id)):
+        for row in conn.execute(query.order_by(model.created_at, model.id)):
             out.setdefault(row[at], []).append(tuple(row))
         return out
 
@@ -80,5 +81,5 @@ def read_fingerprints(session: Session, pids: Sequence[str], now: int) -> dict[s
         row[at]: hash(
             (tuple(row), tuple(published.get(row[at], ())), tuple(shown.get(row[at], ())))
         )
-        for row in session.execute(query)
+        for row in conn.execute(query)
     }

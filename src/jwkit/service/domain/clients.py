@@ -141,24 +141,28 @@ def _scope_set(scopes: str) -> frozenset[str]:
     return found
 
 
-def _record(client: Client) -> ClientRecord:
+def _record(client_id: str, project_id: str, secret_hash: str, scopes: str) -> ClientRecord:
     # the project id interned: the record shares the string its project's view holds
-    return ClientRecord(
-        client.id, sys.intern(client.project_id), client.secret_hash, _scope_set(client.scopes)
-    )
+    return ClientRecord(client_id, sys.intern(project_id), secret_hash, _scope_set(scopes))
 
 
 def load_client(session: Session, client_id: str) -> ClientRecord | None:
     client = session.get(Client, client_id)
-    return None if client is None else _record(client)
+    if client is None:
+        return None
+    return _record(client.id, client.project_id, client.secret_hash, client.scopes)
+
+
+_RECORD_COLUMNS = (Client.id, Client.project_id, Client.secret_hash, Client.scopes)
 
 
 def load_clients(session: Session, client_ids: list[str]) -> dict[str, ClientRecord]:
-    """The records of those of ``client_ids`` that exist, in one query."""
+    """The records of those of ``client_ids`` that exist, in one query of the four columns
+    a record holds (plain rows: the safety net re-reads a hundred a second)."""
     if not client_ids:
         return {}
-    rows = session.execute(select(Client).where(Client.id.in_(client_ids))).scalars()
-    return {row.id: _record(row) for row in rows}
+    query = select(*_RECORD_COLUMNS).where(Client.id.in_(client_ids))
+    return {row[0]: _record(*row) for row in session.connection().execute(query)}
 
 
 def client_to_json(client: Client) -> dict[str, Any]:
