@@ -21,17 +21,20 @@ and one OAuth client each), then:
   measured this way (``--same N``: N rounds of each method, nothing else) read 1.00 with a
   per-round standard deviation of 2-5 %, against 7-16 % for runs one after the other. A second
   pair in each round compares the 1-project server with one hot project of the measured
-  server. With ``--method runs`` (the earlier method) each target is instead measured in a
-  ``wrk`` run of its own, compared in alternating rounds with the 1-project server (kept
-  running through the whole benchmark, so the ratio is measured side by side) and with every
-  request for one project of the same server (the machine's other load then moves all three
-  figures alike). Either way each target keeps its best round, and the table also gives the
-  median and range of each round's own ratio of spread over the 1-project server (three runs
-  seconds apart: the machine's drift between rounds cancels out of those). The servers run on
-  one CPU and ``wrk`` on another (``taskset``, as ``benchmarks/server.py`` does:
-  ``--server-cpus``, ``--wrk-cpus``, the first two CPUs by default), so the load generator
-  never competes with the server it measures, and the scheduler never moves a server's event
-  loop away from the caches it has warmed;
+  server. Each server's share of a core with no request coming in is measured first
+  (``--idle`` seconds): that background work is paid per wall-clock second, so by turns (half
+  a core) it takes twice its share of the CPU counted, and the table also gives each ratio at
+  a whole core, that share taken once (:func:`at_full_core`). With ``--method runs`` (the
+  earlier method) each target is instead measured in a ``wrk`` run of its own, compared in
+  alternating rounds with the 1-project server (kept running through the whole benchmark, so
+  the ratio is measured side by side) and with every request for one project of the same
+  server (the machine's other load then moves all three figures alike). Either way each target
+  keeps its best round, and the table also gives the median and range of each round's own
+  ratio of spread over the 1-project server (three runs seconds apart: the machine's drift
+  between rounds cancels out of those). The servers run on one CPU and ``wrk`` on another
+  (``taskset``, as ``benchmarks/server.py`` does: ``--server-cpus``, ``--wrk-cpus``, the first
+  two CPUs by default), so the load generator never competes with the server it measures, and
+  the scheduler never moves a server's event loop away from the caches it has warmed;
 * **memory**: with ``--warm server`` (the default) the server builds every project's view
   itself (its background warm-up, ``JWKIT_STATE_CACHE`` at least the size) and the benchmark
   waits for ``/readyz``; the worker's resident set then, and again after a token was requested
@@ -51,7 +54,7 @@ costs one write transaction when it is first opened.)
                                [--creations 50] [--rotations 5] [--duration 3] [--rounds 2]
                                [--warm server|http] [--warm-max N] [--sync-pass N]
                                [--server-cpus 0] [--wrk-cpus 1] [--method turns|runs]
-                               [--turn 0.1]
+                               [--turn 0.1] [--idle 20]
 
 ``--sizes`` must start with 1 (the baseline). Needs ``wrk``; ``--db postgres`` needs the
 PostgreSQL server binaries the suite uses (``tests/support/postgres.py``). Prints a Markdown
@@ -226,15 +229,49 @@ def take_turns(groups: list[list[int]], done: Callable[[], bool], turn: float) -
     return turns
 
 
+def idle_share(servers: list[ServerProcess], seconds: float, windows: int = 5) -> list[float]:
+    """The share of a core each of ``servers`` takes with no request coming in (its change
+    checks, syncs and safety-net slices): the median of ``windows`` windows over ``seconds``
+    in all, the same for every server, so that a one-off (the heap moved into huge pages after
+    the warm-up, a safety-net round starting) does not count as steady background work."""
+    groups = [family(server.proc.pid) for server in servers]  # type: ignore[union-attr]
+    shares: list[list[float]] = [[] for _ in groups]
+    for _ in range(windows):
+        before = [cpu_ns(g) for g in groups]
+        t0 = time.monotonic()
+        time.sleep(seconds / windows)
+        wall = time.monotonic() - t0
+        for got, g, b in zip(shares, groups, before, strict=True):
+            got.append((cpu_ns(g) - b) / 1e9 / wall)
+    return [statistics.median(got) for got in shares]
+
+
+def at_full_core(done: int, used: float, wall: float, idle: float) -> float:
+    """Requests per CPU-second of a server given a whole core, from a run by turns: ``done``
+    requests in ``used`` CPU-seconds over ``wall`` seconds, the server taking ``idle`` of a
+    core for its background work (:func:`idle_share`). That work is paid per wall-clock
+    second, so by turns (half a core) it takes twice its share of the CPU counted; with a
+    whole core, ``idle`` of each second goes to it and the rest to requests costing
+    ``(used - idle * wall) / done`` each."""
+    work = used - idle * wall
+    return (1 - idle) * done / work if work > 0 and done else 0.0
+
+
 def wrk_turns(
-    loads: list[tuple[ServerProcess, str]], seconds: float, turn: float, work: Path
-) -> list[tuple[float, int]]:
+    loads: list[tuple[ServerProcess, str]],
+    seconds: float,
+    turn: float,
+    work: Path,
+    idle: list[float] | None = None,
+) -> list[tuple[float, int, float]]:
     """Each server loaded by its own ``wrk`` at once, the servers taking turns on their CPU
     (:func:`take_turns`, ``turn`` seconds each): requests per second *of the server's CPU
-    time* and non-2xx answers, per server. Machine noise slower than a turn (the host's
-    neighbours, the CPU's clock) then falls on every server alike."""
+    time*, non-2xx answers, and the rate at a whole core (:func:`at_full_core`, from each
+    server's ``idle`` share; the plain rate without it), per server. Machine noise slower
+    than a turn (the host's neighbours, the CPU's clock) then falls on every server alike."""
     groups = [family(server.proc.pid) for server, _ in loads]  # type: ignore[union-attr]
     before = [cpu_ns(g) for g in groups]
+    t0 = time.monotonic()
     # Each wrk its own script file, all written before any wrk starts: a file rewritten while
     # another wrk reads it can be read empty, and wrk then requests ``/``.
     paths = [work / f"wrk-turns-{n}.lua" for n in range(len(loads))]
@@ -250,14 +287,17 @@ def wrk_turns(
     ]  # fmt: skip
     take_turns(groups, lambda: all(p.poll() is not None for p in procs), turn)
     out = []
-    for proc, group, start in zip(procs, groups, before, strict=True):
+    shares = idle or [0.0] * len(loads)
+    for proc, group, start, share in zip(procs, groups, before, shares, strict=True):
         text, err = proc.communicate()
         if proc.returncode != 0:
             raise SystemExit(f"wrk failed: {err[-500:]}")
         done = int(re.search(r"(\d+) requests in", text).group(1))  # type: ignore[union-attr]
         bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
         used = (cpu_ns(group) - start) / 1e9
-        out.append((done / used if used > 0 else 0.0, int(bad.group(1)) if bad else 0))
+        wall = time.monotonic() - t0  # the span of the CPU clock's two readings
+        rate = done / used if used > 0 else 0.0
+        out.append((rate, int(bad.group(1)) if bad else 0, at_full_core(done, used, wall, share)))
     return out
 
 
@@ -408,6 +448,12 @@ def measure(
         result["settle_s"] = settle_postgres(env["JWKIT_DATABASE_URL"])
     result["warm_s"] = round(time.perf_counter() - t0, 1)
     result["spread"] = spread
+    idle = (0.0, 0.0)
+    if args.method == "turns" and baseline is not None:
+        # both servers' background work per wall-clock second, for the rates at a whole core
+        base_share, share = idle_share([baseline, a], args.idle)
+        idle = (base_share, share)
+        result["idle_share"] = [round(base_share, 4), round(share, 4)]
     for kind_ in ("jwks", "discovery", "token"):
         # rounds alternate the 1-project server, one hot project and all projects on this
         # server (the machine's neighbours move all three alike); each keeps its best round
@@ -417,13 +463,15 @@ def measure(
         best = {"base": 0.0, "one": 0.0, "all": 0.0}
         bad = 0
         rounds = []
+        full = []
         for n in range(args.rounds):
             if args.method == "turns" and baseline is not None:
-                got = turn_round(baseline, a, kind_, spread, n, args, work)
+                got, at_core = turn_round(baseline, a, kind_, spread, n, args, work, idle)
                 bad += got.pop("bad")
                 for over, rate in got.items():
                     best[over] = max(best[over], rate)
                 rounds.append(got)
+                full.append(at_core)
                 continue
             got = {}
             # every other round in reverse order: a drift of the machine during a round
@@ -437,6 +485,8 @@ def measure(
         # each round's own ratio (its three runs are seconds apart): the machine's drift
         # between rounds cancels out of these, which the best rounds above do not promise
         result[f"{kind_}_rounds"] = rounds
+        if full:
+            result[f"{kind_}_rounds_full"] = full
         result["method"] = args.method if baseline is not None else "runs"
         result[f"{kind_}_rps"] = round(best["all"])
         result[f"{kind_}_one_rps"] = round(best["one"])
@@ -467,26 +517,35 @@ def turn_round(
     n: int,
     args: argparse.Namespace,
     work: Path,
-) -> dict[str, int]:
+    idle: tuple[float, float] = (0.0, 0.0),
+) -> tuple[dict[str, int], dict[str, int]]:
     """One round by turns (``--method turns``): the 1-project server and this one loaded at
     once and taking turns on the CPU, requests spread over all projects; then again with
     every request for one project of this server. Requests per CPU-second; the hot project's
-    rate is scaled by the 1-project server's two rates, so that all three share its scale."""
+    rate is scaled by the 1-project server's two rates, so that all three share its scale.
+    Then the same at a whole core (:func:`at_full_core`, ``idle`` the two servers' shares),
+    with the failed requests (``bad``) counted in the first only."""
     one = _lua(kind, 1)
     pairs = []
     for script in (_lua(kind, spread), one):
         loads = [(baseline, one), (a, script)]
+        shares = list(idle)
         if n % 2:  # every other round the other server takes the first turn
             loads.reverse()
-        got = wrk_turns(loads, args.duration, args.turn, work)
+            shares.reverse()
+        got = wrk_turns(loads, args.duration, args.turn, work, shares)
         pairs.append(got[::-1] if n % 2 else got)
-    (base, _), (spread_rate, bad_all) = pairs[0]
-    (base2, _), (hot, bad_one) = pairs[1]
+    (base, _, base_f), (spread_rate, bad_all, spread_f) = pairs[0]
+    (base2, _, base2_f), (hot, bad_one, hot_f) = pairs[1]
     return {
         "base": round(base),
         "one": round(hot * base / base2) if base2 else 0,
         "all": round(spread_rate),
         "bad": bad_all + bad_one,
+    }, {
+        "base": round(base_f),
+        "one": round(hot_f * base_f / base2_f) if base2_f else 0,
+        "all": round(spread_f),
     }
 
 
@@ -615,9 +674,11 @@ def table(kind: str, rows: list[dict[str, Any]]) -> str:
             rate, one = r[f"{name}_rps"], r[f"{name}_one_rps"]
             bad = r[f"{name}_bad"]
             ref = r.get(f"{name}_base_rps", base[f"{name}_rps"])
+            full = paired(r.get(f"{name}_rounds_full")).removeprefix("; rounds ")
             cells.append(
                 f"{rate:,} ({rate / ref:.2f}x; {rate / one:.2f}x one project)"
                 + paired(r.get(f"{name}_rounds"))
+                + (f"; at a whole core {full}" if full else "")
                 + (f" {bad} bad" if bad else "")
             )
         per = "CPU-second, by turns" if rows[-1].get("method") == "turns" else "s"
@@ -627,6 +688,10 @@ def table(kind: str, rows: list[dict[str, Any]]) -> str:
             cells,
             "≥ 0.9 x 1 project",
         )
+    if any("idle_share" in r for r in rows):
+        row("share of a core with no request (the 1-project server's; this server's)",
+            [(f"{r['idle_share'][0]:.2%}; {r['idle_share'][1]:.2%}" if "idle_share" in r
+              else "") for r in rows], "")  # fmt: skip
     if "rss_ready_kb" in base:  # --warm server: every project held, per project
         ready = [r.get("ready_s") for r in rows]
         row("replica ready: spawn to /readyz, every project's view built (s)",
@@ -722,6 +787,9 @@ def main(argv: list[str] | None = None) -> int:
         "after another, per second",
     )
     parser.add_argument("--turn", type=float, default=0.1, help="seconds per turn")
+    parser.add_argument("--idle", type=float, default=20,
+                        help="seconds over which each server's background share of a core is "
+                        "measured, with no request, before the rounds by turns")  # fmt: skip
     parser.add_argument("--same", type=int, default=0,
                         help="only compare the two methods on two identical 1-project servers, "
                         "this many rounds each")  # fmt: skip

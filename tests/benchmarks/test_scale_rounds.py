@@ -132,9 +132,36 @@ def test_cpu_time_counts_every_thread_even_one_that_exited(scale: ModuleType) ->
     )
     with _child(code) as pid:
         assert scale.family(pid) == [pid]
+        # join() returns as the thread's Python side ends; the kernel's task goes a moment later
+        assert wait_for(lambda: len(list(Path(f"/proc/{pid}/task").iterdir())) == 1, 5)
         tasks = list(Path(f"/proc/{pid}/task").iterdir())
         live = sum(int((t / "schedstat").read_text().split()[0]) for t in tasks)
         assert len(tasks) == 1  # the spinning thread is gone, and so is its time there
         spent = scale.cpu_ns([pid])
         assert spent > live > 0  # still counted here
         assert scale.cpu_ns([pid, 999_999_999]) == spent  # asleep; a gone pid: 0
+
+
+def test_a_whole_core_takes_the_background_once(scale: ModuleType) -> None:
+    # 1,000 requests of 1 ms each over 4 wall seconds by turns, the server taking 2 % of a
+    # core for its background work: 80 ms of it counted, twice its share of the 2 s it ran.
+    # At a whole core 2 % goes to that work and 98 % to requests: 980 a second.
+    assert scale.at_full_core(1000, 1.08, 4.0, 0.02) == pytest.approx(980)
+    assert 1000 / 1.08 < 980  # the plain rate per CPU-second undercounts it
+    assert scale.at_full_core(1000, 1.08, 4.0, 0.0) == pytest.approx(1000 / 1.08)
+    assert scale.at_full_core(0, 1.0, 4.0, 0.02) == 0.0
+    assert scale.at_full_core(10, 0.05, 4.0, 0.02) == 0.0  # nothing left for the requests
+
+
+def test_the_idle_share_is_each_servers_own_cpu_per_wall_second(scale: ModuleType) -> None:
+    busy = "print('ready', flush=True)\nwhile True: pass\n"
+    calm = "import time\nprint('ready', flush=True); time.sleep(30)\n"
+
+    class Server:  # what idle_share reads of a ServerProcess
+        def __init__(self, pid: int) -> None:
+            self.proc = type("Proc", (), {"pid": pid})()
+
+    with _child(busy) as spinning, _child(calm) as sleeping:
+        spin, sleep = scale.idle_share([Server(spinning), Server(sleeping)], 0.6, windows=3)
+        assert 0.1 < spin <= 1.05  # a core at most (CI shares it with the suite)
+        assert 0 <= sleep < 0.05
